@@ -1,0 +1,62 @@
+"""Agents and their capabilities (host, GPUs, tools), as registered in the store."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from swarm.errors import NotFound, UnknownAgent
+from swarm.models import Agent, Capabilities, iso
+from swarm.store import SqliteStore
+
+
+def capabilities_in(conn: sqlite3.Connection, agent_id: str) -> Capabilities:
+    row = conn.execute("SELECT capabilities FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    if row is None:
+        raise UnknownAgent(
+            f"agent {agent_id!r} is not registered: run `swarm agent register --name {agent_id}`"
+        )
+    return Capabilities.model_validate_json(row["capabilities"])
+
+
+def touch(conn: sqlite3.Connection, agent_id: str, now: datetime) -> None:
+    conn.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (iso(now), agent_id))
+
+
+def register(store: SqliteStore, agent_id: str, caps: Capabilities, now: datetime) -> Agent:
+    """Record (or replace) an agent's capabilities; re-registering is harmless."""
+
+    def upsert(conn: sqlite3.Connection) -> Agent:
+        conn.execute(
+            "INSERT INTO agents (id, capabilities, registered_at, last_seen) VALUES (?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET capabilities = excluded.capabilities, "
+            "last_seen = excluded.last_seen",
+            (agent_id, caps.model_dump_json(), iso(now), iso(now)),
+        )
+        return _agent(conn, agent_id)
+
+    return store.write(upsert)
+
+
+def _agent(conn: sqlite3.Connection, agent_id: str) -> Agent:
+    row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"agent {agent_id!r} is not registered")
+    return Agent(
+        id=row["id"],
+        capabilities=Capabilities.model_validate_json(row["capabilities"]),
+        registered_at=row["registered_at"],
+        last_seen=row["last_seen"],
+    )
+
+
+def get_agent(store: SqliteStore, agent_id: str) -> Agent:
+    return store.read(lambda conn: _agent(conn, agent_id))
+
+
+def list_agents(store: SqliteStore) -> list[Agent]:
+    def read(conn: sqlite3.Connection) -> list[Agent]:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
+        return [_agent(conn, agent_id) for agent_id in ids]
+
+    return store.read(read)

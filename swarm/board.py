@@ -1,0 +1,124 @@
+"""The board: what `swarm status` shows, computed from the store in one read."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+from swarm import SCHEMA_VERSION
+from swarm.models import Model, parse_iso
+from swarm.store import SqliteStore
+
+
+class DeploymentCounts(Model):
+    """The lab's deployment view: the seed README's status line."""
+
+    benchmarked: int = 0
+    working: int = 0
+    pending: int = 0
+    failed: int = 0
+    architectures: int = 0
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"{self.benchmarked} benchmarked | {self.working} working | {self.pending} pending | "
+            f"{self.failed} failed — across {self.architectures} GPU architectures"
+        )
+
+
+class GpuCount(Model):
+    gpu: str
+    arch: str | None
+    deployments: int
+
+
+class ClaimedTask(Model):
+    id: str
+    kind: str
+    title: str
+    holder: str
+    epoch: int
+    lease_age_s: float
+    expires_in_s: float
+
+
+class Board(Model):
+    schema_version: int = SCHEMA_VERSION
+    headline: str
+    deployments: DeploymentCounts
+    gpus: tuple[GpuCount, ...]
+    by_state: dict[str, int]
+    blocked: int
+    by_kind: dict[str, dict[str, int]]
+    claimed: tuple[ClaimedTask, ...]
+
+
+def _deployments(conn: sqlite3.Connection) -> tuple[DeploymentCounts, tuple[GpuCount, ...]]:
+    benchmarked = {
+        json.loads(r["spec"]).get("deploy_task")
+        for r in conn.execute("SELECT spec FROM tasks WHERE kind = 'benchmark' AND state = 'done'")
+    }
+    counts = {"benchmarked": 0, "working": 0, "pending": 0, "failed": 0}
+    per_gpu: dict[str, tuple[str | None, int]] = {}
+    archs = set()
+    rows = conn.execute(
+        "SELECT id, state, spec, requires FROM tasks WHERE kind = 'deploy' "
+        "AND state != 'cancelled' ORDER BY rowid"
+    )
+    for row in rows:
+        if row["state"] == "done":
+            counts["benchmarked" if row["id"] in benchmarked else "working"] += 1
+        else:
+            counts["failed" if row["state"] == "failed" else "pending"] += 1
+        gpu = json.loads(row["spec"])["gpu"]
+        arch = json.loads(row["requires"]).get("arch")
+        archs.add(arch)
+        per_gpu[gpu] = (arch, per_gpu.get(gpu, (arch, 0))[1] + 1)
+    gpus = tuple(GpuCount(gpu=g, arch=a, deployments=n) for g, (a, n) in per_gpu.items())
+    return DeploymentCounts(**counts, architectures=len(archs - {None})), gpus
+
+
+def _claimed(conn: sqlite3.Connection, now: datetime) -> tuple[ClaimedTask, ...]:
+    rows = conn.execute(
+        "SELECT id, kind, title, holder, epoch, claimed_at, expires_at FROM tasks "
+        "WHERE state = 'claimed' ORDER BY claimed_at"
+    )
+    return tuple(
+        ClaimedTask(
+            id=r["id"],
+            kind=r["kind"],
+            title=r["title"],
+            holder=r["holder"],
+            epoch=r["epoch"],
+            lease_age_s=round((now - parse_iso(r["claimed_at"])).total_seconds(), 1),
+            expires_in_s=round((parse_iso(r["expires_at"]) - now).total_seconds(), 1),
+        )
+        for r in rows
+    )
+
+
+def board(store: SqliteStore, now: datetime) -> Board:
+    def read(conn: sqlite3.Connection) -> Board:
+        by_state = {r[0]: r[1] for r in conn.execute(
+            "SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state")}  # fmt: skip
+        by_kind: dict[str, dict[str, int]] = {}
+        for r in conn.execute("SELECT kind, state, count(*) FROM tasks GROUP BY kind, state"):
+            by_kind.setdefault(r[0], {})[r[1]] = r[2]
+        blocked = conn.execute(
+            "SELECT count(DISTINCT d.task_id) FROM task_deps d JOIN tasks t ON t.id = d.task_id "
+            "JOIN tasks p ON p.id = d.depends_on WHERE t.state = 'pending' AND p.state != 'done'"
+        ).fetchone()[0]
+        deployments, gpus = _deployments(conn)
+        return Board(
+            headline=deployments.headline,
+            deployments=deployments,
+            gpus=gpus,
+            by_state=by_state,
+            blocked=blocked,
+            by_kind=by_kind,
+            claimed=_claimed(conn, now),
+        )
+
+    return store.read(read)

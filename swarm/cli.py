@@ -1,0 +1,388 @@
+"""The `swarm` command: a thin adapter that parses, calls one library function and renders.
+
+Imports stay inside the command functions so that `swarm claim` pays only for what it uses.
+Exit codes: 0 ok, 1 error, 2 usage, 3 nothing claimable, 4 lease lost, 5 not found,
+6 duplicate/conflict, 7 invalid input, 8 store unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from swarm.settings import Settings
+    from swarm.store import SqliteStore
+
+EXIT_CODES_HELP = """exit codes:
+  0 ok   1 error   2 usage   3 nothing claimable   4 lease lost
+  5 not found   6 duplicate or conflict   7 invalid input   8 store unavailable"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+class Context:
+    """What every command gets: parsed args, settings resolved once, the store opened once."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._store: SqliteStore | None = None
+
+    @property
+    def settings(self) -> Settings:
+        from swarm.settings import load_settings
+
+        return load_settings(self.args.db)
+
+    @property
+    def store(self) -> SqliteStore:
+        if self._store is None:
+            from swarm.store import SqliteStore
+
+            self._store = SqliteStore(self.settings.db_path)
+        return self._store
+
+    def emit(self, model: BaseModel | dict[str, Any], text: Callable[[], str]) -> None:
+        if self.args.json:
+            if isinstance(model, dict):
+                from swarm import SCHEMA_VERSION
+
+                print(json.dumps({"schema_version": SCHEMA_VERSION, **model}, sort_keys=True))
+            else:
+                print(model.model_dump_json())
+        else:
+            print(text())
+
+
+def _agent(args: argparse.Namespace) -> str:
+    agent = getattr(args, "agent", None) or os.environ.get("SWARM_AGENT")
+    if not agent:
+        raise UsageError("name the agent: --agent NAME or SWARM_AGENT=NAME")
+    return str(agent)
+
+
+def _read_json(source: str | None) -> dict[str, Any]:
+    """JSON object from a literal, '@file', a file path or '-' (stdin)."""
+    from swarm.errors import InvalidInput
+
+    if source is None:
+        return {}
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        elif source.startswith("@") or (not source.lstrip().startswith("{") and Path(source).is_file()):
+            text = Path(source.removeprefix("@")).read_text(encoding="utf-8")
+        else:
+            text = source
+        value = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"cannot read JSON from {source!r}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"expected a JSON object from {source!r}, got {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_init(ctx: Context) -> None:
+    from swarm.catalog import load_catalog
+    from swarm.settings import repo_root
+
+    folder = ctx.args.catalog or (repo_root(Path.cwd()) or Path.cwd()) / "tasks"
+    report = load_catalog(ctx.store, Path(folder), _now())
+    ctx.emit(
+        {"db": str(ctx.store.path), **report.model_dump()},
+        lambda: f"lab database: {ctx.store.path}\ncatalog: {', '.join(report.files) or 'none'} "
+        f"({report.added} tasks added, {report.skipped} already present)",
+    )
+
+
+def cmd_add(ctx: Context) -> None:
+    from swarm import queue, render
+    from swarm.models import NewTask, Requires
+
+    a = ctx.args
+    requires = Requires(arch=a.arch, gpu=a.gpu, gpu_mem_gb=a.gpu_mem, exclusive=a.exclusive,
+                        host=a.host, tools=tuple(a.tool))  # fmt: skip
+    new = NewTask(kind=a.kind, title=a.title, spec=_read_json(a.spec), priority=a.priority,
+                  requires=requires, depends_on=tuple(a.depends_on), max_attempts=a.max_attempts,
+                  dedupe_key=a.dedupe_key, id=a.id)  # fmt: skip
+    task = queue.add_task(ctx.store, new, _now(), actor=os.environ.get("SWARM_AGENT", "cli"))
+    ctx.emit(task, lambda: f"added {task.id}\n" + render.task(task))
+
+
+def cmd_claim(ctx: Context) -> None:
+    from swarm import queue, render
+    from swarm.errors import UnknownAgent
+
+    agent, kinds = _agent(ctx.args), ctx.args.kind or None
+    lease = ctx.args.lease or ctx.settings.lease_seconds
+    try:
+        claim = queue.claim(ctx.store, agent, _now(), lease, kinds)
+    except UnknownAgent:
+        _register(ctx, agent)  # first claim of a new agent: register what this host has
+        claim = queue.claim(ctx.store, agent, _now(), lease, kinds)
+    ctx.emit(claim, lambda: render.claim(claim))
+
+
+def cmd_heartbeat(ctx: Context) -> None:
+    from swarm import queue
+
+    a = ctx.args
+    lease = queue.heartbeat(ctx.store, a.task, a.epoch, _now(), a.lease or ctx.settings.lease_seconds)
+    ctx.emit(lease, lambda: f"{a.task}: lease (epoch {lease.epoch}) extended to {lease.expires_at}")
+
+
+def cmd_release(ctx: Context) -> None:
+    from swarm import queue
+
+    a = ctx.args
+    task = queue.release(ctx.store, a.task, a.epoch, _now(), a.note)
+    ctx.emit(task, lambda: f"released {task.id}: back to {task.state}")
+
+
+def cmd_report(ctx: Context) -> None:
+    from swarm import queue
+
+    a = ctx.args
+    result = queue.report(ctx.store, a.task, a.epoch, a.status, _now(), _read_json(a.result),
+                          a.note, a.key)  # fmt: skip
+    ctx.emit(result, lambda: f"{a.task}: {result.status} (result {result.id})")
+
+
+def cmd_ls(ctx: Context) -> None:
+    from swarm import queue, render
+
+    a = ctx.args
+    items = queue.list_tasks(ctx.store, a.state or (), a.kind or (), a.limit, a.after)
+    cursor = items[-1].id if len(items) == a.limit else None
+    ctx.emit(
+        {"tasks": [t.model_dump(mode="json") for t in items], "next_cursor": cursor},
+        lambda: render.tasks(items) + (f"\n(more: --after {cursor})" if cursor else ""),
+    )
+
+
+def cmd_show(ctx: Context) -> None:
+    from swarm import queue, render
+
+    task = queue.get_task(ctx.store, ctx.args.task)
+    results = queue.task_results(ctx.store, task.id)
+    ctx.emit(
+        {"task": task.model_dump(mode="json"), "results": [r.model_dump(mode="json") for r in results]},
+        lambda: render.task(task, results),
+    )
+
+
+def cmd_log(ctx: Context) -> None:
+    from swarm import queue, render
+
+    items = queue.task_events(ctx.store, ctx.args.task)
+    ctx.emit({"events": [e.model_dump() for e in items]}, lambda: render.events(items))
+
+
+def cmd_status(ctx: Context) -> None:
+    from swarm import render
+    from swarm.board import board
+
+    b = board(ctx.store, _now())
+    ctx.emit(b, lambda: render.board(b))
+
+
+def cmd_reap(ctx: Context) -> None:
+    from swarm import queue
+
+    items = queue.reap(ctx.store, _now())
+    ctx.emit(
+        {"reclaimed": [r.model_dump() for r in items]},
+        lambda: "\n".join(f"{r.task_id}: lease of {r.holder} (epoch {r.epoch}) expired -> {r.new_state}"
+                          for r in items) or "no expired leases",  # fmt: skip
+    )
+
+
+def _parse_gpu(text: str, index: int) -> Any:
+    from swarm.errors import InvalidInput
+    from swarm.models import GpuInfo
+
+    parts = text.split(":")
+    try:
+        name, arch, gb = parts
+        return GpuInfo(index=index, name=name, uuid=f"manual-{index}-{name}", arch=arch,
+                       memory_total_gb=float(gb))  # fmt: skip
+    except ValueError as exc:
+        raise InvalidInput(f"--gpu wants NAME:ARCH:GB such as 'RTX Pro 6000:sm_120:96', got {text!r}") from exc
+
+
+def _register(ctx: Context, agent: str) -> Any:
+    from swarm import agents
+    from tools.capabilities import detect
+
+    a = ctx.args
+    gpus = None
+    if getattr(a, "no_gpu", False):
+        gpus = ()
+    elif getattr(a, "gpu", None):
+        gpus = tuple(_parse_gpu(text, i) for i, text in enumerate(a.gpu))
+    tools = tuple(a.tool) if getattr(a, "tool", None) else None
+    caps = detect(host=getattr(a, "host", None), gpus=gpus, tools=tools)
+    return agents.register(ctx.store, agent, caps, _now())
+
+
+def cmd_agent_register(ctx: Context) -> None:
+    from swarm import render
+
+    agent = _register(ctx, _agent(ctx.args))
+    ctx.emit(agent, lambda: "registered " + render.agent(agent))
+
+
+def cmd_agent_ls(ctx: Context) -> None:
+    from swarm import agents, render
+
+    items = agents.list_agents(ctx.store)
+    ctx.emit({"agents": [a.model_dump() for a in items]},
+             lambda: "\n\n".join(render.agent(a) for a in items) or "no agents")  # fmt: skip
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+    common.add_argument("--db", help="lab database path (default: SWARM_DB, else in the git common dir)")
+    return common
+
+
+def _lease_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", help="task id")
+    p.add_argument("--epoch", type=int, required=True, help="the fencing token claim returned")
+
+
+def build_parser() -> Parser:
+    common = _common()
+    parser = Parser(prog="swarm", description="Task queue and lab tools for a swarm of agents.",
+                    epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, fn: Callable[[Context], None], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help,
+                           epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        p.set_defaults(fn=fn)
+        return p
+
+    p = command("init", cmd_init, "create the lab database (idempotent) and load the task catalog")
+    p.add_argument("--catalog", help="catalog folder of *.toml (default: tasks/ of this repo)")
+
+    p = command("add", cmd_add, "queue a task")
+    p.add_argument("kind", help="deploy, benchmark, kernel, verify, research or other")
+    p.add_argument("title")
+    p.add_argument("--spec", help="JSON object, @file, file path or - for stdin; validated by kind")
+    p.add_argument("--priority", type=int, default=0, help="higher is claimed first (default 0)")
+    p.add_argument("--arch", help="required GPU arch, e.g. sm_120")
+    p.add_argument("--gpu", help="required GPU name, e.g. 'RTX Pro 6000'")
+    p.add_argument("--gpu-mem", type=float, help="GPU memory share to lease, GB")
+    p.add_argument("--exclusive", action="store_true", help="lease a whole GPU")
+    p.add_argument("--host", help="required host")
+    p.add_argument("--tool", action="append", default=[], help="required tool (repeatable)")
+    p.add_argument("--depends-on", action="append", default=[], help="task id (repeatable)")
+    p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--dedupe-key", help="refuse a second task with the same (normalised) key")
+    p.add_argument("--id", help="explicit task id (default: derived)")
+
+    p = command("claim", cmd_claim, "claim the best ready task this agent can run")
+    p.add_argument("--agent", help="agent name (default: SWARM_AGENT)")
+    p.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    p.add_argument("--lease", type=float, help="lease seconds (default: SWARM_LEASE_SECONDS or 600)")
+
+    p = command("heartbeat", cmd_heartbeat, "extend the lease on a claimed task")
+    _lease_args(p)
+    p.add_argument("--lease", type=float, help="new lease length in seconds")
+
+    p = command("release", cmd_release, "hand a claimed task back to the queue")
+    _lease_args(p)
+    p.add_argument("--note", help="why, kept on the task")
+
+    p = command("report", cmd_report, "report the result of a claimed task")
+    _lease_args(p)
+    p.add_argument("--status", choices=("done", "failed"), required=True)
+    p.add_argument("--result", help="result payload: JSON object, @file, file path or - for stdin")
+    p.add_argument("--note", help="one line for people, kept on the task")
+    p.add_argument("--key", help="idempotency key (default: TASK@EPOCH)")
+
+    p = command("ls", cmd_ls, "list tasks")
+    p.add_argument("--state", action="append", help="pending, claimed, done, failed, cancelled")
+    p.add_argument("--kind", action="append")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--after", help="cursor: the last id of the previous page")
+
+    p = command("show", cmd_show, "one task in full, with its results")
+    p.add_argument("task")
+    p = command("log", cmd_log, "a task's event history")
+    p.add_argument("task")
+    command("status", cmd_status, "the board: deployments, states by kind, claimed tasks")
+    command("reap", cmd_reap, "return expired leases to the queue (claims also do this)")
+
+    agent = sub.add_parser("agent", help="register and list agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True, parser_class=Parser)
+    p = agent_sub.add_parser("register", parents=[common], help="record this agent's capabilities")
+    p.set_defaults(fn=cmd_agent_register)
+    p.add_argument("--name", dest="agent", help="agent name (default: SWARM_AGENT)")
+    p.add_argument("--host", help="host name (default: this host)")
+    p.add_argument("--gpu", action="append", help="NAME:ARCH:GB instead of NVML (repeatable)")
+    p.add_argument("--no-gpu", action="store_true", help="register without GPUs")
+    p.add_argument("--tool", action="append", help="tool on PATH (default: detected)")
+    p = agent_sub.add_parser("ls", parents=[common], help="list registered agents")
+    p.set_defaults(fn=cmd_agent_ls)
+    return parser
+
+
+def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"schema_version": 1, "error": {"type": kind, "message": message,
+                                                         "exit_code": code}}))  # fmt: skip
+    else:
+        print(f"swarm: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    from swarm.errors import SwarmError
+
+    try:
+        args = build_parser().parse_args(argv)
+        args.fn(Context(args))
+    except UsageError as exc:
+        return _fail(2, "UsageError", str(exc), as_json)
+    except SwarmError as exc:
+        return _fail(exc.exit_code, type(exc).__name__, str(exc), as_json)
+    except BrokenPipeError:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

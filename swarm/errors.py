@@ -1,0 +1,58 @@
+"""The one error hierarchy. The library raises these; the CLI and MCP adapters translate them.
+
+Each class carries the CLI exit code it maps to, so the mapping lives in one place.
+"""
+
+from __future__ import annotations
+
+
+class SwarmError(Exception):
+    """Something swarm refuses or cannot do; the message says what to do next."""
+
+    exit_code = 1
+
+
+class InvalidInput(SwarmError):
+    """A spec, flag or file does not validate; nothing was changed."""
+
+    exit_code = 7
+
+
+class NotFound(SwarmError):
+    """The named task, agent or result does not exist."""
+
+    exit_code = 5
+
+
+class UnknownAgent(NotFound):
+    """The agent has not registered its capabilities yet."""
+
+
+class Duplicate(SwarmError):
+    """The same thing (by its dedupe key) is already queued."""
+
+    exit_code = 6
+
+
+class Conflict(SwarmError):
+    """The request contradicts the current state (e.g. a second, different report)."""
+
+    exit_code = 6
+
+
+class NothingClaimable(SwarmError):
+    """No ready task matches this agent now; the message says what the others wait for."""
+
+    exit_code = 3
+
+
+class LeaseLost(SwarmError):
+    """The caller's lease (epoch) is no longer the current one; its write was refused."""
+
+    exit_code = 4
+
+
+class StoreUnavailable(SwarmError):
+    """The database cannot be opened or used safely (location, filesystem, lock timeout)."""
+
+    exit_code = 8

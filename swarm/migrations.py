@@ -1,0 +1,81 @@
+"""Named, append-only schema migrations, applied in order when the store opens.
+
+Never edit or reorder an entry that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_queue",
+        """
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            requires TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL DEFAULT 3,
+            dedupe_key TEXT UNIQUE,
+            epoch INTEGER NOT NULL DEFAULT 0,
+            holder TEXT,
+            claimed_at TEXT,
+            expires_at TEXT,
+            note TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- claim scans pending tasks in priority order, rowid (insertion) breaking ties
+        CREATE INDEX tasks_by_state ON tasks(state, priority DESC);
+        -- lazy reaping looks for claimed tasks whose lease has expired
+        CREATE INDEX tasks_by_expiry ON tasks(state, expires_at);
+        CREATE TABLE task_deps (
+            task_id TEXT NOT NULL REFERENCES tasks(id),
+            depends_on TEXT NOT NULL REFERENCES tasks(id),
+            PRIMARY KEY (task_id, depends_on)
+        ) WITHOUT ROWID;
+        CREATE INDEX task_deps_reverse ON task_deps(depends_on);
+        CREATE TABLE gpu_leases (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id),
+            epoch INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            gpu_uuid TEXT NOT NULL,
+            gpu_name TEXT NOT NULL,
+            gb REAL NOT NULL,
+            exclusive INTEGER NOT NULL
+        );
+        CREATE INDEX gpu_leases_by_host ON gpu_leases(host);
+        CREATE TABLE agents (
+            id TEXT PRIMARY KEY,
+            capabilities TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        );
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            epoch INTEGER,
+            detail TEXT
+        );
+        CREATE INDEX events_by_task ON events(task_id, seq);
+        CREATE TABLE results (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL REFERENCES tasks(id),
+            epoch INTEGER NOT NULL,
+            agent TEXT NOT NULL,
+            status TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            note TEXT,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX results_by_task ON results(task_id);
+        """,
+    ),
+)

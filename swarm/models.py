@@ -1,0 +1,180 @@
+"""Pydantic models: the one schema for DB rows, CLI --json, MCP I/O and catalog files."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from swarm import SCHEMA_VERSION
+
+_ARCH_RE = re.compile(r"^sm_?(\d{2,3})([a-z]?)$")
+
+
+def normalize_arch(value: str) -> str:
+    """'SM120', 'sm120', 'sm_120' -> 'sm_120'; 'sm_120a' keeps its suffix."""
+    match = _ARCH_RE.match(value.strip().lower())
+    if not match:
+        raise ValueError(f"GPU arch must look like sm_120 or SM121, got {value!r}")
+    return f"sm_{match.group(1)}{match.group(2)}"
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601, so that text comparison in SQL orders like time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskState(StrEnum):
+    pending = "pending"
+    claimed = "claimed"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+TERMINAL_STATES = frozenset({TaskState.done, TaskState.failed, TaskState.cancelled})
+
+
+class Requires(Model):
+    """Hard constraints a claiming agent must meet."""
+
+    arch: str | None = Field(None, description="GPU architecture, e.g. sm_120")
+    gpu: str | None = Field(None, description="GPU name, e.g. 'RTX Pro 6000' (case-insensitive)")
+    gpu_mem_gb: float | None = Field(None, gt=0, description="GPU memory share to lease, GB")
+    exclusive: bool = Field(False, description="lease the whole GPU (no co-tenant)")
+    host: str | None = None
+    tools: tuple[str, ...] = Field((), description="executables needed, e.g. docker, nvcc")
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_arch(value)
+
+    @property
+    def needs_gpu(self) -> bool:
+        return bool(self.arch or self.gpu or self.gpu_mem_gb or self.exclusive)
+
+
+class GpuInfo(Model):
+    index: int
+    name: str
+    uuid: str
+    arch: str | None = None
+    memory_total_gb: float
+    memory_free_gb: float | None = None
+    unified_memory: bool = False
+
+
+class Capabilities(Model):
+    host: str
+    gpus: tuple[GpuInfo, ...] = ()
+    tools: tuple[str, ...] = ()
+    gpu_note: str | None = Field(None, description="why no GPUs were found, when none were")
+
+
+class Agent(Model):
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    capabilities: Capabilities
+    registered_at: str
+    last_seen: str
+
+
+class GpuLease(Model):
+    host: str
+    gpu_uuid: str
+    gpu_name: str
+    gb: float
+    exclusive: bool
+
+
+class Lease(Model):
+    holder: str
+    epoch: int = Field(description="fencing token: present it on heartbeat, release and report")
+    expires_at: str
+    claimed_at: str
+    gpu: GpuLease | None = None
+
+
+class Task(Model):
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    kind: str
+    title: str
+    spec: dict[str, Any] = {}
+    state: TaskState
+    blocked_by: tuple[str, ...] = Field((), description="unfinished dependencies (derived)")
+    priority: int = 0
+    requires: Requires = Requires()
+    depends_on: tuple[str, ...] = ()
+    attempts: int = 0
+    max_attempts: int = 3
+    dedupe_key: str | None = None
+    epoch: int = 0
+    lease: Lease | None = None
+    note: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class Event(Model):
+    seq: int
+    task_id: str
+    at: str
+    actor: str
+    action: str
+    epoch: int | None = None
+    detail: str | None = None
+
+
+class Result(Model):
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    task_id: str
+    epoch: int
+    agent: str
+    status: Literal["done", "failed"]
+    payload: dict[str, Any] = {}
+    note: str | None = None
+    idempotency_key: str
+    created_at: str
+
+
+class Claim(Model):
+    """What claim returns: the task and the lease to present on every later call."""
+
+    schema_version: int = SCHEMA_VERSION
+    task: Task
+    lease: Lease
+
+
+class Reclaimed(Model):
+    task_id: str
+    holder: str
+    epoch: int
+    new_state: TaskState
+
+
+class NewTask(Model):
+    """Input of add: everything a caller may set; the store sets the rest."""
+
+    kind: str
+    title: str
+    spec: dict[str, Any] = {}
+    priority: int = 0
+    requires: Requires = Requires()
+    depends_on: tuple[str, ...] = ()
+    max_attempts: int = Field(3, ge=1)
+    dedupe_key: str | None = None
+    id: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{2,63}$")

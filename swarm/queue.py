@@ -1,0 +1,538 @@
+"""The task queue: add, claim, heartbeat, release, report, reap; reads for ls/show/log.
+
+Every function takes `now` (time is a parameter) and runs each write in one short
+`BEGIN IMMEDIATE` transaction of the store: no subprocess, network or model call inside.
+Fencing: each claim bumps the task's epoch; heartbeat, release and report must present the
+current epoch, so a worker that wakes after its lease was reclaimed cannot overwrite anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from swarm import agents
+from swarm.errors import Conflict, Duplicate, LeaseLost, NotFound, NothingClaimable
+from swarm.models import (
+    Capabilities,
+    Claim,
+    Event,
+    GpuLease,
+    Lease,
+    NewTask,
+    Reclaimed,
+    Requires,
+    Result,
+    Task,
+    TaskState,
+    iso,
+)
+from swarm.routing import GpuUsage, pick_gpu, summarize, unmet
+from swarm.specs import check_kind, dedupe_key, validate_spec
+from swarm.store import SqliteStore
+
+TASK_COLUMNS = (
+    "id, kind, title, spec, state, priority, requires, attempts, max_attempts, dedupe_key, "
+    "epoch, holder, claimed_at, expires_at, note, created_at, updated_at"
+)
+READY_SQL = f"""
+SELECT {TASK_COLUMNS} FROM tasks t
+WHERE t.state = 'pending' {{kind_filter}}
+  AND NOT EXISTS (
+    SELECT 1 FROM task_deps d JOIN tasks p ON p.id = d.depends_on
+    WHERE d.task_id = t.id AND p.state != 'done')
+ORDER BY t.priority DESC, t.rowid
+"""
+NO_REQUIREMENTS = "{}"
+
+
+# ---------------------------------------------------------------- rows -> models
+
+
+def _event(
+    conn: sqlite3.Connection,
+    task_id: str,
+    now: datetime,
+    actor: str,
+    action: str,
+    epoch: int | None = None,
+    detail: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO events (task_id, at, actor, action, epoch, detail) VALUES (?,?,?,?,?,?)",
+        (task_id, iso(now), actor, action, epoch, detail),
+    )
+
+
+def _gpu_lease(conn: sqlite3.Connection, task_id: str) -> GpuLease | None:
+    row = conn.execute(
+        "SELECT host, gpu_uuid, gpu_name, gb, exclusive FROM gpu_leases WHERE task_id = ?",
+        (task_id,),
+    ).fetchone()
+    return None if row is None else GpuLease(**dict(row))
+
+
+def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
+    deps = conn.execute(
+        "SELECT d.depends_on, p.state FROM task_deps d JOIN tasks p ON p.id = d.depends_on "
+        "WHERE d.task_id = ? ORDER BY d.depends_on",
+        (row["id"],),
+    ).fetchall()
+    lease = None
+    if row["state"] == TaskState.claimed:
+        lease = Lease(
+            holder=row["holder"],
+            epoch=row["epoch"],
+            expires_at=row["expires_at"],
+            claimed_at=row["claimed_at"],
+            gpu=_gpu_lease(conn, row["id"]),
+        )
+    return Task(
+        id=row["id"],
+        kind=row["kind"],
+        title=row["title"],
+        spec=json.loads(row["spec"]),
+        state=row["state"],
+        blocked_by=tuple(d["depends_on"] for d in deps if d["state"] != TaskState.done),
+        priority=row["priority"],
+        requires=Requires.model_validate_json(row["requires"]),
+        depends_on=tuple(d["depends_on"] for d in deps),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        dedupe_key=row["dedupe_key"],
+        epoch=row["epoch"],
+        lease=lease,
+        note=row["note"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _row(conn: sqlite3.Connection, task_id: str) -> sqlite3.Row:
+    row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no task {task_id!r}; `swarm ls` lists the tasks")
+    return row
+
+
+def _to_result(row: sqlite3.Row) -> Result:
+    data = dict(row)
+    data["payload"] = json.loads(data["payload"])
+    return Result(**data)
+
+
+# ---------------------------------------------------------------- add
+
+
+ID_PREFIXES = {"benchmark": "bench", "research": "rsrch"}
+
+
+def _new_id(kind: str, key: str | None) -> str:
+    prefix = ID_PREFIXES.get(kind, kind)
+    if key:  # deterministic: a deploy and its benchmark share the suffix of their deployment
+        return f"{prefix}-{hashlib.sha256(key.split(':', 1)[1].encode()).hexdigest()[:6]}"
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def insert_task(
+    conn: sqlite3.Connection,
+    new: NewTask,
+    now: datetime,
+    actor: str,
+    state: TaskState = TaskState.pending,
+    note: str | None = None,
+) -> str:
+    """Insert one validated task inside the caller's transaction; returns its id."""
+    check_kind(new.kind)
+    spec = validate_spec(new.kind, new.spec)
+    key = dedupe_key(new.kind, spec, new.dedupe_key)
+    if key is not None:
+        existing = conn.execute("SELECT id, state FROM tasks WHERE dedupe_key = ?", (key,)).fetchone()
+        if existing is not None:
+            raise Duplicate(
+                f"task {existing['id']} ({existing['state']}) already queues this {new.kind} "
+                f"(dedupe key {key!r}); use it, or give a distinct --dedupe-key"
+            )
+    task_id = new.id or _new_id(new.kind, key)
+    if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone():
+        if new.id:
+            raise Duplicate(f"a task with id {task_id!r} already exists")
+        task_id = f"{ID_PREFIXES.get(new.kind, new.kind)}-{secrets.token_hex(4)}"
+    missing = [d for d in new.depends_on if not conn.execute(
+        "SELECT 1 FROM tasks WHERE id = ?", (d,)).fetchone()]  # fmt: skip
+    if missing or task_id in new.depends_on:
+        raise NotFound(f"depends_on names unknown tasks: {', '.join(missing or [task_id])}")
+    stamp = iso(now)
+    conn.execute(
+        f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,0,?,?,0,NULL,NULL,NULL,?,?,?)",
+        (
+            task_id, new.kind, new.title, json.dumps(spec, sort_keys=True), state, new.priority,
+            new.requires.model_dump_json(exclude_defaults=True), new.max_attempts, key, note,
+            stamp, stamp,
+        ),
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+        [(task_id, dep) for dep in dict.fromkeys(new.depends_on)],
+    )
+    _event(conn, task_id, now, actor, "added" if state == TaskState.pending else f"added {state}")
+    return task_id
+
+
+def add_task(store: SqliteStore, new: NewTask, now: datetime, actor: str = "cli") -> Task:
+    """Queue a task; raises InvalidInput, Duplicate (naming the existing task) or NotFound."""
+    return store.write(lambda conn: _to_task(conn, _row(conn, insert_task(conn, new, now, actor))))
+
+
+# ---------------------------------------------------------------- claim
+
+
+def _reap(conn: sqlite3.Connection, now: datetime) -> list[Reclaimed]:
+    expired = conn.execute(
+        "SELECT id, holder, epoch, attempts, max_attempts FROM tasks "
+        "WHERE state = 'claimed' AND expires_at < ?",
+        (iso(now),),
+    ).fetchall()
+    reclaimed = []
+    for row in expired:
+        final = row["attempts"] >= row["max_attempts"]
+        state = TaskState.failed if final else TaskState.pending
+        note = (
+            f"lease of {row['holder']} (epoch {row['epoch']}) expired"
+            + (f"; gave up after {row['attempts']} attempts" if final else "")
+        )
+        conn.execute(
+            "UPDATE tasks SET state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
+            "note = ?, updated_at = ? WHERE id = ?",
+            (state, note, iso(now), row["id"]),
+        )
+        conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (row["id"],))
+        _event(conn, row["id"], now, "reaper", f"expired -> {state}", row["epoch"], note)
+        reclaimed.append(Reclaimed(task_id=row["id"], holder=row["holder"], epoch=row["epoch"],
+                                   new_state=state))  # fmt: skip
+    return reclaimed
+
+
+def reap(store: SqliteStore, now: datetime) -> list[Reclaimed]:
+    """Return expired leases to pending (or failed after max_attempts); claims also do this."""
+    return store.write(lambda conn: _reap(conn, now))
+
+
+def _gpu_usage(conn: sqlite3.Connection, host: str) -> GpuUsage:
+    usage = GpuUsage()
+    for row in conn.execute(
+        "SELECT gpu_uuid, gb, exclusive FROM gpu_leases WHERE host = ?", (host,)
+    ):
+        usage.add(row["gpu_uuid"], row["gb"], bool(row["exclusive"]))
+    return usage
+
+
+def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, list[str]]:
+    if not kinds:
+        return "", []
+    for kind in kinds:
+        check_kind(kind)
+    return f"AND t.kind IN ({','.join('?' * len(kinds))})", list(kinds)
+
+
+def _choose(
+    conn: sqlite3.Connection, caps: Capabilities, kinds: Sequence[str] | None
+) -> tuple[sqlite3.Row, Requires, GpuLease | None] | None:
+    """The first ready task, in priority order, that this agent can run now."""
+    kind_sql, params = _kind_filter(kinds)
+    usage: GpuUsage | None = None  # read lazily: most claims need no GPU accounting
+    for row in conn.execute(READY_SQL.format(kind_filter=kind_sql), params):
+        if row["requires"] == NO_REQUIREMENTS:
+            return row, Requires(), None
+        requires = Requires.model_validate_json(row["requires"])
+        if usage is None and requires.needs_gpu:
+            usage = _gpu_usage(conn, caps.host)
+        if unmet(requires, caps, usage or GpuUsage()) is not None:
+            continue
+        if not requires.needs_gpu:
+            return row, requires, None
+        gpu = pick_gpu(requires, caps, usage or GpuUsage())
+        assert gpu is not None  # unmet() just said one fits
+        share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
+        lease = GpuLease(host=caps.host, gpu_uuid=gpu.uuid, gpu_name=gpu.name, gb=share,
+                         exclusive=requires.exclusive)  # fmt: skip
+        return row, requires, lease
+    return None
+
+
+def _claim_in(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    kinds: Sequence[str] | None,
+    now: datetime,
+    lease_seconds: float,
+) -> Claim | None:
+    caps = agents.capabilities_in(conn, agent_id)
+    _reap(conn, now)
+    chosen = _choose(conn, caps, kinds)
+    if chosen is None:
+        return None
+    row, _requires, gpu = chosen
+    expires = iso(now + timedelta(seconds=lease_seconds))
+    claimed = conn.execute(
+        "UPDATE tasks SET state = 'claimed', epoch = epoch + 1, attempts = attempts + 1, "
+        "holder = ?, claimed_at = ?, expires_at = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'pending' RETURNING epoch",
+        (agent_id, iso(now), expires, iso(now), row["id"]),
+    ).fetchone()
+    assert claimed is not None  # BEGIN IMMEDIATE: nobody else wrote since we read the row
+    epoch = claimed["epoch"]
+    if gpu is not None:
+        conn.execute(
+            "INSERT INTO gpu_leases VALUES (?,?,?,?,?,?,?)",
+            (row["id"], epoch, gpu.host, gpu.gpu_uuid, gpu.gpu_name, gpu.gb, int(gpu.exclusive)),
+        )
+    detail = f"gpu {gpu.gpu_name} {gpu.gb:g} GB" if gpu else None
+    _event(conn, row["id"], now, agent_id, "claimed", epoch, detail)
+    agents.touch(conn, agent_id, now)
+    task = _to_task(conn, _row(conn, row["id"]))
+    assert task.lease is not None
+    return Claim(task=task, lease=task.lease)
+
+
+def claim(
+    store: SqliteStore,
+    agent_id: str,
+    now: datetime,
+    lease_seconds: float,
+    kinds: Sequence[str] | None = None,
+) -> Claim:
+    """Atomically claim the best ready task this agent can run, with its GPU lease.
+
+    Raises NothingClaimable (saying what the ready tasks wait for) or NotFound (unknown agent).
+    """
+    result = store.write(lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds))
+    if result is None:
+        raise NothingClaimable(explain_unclaimable(store, agent_id, kinds))
+    return result
+
+
+def explain_unclaimable(store: SqliteStore, agent_id: str, kinds: Sequence[str] | None) -> str:
+    """Why nothing is claimable for this agent, counted by reason."""
+
+    def explain(conn: sqlite3.Connection) -> str:
+        caps = agents.capabilities_in(conn, agent_id)
+        kind_sql, params = _kind_filter(kinds)
+        pending = conn.execute(
+            f"SELECT id, requires FROM tasks t WHERE state = 'pending' {kind_sql}", params
+        ).fetchall()
+        if not pending:
+            claimed = conn.execute("SELECT count(*) FROM tasks WHERE state='claimed'").fetchone()
+            scope = f" of kind {', '.join(kinds)}" if kinds else ""
+            return f"no pending tasks{scope} ({claimed[0]} claimed by agents now)"
+        usage = _gpu_usage(conn, caps.host)
+        blocked = _blocked_ids(conn)
+        reasons = []
+        for row in pending:
+            if row["id"] in blocked:
+                reasons.append(blocked[row["id"]])
+                continue
+            why = unmet(Requires.model_validate_json(row["requires"]), caps, usage)
+            reasons.append(why or "a claim (ready now: retry)")
+        return f"nothing claimable for {agent_id}: " + summarize(reasons)
+
+    return store.read(explain)
+
+
+def _blocked_ids(conn: sqlite3.Connection) -> dict[str, str]:
+    """Pending tasks with an unfinished dependency -> what they wait for."""
+    out: dict[str, str] = {}
+    for row in conn.execute(
+        "SELECT d.task_id, max(p.state IN ('failed','cancelled')) AS dead FROM task_deps d "
+        "JOIN tasks p ON p.id = d.depends_on WHERE p.state != 'done' GROUP BY d.task_id"
+    ):
+        out[row["task_id"]] = (
+            "a dependency that failed or was cancelled" if row["dead"] else "their dependencies"
+        )
+    return out
+
+
+# ---------------------------------------------------------------- lease holder calls
+
+
+def _check_lease(conn: sqlite3.Connection, task_id: str, epoch: int) -> sqlite3.Row:
+    row = _row(conn, task_id)
+    if row["state"] == TaskState.claimed and row["epoch"] == epoch:
+        return row
+    if row["epoch"] != epoch:
+        now_held = f"held by {row['holder']}" if row["state"] == "claimed" else row["state"]
+        raise LeaseLost(
+            f"your lease on {task_id} (epoch {epoch}) was lost: it is now at epoch "
+            f"{row['epoch']}, {now_held}; drop this work and claim a new task"
+        )
+    raise LeaseLost(f"your lease on {task_id} (epoch {epoch}) has ended: the task is {row['state']}")
+
+
+def heartbeat(
+    store: SqliteStore, task_id: str, epoch: int, now: datetime, lease_seconds: float
+) -> Lease:
+    """Extend the lease; raises LeaseLost when epoch is not current, NotFound for no task."""
+
+    def beat(conn: sqlite3.Connection) -> Lease:
+        _check_lease(conn, task_id, epoch)
+        # A lease past its expiry but not yet reaped is still this holder's: the epoch is the
+        # truth, and nobody else can hold the task without bumping it.
+        conn.execute(
+            "UPDATE tasks SET expires_at = ?, updated_at = ? WHERE id = ?",
+            (iso(now + timedelta(seconds=lease_seconds)), iso(now), task_id),
+        )
+        task = _to_task(conn, _row(conn, task_id))
+        assert task.lease is not None
+        return task.lease
+
+    return store.write(beat)
+
+
+def release(
+    store: SqliteStore, task_id: str, epoch: int, now: datetime, note: str | None = None
+) -> Task:
+    """Hand a claimed task back to pending without spending an attempt."""
+
+    def give_back(conn: sqlite3.Connection) -> Task:
+        row = _check_lease(conn, task_id, epoch)
+        conn.execute(
+            "UPDATE tasks SET state = 'pending', attempts = max(attempts - 1, 0), holder = NULL, "
+            "claimed_at = NULL, expires_at = NULL, note = coalesce(?, note), updated_at = ? "
+            "WHERE id = ?",
+            (note, iso(now), task_id),
+        )
+        conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
+        _event(conn, task_id, now, row["holder"], "released", epoch, note)
+        return _to_task(conn, _row(conn, task_id))
+
+    return store.write(give_back)
+
+
+def _same_report(result: Result, status: str, payload: dict[str, Any], note: str | None) -> bool:
+    return result.status == status and result.payload == payload and result.note == note
+
+
+def record_result(
+    conn: sqlite3.Connection,
+    task_id: str,
+    epoch: int,
+    agent: str,
+    status: Literal["done", "failed"],
+    payload: dict[str, Any],
+    note: str | None,
+    key: str,
+    now: datetime,
+) -> Result:
+    """Insert a result row inside the caller's transaction."""
+    result = Result(
+        id="res-" + hashlib.sha256(key.encode()).hexdigest()[:10],
+        task_id=task_id,
+        epoch=epoch,
+        agent=agent,
+        status=status,
+        payload=payload,
+        note=note,
+        idempotency_key=key,
+        created_at=iso(now),
+    )
+    conn.execute(
+        "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?)",
+        (result.id, task_id, epoch, agent, status, json.dumps(payload, sort_keys=True), note, key,
+         result.created_at),
+    )  # fmt: skip
+    return result
+
+
+def report(
+    store: SqliteStore,
+    task_id: str,
+    epoch: int,
+    status: Literal["done", "failed"],
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Result:
+    """Record the attempt's result and finish the task. The same report twice is one result.
+
+    Raises LeaseLost for a stale epoch, Conflict for a different report under a used key.
+    """
+    payload = payload or {}
+    key = idempotency_key or f"{task_id}@{epoch}"
+
+    def finish(conn: sqlite3.Connection) -> Result:
+        prior = conn.execute("SELECT * FROM results WHERE idempotency_key = ?", (key,)).fetchone()
+        if prior is not None:
+            existing = _to_result(prior)
+            if existing.task_id == task_id and _same_report(existing, status, payload, note):
+                return existing  # a retried report: already recorded, nothing more to do
+            raise Conflict(
+                f"report key {key!r} was already used for result {existing.id} "
+                f"({existing.status}) with different content; a task attempt reports once"
+            )
+        row = _check_lease(conn, task_id, epoch)
+        result = record_result(conn, task_id, epoch, row["holder"], status, payload, note, key, now)
+        conn.execute(
+            "UPDATE tasks SET state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
+            "note = coalesce(?, note), updated_at = ? WHERE id = ?",
+            (status, note, iso(now), task_id),
+        )
+        conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
+        _event(conn, task_id, now, row["holder"], f"reported {status}", epoch, note)
+        return result
+
+    return store.write(finish)
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_task(store: SqliteStore, task_id: str) -> Task:
+    return store.read(lambda conn: _to_task(conn, _row(conn, task_id)))
+
+
+def list_tasks(
+    store: SqliteStore,
+    states: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+    limit: int = 1000,
+    after: str | None = None,
+) -> list[Task]:
+    """Tasks in insertion order; `after` is the last id of the previous page (a cursor)."""
+    clauses, params = ["1=1"], []
+    for column, values in (("state", list(states)), ("kind", list(kinds))):
+        if values:
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+    if after:
+        clauses.append("rowid > (SELECT rowid FROM tasks WHERE id = ?)")
+        params.append(after)
+    sql = f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?"
+
+    def read(conn: sqlite3.Connection) -> list[Task]:
+        return [_to_task(conn, row) for row in conn.execute(sql, [*params, limit])]
+
+    return store.read(read)
+
+
+def task_events(store: SqliteStore, task_id: str) -> list[Event]:
+    def read(conn: sqlite3.Connection) -> list[Event]:
+        _row(conn, task_id)
+        rows = conn.execute("SELECT * FROM events WHERE task_id = ? ORDER BY seq", (task_id,))
+        return [Event(**dict(r)) for r in rows]
+
+    return store.read(read)
+
+
+def task_results(store: SqliteStore, task_id: str) -> list[Result]:
+    def read(conn: sqlite3.Connection) -> list[Result]:
+        _row(conn, task_id)
+        rows = conn.execute("SELECT * FROM results WHERE task_id = ? ORDER BY created_at", (task_id,))
+        return [_to_result(r) for r in rows]
+
+    return store.read(read)

@@ -1,0 +1,95 @@
+"""Human-readable output for the CLI (the --json form is the models' own dump)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from swarm.board import Board
+    from swarm.models import Agent, Claim, Event, Result, Task
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain aligned table: deterministic, greppable, no colour codes."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def tasks(items: Sequence[Task]) -> str:
+    if not items:
+        return "no tasks"
+    rows = [
+        (t.id, t.kind, t.state + (" (blocked)" if t.blocked_by else ""), t.priority,
+         t.lease.holder if t.lease else "", t.title)
+        for t in items
+    ]  # fmt: skip
+    return table(("ID", "KIND", "STATE", "PRI", "HOLDER", "TITLE"), rows)
+
+
+def task(t: Task, results: Sequence[Result] = ()) -> str:
+    lines = [
+        f"{t.id}  {t.kind}  {t.state}",
+        f"title:      {t.title}",
+        f"priority:   {t.priority}   attempts: {t.attempts}/{t.max_attempts}   epoch: {t.epoch}",
+    ]
+    requires = t.requires.model_dump(exclude_defaults=True)
+    if requires:
+        lines.append("requires:   " + ", ".join(f"{k}={v}" for k, v in requires.items()))
+    if t.depends_on:
+        lines.append("depends_on: " + ", ".join(t.depends_on))
+    if t.blocked_by:
+        lines.append("blocked by: " + ", ".join(t.blocked_by))
+    if t.lease:
+        gpu = f"  gpu: {t.lease.gpu.gpu_name} {t.lease.gpu.gb:g} GB" if t.lease.gpu else ""
+        lines.append(f"lease:      {t.lease.holder} epoch {t.lease.epoch} until {t.lease.expires_at}{gpu}")
+    if t.dedupe_key:
+        lines.append(f"dedupe_key: {t.dedupe_key}")
+    if t.note:
+        lines.append(f"note:       {t.note}")
+    lines.append("spec:       " + ", ".join(f"{k}={v}" for k, v in t.spec.items()))
+    for r in results:
+        lines.append(f"result:     {r.id} {r.status} by {r.agent} (epoch {r.epoch}) {r.payload}")
+    return "\n".join(lines)
+
+
+def claim(c: Claim) -> str:
+    gpu = f", GPU {c.lease.gpu.gpu_name} ({c.lease.gpu.gb:g} GB)" if c.lease.gpu else ""
+    return (
+        f"claimed {c.task.id} (epoch {c.lease.epoch}, lease until {c.lease.expires_at}{gpu})\n"
+        f"{c.task.title}\n"
+        f"next: swarm heartbeat {c.task.id} --epoch {c.lease.epoch}; "
+        f"swarm report {c.task.id} --epoch {c.lease.epoch} --status done|failed"
+    )
+
+
+def events(items: Sequence[Event]) -> str:
+    rows = [(e.seq, e.at, e.actor, e.action, e.epoch, e.detail) for e in items]
+    return table(("SEQ", "AT", "ACTOR", "ACTION", "EPOCH", "DETAIL"), rows)
+
+
+def agent(a: Agent) -> str:
+    caps = a.capabilities
+    gpus = ", ".join(f"{g.name} ({g.arch}, {g.memory_total_gb:g} GB)" for g in caps.gpus)
+    return (
+        f"{a.id} on {caps.host}\n"
+        f"gpus:  {gpus or 'none' + (f' ({caps.gpu_note})' if caps.gpu_note else '')}\n"
+        f"tools: {', '.join(caps.tools) or 'none'}"
+    )
+
+
+def board(b: Board) -> str:
+    parts = [b.headline, ""]
+    parts.append(table(("GPU", "ARCH", "DEPLOYMENTS"), [(g.gpu, g.arch, g.deployments) for g in b.gpus]))
+    states = ("pending", "claimed", "done", "failed", "cancelled")
+    kind_rows = [(k, *(c.get(s, 0) for s in states)) for k, c in sorted(b.by_kind.items())]
+    parts += ["", table(("KIND", *(s.upper() for s in states)), kind_rows)]
+    parts.append(f"\n{b.blocked} pending tasks are blocked by unfinished dependencies")
+    if b.claimed:
+        rows = [(c.id, c.holder, c.epoch, f"{c.lease_age_s:.0f}s", f"{c.expires_in_s:.0f}s", c.title)
+                for c in b.claimed]  # fmt: skip
+        parts += ["", table(("CLAIMED", "HOLDER", "EPOCH", "AGE", "EXPIRES IN", "TITLE"), rows)]
+    return "\n".join(parts)

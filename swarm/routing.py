@@ -1,0 +1,94 @@
+"""Which GPU (if any) lets an agent run a task: pure functions over requirements and leases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from swarm.models import Capabilities, GpuInfo, Requires
+
+GB_EPSILON = 1e-9  # float sums of GB shares must not refuse an exact fit
+
+
+@dataclass
+class GpuUsage:
+    """Leased GB and exclusivity per GPU UUID, as read inside the claim transaction."""
+
+    leased_gb: dict[str, float] = field(default_factory=dict)
+    holders: dict[str, int] = field(default_factory=dict)
+    exclusive: set[str] = field(default_factory=set)
+
+    def add(self, uuid: str, gb: float, exclusive: bool) -> None:
+        self.leased_gb[uuid] = self.leased_gb.get(uuid, 0.0) + gb
+        self.holders[uuid] = self.holders.get(uuid, 0) + 1
+        if exclusive:
+            self.exclusive.add(uuid)
+
+    def free_gb(self, gpu: GpuInfo) -> float:
+        return gpu.memory_total_gb - self.leased_gb.get(gpu.uuid, 0.0)
+
+    def fits(self, gpu: GpuInfo, requires: Requires) -> bool:
+        if gpu.uuid in self.exclusive:
+            return False
+        if requires.exclusive:
+            return self.holders.get(gpu.uuid, 0) == 0
+        return self.free_gb(gpu) + GB_EPSILON >= (requires.gpu_mem_gb or 0.0)
+
+
+def _gpu_matches(gpu: GpuInfo, requires: Requires) -> bool:
+    if requires.arch and (gpu.arch or "").rstrip("af") != requires.arch.rstrip("af"):
+        return False
+    if requires.gpu and requires.gpu.lower() not in gpu.name.lower():
+        return False
+    return requires.gpu_mem_gb is None or gpu.memory_total_gb + GB_EPSILON >= requires.gpu_mem_gb
+
+
+def _static_unmet(requires: Requires, caps: Capabilities) -> str | None:
+    if requires.host and requires.host != caps.host:
+        return f"host {requires.host}"
+    missing = [tool for tool in requires.tools if tool not in caps.tools]
+    if missing:
+        return "tools: " + ", ".join(missing)
+    if requires.needs_gpu and not any(_gpu_matches(g, requires) for g in caps.gpus):
+        return describe_gpu_need(requires)
+    return None
+
+
+def describe_gpu_need(requires: Requires) -> str:
+    """'an sm_121 host', "an sm_120 'RTX Pro 6000' host with >= 90 GB", 'an exclusive GPU'."""
+    words = [w for w in (requires.arch, f"'{requires.gpu}'" if requires.gpu else None) if w]
+    noun = " ".join(words + ["host"]) if words else "GPU"
+    if requires.exclusive and not words:
+        noun = "exclusive GPU"
+    article = "an" if noun[0] in "aeiou" or noun.startswith("sm_") else "a"
+    text = f"{article} {noun}"
+    if requires.gpu_mem_gb:
+        text += f" with >= {requires.gpu_mem_gb:g} GB"
+    return text
+
+
+def pick_gpu(requires: Requires, caps: Capabilities, usage: GpuUsage) -> GpuInfo | None:
+    """The first matching GPU with room for the task's share, or None."""
+    for gpu in caps.gpus:
+        if _gpu_matches(gpu, requires) and usage.fits(gpu, requires):
+            return gpu
+    return None
+
+
+def unmet(requires: Requires, caps: Capabilities, usage: GpuUsage) -> str | None:
+    """Why this agent cannot take the task now, as 'N tasks wait for <this>'; None when it can."""
+    static = _static_unmet(requires, caps)
+    if static or not requires.needs_gpu:
+        return static
+    if pick_gpu(requires, caps, usage) is None:
+        return "a free GPU share (" + describe_gpu_need(requires) + " is leased)"
+    return None
+
+
+def summarize(reasons: Iterable[str]) -> str:
+    """'41 tasks wait for an sm_121 host; 3 tasks wait for tools: nvcc', most common first."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return "; ".join(f"{n} task{'s' if n != 1 else ''} wait for {why}" for why, n in ordered)

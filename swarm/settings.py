@@ -1,0 +1,83 @@
+"""Configuration resolved once at the edge (flags, then SWARM_* environment, then defaults)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarm.errors import InvalidInput, StoreUnavailable
+
+DEFAULT_LEASE_SECONDS = 600.0
+DB_FILENAME = "swarm.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    busy_timeout_ms: int = 30_000
+
+    @property
+    def lab_dir(self) -> Path:
+        """Where swarm keeps its files beside the database (tokens, job logs)."""
+        return self.db_path.parent
+
+
+def git_common_dir(start: Path) -> Path | None:
+    """The git common dir shared by every worktree of the repo containing start, or None.
+
+    Read from the files git writes (`.git` dir, or a `.git` file pointing at a worktree gitdir
+    with a `commondir` file), so resolving it costs no subprocess on every CLI call.
+    """
+    for folder in (start, *start.parents):
+        dotgit = folder / ".git"
+        if dotgit.is_dir():
+            return dotgit.resolve()
+        if dotgit.is_file():
+            text = dotgit.read_text(encoding="utf-8").strip()
+            if not text.startswith("gitdir:"):
+                return None
+            gitdir = (folder / text.removeprefix("gitdir:").strip()).resolve()
+            common = gitdir / "commondir"
+            if common.is_file():
+                return (gitdir / common.read_text(encoding="utf-8").strip()).resolve()
+            return gitdir
+    return None
+
+
+def repo_root(start: Path) -> Path | None:
+    """The work tree root (the folder holding `.git`) containing start, or None."""
+    return next((f for f in (start, *start.parents) if (f / ".git").exists()), None)
+
+
+def resolve_db(flag: str | None, env: Mapping[str, str], cwd: Path) -> Path:
+    """--db, then SWARM_DB, then <git common dir>/swarm/swarm.db."""
+    chosen = flag or env.get("SWARM_DB")
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    common = git_common_dir(cwd)
+    if common is None:
+        raise StoreUnavailable(
+            f"{cwd} is not inside a git repository, so there is no default lab database: "
+            "run swarm inside the lab repo, pass --db PATH or set SWARM_DB"
+        )
+    return common / "swarm" / DB_FILENAME
+
+
+def load_settings(
+    db_flag: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    lease = env.get("SWARM_LEASE_SECONDS")
+    try:
+        lease_seconds = float(lease) if lease else DEFAULT_LEASE_SECONDS
+    except ValueError as exc:
+        raise InvalidInput(f"SWARM_LEASE_SECONDS must be a number, got {lease!r}") from exc
+    return Settings(
+        db_path=resolve_db(db_flag, env, cwd or Path.cwd()),
+        lease_seconds=lease_seconds,
+    )

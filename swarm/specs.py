@@ -1,0 +1,131 @@
+"""Per-kind task specs and the dedupe key that keeps one deployment from being queued twice."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from swarm.errors import InvalidInput
+from swarm.models import Model
+
+# Spellings agents actually use for the same engine. The data keeps the spelling it was given;
+# only the dedupe key is normalised (reconciling spellings in findings is the facts registry's job).
+PLATFORM_ALIASES: dict[str, str] = {
+    "trt-llm": "tensorrt-llm",
+    "trtllm": "tensorrt-llm",
+    "tensorrt_llm": "tensorrt-llm",
+    "tensorrtllm": "tensorrt-llm",
+    "hf": "transformers",
+    "huggingface": "transformers",
+    "sgl": "sglang",
+}
+
+
+class DeploySpec(Model):
+    gpu: str
+    model: str
+    platform: str
+    quant: str | None = None
+    tp: int = Field(1, ge=1)
+    params: str | None = None
+    model_type: str | None = None
+    vram_gb: float | None = None
+    notes: str | None = None
+    instance: int = Field(1, ge=1, description="n-th deployment of the same model/platform/GPU")
+
+
+class BenchmarkSpec(Model):
+    deploy_task: str | None = Field(None, description="the deploy task whose server is measured")
+    gpu: str | None = None
+    model: str
+    platform: str | None = None
+    quant: str | None = None
+    tp: int = Field(1, ge=1)
+    instance: int = Field(1, ge=1)
+    endpoint: str | None = None
+    concurrency: tuple[int, ...] = (1,)
+
+
+class KernelSpec(Model):
+    name: str
+    archs: tuple[str, ...] = ()
+    test: bool = False
+
+
+class VerifySpec(Model):
+    scope: str = Field("all", description="which findings to check")
+
+
+class ResearchSpec(Model):
+    question: str
+    scope: dict[str, str] = {}
+
+
+KIND_SPECS: dict[str, type[Model] | None] = {
+    "deploy": DeploySpec,
+    "benchmark": BenchmarkSpec,
+    "kernel": KernelSpec,
+    "verify": VerifySpec,
+    "research": ResearchSpec,
+    "other": None,  # free-form spec
+}
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KIND_SPECS:
+        known = ", ".join(KIND_SPECS)
+        raise InvalidInput(f"unknown kind {kind!r}; known kinds: {known} (use 'other' for free-form)")
+    return kind
+
+
+def validate_spec(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as its kind's model dumps it; raises InvalidInput naming the bad field."""
+    model = KIND_SPECS[check_kind(kind)]
+    if model is None:
+        return dict(spec)
+    try:
+        return model.model_validate(spec).model_dump(mode="json", exclude_defaults=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"invalid {kind} spec: {problems}") from exc
+
+
+def _norm(text: str | None) -> str:
+    return re.sub(r"[\s_]+", "-", (text or "").strip().lower())
+
+
+def _norm_model(name: str) -> str:
+    return _norm(name.rsplit("/", 1)[-1])  # 'nvidia/Qwen3-8B' is the same model as 'Qwen3-8B'
+
+
+def _norm_gpu(name: str | None) -> str:
+    return re.sub(r"^(nvidia-)?(geforce-)?", "", _norm(name))
+
+
+def _deployment_key(spec: dict[str, Any]) -> str:
+    platform = _norm(spec.get("platform"))
+    parts = [
+        _norm_gpu(spec.get("gpu")),
+        _norm_model(spec["model"]),
+        PLATFORM_ALIASES.get(platform, platform),
+        _norm(spec.get("quant")),
+        f"tp{spec.get('tp', 1)}",
+    ]
+    if spec.get("instance", 1) > 1:
+        parts.append(f"#{spec['instance']}")
+    return "|".join(parts)
+
+
+def dedupe_key(kind: str, spec: dict[str, Any], explicit: str | None) -> str | None:
+    """Normalised key: an explicit key wins; deploy and benchmark derive theirs from the spec."""
+    if explicit:
+        return f"{kind}:{_norm(explicit)}"
+    if kind == "deploy":
+        return "deploy:" + _deployment_key(spec)
+    if kind == "benchmark" and spec.get("gpu"):
+        return "benchmark:" + _deployment_key(spec)
+    return None

@@ -1,0 +1,164 @@
+"""The SQLite store: the one place the database is opened, with its pragmas and migrations.
+
+Every write runs in `BEGIN IMMEDIATE` (a deferred read-then-write gets SQLITE_BUSY without waiting
+for busy_timeout) and is retried with jitter when SQLite still reports busy: measured on this kind
+of machine, busy_timeout alone lets "database is locked" escape under fsync pressure
+(shared/research/queue_anchors.md, sections 3 and 7).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from swarm.errors import StoreUnavailable
+from swarm.migrations import MIGRATIONS
+
+T = TypeVar("T")
+
+# Filesystems where SQLite's locking or WAL shared memory cannot be trusted across hosts.
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ncpfs", "lustre", "gpfs", "ceph",
+        "glusterfs", "beegfs", "davfs", "fuse.sshfs", "sshfs", "fuse.ceph", "fuse.glusterfs",
+        "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse",
+    }
+)  # fmt: skip
+RETRY_DEADLINE_S = 60.0
+
+
+def filesystem_type(path: Path, mounts: str) -> str | None:
+    """The type of the mount holding path, from /proc/mounts text (longest mount point wins)."""
+    best, best_len = None, -1
+    target = str(path)
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) > best_len:
+            best, best_len = fields[2], len(mount_point)
+    return best
+
+
+def refuse_network_filesystem(path: Path, mounts: str | None = None) -> None:
+    """Raise StoreUnavailable when path lies on a network filesystem."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text(encoding="utf-8")
+        except OSError:
+            return  # not Linux: nothing to read, nothing to refuse
+    fstype = filesystem_type(path, mounts)
+    if fstype in NETWORK_FILESYSTEMS:
+        raise StoreUnavailable(
+            f"{path} is on a {fstype} filesystem: SQLite must not be shared over a network "
+            "filesystem (locks and WAL shared memory break). Put SWARM_DB on a local disk, or "
+            "use one `swarm serve --http` coordinator or PostgreSQL for several hosts."
+        )
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class SqliteStore:
+    """One connection to the lab database; `write` and `read` run a function in a transaction."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create {path.parent}: {exc}") from exc
+        refuse_network_filesystem(path.parent)
+        try:
+            # isolation_level=None: we issue BEGIN ourselves; Python's implicit deferred BEGIN
+            # would turn every claim into a read-then-upgrade (queue_anchors.md, pitfall 3).
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {path}: {exc}") from exc
+        self.conn.row_factory = sqlite3.Row
+        self._retry(self._configure)
+        self._migrate()
+
+    def _configure(self) -> None:
+        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreUnavailable(f"{self.path}: WAL mode unavailable (got {mode!r})")
+        # NORMAL: no fsync per commit; safe from corruption, may lose the last commits on power
+        # loss, which the lease then re-delivers (queue_anchors.md, section 2).
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+
+    def _migrate(self) -> None:
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            return
+
+        def apply(conn: sqlite3.Connection) -> None:
+            done = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+            )
+            for name, sql in MIGRATIONS[done:]:
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO migrations VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+                    (name,),
+                )
+            conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+        self.write(apply)
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + RETRY_DEADLINE_S
+        delay = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(
+                        f"{self.path} stayed locked for {RETRY_DEADLINE_S:.0f} s; "
+                        "is a process holding a long transaction?"
+                    ) from exc
+                time.sleep(random.uniform(0, delay))  # full jitter
+                delay = min(delay * 2, 0.05)
+
+    def _transaction(self, begin: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def attempt() -> T:
+            self.conn.execute(begin)
+            try:
+                value = fn(self.conn)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            return value
+
+        return self._retry(attempt)
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn in one short write transaction; returns only after COMMIT. fn may re-run."""
+        return self._transaction("BEGIN IMMEDIATE", fn)
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn on one consistent snapshot."""
+        return self._transaction("BEGIN", fn)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,1 @@
+"""Actions on the outside world (GPUs, docker, nvcc, citations). Imports swarm models only."""
