@@ -16,8 +16,8 @@ from pydantic import Field, ValidationError
 
 from swarm import SCHEMA_VERSION
 from swarm.errors import Duplicate, InvalidInput
-from swarm.models import Model, NewTask, Requires, TaskState
-from swarm.queue import insert_task, record_result
+from swarm.models import Model, NewTask, Requires, TaskState, validation_message
+from swarm.queue import insert_task, new_task_id, record_result
 from swarm.specs import dedupe_key
 from swarm.store import SqliteStore
 
@@ -73,8 +73,10 @@ class LoadReport(Model):
 def read_catalog(path: Path) -> CatalogFile:
     try:
         return CatalogFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise InvalidInput(f"{path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: {validation_message(exc)}") from exc
 
 
 def _deploy_tasks(entry: CatalogDeployment) -> tuple[NewTask, NewTask]:
@@ -157,6 +159,9 @@ def load_catalog(store: SqliteStore, folder: Path, now: datetime) -> LoadReport:
                 count = _load_deployment(conn, entry, source, now)
                 added, skipped = added + count, skipped + (2 - count)
             for new in catalog.task:
+                if new.id is None:  # a stable id, so that loading again finds it
+                    stable = new_task_id(new.kind, f"catalog:{path.name}:{new.title}")
+                    new = new.model_copy(update={"id": stable})
                 if _exists(conn, new):
                     skipped += 1
                     continue

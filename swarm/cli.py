@@ -286,9 +286,10 @@ def build_parser() -> Parser:
                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    def command(name: str, fn: Callable[[Context], None], help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help,
-                           epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    def command(name: str, fn: Callable[[Context], None], help: str, group: Any = sub) -> Parser:
+        p: Parser = group.add_parser(name, parents=[common], help=help, description=help,
+                                     epilog=EXIT_CODES_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         p.set_defaults(fn=fn)
         return p
 
@@ -346,15 +347,13 @@ def build_parser() -> Parser:
 
     agent = sub.add_parser("agent", help="register and list agents")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True, parser_class=Parser)
-    p = agent_sub.add_parser("register", parents=[common], help="record this agent's capabilities")
-    p.set_defaults(fn=cmd_agent_register)
+    p = command("register", cmd_agent_register, "record this agent's capabilities", agent_sub)
     p.add_argument("--name", dest="agent", help="agent name (default: SWARM_AGENT)")
     p.add_argument("--host", help="host name (default: this host)")
     p.add_argument("--gpu", action="append", help="NAME:ARCH:GB instead of NVML (repeatable)")
     p.add_argument("--no-gpu", action="store_true", help="register without GPUs")
     p.add_argument("--tool", action="append", help="tool on PATH (default: detected)")
-    p = agent_sub.add_parser("ls", parents=[common], help="list registered agents")
-    p.set_defaults(fn=cmd_agent_ls)
+    command("ls", cmd_agent_ls, "list registered agents", agent_sub)
     return parser
 
 

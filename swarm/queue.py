@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -132,7 +132,7 @@ def _to_result(row: sqlite3.Row) -> Result:
 ID_PREFIXES = {"benchmark": "bench", "research": "rsrch"}
 
 
-def _new_id(kind: str, key: str | None) -> str:
+def new_task_id(kind: str, key: str | None) -> str:
     prefix = ID_PREFIXES.get(kind, kind)
     if key:  # deterministic: a deploy and its benchmark share the suffix of their deployment
         return f"{prefix}-{hashlib.sha256(key.split(':', 1)[1].encode()).hexdigest()[:6]}"
@@ -158,7 +158,7 @@ def insert_task(
                 f"task {existing['id']} ({existing['state']}) already queues this {new.kind} "
                 f"(dedupe key {key!r}); use it, or give a distinct --dedupe-key"
             )
-    task_id = new.id or _new_id(new.kind, key)
+    task_id = new.id or new_task_id(new.kind, key)
     if conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone():
         if new.id:
             raise Duplicate(f"a task with id {task_id!r} already exists")
@@ -240,28 +240,38 @@ def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, list[str]]:
     return f"AND t.kind IN ({','.join('?' * len(kinds))})", list(kinds)
 
 
-def _choose(
-    conn: sqlite3.Connection, caps: Capabilities, kinds: Sequence[str] | None
-) -> tuple[sqlite3.Row, Requires, GpuLease | None] | None:
-    """The first ready task, in priority order, that this agent can run now."""
+Verdict = tuple[sqlite3.Row, Requires, str | None]
+
+
+def _walk(
+    conn: sqlite3.Connection, caps: Capabilities, kinds: Sequence[str] | None, usage: GpuUsage
+) -> Iterator[Verdict]:
+    """Ready tasks in claim order, each with why this agent cannot run it now (None: it can)."""
     kind_sql, params = _kind_filter(kinds)
-    usage: GpuUsage | None = None  # read lazily: most claims need no GPU accounting
     for row in conn.execute(READY_SQL.format(kind_filter=kind_sql), params):
         if row["requires"] == NO_REQUIREMENTS:
-            return row, Requires(), None
+            yield row, Requires(), None
+            continue
         requires = Requires.model_validate_json(row["requires"])
-        if usage is None and requires.needs_gpu:
-            usage = _gpu_usage(conn, caps.host)
-        if unmet(requires, caps, usage or GpuUsage()) is not None:
+        yield row, requires, unmet(requires, caps, usage)
+
+
+def _choose(
+    conn: sqlite3.Connection, caps: Capabilities, kinds: Sequence[str] | None
+) -> tuple[sqlite3.Row, GpuLease | None] | None:
+    """The first ready task, in priority order, that this agent can run now, with its GPU share."""
+    usage = _gpu_usage(conn, caps.host)
+    for row, requires, why in _walk(conn, caps, kinds, usage):
+        if why is not None:
             continue
         if not requires.needs_gpu:
-            return row, requires, None
-        gpu = pick_gpu(requires, caps, usage or GpuUsage())
+            return row, None
+        gpu = pick_gpu(requires, caps, usage)
         assert gpu is not None  # unmet() just said one fits
         share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
         lease = GpuLease(host=caps.host, gpu_uuid=gpu.uuid, gpu_name=gpu.name, gb=share,
                          exclusive=requires.exclusive)  # fmt: skip
-        return row, requires, lease
+        return row, lease
     return None
 
 
@@ -277,7 +287,7 @@ def _claim_in(
     chosen = _choose(conn, caps, kinds)
     if chosen is None:
         return None
-    row, _requires, gpu = chosen
+    row, gpu = chosen
     expires = iso(now + timedelta(seconds=lease_seconds))
     claimed = conn.execute(
         "UPDATE tasks SET state = 'claimed', epoch = epoch + 1, attempts = attempts + 1, "
@@ -324,21 +334,16 @@ def explain_unclaimable(store: SqliteStore, agent_id: str, kinds: Sequence[str] 
         caps = agents.capabilities_in(conn, agent_id)
         kind_sql, params = _kind_filter(kinds)
         pending = conn.execute(
-            f"SELECT id, requires FROM tasks t WHERE state = 'pending' {kind_sql}", params
+            f"SELECT id FROM tasks t WHERE state = 'pending' {kind_sql}", params
         ).fetchall()
         if not pending:
             claimed = conn.execute("SELECT count(*) FROM tasks WHERE state='claimed'").fetchone()
             scope = f" of kind {', '.join(kinds)}" if kinds else ""
             return f"no pending tasks{scope} ({claimed[0]} claimed by agents now)"
-        usage = _gpu_usage(conn, caps.host)
-        blocked = _blocked_ids(conn)
-        reasons = []
-        for row in pending:
-            if row["id"] in blocked:
-                reasons.append(blocked[row["id"]])
-                continue
-            why = unmet(Requires.model_validate_json(row["requires"]), caps, usage)
-            reasons.append(why or "a claim (ready now: retry)")
+        reasons = [why or "a claim (ready now: retry)"
+                   for _, _, why in _walk(conn, caps, kinds, _gpu_usage(conn, caps.host))]  # fmt: skip
+        waiting = _blocked_ids(conn)
+        reasons += [waiting[r["id"]] for r in pending if r["id"] in waiting]
         return f"nothing claimable for {agent_id}: " + summarize(reasons)
 
     return store.read(explain)
@@ -365,10 +370,10 @@ def _check_lease(conn: sqlite3.Connection, task_id: str, epoch: int) -> sqlite3.
     if row["state"] == TaskState.claimed and row["epoch"] == epoch:
         return row
     if row["epoch"] != epoch:
-        now_held = f"held by {row['holder']}" if row["state"] == "claimed" else row["state"]
+        now = f"held by {row['holder']}" if row["state"] == "claimed" else f"and {row['state']}"
         raise LeaseLost(
             f"your lease on {task_id} (epoch {epoch}) was lost: it is now at epoch "
-            f"{row['epoch']}, {now_held}; drop this work and claim a new task"
+            f"{row['epoch']} {now}; drop this work and claim a new task"
         )
     raise LeaseLost(f"your lease on {task_id} (epoch {epoch}) has ended: the task is {row['state']}")
 

@@ -17,6 +17,9 @@ class GpuUsage:
     leased_gb: dict[str, float] = field(default_factory=dict)
     holders: dict[str, int] = field(default_factory=dict)
     exclusive: set[str] = field(default_factory=set)
+    # GPUs a higher-priority (or older) task is waiting to get a share of: later tasks may not
+    # take them, or small tasks would starve a waiting exclusive benchmark forever.
+    reserved: set[str] = field(default_factory=set)
 
     def add(self, uuid: str, gb: float, exclusive: bool) -> None:
         self.leased_gb[uuid] = self.leased_gb.get(uuid, 0.0) + gb
@@ -28,7 +31,7 @@ class GpuUsage:
         return gpu.memory_total_gb - self.leased_gb.get(gpu.uuid, 0.0)
 
     def fits(self, gpu: GpuInfo, requires: Requires) -> bool:
-        if gpu.uuid in self.exclusive:
+        if gpu.uuid in self.exclusive or gpu.uuid in self.reserved:
             return False
         if requires.exclusive:
             return self.holders.get(gpu.uuid, 0) == 0
@@ -76,19 +79,24 @@ def pick_gpu(requires: Requires, caps: Capabilities, usage: GpuUsage) -> GpuInfo
 
 
 def unmet(requires: Requires, caps: Capabilities, usage: GpuUsage) -> str | None:
-    """Why this agent cannot take the task now, as 'N tasks wait for <this>'; None when it can."""
+    """Why this agent cannot take the task now, as 'N tasks wait for <this>'; None when it can.
+
+    A task that waits for a share of a busy GPU reserves the GPUs it could use (in `usage`),
+    so the caller must ask in queue order.
+    """
     static = _static_unmet(requires, caps)
     if static or not requires.needs_gpu:
         return static
     if pick_gpu(requires, caps, usage) is None:
-        return "a free GPU share (" + describe_gpu_need(requires) + " is leased)"
+        usage.reserved.update(g.uuid for g in caps.gpus if _gpu_matches(g, requires))
+        return "a leased GPU to free up"
     return None
 
 
 def summarize(reasons: Iterable[str]) -> str:
-    """'41 tasks wait for an sm_121 host; 3 tasks wait for tools: nvcc', most common first."""
+    """'41 tasks wait for an sm_121 host; 1 task waits for tools: nvcc', most common first."""
     counts: dict[str, int] = {}
     for reason in reasons:
         counts[reason] = counts.get(reason, 0) + 1
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return "; ".join(f"{n} task{'s' if n != 1 else ''} wait for {why}" for why, n in ordered)
+    return "; ".join(f"{n} task{' waits' if n == 1 else 's wait'} for {why}" for why, n in ordered)

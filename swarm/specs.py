@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from swarm.errors import InvalidInput
-from swarm.models import Model
+from swarm.models import Model, validation_message
 
 # Spellings agents actually use for the same engine. The data keeps the spelling it was given;
 # only the dedupe key is normalised (reconciling spellings in findings is the facts registry's job).
@@ -88,10 +88,7 @@ def validate_spec(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     try:
         return model.model_validate(spec).model_dump(mode="json", exclude_defaults=True)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidInput(f"invalid {kind} spec: {problems}") from exc
+        raise InvalidInput(f"invalid {kind} spec: {validation_message(exc)}") from exc
 
 
 def _norm(text: str | None) -> str:

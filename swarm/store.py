@@ -62,7 +62,7 @@ def refuse_network_filesystem(path: Path, mounts: str | None = None) -> None:
         )
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -127,7 +127,7 @@ class SqliteStore:
         while True:
             try:
                 return fn()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 if not _is_busy(exc):
                     raise StoreUnavailable(f"{self.path}: {exc}") from exc
                 if time.monotonic() > deadline:

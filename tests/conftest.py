@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from swarm import agents
+from swarm.models import Capabilities, GpuInfo
+from swarm.store import SqliteStore
+
+REPO = Path(__file__).resolve().parents[1]
+T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "lab.db")
+    yield s
+    s.close()
+
+
+def gpu(name: str = "RTX Pro 6000", arch: str = "sm_120", gb: float = 96.0, uuid: str = "GPU-0",
+        index: int = 0) -> GpuInfo:  # fmt: skip
+    return GpuInfo(index=index, name=name, uuid=uuid, arch=arch, memory_total_gb=gb)
+
+
+def register(
+    store: SqliteStore,
+    agent: str,
+    *gpus: GpuInfo,
+    host: str = "pro6000",
+    tools: tuple[str, ...] = (),
+) -> None:
+    agents.register(store, agent, Capabilities(host=host, gpus=gpus, tools=tools), T0)

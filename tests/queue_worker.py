@@ -1,0 +1,61 @@
+"""A worker process for the concurrency tests: claim -> (work, heartbeat) -> report, logged.
+
+    python tests/queue_worker.py DB AGENT LOG LEASE_S WORK_MIN_S WORK_MAX_S
+
+Each line of LOG is one JSON event (claimed / reported / refused / error), flushed at once so a
+SIGKILL loses nothing that happened before it. Exits when no pending or claimed task is left.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from swarm import agents, queue
+from swarm.errors import LeaseLost, NothingClaimable, SwarmError
+from swarm.models import Capabilities
+from swarm.store import SqliteStore
+
+
+def main() -> None:
+    db, agent, log_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    lease, work_min, work_max = (float(v) for v in sys.argv[4:7])
+    store = SqliteStore(Path(db))
+    log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115  # line-buffered
+
+    def emit(**event: object) -> None:
+        log.write(json.dumps({"agent": agent, "t": time.time(), **event}) + "\n")
+
+    agents.register(store, agent, Capabilities(host="test"), datetime.now(UTC))
+    while True:
+        try:
+            claim = queue.claim(store, agent, datetime.now(UTC), lease)
+        except NothingClaimable as exc:
+            if "no pending tasks (0 claimed" in str(exc):
+                return
+            time.sleep(0.02)
+            continue
+        except SwarmError as exc:
+            emit(event="error", op="claim", error=f"{type(exc).__name__}: {exc}")
+            continue
+        task, epoch = claim.task.id, claim.lease.epoch
+        emit(event="claimed", task=task, epoch=epoch)
+        try:
+            deadline = time.monotonic() + random.uniform(work_min, work_max)
+            while (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, lease / 3))
+                queue.heartbeat(store, task, epoch, datetime.now(UTC), lease)
+            queue.report(store, task, epoch, "done", datetime.now(UTC), {"by": agent})
+            emit(event="reported", task=task, epoch=epoch)
+        except LeaseLost as exc:
+            emit(event="refused", task=task, epoch=epoch, error=str(exc))
+        except SwarmError as exc:
+            emit(event="error", op="report", task=task, error=f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Many OS processes on one SQLite file, ending in an audit of what the store and workers saw."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarm import queue
+from swarm.models import NewTask
+from swarm.store import SqliteStore
+from tests.conftest import REPO, T0
+
+WORKER = REPO / "tests" / "queue_worker.py"
+pytestmark = pytest.mark.slow
+
+
+def seed(db: Path, n: int) -> list[str]:
+    store = SqliteStore(db)
+    ids = [queue.add_task(store, NewTask(kind="other", title=f"t{i}"), T0).id for i in range(n)]
+    store.close()
+    return ids
+
+
+def spawn(db: Path, agent: str, logs: Path, lease: float, work: tuple[float, float]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, str(WORKER), str(db), agent, str(logs / f"{agent}.jsonl"), str(lease),
+            str(work[0]), str(work[1])]  # fmt: skip
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def read_logs(logs: Path) -> list[dict[str, Any]]:
+    events = []
+    for path in logs.glob("*.jsonl"):
+        events += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return events
+
+
+def store_audit(db: Path) -> tuple[Counter[str], dict[str, int], dict[str, tuple[int, str]]]:
+    conn = sqlite3.connect(db)
+    states = Counter(r[0] for r in conn.execute("SELECT state FROM tasks"))
+    results = dict(conn.execute("SELECT task_id, count(*) FROM results GROUP BY task_id").fetchall())
+    final = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT t.id, t.epoch, r.agent FROM tasks t JOIN results r ON r.task_id = t.id")}  # fmt: skip
+    return states, results, final
+
+
+def test_twenty_processes_claim_every_task_exactly_once_and_lose_no_report(tmp_path: Path) -> None:
+    db, logs = tmp_path / "lab.db", tmp_path / "logs"
+    logs.mkdir()
+    ids = seed(db, 600)
+    workers = [spawn(db, f"w{i}", logs, 120.0, (0.0, 0.0)) for i in range(20)]
+    for w in workers:
+        _, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err.decode()
+    events = read_logs(logs)
+    claims = Counter(e["task"] for e in events if e["event"] == "claimed")
+    assert [e for e in events if e["event"] in ("error", "refused")] == []
+    assert sorted(claims) == sorted(ids) and set(claims.values()) == {1}
+    assert len([e for e in events if e["event"] == "reported"]) == 600
+    states, results, _ = store_audit(db)
+    assert states == {"done": 600}
+    assert set(results.values()) == {1} and len(results) == 600
+    assert len({e["agent"] for e in events}) > 1  # the work really was spread over processes
+
+
+def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _epoch(db: Path, task: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT epoch FROM tasks WHERE id = ?", (task,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_worker_that_wakes_after_its_lease_was_reclaimed_is_refused(tmp_path: Path) -> None:
+    db, logs = tmp_path / "lab.db", tmp_path / "logs"
+    logs.mkdir()
+    (task,) = seed(db, 1)
+    zombie = spawn(db, "zombie", logs, 0.5, (1.5, 1.5))
+    _wait_for(lambda: any(e["event"] == "claimed" for e in read_logs(logs)))
+    zombie.send_signal(signal.SIGSTOP)  # frozen mid-task: no heartbeats
+    time.sleep(0.7)
+    rescuer = spawn(db, "rescuer", logs, 30.0, (0.0, 0.0))
+    _wait_for(lambda: _epoch(db, task) == 2)
+    zombie.send_signal(signal.SIGCONT)
+    rescuer.communicate(timeout=30)
+    zombie.communicate(timeout=30)
+    events = read_logs(logs)
+    refused = [e for e in events if e["event"] == "refused"]
+    assert [(e["agent"], e["epoch"]) for e in refused] == [("zombie", 1)]
+    assert "now at epoch 2" in refused[0]["error"]
+    _, results, final = store_audit(db)
+    assert results == {task: 1} and final[task] == (2, "rescuer")
+
+
+def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(tmp_path: Path) -> None:
+    db, logs = tmp_path / "lab.db", tmp_path / "logs"
+    logs.mkdir()
+    ids = seed(db, 200)
+    lease, work = 0.6, (0.05, 0.3)
+    rng = random.Random(7)
+    workers = {f"w{i}": spawn(db, f"w{i}", logs, lease, work) for i in range(6)}
+    thaw_at: dict[str, float] = {}
+    killed = frozen = 0
+    deadline = time.monotonic() + 120
+    for step in itertools.count():
+        for name, when in list(thaw_at.items()):
+            if time.monotonic() >= when:
+                workers[name].send_signal(signal.SIGCONT)
+                del thaw_at[name]
+        if all(w.poll() is not None for w in workers.values()):
+            break
+        assert time.monotonic() < deadline, "chaos run did not finish"
+        time.sleep(0.1)
+        name = rng.choice(sorted(set(workers) - set(thaw_at)))
+        if workers[name].poll() is not None:
+            continue
+        if step % 2 == 0 and killed < 12:
+            workers[name].send_signal(signal.SIGKILL)  # dies mid-task: its lease must expire
+            workers[name].wait()
+            workers[f"{name}.{step}"] = spawn(db, f"{name}.{step}", logs, lease, work)
+            killed += 1
+        elif step % 2 == 1 and frozen < 12:
+            workers[name].send_signal(signal.SIGSTOP)  # a zombie: wakes after its lease expired
+            thaw_at[name] = time.monotonic() + lease * 2.5
+            frozen += 1
+    events = read_logs(logs)
+    assert [e for e in events if e["event"] == "error"] == []
+    states, results, final = store_audit(db)
+    assert states == {"done": 200}, "every task ends done"
+    assert sorted(results) == sorted(ids) and set(results.values()) == {1}, "exactly one result each"
+    claims = Counter((e["task"], e["epoch"]) for e in events if e["event"] == "claimed")
+    assert set(claims.values()) == {1}, "no (task, epoch) was ever handed to two workers"
+    accepted = {(e["task"], e["epoch"]) for e in events if e["event"] == "reported"}
+    assert accepted == {(task, epoch) for task, (epoch, _) in final.items()}, "only the last lease reports"
+    refused = [e for e in events if e["event"] == "refused"]
+    assert all(e["epoch"] < final[e["task"]][0] for e in refused), "refused: superseded leases only"
+    assert killed == 12 and frozen == 12
+    assert max(epoch for epoch, _ in final.values()) > 1, "some task really was reclaimed"

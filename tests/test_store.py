@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from swarm.errors import StoreUnavailable
+from swarm.migrations import MIGRATIONS
+from swarm.settings import git_common_dir, load_settings, resolve_db
+from swarm.store import SqliteStore, filesystem_type, refuse_network_filesystem
+
+MOUNTS = """\
+/dev/vda1 / ext4 rw,relatime 0 0
+nas:/export/home /home/lab nfs4 rw,vers=4.2 0 0
+//files/share /mnt/share cifs rw 0 0
+tmpfs /home/lab/tmp tmpfs rw 0 0
+"""
+
+
+def test_the_mount_holding_a_path_is_the_longest_matching_mount_point() -> None:
+    assert filesystem_type(Path("/home/lab/repo/.git/swarm"), MOUNTS) == "nfs4"
+    assert filesystem_type(Path("/home/lab/tmp/x"), MOUNTS) == "tmpfs"
+    assert filesystem_type(Path("/home/labx"), MOUNTS) == "ext4"
+
+
+def test_a_database_on_a_network_filesystem_is_refused_with_what_to_do() -> None:
+    with pytest.raises(StoreUnavailable, match="nfs4 filesystem.*PostgreSQL"):
+        refuse_network_filesystem(Path("/home/lab/repo/.git/swarm"), MOUNTS)
+    with pytest.raises(StoreUnavailable, match="cifs"):
+        refuse_network_filesystem(Path("/mnt/share/lab.db"), MOUNTS)
+    refuse_network_filesystem(Path("/srv/lab.db"), MOUNTS)  # local disk: fine
+
+
+def test_opening_creates_a_wal_database_with_every_migration_applied_once(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "lab.db"
+    SqliteStore(path).close()
+    SqliteStore(path).close()  # reopening is harmless
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    names = [r[0] for r in conn.execute("SELECT name FROM migrations")]
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def test_a_file_that_is_not_a_database_is_reported_plainly(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    path.write_text("not a database" * 100)
+    with pytest.raises(StoreUnavailable, match="lab.db"):
+        SqliteStore(path)
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_every_worktree_of_a_repo_shares_one_default_database(tmp_path: Path) -> None:
+    repo = tmp_path / "lab"
+    repo.mkdir()
+    _git("init", "-q", "-b", "main", cwd=repo)
+    _git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty",
+         "-m", "init", cwd=repo)  # fmt: skip
+    _git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=repo)
+    (repo / "deep").mkdir()
+    main_db = resolve_db(None, {}, repo / "deep")
+    assert main_db == (repo / ".git" / "swarm" / "swarm.db").resolve()
+    assert resolve_db(None, {}, tmp_path / "wt") == main_db
+    assert git_common_dir(tmp_path) is None
+
+
+def test_the_db_flag_beats_the_environment_which_beats_the_default(tmp_path: Path) -> None:
+    env = {"SWARM_DB": str(tmp_path / "env.db")}
+    assert resolve_db(str(tmp_path / "flag.db"), env, tmp_path) == tmp_path / "flag.db"
+    assert resolve_db(None, env, tmp_path) == tmp_path / "env.db"
+    with pytest.raises(StoreUnavailable, match="not inside a git repository"):
+        resolve_db(None, {}, tmp_path)
+    assert load_settings(None, {**env, "SWARM_LEASE_SECONDS": "30"}, tmp_path).lease_seconds == 30
