@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from swarm.errors import NotFound, UnknownAgent
 from swarm.models import Agent, Capabilities, iso
 from swarm.store import SqliteStore
 
+TOUCH_EVERY = timedelta(seconds=30)
 
-def capabilities_in(conn: sqlite3.Connection, agent_id: str) -> Capabilities:
+
+def raw_capabilities_in(conn: sqlite3.Connection, agent_id: str) -> str:
+    """The agent's capabilities as stored (JSON); raises UnknownAgent."""
     row = conn.execute("SELECT capabilities FROM agents WHERE id = ?", (agent_id,)).fetchone()
     if row is None:
         raise UnknownAgent(
             f"agent {agent_id!r} is not registered: run `swarm agent register --name {agent_id}`"
         )
-    return Capabilities.model_validate_json(row["capabilities"])
+    return str(row[0])
 
 
 def touch(conn: sqlite3.Connection, agent_id: str, now: datetime) -> None:
-    conn.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (iso(now), agent_id))
+    """Record that the agent is alive; writes at most every TOUCH_EVERY (claims are hot)."""
+    conn.execute(
+        "UPDATE agents SET last_seen = ? WHERE id = ? AND last_seen < ?",
+        (iso(now), agent_id, iso(now - TOUCH_EVERY)),
+    )
 
 
 def register(store: SqliteStore, agent_id: str, caps: Capabilities, now: datetime) -> Agent:

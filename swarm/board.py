@@ -101,8 +101,10 @@ def _claimed(conn: sqlite3.Connection, now: datetime) -> tuple[ClaimedTask, ...]
 
 def board(store: SqliteStore, now: datetime) -> Board:
     def read(conn: sqlite3.Connection) -> Board:
-        by_state = {r[0]: r[1] for r in conn.execute(
-            "SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state")}  # fmt: skip
+        by_state = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state")
+        }
         by_kind: dict[str, dict[str, int]] = {}
         for r in conn.execute("SELECT kind, state, count(*) FROM tasks GROUP BY kind, state"):
             by_kind.setdefault(r[0], {})[r[1]] = r[2]

@@ -81,10 +81,20 @@ def read_catalog(path: Path) -> CatalogFile:
 
 def _deploy_tasks(entry: CatalogDeployment) -> tuple[NewTask, NewTask]:
     spec = entry.model_dump(
-        include={"gpu", "model", "platform", "quant", "tp", "params", "model_type", "vram_gb",
-                 "notes", "instance"},
+        include={
+            "gpu",
+            "model",
+            "platform",
+            "quant",
+            "tp",
+            "params",
+            "model_type",
+            "vram_gb",
+            "notes",
+            "instance",
+        },
         exclude_none=True,
-    )  # fmt: skip
+    )
     where = f"{entry.model} on {entry.gpu} ({entry.platform}, {entry.quant or 'default'})"
     deploy = NewTask(
         kind="deploy",
@@ -93,8 +103,9 @@ def _deploy_tasks(entry: CatalogDeployment) -> tuple[NewTask, NewTask]:
         priority=entry.priority,
         requires=Requires(arch=entry.arch, gpu=entry.gpu, gpu_mem_gb=entry.vram_gb),
     )
-    bench_spec = {k: spec[k] for k in ("gpu", "model", "platform", "quant", "tp", "instance")
-                  if k in spec}  # fmt: skip
+    bench_spec = {
+        k: spec[k] for k in ("gpu", "model", "platform", "quant", "tp", "instance") if k in spec
+    }
     bench = NewTask(
         kind="benchmark",
         title=f"benchmark {where}",
@@ -127,6 +138,7 @@ def _load_deployment(
     if _exists(conn, deploy):
         return 0
     done = entry.status in (DeploymentStatus.benchmarked, DeploymentStatus.working)
+    note: str | None
     if entry.status == DeploymentStatus.failed:
         state, note = TaskState.failed, entry.reason or f"failed in {source}; no reason recorded"
     else:
@@ -134,8 +146,9 @@ def _load_deployment(
     deploy_id = insert_task(conn, deploy, now, CATALOG_ACTOR, state, note)
     if done:
         _seed_result(conn, deploy_id, {"vram_gb": entry.vram_gb, "notes": entry.notes}, source, now)
-    bench = bench.model_copy(update={"spec": {**bench.spec, "deploy_task": deploy_id},
-                                     "depends_on": (deploy_id,)})  # fmt: skip
+    bench = bench.model_copy(
+        update={"spec": {**bench.spec, "deploy_task": deploy_id}, "depends_on": (deploy_id,)}
+    )
     benchmarked = entry.status == DeploymentStatus.benchmarked
     bench_id = insert_task(
         conn, bench, now, CATALOG_ACTOR, TaskState.done if benchmarked else TaskState.pending

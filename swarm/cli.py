@@ -92,7 +92,9 @@ def _read_json(source: str | None) -> dict[str, Any]:
     try:
         if source == "-":
             text = sys.stdin.read()
-        elif source.startswith("@") or (not source.lstrip().startswith("{") and Path(source).is_file()):
+        elif source.startswith("@") or (
+            not source.lstrip().startswith("{") and Path(source).is_file()
+        ):
             text = Path(source.removeprefix("@")).read_text(encoding="utf-8")
         else:
             text = source
@@ -115,8 +117,10 @@ def cmd_init(ctx: Context) -> None:
     report = load_catalog(ctx.store, Path(folder), _now())
     ctx.emit(
         {"db": str(ctx.store.path), **report.model_dump()},
-        lambda: f"lab database: {ctx.store.path}\ncatalog: {', '.join(report.files) or 'none'} "
-        f"({report.added} tasks added, {report.skipped} already present)",
+        lambda: (
+            f"lab database: {ctx.store.path}\ncatalog: {', '.join(report.files) or 'none'} "
+            f"({report.added} tasks added, {report.skipped} already present)"
+        ),
     )
 
 
@@ -125,11 +129,25 @@ def cmd_add(ctx: Context) -> None:
     from swarm.models import NewTask, Requires
 
     a = ctx.args
-    requires = Requires(arch=a.arch, gpu=a.gpu, gpu_mem_gb=a.gpu_mem, exclusive=a.exclusive,
-                        host=a.host, tools=tuple(a.tool))  # fmt: skip
-    new = NewTask(kind=a.kind, title=a.title, spec=_read_json(a.spec), priority=a.priority,
-                  requires=requires, depends_on=tuple(a.depends_on), max_attempts=a.max_attempts,
-                  dedupe_key=a.dedupe_key, id=a.id)  # fmt: skip
+    requires = Requires(
+        arch=a.arch,
+        gpu=a.gpu,
+        gpu_mem_gb=a.gpu_mem,
+        exclusive=a.exclusive,
+        host=a.host,
+        tools=tuple(a.tool),
+    )
+    new = NewTask(
+        kind=a.kind,
+        title=a.title,
+        spec=_read_json(a.spec),
+        priority=a.priority,
+        requires=requires,
+        depends_on=tuple(a.depends_on),
+        max_attempts=a.max_attempts,
+        dedupe_key=a.dedupe_key,
+        id=a.id,
+    )
     task = queue.add_task(ctx.store, new, _now(), actor=os.environ.get("SWARM_AGENT", "cli"))
     ctx.emit(task, lambda: f"added {task.id}\n" + render.task(task))
 
@@ -152,7 +170,9 @@ def cmd_heartbeat(ctx: Context) -> None:
     from swarm import queue
 
     a = ctx.args
-    lease = queue.heartbeat(ctx.store, a.task, a.epoch, _now(), a.lease or ctx.settings.lease_seconds)
+    lease = queue.heartbeat(
+        ctx.store, a.task, a.epoch, _now(), a.lease or ctx.settings.lease_seconds
+    )
     ctx.emit(lease, lambda: f"{a.task}: lease (epoch {lease.epoch}) extended to {lease.expires_at}")
 
 
@@ -168,8 +188,9 @@ def cmd_report(ctx: Context) -> None:
     from swarm import queue
 
     a = ctx.args
-    result = queue.report(ctx.store, a.task, a.epoch, a.status, _now(), _read_json(a.result),
-                          a.note, a.key)  # fmt: skip
+    result = queue.report(
+        ctx.store, a.task, a.epoch, a.status, _now(), _read_json(a.result), a.note, a.key
+    )
     ctx.emit(result, lambda: f"{a.task}: {result.status} (result {result.id})")
 
 
@@ -191,7 +212,10 @@ def cmd_show(ctx: Context) -> None:
     task = queue.get_task(ctx.store, ctx.args.task)
     results = queue.task_results(ctx.store, task.id)
     ctx.emit(
-        {"task": task.model_dump(mode="json"), "results": [r.model_dump(mode="json") for r in results]},
+        {
+            "task": task.model_dump(mode="json"),
+            "results": [r.model_dump(mode="json") for r in results],
+        },
         lambda: render.task(task, results),
     )
 
@@ -217,8 +241,13 @@ def cmd_reap(ctx: Context) -> None:
     items = queue.reap(ctx.store, _now())
     ctx.emit(
         {"reclaimed": [r.model_dump() for r in items]},
-        lambda: "\n".join(f"{r.task_id}: lease of {r.holder} (epoch {r.epoch}) expired -> {r.new_state}"
-                          for r in items) or "no expired leases",  # fmt: skip
+        lambda: (
+            "\n".join(
+                f"{r.task_id}: lease of {r.holder} (epoch {r.epoch}) expired -> {r.new_state}"
+                for r in items
+            )
+            or "no expired leases"
+        ),
     )
 
 
@@ -229,10 +258,17 @@ def _parse_gpu(text: str, index: int) -> Any:
     parts = text.split(":")
     try:
         name, arch, gb = parts
-        return GpuInfo(index=index, name=name, uuid=f"manual-{index}-{name}", arch=arch,
-                       memory_total_gb=float(gb))  # fmt: skip
+        return GpuInfo(
+            index=index,
+            name=name,
+            uuid=f"manual-{index}-{name}",
+            arch=arch,
+            memory_total_gb=float(gb),
+        )
     except ValueError as exc:
-        raise InvalidInput(f"--gpu wants NAME:ARCH:GB such as 'RTX Pro 6000:sm_120:96', got {text!r}") from exc
+        raise InvalidInput(
+            f"--gpu wants NAME:ARCH:GB such as 'RTX Pro 6000:sm_120:96', got {text!r}"
+        ) from exc
 
 
 def _register(ctx: Context, agent: str) -> Any:
@@ -261,8 +297,10 @@ def cmd_agent_ls(ctx: Context) -> None:
     from swarm import agents, render
 
     items = agents.list_agents(ctx.store)
-    ctx.emit({"agents": [a.model_dump() for a in items]},
-             lambda: "\n\n".join(render.agent(a) for a in items) or "no agents")  # fmt: skip
+    ctx.emit(
+        {"agents": [a.model_dump() for a in items]},
+        lambda: "\n\n".join(render.agent(a) for a in items) or "no agents",
+    )
 
 
 # ---------------------------------------------------------------- parser
@@ -271,7 +309,9 @@ def cmd_agent_ls(ctx: Context) -> None:
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
-    common.add_argument("--db", help="lab database path (default: SWARM_DB, else in the git common dir)")
+    common.add_argument(
+        "--db", help="lab database path (default: SWARM_DB, else in the git common dir)"
+    )
     return common
 
 
@@ -282,14 +322,25 @@ def _lease_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> Parser:
     common = _common()
-    parser = Parser(prog="swarm", description="Task queue and lab tools for a swarm of agents.",
-                    epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    parser = Parser(
+        prog="swarm",
+        description="Task queue and lab tools for a swarm of agents.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
     def command(name: str, fn: Callable[[Context], None], help: str, group: Any = sub) -> Parser:
-        p: Parser = group.add_parser(name, parents=[common], help=help, description=help,
-                                     epilog=EXIT_CODES_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        p: Parser = group.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=help,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(fn=fn)
         return p
 
@@ -315,7 +366,9 @@ def build_parser() -> Parser:
     p = command("claim", cmd_claim, "claim the best ready task this agent can run")
     p.add_argument("--agent", help="agent name (default: SWARM_AGENT)")
     p.add_argument("--kind", action="append", help="only this kind (repeatable)")
-    p.add_argument("--lease", type=float, help="lease seconds (default: SWARM_LEASE_SECONDS or 600)")
+    p.add_argument(
+        "--lease", type=float, help="lease seconds (default: SWARM_LEASE_SECONDS or 600)"
+    )
 
     p = command("heartbeat", cmd_heartbeat, "extend the lease on a claimed task")
     _lease_args(p)
@@ -359,8 +412,14 @@ def build_parser() -> Parser:
 
 def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"schema_version": 1, "error": {"type": kind, "message": message,
-                                                         "exit_code": code}}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "error": {"type": kind, "message": message, "exit_code": code},
+                }
+            )
+        )
     else:
         print(f"swarm: {message}", file=sys.stderr)
     return code

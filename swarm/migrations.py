@@ -28,10 +28,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );
-        -- claim scans pending tasks in priority order, rowid (insertion) breaking ties
-        CREATE INDEX tasks_by_state ON tasks(state, priority DESC);
-        -- lazy reaping looks for claimed tasks whose lease has expired
-        CREATE INDEX tasks_by_expiry ON tasks(state, expires_at);
+        -- Partial indexes: a claim scans pending tasks in priority order (rowid breaking ties),
+        -- reaping scans claimed tasks by expiry. Partial, so a claim and a report each move
+        -- one small index entry instead of rewriting entries for every state (fewer WAL pages).
+        CREATE INDEX tasks_pending ON tasks(priority DESC) WHERE state = 'pending';
+        CREATE INDEX tasks_leased ON tasks(expires_at) WHERE state = 'claimed';
         CREATE TABLE task_deps (
             task_id TEXT NOT NULL REFERENCES tasks(id),
             depends_on TEXT NOT NULL REFERENCES tasks(id),
@@ -55,7 +56,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             last_seen TEXT NOT NULL
         );
         CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: events are never deleted
             task_id TEXT NOT NULL,
             at TEXT NOT NULL,
             actor TEXT NOT NULL,
@@ -64,6 +65,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             detail TEXT
         );
         CREATE INDEX events_by_task ON events(task_id, seq);
+        -- id is derived from (task_id, idempotency_key), so a retried report finds its
+        -- result by primary key: no separate unique index to write on every report.
         CREATE TABLE results (
             id TEXT PRIMARY KEY,
             task_id TEXT NOT NULL REFERENCES tasks(id),
@@ -72,9 +75,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             status TEXT NOT NULL,
             payload TEXT NOT NULL,
             note TEXT,
-            idempotency_key TEXT NOT NULL UNIQUE,
+            idempotency_key TEXT NOT NULL,
             created_at TEXT NOT NULL
-        );
+        ) WITHOUT ROWID;
         CREATE INDEX results_by_task ON results(task_id);
         """,
     ),

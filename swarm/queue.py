@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from swarm import agents
 from swarm.errors import Conflict, Duplicate, LeaseLost, NotFound, NothingClaimable
@@ -40,9 +40,11 @@ TASK_COLUMNS = (
     "id, kind, title, spec, state, priority, requires, attempts, max_attempts, dedupe_key, "
     "epoch, holder, claimed_at, expires_at, note, created_at, updated_at"
 )
-READY_SQL = f"""
-SELECT {TASK_COLUMNS} FROM tasks t
-WHERE t.state = 'pending' {{kind_filter}}
+READY_SQL = """
+SELECT t.id, t.requires,
+  (SELECT group_concat(depends_on, char(31)) FROM task_deps WHERE task_id = t.id) AS deps
+FROM tasks t
+WHERE t.state = 'pending' {kind_filter}
   AND NOT EXISTS (
     SELECT 1 FROM task_deps d JOIN tasks p ON p.id = d.depends_on
     WHERE d.task_id = t.id AND p.state != 'done')
@@ -77,12 +79,10 @@ def _gpu_lease(conn: sqlite3.Connection, task_id: str) -> GpuLease | None:
     return None if row is None else GpuLease(**dict(row))
 
 
-def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
-    deps = conn.execute(
-        "SELECT d.depends_on, p.state FROM task_deps d JOIN tasks p ON p.id = d.depends_on "
-        "WHERE d.task_id = ? ORDER BY d.depends_on",
-        (row["id"],),
-    ).fetchall()
+def _task_model(
+    row: sqlite3.Row, deps: Sequence[tuple[str, str]], gpu: GpuLease | None = None
+) -> Task:
+    """A Task from its row, its (dependency, state) pairs and its GPU lease; no I/O."""
     lease = None
     if row["state"] == TaskState.claimed:
         lease = Lease(
@@ -90,7 +90,7 @@ def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
             epoch=row["epoch"],
             expires_at=row["expires_at"],
             claimed_at=row["claimed_at"],
-            gpu=_gpu_lease(conn, row["id"]),
+            gpu=gpu,
         )
     return Task(
         id=row["id"],
@@ -98,10 +98,10 @@ def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
         title=row["title"],
         spec=json.loads(row["spec"]),
         state=row["state"],
-        blocked_by=tuple(d["depends_on"] for d in deps if d["state"] != TaskState.done),
+        blocked_by=tuple(dep for dep, state in deps if state != TaskState.done),
         priority=row["priority"],
         requires=Requires.model_validate_json(row["requires"]),
-        depends_on=tuple(d["depends_on"] for d in deps),
+        depends_on=tuple(dep for dep, _ in deps),
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
         dedupe_key=row["dedupe_key"],
@@ -113,8 +113,26 @@ def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
     )
 
 
+def _deps(conn: sqlite3.Connection, task_id: str) -> list[tuple[str, str]]:
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT d.depends_on, p.state FROM task_deps d JOIN tasks p ON p.id = d.depends_on "
+            "WHERE d.task_id = ? ORDER BY d.depends_on",
+            (task_id,),
+        )
+    ]
+
+
+def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
+    gpu = _gpu_lease(conn, row["id"]) if row["state"] == TaskState.claimed else None
+    return _task_model(row, _deps(conn, row["id"]), gpu)
+
+
 def _row(conn: sqlite3.Connection, task_id: str) -> sqlite3.Row:
-    row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+    ).fetchone()
     if row is None:
         raise NotFound(f"no task {task_id!r}; `swarm ls` lists the tasks")
     return row
@@ -152,7 +170,9 @@ def insert_task(
     spec = validate_spec(new.kind, new.spec)
     key = dedupe_key(new.kind, spec, new.dedupe_key)
     if key is not None:
-        existing = conn.execute("SELECT id, state FROM tasks WHERE dedupe_key = ?", (key,)).fetchone()
+        existing = conn.execute(
+            "SELECT id, state FROM tasks WHERE dedupe_key = ?", (key,)
+        ).fetchone()
         if existing is not None:
             raise Duplicate(
                 f"task {existing['id']} ({existing['state']}) already queues this {new.kind} "
@@ -163,19 +183,31 @@ def insert_task(
         if new.id:
             raise Duplicate(f"a task with id {task_id!r} already exists")
         task_id = f"{ID_PREFIXES.get(new.kind, new.kind)}-{secrets.token_hex(4)}"
-    missing = [d for d in new.depends_on if not conn.execute(
-        "SELECT 1 FROM tasks WHERE id = ?", (d,)).fetchone()]  # fmt: skip
+    missing = [
+        d
+        for d in new.depends_on
+        if not conn.execute("SELECT 1 FROM tasks WHERE id = ?", (d,)).fetchone()
+    ]
     if missing or task_id in new.depends_on:
         raise NotFound(f"depends_on names unknown tasks: {', '.join(missing or [task_id])}")
     stamp = iso(now)
     conn.execute(
         f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,0,?,?,0,NULL,NULL,NULL,?,?,?)",
         (
-            task_id, new.kind, new.title, json.dumps(spec, sort_keys=True), state, new.priority,
-            new.requires.model_dump_json(exclude_defaults=True), new.max_attempts, key, note,
-            stamp, stamp,
+            task_id,
+            new.kind,
+            new.title,
+            json.dumps(spec, sort_keys=True),
+            state,
+            new.priority,
+            new.requires.model_dump_json(exclude_defaults=True),
+            new.max_attempts,
+            key,
+            note,
+            stamp,
+            stamp,
         ),
-    )  # fmt: skip
+    )
     conn.executemany(
         "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
         [(task_id, dep) for dep in dict.fromkeys(new.depends_on)],
@@ -202,9 +234,8 @@ def _reap(conn: sqlite3.Connection, now: datetime) -> list[Reclaimed]:
     for row in expired:
         final = row["attempts"] >= row["max_attempts"]
         state = TaskState.failed if final else TaskState.pending
-        note = (
-            f"lease of {row['holder']} (epoch {row['epoch']}) expired"
-            + (f"; gave up after {row['attempts']} attempts" if final else "")
+        note = f"lease of {row['holder']} (epoch {row['epoch']}) expired" + (
+            f"; gave up after {row['attempts']} attempts" if final else ""
         )
         conn.execute(
             "UPDATE tasks SET state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
@@ -213,8 +244,9 @@ def _reap(conn: sqlite3.Connection, now: datetime) -> list[Reclaimed]:
         )
         conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (row["id"],))
         _event(conn, row["id"], now, "reaper", f"expired -> {state}", row["epoch"], note)
-        reclaimed.append(Reclaimed(task_id=row["id"], holder=row["holder"], epoch=row["epoch"],
-                                   new_state=state))  # fmt: skip
+        reclaimed.append(
+            Reclaimed(task_id=row["id"], holder=row["holder"], epoch=row["epoch"], new_state=state)
+        )
     return reclaimed
 
 
@@ -243,36 +275,63 @@ def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, list[str]]:
 Verdict = tuple[sqlite3.Row, Requires, str | None]
 
 
-def _walk(
-    conn: sqlite3.Connection, caps: Capabilities, kinds: Sequence[str] | None, usage: GpuUsage
-) -> Iterator[Verdict]:
-    """Ready tasks in claim order, each with why this agent cannot run it now (None: it can)."""
-    kind_sql, params = _kind_filter(kinds)
-    for row in conn.execute(READY_SQL.format(kind_filter=kind_sql), params):
-        if row["requires"] == NO_REQUIREMENTS:
-            yield row, Requires(), None
-            continue
-        requires = Requires.model_validate_json(row["requires"])
-        yield row, requires, unmet(requires, caps, usage)
+class _Scan:
+    """One pass over the ready tasks for one agent: its capabilities and the GPU leases of its
+    host, each read only when a task has requirements (most claims need neither)."""
+
+    def __init__(self, conn: sqlite3.Connection, agent_id: str) -> None:
+        self.conn = conn
+        self.raw_caps = agents.raw_capabilities_in(conn, agent_id)  # raises UnknownAgent
+        self._caps: Capabilities | None = None
+        self._usage: GpuUsage | None = None
+
+    @property
+    def caps(self) -> Capabilities:
+        if self._caps is None:
+            self._caps = Capabilities.model_validate_json(self.raw_caps)
+        return self._caps
+
+    @property
+    def usage(self) -> GpuUsage:
+        if self._usage is None:
+            self._usage = _gpu_usage(self.conn, self.caps.host)
+        return self._usage
+
+    def walk(self, kinds: Sequence[str] | None) -> Iterator[Verdict]:
+        """Ready tasks in claim order, each with why this agent cannot run it now (None: it can).
+
+        GPU reservations accumulate in self.usage, so a later task sees what earlier ones wait for.
+        """
+        kind_sql, params = _kind_filter(kinds)
+        for row in self.conn.execute(READY_SQL.format(kind_filter=kind_sql), params):
+            if row["requires"] == NO_REQUIREMENTS:
+                yield row, Requires(), None
+                continue
+            requires = Requires.model_validate_json(row["requires"])
+            yield row, requires, unmet(requires, self.caps, self.usage)
+
+    def choose(self, kinds: Sequence[str] | None) -> tuple[sqlite3.Row, GpuLease | None] | None:
+        """The first ready task this agent can run now, with the GPU share it would lease."""
+        for row, requires, why in self.walk(kinds):
+            if why is not None:
+                continue
+            if not requires.needs_gpu:
+                return row, None
+            gpu = pick_gpu(requires, self.caps, self.usage)
+            assert gpu is not None  # unmet() just said one fits
+            share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
+            lease = GpuLease(
+                host=self.caps.host,
+                gpu_uuid=gpu.uuid,
+                gpu_name=gpu.name,
+                gb=share,
+                exclusive=requires.exclusive,
+            )
+            return row, lease
+        return None
 
 
-def _choose(
-    conn: sqlite3.Connection, caps: Capabilities, kinds: Sequence[str] | None
-) -> tuple[sqlite3.Row, GpuLease | None] | None:
-    """The first ready task, in priority order, that this agent can run now, with its GPU share."""
-    usage = _gpu_usage(conn, caps.host)
-    for row, requires, why in _walk(conn, caps, kinds, usage):
-        if why is not None:
-            continue
-        if not requires.needs_gpu:
-            return row, None
-        gpu = pick_gpu(requires, caps, usage)
-        assert gpu is not None  # unmet() just said one fits
-        share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
-        lease = GpuLease(host=caps.host, gpu_uuid=gpu.uuid, gpu_name=gpu.name, gb=share,
-                         exclusive=requires.exclusive)  # fmt: skip
-        return row, lease
-    return None
+ClaimRows = tuple[sqlite3.Row, list[tuple[str, str]], GpuLease | None]
 
 
 def _claim_in(
@@ -281,33 +340,42 @@ def _claim_in(
     kinds: Sequence[str] | None,
     now: datetime,
     lease_seconds: float,
-) -> Claim | None:
-    caps = agents.capabilities_in(conn, agent_id)
+) -> ClaimRows | None:
+    scan = _Scan(conn, agent_id)
     _reap(conn, now)
-    chosen = _choose(conn, caps, kinds)
+    chosen = scan.choose(kinds)
     if chosen is None:
         return None
-    row, gpu = chosen
-    expires = iso(now + timedelta(seconds=lease_seconds))
-    claimed = conn.execute(
+    ready, gpu = chosen
+    task_id, stamp = ready["id"], iso(now)
+    row = conn.execute(
         "UPDATE tasks SET state = 'claimed', epoch = epoch + 1, attempts = attempts + 1, "
         "holder = ?, claimed_at = ?, expires_at = ?, updated_at = ? "
-        "WHERE id = ? AND state = 'pending' RETURNING epoch",
-        (agent_id, iso(now), expires, iso(now), row["id"]),
+        f"WHERE id = ? AND state = 'pending' RETURNING {TASK_COLUMNS}",
+        (agent_id, stamp, iso(now + timedelta(seconds=lease_seconds)), stamp, task_id),
     ).fetchone()
-    assert claimed is not None  # BEGIN IMMEDIATE: nobody else wrote since we read the row
-    epoch = claimed["epoch"]
+    assert row is not None  # BEGIN IMMEDIATE: nobody else wrote since we read the task
     if gpu is not None:
         conn.execute(
             "INSERT INTO gpu_leases VALUES (?,?,?,?,?,?,?)",
-            (row["id"], epoch, gpu.host, gpu.gpu_uuid, gpu.gpu_name, gpu.gb, int(gpu.exclusive)),
+            (
+                task_id,
+                row["epoch"],
+                gpu.host,
+                gpu.gpu_uuid,
+                gpu.gpu_name,
+                gpu.gb,
+                int(gpu.exclusive),
+            ),
         )
     detail = f"gpu {gpu.gpu_name} {gpu.gb:g} GB" if gpu else None
-    _event(conn, row["id"], now, agent_id, "claimed", epoch, detail)
+    _event(conn, task_id, now, agent_id, "claimed", row["epoch"], detail)
     agents.touch(conn, agent_id, now)
-    task = _to_task(conn, _row(conn, row["id"]))
-    assert task.lease is not None
-    return Claim(task=task, lease=task.lease)
+    # a ready task's dependencies are all done
+    deps = [
+        (dep, TaskState.done.value) for dep in sorted((ready["deps"] or "").split("\x1f")) if dep
+    ]
+    return row, deps, gpu
 
 
 def claim(
@@ -319,19 +387,21 @@ def claim(
 ) -> Claim:
     """Atomically claim the best ready task this agent can run, with its GPU lease.
 
-    Raises NothingClaimable (saying what the ready tasks wait for) or NotFound (unknown agent).
+    Raises NothingClaimable (saying what the ready tasks wait for) or UnknownAgent.
     """
-    result = store.write(lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds))
-    if result is None:
+    claimed = store.write(lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds))
+    if claimed is None:
         raise NothingClaimable(explain_unclaimable(store, agent_id, kinds))
-    return result
+    task = _task_model(*claimed)  # built after COMMIT: the write lock is held for SQL only
+    assert task.lease is not None
+    return Claim(task=task, lease=task.lease)
 
 
 def explain_unclaimable(store: SqliteStore, agent_id: str, kinds: Sequence[str] | None) -> str:
     """Why nothing is claimable for this agent, counted by reason."""
 
     def explain(conn: sqlite3.Connection) -> str:
-        caps = agents.capabilities_in(conn, agent_id)
+        scan = _Scan(conn, agent_id)
         kind_sql, params = _kind_filter(kinds)
         pending = conn.execute(
             f"SELECT id FROM tasks t WHERE state = 'pending' {kind_sql}", params
@@ -340,8 +410,7 @@ def explain_unclaimable(store: SqliteStore, agent_id: str, kinds: Sequence[str] 
             claimed = conn.execute("SELECT count(*) FROM tasks WHERE state='claimed'").fetchone()
             scope = f" of kind {', '.join(kinds)}" if kinds else ""
             return f"no pending tasks{scope} ({claimed[0]} claimed by agents now)"
-        reasons = [why or "a claim (ready now: retry)"
-                   for _, _, why in _walk(conn, caps, kinds, _gpu_usage(conn, caps.host))]  # fmt: skip
+        reasons = [why or "a claim (ready now: retry)" for _, _, why in scan.walk(kinds)]
         waiting = _blocked_ids(conn)
         reasons += [waiting[r["id"]] for r in pending if r["id"] in waiting]
         return f"nothing claimable for {agent_id}: " + summarize(reasons)
@@ -365,17 +434,34 @@ def _blocked_ids(conn: sqlite3.Connection) -> dict[str, str]:
 # ---------------------------------------------------------------- lease holder calls
 
 
-def _check_lease(conn: sqlite3.Connection, task_id: str, epoch: int) -> sqlite3.Row:
-    row = _row(conn, task_id)
-    if row["state"] == TaskState.claimed and row["epoch"] == epoch:
-        return row
+def _check_lease(conn: sqlite3.Connection, task_id: str, epoch: int) -> NoReturn:
+    """Raise the error that explains why (task_id, epoch) is not a live lease."""
+    row = _row(conn, task_id)  # NotFound
     if row["epoch"] != epoch:
         now = f"held by {row['holder']}" if row["state"] == "claimed" else f"and {row['state']}"
         raise LeaseLost(
             f"your lease on {task_id} (epoch {epoch}) was lost: it is now at epoch "
             f"{row['epoch']} {now}; drop this work and claim a new task"
         )
-    raise LeaseLost(f"your lease on {task_id} (epoch {epoch}) has ended: the task is {row['state']}")
+    raise LeaseLost(
+        f"your lease on {task_id} (epoch {epoch}) has ended: the task is {row['state']}"
+    )
+
+
+def _fenced_update(
+    conn: sqlite3.Connection, task_id: str, epoch: int, assignments: str, params: Sequence[object]
+) -> sqlite3.Row | None:
+    """UPDATE the task only if (task_id, epoch) is its live lease; the row after, or None.
+
+    A lease past its expiry but not yet reaped still counts: the epoch is the truth, and nobody
+    else can hold the task without bumping it.
+    """
+    row: sqlite3.Row | None = conn.execute(
+        f"UPDATE tasks SET {assignments} WHERE id = ? AND state = 'claimed' AND epoch = ? "
+        f"RETURNING {TASK_COLUMNS}",
+        (*params, task_id, epoch),
+    ).fetchone()
+    return row
 
 
 def heartbeat(
@@ -383,19 +469,23 @@ def heartbeat(
 ) -> Lease:
     """Extend the lease; raises LeaseLost when epoch is not current, NotFound for no task."""
 
-    def beat(conn: sqlite3.Connection) -> Lease:
-        _check_lease(conn, task_id, epoch)
-        # A lease past its expiry but not yet reaped is still this holder's: the epoch is the
-        # truth, and nobody else can hold the task without bumping it.
-        conn.execute(
-            "UPDATE tasks SET expires_at = ?, updated_at = ? WHERE id = ?",
-            (iso(now + timedelta(seconds=lease_seconds)), iso(now), task_id),
+    def beat(conn: sqlite3.Connection) -> tuple[sqlite3.Row, GpuLease | None]:
+        expires = iso(now + timedelta(seconds=lease_seconds))
+        row = _fenced_update(
+            conn, task_id, epoch, "expires_at = ?, updated_at = ?", (expires, iso(now))
         )
-        task = _to_task(conn, _row(conn, task_id))
-        assert task.lease is not None
-        return task.lease
+        if row is None:
+            _check_lease(conn, task_id, epoch)
+        return row, _gpu_lease(conn, task_id)
 
-    return store.write(beat)
+    row, gpu = store.write(beat)
+    return Lease(
+        holder=row["holder"],
+        epoch=row["epoch"],
+        expires_at=row["expires_at"],
+        claimed_at=row["claimed_at"],
+        gpu=gpu,
+    )
 
 
 def release(
@@ -404,22 +494,30 @@ def release(
     """Hand a claimed task back to pending without spending an attempt."""
 
     def give_back(conn: sqlite3.Connection) -> Task:
-        row = _check_lease(conn, task_id, epoch)
-        conn.execute(
-            "UPDATE tasks SET state = 'pending', attempts = max(attempts - 1, 0), holder = NULL, "
-            "claimed_at = NULL, expires_at = NULL, note = coalesce(?, note), updated_at = ? "
-            "WHERE id = ?",
-            (note, iso(now), task_id),
+        holder = _row(conn, task_id)["holder"]
+        row = _fenced_update(
+            conn,
+            task_id,
+            epoch,
+            "state = 'pending', attempts = max(attempts - 1, 0), holder = NULL, claimed_at = NULL, "
+            "expires_at = NULL, note = coalesce(?, note), updated_at = ?",
+            (note, iso(now)),
         )
+        if row is None:
+            _check_lease(conn, task_id, epoch)
         conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
-        _event(conn, task_id, now, row["holder"], "released", epoch, note)
-        return _to_task(conn, _row(conn, task_id))
+        _event(conn, task_id, now, holder, "released", epoch, note)
+        return _to_task(conn, row)
 
     return store.write(give_back)
 
 
 def _same_report(result: Result, status: str, payload: dict[str, Any], note: str | None) -> bool:
     return result.status == status and result.payload == payload and result.note == note
+
+
+def result_id(task_id: str, key: str) -> str:
+    return "res-" + hashlib.sha256(f"{task_id}\x1f{key}".encode()).hexdigest()[:12]
 
 
 def record_result(
@@ -435,7 +533,7 @@ def record_result(
 ) -> Result:
     """Insert a result row inside the caller's transaction."""
     result = Result(
-        id="res-" + hashlib.sha256(key.encode()).hexdigest()[:10],
+        id=result_id(task_id, key),
         task_id=task_id,
         epoch=epoch,
         agent=agent,
@@ -447,9 +545,18 @@ def record_result(
     )
     conn.execute(
         "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?)",
-        (result.id, task_id, epoch, agent, status, json.dumps(payload, sort_keys=True), note, key,
-         result.created_at),
-    )  # fmt: skip
+        (
+            result.id,
+            task_id,
+            epoch,
+            agent,
+            status,
+            json.dumps(payload, sort_keys=True),
+            note,
+            key,
+            result.created_at,
+        ),
+    )
     return result
 
 
@@ -471,27 +578,54 @@ def report(
     key = idempotency_key or f"{task_id}@{epoch}"
 
     def finish(conn: sqlite3.Connection) -> Result:
-        prior = conn.execute("SELECT * FROM results WHERE idempotency_key = ?", (key,)).fetchone()
-        if prior is not None:
-            existing = _to_result(prior)
-            if existing.task_id == task_id and _same_report(existing, status, payload, note):
-                return existing  # a retried report: already recorded, nothing more to do
-            raise Conflict(
-                f"report key {key!r} was already used for result {existing.id} "
-                f"({existing.status}) with different content; a task attempt reports once"
-            )
-        row = _check_lease(conn, task_id, epoch)
-        result = record_result(conn, task_id, epoch, row["holder"], status, payload, note, key, now)
-        conn.execute(
-            "UPDATE tasks SET state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
-            "note = coalesce(?, note), updated_at = ? WHERE id = ?",
-            (status, note, iso(now), task_id),
+        holder = conn.execute(
+            "SELECT holder FROM tasks WHERE id = ? AND state = 'claimed' AND epoch = ?",
+            (task_id, epoch),
+        ).fetchone()
+        if holder is None:
+            return _retried_report(conn, task_id, epoch, status, payload, note, key)
+        if conn.execute(
+            "SELECT 1 FROM results WHERE id = ?", (result_id(task_id, key),)
+        ).fetchone():
+            return _retried_report(conn, task_id, epoch, status, payload, note, key)
+        result = record_result(conn, task_id, epoch, holder[0], status, payload, note, key, now)
+        _fenced_update(
+            conn,
+            task_id,
+            epoch,
+            "state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
+            "note = coalesce(?, note), updated_at = ?",
+            (status, note, iso(now)),
         )
         conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
-        _event(conn, task_id, now, row["holder"], f"reported {status}", epoch, note)
+        _event(conn, task_id, now, holder[0], f"reported {status}", epoch, note)
         return result
 
     return store.write(finish)
+
+
+def _retried_report(
+    conn: sqlite3.Connection,
+    task_id: str,
+    epoch: int,
+    status: str,
+    payload: dict[str, Any],
+    note: str | None,
+    key: str,
+) -> Result:
+    """The result a repeated report already recorded; else the Conflict or LeaseLost it is."""
+    prior = conn.execute(
+        "SELECT * FROM results WHERE id = ?", (result_id(task_id, key),)
+    ).fetchone()
+    if prior is None:
+        _check_lease(conn, task_id, epoch)
+    existing = _to_result(prior)
+    if _same_report(existing, status, payload, note):
+        return existing  # a retried report: already recorded, nothing more to do
+    raise Conflict(
+        f"report key {key!r} was already used for result {existing.id} "
+        f"({existing.status}) with different content; a task attempt reports once"
+    )
 
 
 # ---------------------------------------------------------------- reads
@@ -537,7 +671,9 @@ def task_events(store: SqliteStore, task_id: str) -> list[Event]:
 def task_results(store: SqliteStore, task_id: str) -> list[Result]:
     def read(conn: sqlite3.Connection) -> list[Result]:
         _row(conn, task_id)
-        rows = conn.execute("SELECT * FROM results WHERE task_id = ? ORDER BY created_at", (task_id,))
+        rows = conn.execute(
+            "SELECT * FROM results WHERE task_id = ? ORDER BY created_at", (task_id,)
+        )
         return [_to_result(r) for r in rows]
 
     return store.read(read)

@@ -14,7 +14,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain aligned table: deterministic, greppable, no colour codes."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -23,10 +25,16 @@ def tasks(items: Sequence[Task]) -> str:
     if not items:
         return "no tasks"
     rows = [
-        (t.id, t.kind, t.state + (" (blocked)" if t.blocked_by else ""), t.priority,
-         t.lease.holder if t.lease else "", t.title)
+        (
+            t.id,
+            t.kind,
+            t.state + (" (blocked)" if t.blocked_by else ""),
+            t.priority,
+            t.lease.holder if t.lease else "",
+            t.title,
+        )
         for t in items
-    ]  # fmt: skip
+    ]
     return table(("ID", "KIND", "STATE", "PRI", "HOLDER", "TITLE"), rows)
 
 
@@ -45,7 +53,9 @@ def task(t: Task, results: Sequence[Result] = ()) -> str:
         lines.append("blocked by: " + ", ".join(t.blocked_by))
     if t.lease:
         gpu = f"  gpu: {t.lease.gpu.gpu_name} {t.lease.gpu.gb:g} GB" if t.lease.gpu else ""
-        lines.append(f"lease:      {t.lease.holder} epoch {t.lease.epoch} until {t.lease.expires_at}{gpu}")
+        lines.append(
+            f"lease:      {t.lease.holder} epoch {t.lease.epoch} until {t.lease.expires_at}{gpu}"
+        )
     if t.dedupe_key:
         lines.append(f"dedupe_key: {t.dedupe_key}")
     if t.note:
@@ -83,13 +93,17 @@ def agent(a: Agent) -> str:
 
 def board(b: Board) -> str:
     parts = [b.headline, ""]
-    parts.append(table(("GPU", "ARCH", "DEPLOYMENTS"), [(g.gpu, g.arch, g.deployments) for g in b.gpus]))
+    parts.append(
+        table(("GPU", "ARCH", "DEPLOYMENTS"), [(g.gpu, g.arch, g.deployments) for g in b.gpus])
+    )
     states = ("pending", "claimed", "done", "failed", "cancelled")
     kind_rows = [(k, *(c.get(s, 0) for s in states)) for k, c in sorted(b.by_kind.items())]
     parts += ["", table(("KIND", *(s.upper() for s in states)), kind_rows)]
     parts.append(f"\n{b.blocked} pending tasks are blocked by unfinished dependencies")
     if b.claimed:
-        rows = [(c.id, c.holder, c.epoch, f"{c.lease_age_s:.0f}s", f"{c.expires_in_s:.0f}s", c.title)
-                for c in b.claimed]  # fmt: skip
+        rows = [
+            (c.id, c.holder, c.epoch, f"{c.lease_age_s:.0f}s", f"{c.expires_in_s:.0f}s", c.title)
+            for c in b.claimed
+        ]
         parts += ["", table(("CLAIMED", "HOLDER", "EPOCH", "AGE", "EXPIRES IN", "TITLE"), rows)]
     return "\n".join(parts)

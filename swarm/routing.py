@@ -60,7 +60,7 @@ def _static_unmet(requires: Requires, caps: Capabilities) -> str | None:
 def describe_gpu_need(requires: Requires) -> str:
     """'an sm_121 host', "an sm_120 'RTX Pro 6000' host with >= 90 GB", 'an exclusive GPU'."""
     words = [w for w in (requires.arch, f"'{requires.gpu}'" if requires.gpu else None) if w]
-    noun = " ".join(words + ["host"]) if words else "GPU"
+    noun = " ".join([*words, "host"]) if words else "GPU"
     if requires.exclusive and not words:
         noun = "exclusive GPU"
     article = "an" if noun[0] in "aeiou" or noun.startswith("sm_") else "a"

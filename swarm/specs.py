@@ -60,7 +60,7 @@ class VerifySpec(Model):
 
 class ResearchSpec(Model):
     question: str
-    scope: dict[str, str] = {}
+    scope: dict[str, str] = Field(default_factory=dict)
 
 
 KIND_SPECS: dict[str, type[Model] | None] = {
@@ -76,7 +76,9 @@ KIND_SPECS: dict[str, type[Model] | None] = {
 def check_kind(kind: str) -> str:
     if kind not in KIND_SPECS:
         known = ", ".join(KIND_SPECS)
-        raise InvalidInput(f"unknown kind {kind!r}; known kinds: {known} (use 'other' for free-form)")
+        raise InvalidInput(
+            f"unknown kind {kind!r}; known kinds: {known} (use 'other' for free-form)"
+        )
     return kind
 
 

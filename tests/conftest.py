@@ -21,8 +21,13 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s.close()
 
 
-def gpu(name: str = "RTX Pro 6000", arch: str = "sm_120", gb: float = 96.0, uuid: str = "GPU-0",
-        index: int = 0) -> GpuInfo:  # fmt: skip
+def gpu(
+    name: str = "RTX Pro 6000",
+    arch: str = "sm_120",
+    gb: float = 96.0,
+    uuid: str = "GPU-0",
+    index: int = 0,
+) -> GpuInfo:
     return GpuInfo(index=index, name=name, uuid=uuid, arch=arch, memory_total_gb=gb)
 
 

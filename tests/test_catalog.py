@@ -21,11 +21,16 @@ def test_every_catalog_file_validates_against_its_model() -> None:
         read_catalog(path)
 
 
-def test_the_seed_catalog_reproduces_the_seed_status_line_and_gpu_counts(store: SqliteStore) -> None:
+def test_the_seed_catalog_reproduces_the_seed_status_line_and_gpu_counts(
+    store: SqliteStore,
+) -> None:
     report = load_catalog(store, CATALOG, T0)
     assert report.added == 218
     b = board(store, T0)
-    assert b.headline == "49 benchmarked | 14 working | 29 pending | 17 failed — across 3 GPU architectures"
+    assert (
+        b.headline
+        == "49 benchmarked | 14 working | 29 pending | 17 failed — across 3 GPU architectures"
+    )
     assert [(g.gpu, g.arch, g.deployments) for g in b.gpus] == [
         ("RTX Pro 6000", "sm_120", 46),
         ("DGX Spark", "sm_121", 41),
@@ -41,10 +46,13 @@ def test_loading_the_catalog_again_adds_nothing_and_keeps_progress(store: Sqlite
     assert queue.get_task(store, pending.id).state == "pending"
 
 
-def test_seed_benchmark_figures_are_kept_as_results_attributed_to_the_seed(store: SqliteStore) -> None:
+def test_seed_benchmark_figures_are_kept_as_results_attributed_to_the_seed(
+    store: SqliteStore,
+) -> None:
     load_catalog(store, CATALOG, T0)
     bench = next(
-        t for t in queue.list_tasks(store, kinds=["benchmark"], states=["done"])
+        t
+        for t in queue.list_tasks(store, kinds=["benchmark"], states=["done"])
         if t.spec["model"] == "gpt-oss-20b-MXFP4" and t.spec["gpu"] == "RTX Pro 6000"
     )
     (result,) = queue.task_results(store, bench.id)
@@ -71,15 +79,20 @@ def test_failed_deployments_keep_a_reason_and_block_their_benchmark(store: Sqlit
     load_catalog(store, CATALOG, T0)
     failed = queue.list_tasks(store, kinds=["deploy"], states=["failed"])
     assert len(failed) == 17 and all(t.note for t in failed)
-    bench = next(t for t in queue.list_tasks(store, kinds=["benchmark"])
-                 if t.spec["deploy_task"] == failed[0].id)  # fmt: skip
+    bench = next(
+        t
+        for t in queue.list_tasks(store, kinds=["benchmark"])
+        if t.spec["deploy_task"] == failed[0].id
+    )
     assert bench.blocked_by == (failed[0].id,)
 
 
 def test_a_catalog_file_with_an_unknown_field_is_refused_naming_file_and_field(
     store: SqliteStore, tmp_path: Path
 ) -> None:
-    (tmp_path / "bad.toml").write_text('[[deployment]]\ngpu="g"\narch="sm_89"\nmodel="m"\nplatform="p"\ncolour=1\n')
+    (tmp_path / "bad.toml").write_text(
+        '[[deployment]]\ngpu="g"\narch="sm_89"\nmodel="m"\nplatform="p"\ncolour=1\n'
+    )
     with pytest.raises(InvalidInput, match=r"bad.toml.*colour"):
         load_catalog(store, tmp_path, T0)
     assert queue.list_tasks(store) == []

@@ -18,9 +18,13 @@ def swarm(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.Co
     env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db")}
     env.pop("SWARM_AGENT", None)
     return subprocess.run(
-        [sys.executable, "-m", "swarm.cli", *args], input=stdin, capture_output=True, text=True,
-        env=env, cwd=tmp_path,
-    )  # fmt: skip
+        [sys.executable, "-m", "swarm.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
 
 
 def ok(tmp_path: Path, *args: str, stdin: str | None = None) -> Any:
@@ -50,8 +54,11 @@ def test_every_command_has_help_text_and_is_documented_in_the_readme() -> None:
     commands = _commands()
     assert {"claim", "report", "agent register", "status"} <= set(commands)
     for name in commands:
-        proc = subprocess.run([sys.executable, "-m", "swarm.cli", *name.split(), "--help"],
-                              capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "swarm.cli", *name.split(), "--help"],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0 and "exit codes" in proc.stdout, name
         assert re.search(rf"`swarm {name}\b", readme), f"README does not document `swarm {name}`"
 
@@ -62,8 +69,20 @@ def test_the_agent_loop_works_end_to_end_from_a_shell(tmp_path: Path) -> None:
     task, epoch = claim["task"]["id"], str(claim["lease"]["epoch"])
     assert task == added["id"] and epoch == "1"
     assert ok(tmp_path, "heartbeat", task, "--epoch", epoch)["epoch"] == 1
-    result = ok(tmp_path, "report", task, "--epoch", epoch, "--status", "done", "--result", "-",
-                "--note", "matches", stdin='{"max_abs_err": 0}')  # fmt: skip
+    result = ok(
+        tmp_path,
+        "report",
+        task,
+        "--epoch",
+        epoch,
+        "--status",
+        "done",
+        "--result",
+        "-",
+        "--note",
+        "matches",
+        stdin='{"max_abs_err": 0}',
+    )
     assert result["payload"] == {"max_abs_err": 0}
     shown = ok(tmp_path, "show", task)
     assert shown["task"]["state"] == "done" and shown["results"][0]["id"] == result["id"]
@@ -109,13 +128,26 @@ def test_bad_input_gets_a_clear_error_in_the_requested_form(tmp_path: Path) -> N
 def test_a_duplicate_add_names_the_existing_task(tmp_path: Path) -> None:
     spec = '{"gpu": "RTX 4090", "model": "Qwen3-8B", "platform": "vllm"}'
     first = ok(tmp_path, "add", "deploy", "d", "--spec", spec)
-    proc = swarm(tmp_path, "add", "deploy", "again", "--spec", spec.replace("Qwen3-8B", "qwen3-8b"), "--json")
+    proc = swarm(
+        tmp_path, "add", "deploy", "again", "--spec", spec.replace("Qwen3-8B", "qwen3-8b"), "--json"
+    )
     assert proc.returncode == 6 and first["id"] in error(proc)["message"]
 
 
 def test_agent_register_uses_flags_over_detection(tmp_path: Path) -> None:
-    agent = ok(tmp_path, "agent", "register", "--name", "pro", "--host", "box1",
-               "--gpu", "RTX Pro 6000:sm_120:96", "--tool", "docker")  # fmt: skip
+    agent = ok(
+        tmp_path,
+        "agent",
+        "register",
+        "--name",
+        "pro",
+        "--host",
+        "box1",
+        "--gpu",
+        "RTX Pro 6000:sm_120:96",
+        "--tool",
+        "docker",
+    )
     caps = agent["capabilities"]
     assert caps["host"] == "box1" and caps["tools"] == ["docker"]
     assert caps["gpus"][0]["arch"] == "sm_120" and caps["gpus"][0]["memory_total_gb"] == 96
@@ -123,7 +155,9 @@ def test_agent_register_uses_flags_over_detection(tmp_path: Path) -> None:
     assert proc.returncode == 7 and "NAME:ARCH:GB" in error(proc)["message"]
 
 
-def test_init_in_a_git_repo_puts_the_lab_in_the_common_dir_and_loads_the_catalog(tmp_path: Path) -> None:
+def test_init_in_a_git_repo_puts_the_lab_in_the_common_dir_and_loads_the_catalog(
+    tmp_path: Path,
+) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "one.toml").write_text('[[task]]\nkind="other"\ntitle="hello"\n')
@@ -133,7 +167,9 @@ def test_init_in_a_git_repo_puts_the_lab_in_the_common_dir_and_loads_the_catalog
     out = json.loads(proc.stdout)
     assert out["db"] == str((tmp_path / ".git" / "swarm" / "swarm.db").resolve())
     assert out["added"] == 1
-    again = json.loads(subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True).stdout)
+    again = json.loads(
+        subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    )
     assert (again["added"], again["skipped"]) == (0, 1)
 
 

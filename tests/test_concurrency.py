@@ -33,10 +33,20 @@ def seed(db: Path, n: int) -> list[str]:
     return ids
 
 
-def spawn(db: Path, agent: str, logs: Path, lease: float, work: tuple[float, float]) -> subprocess.Popen[bytes]:
+def spawn(
+    db: Path, agent: str, logs: Path, lease: float, work: tuple[float, float]
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, str(WORKER), str(db), agent, str(logs / f"{agent}.jsonl"), str(lease),
-            str(work[0]), str(work[1])]  # fmt: skip
+    args = [
+        sys.executable,
+        str(WORKER),
+        str(db),
+        agent,
+        str(logs / f"{agent}.jsonl"),
+        str(lease),
+        str(work[0]),
+        str(work[1]),
+    ]
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -50,9 +60,15 @@ def read_logs(logs: Path) -> list[dict[str, Any]]:
 def store_audit(db: Path) -> tuple[Counter[str], dict[str, int], dict[str, tuple[int, str]]]:
     conn = sqlite3.connect(db)
     states = Counter(r[0] for r in conn.execute("SELECT state FROM tasks"))
-    results = dict(conn.execute("SELECT task_id, count(*) FROM results GROUP BY task_id").fetchall())
-    final = {r[0]: (r[1], r[2]) for r in conn.execute(
-        "SELECT t.id, t.epoch, r.agent FROM tasks t JOIN results r ON r.task_id = t.id")}  # fmt: skip
+    results = dict(
+        conn.execute("SELECT task_id, count(*) FROM results GROUP BY task_id").fetchall()
+    )
+    final = {
+        r[0]: (r[1], r[2])
+        for r in conn.execute(
+            "SELECT t.id, t.epoch, r.agent FROM tasks t JOIN results r ON r.task_id = t.id"
+        )
+    }
     return states, results, final
 
 
@@ -111,7 +127,9 @@ def test_a_worker_that_wakes_after_its_lease_was_reclaimed_is_refused(tmp_path: 
     assert results == {task: 1} and final[task] == (2, "rescuer")
 
 
-def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(tmp_path: Path) -> None:
+def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(
+    tmp_path: Path,
+) -> None:
     db, logs = tmp_path / "lab.db", tmp_path / "logs"
     logs.mkdir()
     ids = seed(db, 200)
@@ -146,11 +164,15 @@ def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(tm
     assert [e for e in events if e["event"] == "error"] == []
     states, results, final = store_audit(db)
     assert states == {"done": 200}, "every task ends done"
-    assert sorted(results) == sorted(ids) and set(results.values()) == {1}, "exactly one result each"
+    assert sorted(results) == sorted(ids) and set(results.values()) == {1}, (
+        "exactly one result each"
+    )
     claims = Counter((e["task"], e["epoch"]) for e in events if e["event"] == "claimed")
     assert set(claims.values()) == {1}, "no (task, epoch) was ever handed to two workers"
     accepted = {(e["task"], e["epoch"]) for e in events if e["event"] == "reported"}
-    assert accepted == {(task, epoch) for task, (epoch, _) in final.items()}, "only the last lease reports"
+    assert accepted == {(task, epoch) for task, (epoch, _) in final.items()}, (
+        "only the last lease reports"
+    )
     refused = [e for e in events if e["event"] == "refused"]
     assert all(e["epoch"] < final[e["task"]][0] for e in refused), "refused: superseded leases only"
     assert killed == 12 and frozen == 12

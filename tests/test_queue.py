@@ -25,7 +25,9 @@ def add(store: SqliteStore, title: str = "t", **fields: object) -> str:
     return queue.add_task(store, NewTask(kind="other", title=title, **fields), T0).id  # type: ignore[arg-type]
 
 
-def test_claim_returns_the_task_with_a_lease_whose_epoch_is_the_fencing_token(store: SqliteStore) -> None:
+def test_claim_returns_the_task_with_a_lease_whose_epoch_is_the_fencing_token(
+    store: SqliteStore,
+) -> None:
     register(store, "a")
     task_id = add(store)
     claim = queue.claim(store, "a", T0, LEASE)
@@ -38,7 +40,11 @@ def test_claim_returns_the_task_with_a_lease_whose_epoch_is_the_fencing_token(st
 
 def test_claim_takes_the_highest_priority_then_the_oldest(store: SqliteStore) -> None:
     register(store, "a")
-    first_low, high, second_low = add(store, "low1"), add(store, "high", priority=5), add(store, "low2")
+    first_low, high, second_low = (
+        add(store, "low1"),
+        add(store, "high", priority=5),
+        add(store, "low2"),
+    )
     order = [queue.claim(store, "a", T0, LEASE).task.id for _ in range(3)]
     assert order == [high, first_low, second_low]
 
@@ -71,7 +77,9 @@ def test_nothing_claimable_says_what_the_pending_tasks_wait_for(store: SqliteSto
 
 
 def test_claim_matches_arch_gpu_name_host_and_tools(store: SqliteStore) -> None:
-    register(store, "spark", gpu("NVIDIA GB10", "sm_121", 128, "GPU-S"), host="spark", tools=("nvcc",))
+    register(
+        store, "spark", gpu("NVIDIA GB10", "sm_121", 128, "GPU-S"), host="spark", tools=("nvcc",)
+    )
     register(store, "pro", gpu(), host="pro6000", tools=("docker",))
     spark_task = add(store, "s", requires=Requires(arch="SM121", tools=("nvcc",)))
     pro_task = add(store, "p", requires=Requires(gpu="rtx pro 6000", host="pro6000"))
@@ -96,7 +104,9 @@ def test_gpu_shares_never_overcommit_a_gpu(store: SqliteStore) -> None:
     assert queue.claim(store, "a", T0, LEASE).task.id == small  # 60 + 36 = 96: an exact fit
 
 
-def test_an_exclusive_task_waits_for_a_gpu_nobody_holds_and_then_blocks_others(store: SqliteStore) -> None:
+def test_an_exclusive_task_waits_for_a_gpu_nobody_holds_and_then_blocks_others(
+    store: SqliteStore,
+) -> None:
     register(store, "a", gpu())
     shared = add(store, "shared", requires=Requires(gpu_mem_gb=1))
     exclusive = add(store, "bench", requires=Requires(exclusive=True), priority=-1)
@@ -104,7 +114,9 @@ def test_an_exclusive_task_waits_for_a_gpu_nobody_holds_and_then_blocks_others(s
     held = queue.claim(store, "a", T0, LEASE)
     assert held.task.id == shared
     with pytest.raises(NothingClaimable, match="2 tasks wait for a leased GPU to free up"):
-        queue.claim(store, "a", T0, LEASE)  # 'later' would fit, but the waiting bench reserves the GPU
+        queue.claim(
+            store, "a", T0, LEASE
+        )  # 'later' would fit, but the waiting bench reserves the GPU
     queue.report(store, shared, held.lease.epoch, "done", T0)
     bench = queue.claim(store, "a", T0, LEASE)
     assert bench.task.id == exclusive and bench.lease.gpu and bench.lease.gpu.exclusive
@@ -203,7 +215,12 @@ def test_release_returns_the_task_without_spending_an_attempt(store: SqliteStore
 def test_a_second_deploy_of_the_same_deployment_under_another_spelling_is_refused(
     store: SqliteStore,
 ) -> None:
-    spec = {"gpu": "RTX Pro 6000", "model": "Qwen3-32B-NVFP4", "platform": "trt-llm", "quant": "NVFP4"}
+    spec = {
+        "gpu": "RTX Pro 6000",
+        "model": "Qwen3-32B-NVFP4",
+        "platform": "trt-llm",
+        "quant": "NVFP4",
+    }
     first = queue.add_task(store, NewTask(kind="deploy", title="d", spec=spec), T0)
     respelled = {**spec, "platform": "tensorrt-llm", "model": "nvidia/qwen3-32b-nvfp4"}
     with pytest.raises(Duplicate, match=first.id):
@@ -221,9 +238,13 @@ def test_bad_input_is_refused_with_the_field_named_and_nothing_written(store: Sq
     with pytest.raises(InvalidInput, match="unknown kind 'dance'"):
         queue.add_task(store, NewTask(kind="dance", title="x"), T0)
     with pytest.raises(InvalidInput, match="invalid deploy spec: model: Field required"):
-        queue.add_task(store, NewTask(kind="deploy", title="x", spec={"gpu": "g", "platform": "p"}), T0)
+        queue.add_task(
+            store, NewTask(kind="deploy", title="x", spec={"gpu": "g", "platform": "p"}), T0
+        )
     with pytest.raises(InvalidInput, match="imagee: Extra inputs"):
-        queue.add_task(store, NewTask(kind="kernel", title="x", spec={"name": "k", "imagee": 1}), T0)
+        queue.add_task(
+            store, NewTask(kind="kernel", title="x", spec={"name": "k", "imagee": 1}), T0
+        )
     with pytest.raises(NotFound, match="nope"):
         add(store, depends_on=("nope",))
     assert queue.list_tasks(store) == []
@@ -252,7 +273,9 @@ def test_list_tasks_pages_with_a_cursor_and_filters(store: SqliteStore) -> None:
 def test_claim_can_be_limited_to_kinds(store: SqliteStore) -> None:
     register(store, "a")
     add(store, "other first")
-    research = queue.add_task(store, NewTask(kind="research", title="r", spec={"question": "q"}), T0)
+    research = queue.add_task(
+        store, NewTask(kind="research", title="r", spec={"question": "q"}), T0
+    )
     assert queue.claim(store, "a", T0, LEASE, kinds=["research"]).task.id == research.id
     with pytest.raises(InvalidInput):
         queue.claim(store, "a", T0, LEASE, kinds=["nope"])

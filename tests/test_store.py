@@ -26,7 +26,7 @@ def test_the_mount_holding_a_path_is_the_longest_matching_mount_point() -> None:
 
 
 def test_a_database_on_a_network_filesystem_is_refused_with_what_to_do() -> None:
-    with pytest.raises(StoreUnavailable, match="nfs4 filesystem.*PostgreSQL"):
+    with pytest.raises(StoreUnavailable, match=r"nfs4 filesystem.*PostgreSQL"):
         refuse_network_filesystem(Path("/home/lab/repo/.git/swarm"), MOUNTS)
     with pytest.raises(StoreUnavailable, match="cifs"):
         refuse_network_filesystem(Path("/mnt/share/lab.db"), MOUNTS)
@@ -47,7 +47,7 @@ def test_opening_creates_a_wal_database_with_every_migration_applied_once(tmp_pa
 def test_a_file_that_is_not_a_database_is_reported_plainly(tmp_path: Path) -> None:
     path = tmp_path / "lab.db"
     path.write_text("not a database" * 100)
-    with pytest.raises(StoreUnavailable, match="lab.db"):
+    with pytest.raises(StoreUnavailable, match=r"lab\.db"):
         SqliteStore(path)
 
 
@@ -59,8 +59,18 @@ def test_every_worktree_of_a_repo_shares_one_default_database(tmp_path: Path) ->
     repo = tmp_path / "lab"
     repo.mkdir()
     _git("init", "-q", "-b", "main", cwd=repo)
-    _git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty",
-         "-m", "init", cwd=repo)  # fmt: skip
+    _git(
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+        cwd=repo,
+    )
     _git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=repo)
     (repo / "deep").mkdir()
     main_db = resolve_db(None, {}, repo / "deep")

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Queue throughput and claim latency under W worker processes, beside two baselines, one run.
+
+    python scripts/bench_queue.py [--tasks N] [--workers 1,4,20,40] [--cli-runs N] [--json]
+
+Designs, each on a fresh SQLite file with the same pragmas (WAL, synchronous=NORMAL):
+  swarm  claim -> report with the full semantics (leases, epochs, events, results, lazy reaping)
+claims/s counts whole cycles (claim and its report); latencies are per call.
+  bare   one autocommit `UPDATE … RETURNING` claim and one guarded `UPDATE` done: no leases,
+         no events (the floor of a correct SQLite claim)
+  huey   huey's SqliteStorage enqueue/dequeue (deletes on dequeue: no lease, no report)
+Each worker counts double claims (a task id seen twice), lost tasks (never claimed) and errors
+that escaped to the caller. Also times `swarm claim --json` as a process against `python -c
+'import sqlite3'`, the floor of any Python CLI. Prints a table; --json prints the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# ---------------------------------------------------------------- designs: setup + one worker
+
+
+def setup_swarm(path: Path, n: int) -> None:
+    from swarm.models import NewTask
+    from swarm.queue import insert_task
+    from swarm.store import SqliteStore
+
+    store = SqliteStore(path)
+    now = datetime.now(UTC)
+    store.write(
+        lambda conn: [
+            insert_task(conn, NewTask(kind="other", title=f"t{i}"), now, "bench") for i in range(n)
+        ]
+    )
+    store.close()
+
+
+def worker_swarm(path: Path, name: str) -> Any:
+    from swarm import agents, queue
+    from swarm.errors import NothingClaimable, SwarmError
+    from swarm.models import Capabilities
+    from swarm.store import SqliteStore
+
+    store = SqliteStore(path)
+    agents.register(store, name, Capabilities(host="bench"), datetime.now(UTC))
+
+    def claim() -> Any:
+        try:
+            return queue.claim(store, name, datetime.now(UTC), 600.0)
+        except NothingClaimable:
+            return None
+
+    def finish(c: Any) -> str:
+        queue.report(store, c.task.id, c.lease.epoch, "done", datetime.now(UTC), {"by": name})
+        return str(c.task.id)
+
+    return claim, finish, SwarmError
+
+
+def _bare_conn(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def setup_bare(path: Path, n: int) -> None:
+    conn = _bare_conn(path)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, state TEXT NOT NULL, owner TEXT)")
+    conn.execute("CREATE INDEX t_state ON t(state, id)")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t (id, state) VALUES (?, 'ready')", [(i,) for i in range(n)])
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def worker_bare(path: Path, name: str) -> Any:
+    conn = _bare_conn(path)
+
+    def claim() -> Any:
+        row = conn.execute(
+            "UPDATE t SET state='claimed', owner=? WHERE id = "
+            "(SELECT id FROM t WHERE state='ready' ORDER BY id LIMIT 1) RETURNING id",
+            (name,),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def finish(task_id: int) -> str:
+        conn.execute("UPDATE t SET state='done' WHERE id=? AND owner=?", (task_id, name))
+        return str(task_id)
+
+    return claim, finish, sqlite3.OperationalError
+
+
+def setup_huey(path: Path, n: int) -> None:
+    from huey.storage import SqliteStorage
+
+    storage = SqliteStorage(name="bench", filename=str(path))
+    for i in range(n):
+        storage.enqueue(str(i).encode())
+    storage.close()
+
+
+def worker_huey(path: Path, name: str) -> Any:
+    from huey.storage import SqliteStorage
+
+    storage = SqliteStorage(name="bench", filename=str(path))
+
+    def claim() -> Any:
+        return storage.dequeue()
+
+    def finish(item: bytes) -> str:
+        return item.decode()  # huey has no report: dequeue deleted the task
+
+    return claim, finish, sqlite3.OperationalError
+
+
+DESIGNS = {
+    "swarm": (setup_swarm, worker_swarm),
+    "bare": (setup_bare, worker_bare),
+    "huey": (setup_huey, worker_huey),
+}
+
+# ---------------------------------------------------------------- the harness
+
+
+def run_worker(design: str, path: Path, name: str, barrier: Any, out: Any) -> None:
+    claim, finish, retryable = DESIGNS[design][1](path, name)
+    claimed: list[str] = []
+    claim_lat: list[float] = []
+    finish_lat: list[float] = []
+    escaped = 0
+    barrier.wait()
+    while True:
+        start = time.perf_counter()
+        try:
+            task = claim()
+        except retryable:
+            escaped += 1  # an error reached the caller; count it and go on
+            continue
+        if task is None:
+            break
+        mid = time.perf_counter()
+        try:
+            claimed.append(finish(task))
+        except retryable:
+            escaped += 1
+            continue
+        claim_lat.append(mid - start)
+        finish_lat.append(time.perf_counter() - mid)
+    out.put((claimed, claim_lat, finish_lat, escaped))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def measure(design: str, workers: int, n: int, folder: Path) -> dict[str, Any]:
+    path = folder / f"{design}-{workers}.db"
+    DESIGNS[design][0](path, n)
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(workers + 1), ctx.Queue()
+    procs = [
+        ctx.Process(target=run_worker, args=(design, path, f"w{i}", barrier, out))
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    start = time.perf_counter()
+    reports = [out.get() for _ in procs]
+    wall = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    seen = Counter(task for claimed, *_ in reports for task in claimed)
+    claims = [lat for _, lats, _, _ in reports for lat in lats]
+    finishes = [lat for _, _, lats, _ in reports for lat in lats]
+    return {
+        "design": design,
+        "workers": workers,
+        "tasks": n,
+        "claims_per_s": round(sum(seen.values()) / wall, 1),
+        "claim_p50_ms": round(percentile(claims, 0.50) * 1000, 3),
+        "claim_p99_ms": round(percentile(claims, 0.99) * 1000, 3),
+        "report_p99_ms": round(percentile(finishes, 0.99) * 1000, 3),
+        "double": sum(c - 1 for c in seen.values() if c > 1),
+        "lost": n - len(seen),
+        "escaped": sum(r[3] for r in reports),
+    }
+
+
+def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]:
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
+def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
+    db = folder / "cli.db"
+    setup_swarm(db, runs + 5)
+    env = {**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "cli-bench"}
+    swarm_bin = shutil.which("swarm")
+    argv = (
+        [swarm_bin, "claim", "--json"]
+        if swarm_bin
+        else [sys.executable, "-m", "swarm.cli", "claim", "--json"]
+    )
+    subprocess.run([*argv[:-2], "agent", "register", "--no-gpu"], env=env, capture_output=True)
+    floor = time_command([sys.executable, "-c", "import sqlite3"], runs, env)
+    claim = time_command(argv, runs, env)
+    return {
+        "runs": runs,
+        "python_import_sqlite3_p50_ms": round(statistics.median(floor) * 1000, 1),
+        "swarm_claim_json_p50_ms": round(statistics.median(claim) * 1000, 1),
+        "swarm_claim_json_p90_ms": round(percentile(claim, 0.9) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=4000)
+    parser.add_argument("--workers", default="1,4,20,40")
+    parser.add_argument("--designs", default="swarm,bare,huey")
+    parser.add_argument("--cli-runs", type=int, default=30)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
+        for w in (int(x) for x in args.workers.split(",")):
+            for design in args.designs.split(","):
+                rows.append(measure(design, w, args.tasks, Path(tmp)))
+                if not args.json:
+                    print(f"  measured {design} W={w}", file=sys.stderr)
+        cli = measure_cli(args.cli_runs, Path(tmp)) if args.cli_runs else None
+    by = {(r["design"], r["workers"]): r for r in rows}
+    for r in rows:
+        bare, huey = by.get(("bare", r["workers"])), by.get(("huey", r["workers"]))
+        r["vs_bare"] = round(r["claims_per_s"] / bare["claims_per_s"], 2) if bare else None
+        r["vs_huey"] = round(r["claims_per_s"] / huey["claims_per_s"], 2) if huey else None
+    report = {
+        "schema_version": 1,
+        "environment": {
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "load_avg_1m": os.getloadavg()[0],
+        },
+        "rows": rows,
+        "cli": cli,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    cols = (
+        "design",
+        "workers",
+        "claims_per_s",
+        "claim_p50_ms",
+        "claim_p99_ms",
+        "report_p99_ms",
+        "double",
+        "lost",
+        "escaped",
+        "vs_bare",
+        "vs_huey",
+    )
+    print(" | ".join(cols))
+    print(" | ".join("---" for _ in cols))
+    for r in rows:
+        print(" | ".join(str(r[c]) for c in cols))
+    if cli:
+        print(
+            f"\nCLI ({cli['runs']} runs): `swarm claim --json` p50 {cli['swarm_claim_json_p50_ms']} ms "
+            f"(p90 {cli['swarm_claim_json_p90_ms']} ms) vs `python -c 'import sqlite3'` "
+            f"p50 {cli['python_import_sqlite3_p50_ms']} ms"
+        )
+    print(f"environment: {report['environment']}")
+
+
+if __name__ == "__main__":
+    main()
