@@ -53,6 +53,7 @@ class Board(Model):
     blocked: int
     by_kind: dict[str, dict[str, int]]
     claimed: tuple[ClaimedTask, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def _deployments(conn: sqlite3.Connection) -> tuple[DeploymentCounts, tuple[GpuCount, ...]]:

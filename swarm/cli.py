@@ -48,6 +48,7 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.exit_code = 0
         self._store: SqliteStore | None = None
 
     @property
@@ -230,8 +231,12 @@ def cmd_log(ctx: Context) -> None:
 def cmd_status(ctx: Context) -> None:
     from swarm import render
     from swarm.board import board
+    from swarm.hooks import installation_problems
+    from swarm.settings import repo_root
 
+    root = repo_root(Path.cwd())
     b = board(ctx.store, _now())
+    b = b.model_copy(update={"warnings": tuple(installation_problems(root)) if root else ()})
     ctx.emit(b, lambda: render.board(b))
 
 
@@ -301,6 +306,47 @@ def cmd_agent_ls(ctx: Context) -> None:
         {"agents": [a.model_dump() for a in items]},
         lambda: "\n\n".join(render.agent(a) for a in items) or "no agents",
     )
+
+
+def _repo() -> Path:
+    from swarm.errors import InvalidInput
+    from swarm.settings import repo_root
+
+    root = repo_root(Path.cwd())
+    if root is None:
+        raise InvalidInput(f"{Path.cwd()} is not inside a git repository")
+    return root
+
+
+def cmd_hooks_install(ctx: Context) -> None:
+    from swarm import hooks
+
+    changed = hooks.install(_repo())
+    ctx.emit({"changed": changed}, lambda: "\n".join(changed) or "hooks already installed")
+
+
+def cmd_hooks_check(ctx: Context) -> None:
+    import subprocess
+
+    from swarm import hooks
+    from swarm.errors import SwarmError
+
+    repo = _repo()
+    try:
+        policy = hooks.Policy.load(repo)
+        report = hooks.check_range(policy, ctx.args.revs, cwd=repo)
+    except (hooks.PolicyError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise SwarmError(f"cannot check {' '.join(ctx.args.revs)}: {detail.strip()}") from exc
+    lines = [f"{sha[:12]}: {p}" for sha, found in report.items() for p in found]
+    ctx.emit(
+        {"commits": report, "ok": not report},
+        lambda: "\n".join(lines) or "every commit in the range is clean",
+    )
+    if report:
+        ctx.exit_code = 1
+        if not ctx.args.json:
+            print(hooks._fixes(policy), file=sys.stderr)
 
 
 # ---------------------------------------------------------------- parser
@@ -407,6 +453,19 @@ def build_parser() -> Parser:
     p.add_argument("--no-gpu", action="store_true", help="register without GPUs")
     p.add_argument("--tool", action="append", help="tool on PATH (default: detected)")
     command("ls", cmd_agent_ls, "list registered agents", agent_sub)
+
+    hooks = sub.add_parser("hooks", help="the attribution git hooks")
+    hooks_sub = hooks.add_subparsers(dest="hooks_command", required=True, parser_class=Parser)
+    command("install", cmd_hooks_install, "enable .githooks/ in this clone (idempotent)", hooks_sub)
+    p = command(
+        "check",
+        cmd_hooks_check,
+        "check every commit of a range (CI, pre-push); exit 1 on any problem",
+        hooks_sub,
+    )
+    p.add_argument(
+        "revs", nargs="+", metavar="REV_RANGE", help="e.g. origin/main..HEAD (git log syntax)"
+    )
     return parser
 
 
@@ -432,14 +491,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        args.fn(Context(args))
+        ctx = Context(args)
+        args.fn(ctx)
     except UsageError as exc:
         return _fail(2, "UsageError", str(exc), as_json)
     except SwarmError as exc:
         return _fail(exc.exit_code, type(exc).__name__, str(exc), as_json)
     except BrokenPipeError:
         return 1
-    return 0
+    return ctx.exit_code
 
 
 if __name__ == "__main__":

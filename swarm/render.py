@@ -92,7 +92,7 @@ def agent(a: Agent) -> str:
 
 
 def board(b: Board) -> str:
-    parts = [b.headline, ""]
+    parts = [f"warning: {w}" for w in b.warnings] + [b.headline, ""]
     parts.append(
         table(("GPU", "ARCH", "DEPLOYMENTS"), [(g.gpu, g.arch, g.deployments) for g in b.gpus])
     )
