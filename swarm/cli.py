@@ -308,6 +308,16 @@ def cmd_agent_ls(ctx: Context) -> None:
     )
 
 
+def cmd_serve(ctx: Context) -> None:
+    from swarm import mcp_server
+
+    a = ctx.args
+    if a.http:
+        mcp_server.serve_http(ctx.settings, a.host, a.port)
+    else:
+        mcp_server.serve_stdio(ctx.settings)
+
+
 def _repo() -> Path:
     from swarm.errors import InvalidInput
     from swarm.settings import repo_root
@@ -453,6 +463,17 @@ def build_parser() -> Parser:
     p.add_argument("--no-gpu", action="store_true", help="register without GPUs")
     p.add_argument("--tool", action="append", help="tool on PATH (default: detected)")
     command("ls", cmd_agent_ls, "list registered agents", agent_sub)
+
+    p = command(
+        "serve", cmd_serve, "the MCP server: stdio (default, one per agent) or --http (shared)"
+    )
+    p.add_argument(
+        "--http", action="store_true", help="serve Streamable HTTP (bearer token) instead of stdio"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="bind address for --http (default: loopback only)"
+    )
+    p.add_argument("--port", type=int, default=8765, help="port for --http (default 8765)")
 
     hooks = sub.add_parser("hooks", help="the attribution git hooks")
     hooks_sub = hooks.add_subparsers(dest="hooks_command", required=True, parser_class=Parser)

@@ -488,6 +488,20 @@ def heartbeat(
     )
 
 
+def renew_holder(store: SqliteStore, agent_id: str, now: datetime, lease_seconds: float) -> int:
+    """Extend every lease the agent holds; returns how many. The MCP server calls this on any
+    call of a lease holder, so an agent that forgets to heartbeat while it works keeps its tasks."""
+    expires = iso(now + timedelta(seconds=lease_seconds))
+
+    def renew(conn: sqlite3.Connection) -> int:
+        return conn.execute(
+            "UPDATE tasks SET expires_at = ? WHERE state = 'claimed' AND holder = ? AND expires_at < ?",
+            (expires, agent_id, expires),
+        ).rowcount
+
+    return store.write(renew)
+
+
 def release(
     store: SqliteStore, task_id: str, epoch: int, now: datetime, note: str | None = None
 ) -> Task:

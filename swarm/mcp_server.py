@@ -1,0 +1,331 @@
+"""The MCP server: the queue and the lab tools for agents, over stdio or Streamable HTTP.
+
+The only module that imports the `mcp` SDK. Each tool is a thin adapter: resolve the agent, call
+one library function, return its pydantic model, or raise a ToolError an agent can act on.
+Every call reads through to the database (no task state cached in the process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from swarm import SCHEMA_VERSION, __version__, queue
+from swarm.errors import NothingClaimable, SwarmError
+from swarm.models import Claim, Lease, Model, NewTask, Requires, Result, Task, TaskState
+from swarm.settings import Settings
+from swarm.store import SqliteStore
+from tools.registry import LAB_TOOLS
+
+T = TypeVar("T")
+INSTRUCTIONS = """swarm: the lab's shared task queue. Loop: claim_task -> do the work, calling
+heartbeat before the lease expires (any call of yours also renews your leases) -> report_result
+with the task_id and epoch claim_task returned. A LEASE_LOST error means another agent owns the
+task now: drop that work and claim a new task."""
+PAGE_MAX = 100
+
+
+class ClaimResponse(Model):
+    """claim_task's answer: a task and its lease, or why nothing is claimable now."""
+
+    schema_version: int = SCHEMA_VERSION
+    claimed: bool
+    task: Task | None = None
+    lease: Lease | None = None
+    reason: str | None = None
+
+
+class TaskSummary(Model):
+    id: str
+    kind: str
+    state: TaskState
+    title: str
+    priority: int
+    holder: str | None = None
+    blocked: bool = False
+
+
+class TaskPage(Model):
+    schema_version: int = SCHEMA_VERSION
+    tasks: list[TaskSummary]
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page")
+
+
+class TaskDetail(Model):
+    schema_version: int = SCHEMA_VERSION
+    task: Task
+    results: list[Result]
+
+
+def _summary(task: Task) -> TaskSummary:
+    return TaskSummary(id=task.id, kind=task.kind, state=task.state, title=task.title,
+                       priority=task.priority, holder=task.lease.holder if task.lease else None,
+                       blocked=bool(task.blocked_by))  # fmt: skip
+
+
+def _code(exc: SwarmError) -> str:
+    name = type(exc).__name__
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper()
+
+
+class Lab:
+    """What every tool call needs: the store (one connection, serialised) and the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SqliteStore(settings.db_path)
+        # Sync tools run on worker threads; one SQLite connection must not interleave transactions.
+        self._lock = threading.Lock()
+        self.default_agent = os.environ.get("SWARM_AGENT")
+
+    def call(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            try:
+                return fn()
+            except SwarmError as exc:
+                raise ToolError(f"{_code(exc)}: {exc}") from exc
+
+    def agent(self, ctx: Context, explicit: str | None) -> str:
+        """The calling agent: the argument, else SWARM_AGENT, else the client's name + session."""
+        if explicit:
+            return explicit
+        if self.default_agent:
+            return self.default_agent
+        params = getattr(ctx.session, "client_params", None)
+        client = params.client_info.name if params is not None else "mcp"
+        return f"{client}-{hashlib.sha256(str(id(ctx.session)).encode()).hexdigest()[:6]}"
+
+    def renew(self, agent: str) -> None:
+        """Any call of a lease holder renews its leases (agents forget heartbeats)."""
+        self.call(
+            lambda: queue.renew_holder(self.store, agent, _now(), self.settings.lease_seconds)
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+AgentArg = Annotated[
+    str | None, Field(description="your agent name; default SWARM_AGENT or this client's session")
+]
+TaskId = Annotated[
+    str, Field(min_length=3, max_length=64, description="task id, e.g. deploy-1a2b3c")
+]
+Epoch = Annotated[int, Field(ge=1, description="the lease epoch claim_task returned")]
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                        open_world_hint=False)  # fmt: skip
+IDEMPOTENT_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+                                   open_world_hint=False)  # fmt: skip
+READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+
+def build_server(lab: Lab) -> MCPServer:
+    server = MCPServer("swarm", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+
+    @server.tool(annotations=WRITE)
+    def claim_task(
+        ctx: Context,
+        kinds: list[str] | None = None,
+        agent: AgentArg = None,
+        lease_seconds: Annotated[float | None, Field(ge=30, le=86_400)] = None,
+    ) -> ClaimResponse:
+        """Claim the best ready task you can run (priority, then age), with its GPU lease.
+
+        Returns the task and the lease (present task_id + epoch on heartbeat/report/release), or
+        claimed=false and the reason (e.g. '4 tasks wait for an sm_121 host'). An unregistered
+        agent is registered with no GPUs: run `swarm agent register` on a GPU host first.
+        """
+        who = lab.agent(ctx, agent)
+        lease = lease_seconds or lab.settings.lease_seconds
+
+        def do() -> ClaimResponse:
+            try:
+                claim = _claim_registering(lab, who, lease, kinds)
+            except NothingClaimable as exc:
+                return ClaimResponse(claimed=False, reason=str(exc))
+            return ClaimResponse(claimed=True, task=claim.task, lease=claim.lease)
+
+        return lab.call(do)
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    def heartbeat(
+        task_id: TaskId,
+        epoch: Epoch,
+        lease_seconds: Annotated[float | None, Field(ge=30, le=86_400)] = None,
+    ) -> Lease:
+        """Extend your lease on a claimed task. LEASE_LOST: another agent owns it now."""
+        return lab.call(lambda: queue.heartbeat(lab.store, task_id, epoch, _now(),
+                                                lease_seconds or lab.settings.lease_seconds))  # fmt: skip
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    def report_result(
+        task_id: TaskId,
+        epoch: Epoch,
+        status: Literal["done", "failed"],
+        result: dict[str, Any] | None = None,
+        note: Annotated[str | None, Field(max_length=2000)] = None,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        """Report the result of your claimed task and finish it. Retrying the same report is
+        safe (one result); a different report for the same attempt is refused (CONFLICT)."""
+        return lab.call(lambda: queue.report(lab.store, task_id, epoch, status, _now(), result or {},
+                                             note, idempotency_key))  # fmt: skip
+
+    @server.tool(annotations=WRITE)
+    def release_task(task_id: TaskId, epoch: Epoch, note: str | None = None) -> TaskSummary:
+        """Give a claimed task back to the queue (no attempt spent), e.g. when it needs other hardware."""
+        return lab.call(lambda: _summary(queue.release(lab.store, task_id, epoch, _now(), note)))
+
+    @server.tool(annotations=READ)
+    def list_tasks(
+        ctx: Context,
+        state: list[TaskState] | None = None,
+        kind: list[str] | None = None,
+        limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20,
+        cursor: str | None = None,
+        agent: AgentArg = None,
+    ) -> TaskPage:
+        """List tasks (id, kind, state, title, holder), oldest first; page with cursor."""
+        lab.renew(lab.agent(ctx, agent))
+
+        def page() -> TaskPage:
+            items = queue.list_tasks(
+                lab.store, [s.value for s in state or ()], kind or (), limit, cursor
+            )
+            more = items[-1].id if len(items) == limit else None
+            return TaskPage(tasks=[_summary(t) for t in items], next_cursor=more)
+
+        return lab.call(page)
+
+    @server.tool(annotations=READ)
+    def get_task(task_id: TaskId) -> TaskDetail:
+        """One task in full (spec, requirements, lease, dependencies) with its results."""
+        return lab.call(lambda: TaskDetail(task=queue.get_task(lab.store, task_id),
+                                           results=queue.task_results(lab.store, task_id)))  # fmt: skip
+
+    @server.tool(annotations=WRITE)
+    def add_task(
+        ctx: Context,
+        kind: Literal["deploy", "benchmark", "kernel", "verify", "research", "other"],
+        title: Annotated[str, Field(min_length=1, max_length=200)],
+        spec: dict[str, Any] | None = None,
+        priority: int = 0,
+        requires: Requires | None = None,
+        depends_on: list[str] | None = None,
+        max_attempts: Annotated[int, Field(ge=1, le=20)] = 3,
+        dedupe_key: str | None = None,
+        agent: AgentArg = None,
+    ) -> TaskSummary:
+        """Queue a task. The spec is validated by its kind; the same deployment queued twice (under
+        any spelling) is refused with DUPLICATE naming the existing task."""
+        new = NewTask(kind=kind, title=title, spec=spec or {}, priority=priority,
+                      requires=requires or Requires(), depends_on=tuple(depends_on or ()),
+                      max_attempts=max_attempts, dedupe_key=dedupe_key)  # fmt: skip
+        who = lab.agent(ctx, agent)
+        return lab.call(lambda: _summary(queue.add_task(lab.store, new, _now(), actor=who)))
+
+    for tool in LAB_TOOLS:
+        annotations = ToolAnnotations(read_only_hint=tool.read_only, idempotent_hint=tool.idempotent,
+                                      destructive_hint=tool.destructive, open_world_hint=False)  # fmt: skip
+        server.add_tool(tool.fn, name=tool.name, title=tool.title, annotations=annotations)
+    return server
+
+
+def _claim_registering(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> Claim:
+    from swarm import agents
+    from swarm.errors import UnknownAgent
+    from swarm.models import Capabilities
+
+    try:
+        return queue.claim(lab.store, agent, _now(), lease, kinds)
+    except UnknownAgent:
+        caps = Capabilities(
+            host=os.uname().nodename, gpu_note="registered by the MCP server: no GPUs"
+        )
+        agents.register(lab.store, agent, caps, _now())
+        return queue.claim(lab.store, agent, _now(), lease, kinds)
+
+
+# ---------------------------------------------------------------- transports
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    """Exit when the parent dies: stdin may be held open by another process (python-sdk#526)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="ppid-watchdog", daemon=True).start()
+
+
+def serve_stdio(settings: Settings) -> None:
+    _watch_parent()
+    build_server(Lab(settings)).run("stdio")
+
+
+def http_token(lab_dir: Path) -> tuple[str, bool]:
+    """The bearer token in the lab directory, created (0600) on first use; (token, created)."""
+    path = lab_dir / "http_token"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip(), False
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token, True
+
+
+class BearerAuth:
+    """ASGI middleware: every request needs `Authorization: Bearer <token>`, else 401."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.expected = app, f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = b'{"error": "missing or wrong bearer token (see the lab dir http_token)"}'
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})  # fmt: skip
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(settings: Settings, host: str) -> tuple[Any, str, bool]:
+    token, created = http_token(settings.lab_dir)
+    app = build_server(Lab(settings)).streamable_http_app(host=host)
+    return BearerAuth(app, token), token, created
+
+
+def serve_http(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    app, token, created = http_app(settings, host)
+    if created:
+        print(f"swarm serve: new bearer token (kept in {settings.lab_dir / 'http_token'}): {token}",
+              file=sys.stderr)  # fmt: skip
+    print(f"swarm serve: MCP over Streamable HTTP at http://{host}:{port}/mcp", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

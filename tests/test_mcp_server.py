@@ -1,0 +1,362 @@
+"""The MCP server through real clients: in memory, a `swarm serve` subprocess over stdio, and a
+Streamable HTTP server on loopback with its bearer token."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+from swarm import queue
+from swarm.mcp_server import Lab, build_server
+from swarm.models import NewTask
+from swarm.settings import Settings
+from swarm.store import SqliteStore
+from tests.conftest import REPO, T0
+
+
+def run(fn: Callable[[Client], Awaitable[None]], target: Any) -> None:
+    async def main() -> None:
+        async with Client(target) as client:
+            await fn(client)
+
+    anyio.run(main)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    return Lab(Settings(db_path=tmp_path / "lab.db", lease_seconds=600))
+
+
+def add(db: Path, n: int = 1, **fields: Any) -> list[str]:
+    store = SqliteStore(db)
+    ids = [
+        queue.add_task(store, NewTask(kind="other", title=f"t{i}", **fields), T0).id
+        for i in range(n)
+    ]
+    store.close()
+    return ids
+
+
+# ---------------------------------------------------------------- in memory
+
+
+def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: Lab) -> None:
+    async def check(client: Client) -> None:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == {
+            "claim_task",
+            "heartbeat",
+            "report_result",
+            "release_task",
+            "list_tasks",
+            "get_task",
+            "add_task",
+            "gpu_inventory",
+        }
+        for tool in tools.values():
+            assert tool.annotations is not None and tool.annotations.read_only_hint is not None, (
+                tool.name
+            )
+            assert tool.description and tool.output_schema, tool.name
+        assert tools["list_tasks"].annotations.read_only_hint is True
+        assert tools["claim_task"].annotations.read_only_hint is False
+
+    run(check, build_server(lab))
+
+
+def test_the_claim_heartbeat_report_loop_works_and_a_retry_is_one_result(lab: Lab) -> None:
+    (task_id,) = add(lab.settings.db_path)
+
+    async def loop(client: Client) -> None:
+        claim = (await client.call_tool("claim_task", {"agent": "a1"})).structured_content
+        assert claim["claimed"] and claim["task"]["id"] == task_id and claim["lease"]["epoch"] == 1
+        beat = await client.call_tool("heartbeat", {"task_id": task_id, "epoch": 1})
+        assert beat.structured_content["holder"] == "a1"
+        args = {"task_id": task_id, "epoch": 1, "status": "done", "result": {"tps": 12.5}}
+        first = await client.call_tool("report_result", args)
+        again = await client.call_tool("report_result", args)
+        assert not first.is_error and first.structured_content == again.structured_content
+        detail = (await client.call_tool("get_task", {"task_id": task_id})).structured_content
+        assert detail["task"]["state"] == "done" and len(detail["results"]) == 1
+
+    run(loop, build_server(lab))
+
+
+def test_a_stale_epoch_is_an_error_that_says_what_to_do(lab: Lab) -> None:
+    (task_id,) = add(lab.settings.db_path)
+
+    async def stale(client: Client) -> None:
+        await client.call_tool("claim_task", {"agent": "a1"})
+        result = await client.call_tool(
+            "report_result", {"task_id": task_id, "epoch": 7, "status": "done"}
+        )
+        assert result.is_error
+        assert (
+            "LEASE_LOST" in result.content[0].text and "claim a new task" in result.content[0].text
+        )
+        missing = await client.call_tool("get_task", {"task_id": "nope-123"})
+        assert missing.is_error and "NOT_FOUND" in missing.content[0].text
+
+    run(stale, build_server(lab))
+
+
+def test_nothing_claimable_is_an_answer_with_the_reason_not_an_error(lab: Lab) -> None:
+    add(lab.settings.db_path, requires={"arch": "sm_121"})
+
+    async def empty(client: Client) -> None:
+        result = await client.call_tool("claim_task", {"agent": "cpu"})
+        assert not result.is_error
+        assert result.structured_content["claimed"] is False
+        assert "1 task waits for an sm_121 host" in result.structured_content["reason"]
+
+    run(empty, build_server(lab))
+
+
+def test_list_tasks_is_paged_with_a_cursor_and_capped(lab: Lab) -> None:
+    ids = add(lab.settings.db_path, 5)
+
+    async def pages(client: Client) -> None:
+        first = (await client.call_tool("list_tasks", {"limit": 2})).structured_content
+        assert [t["id"] for t in first["tasks"]] == ids[:2] and first["next_cursor"] == ids[1]
+        rest = (
+            await client.call_tool("list_tasks", {"limit": 10, "cursor": ids[1]})
+        ).structured_content
+        assert [t["id"] for t in rest["tasks"]] == ids[2:] and rest["next_cursor"] is None
+        too_many = await client.call_tool("list_tasks", {"limit": 500})
+        assert too_many.is_error and "limit" in too_many.content[0].text
+
+    run(pages, build_server(lab))
+
+
+def test_add_task_validates_the_spec_and_refuses_duplicates(lab: Lab) -> None:
+    async def adds(client: Client) -> None:
+        spec = {"gpu": "RTX 4090", "model": "Qwen3-8B", "platform": "vllm"}
+        first = await client.call_tool("add_task", {"kind": "deploy", "title": "d", "spec": spec})
+        assert not first.is_error
+        dup = await client.call_tool(
+            "add_task", {"kind": "deploy", "title": "d", "spec": {**spec, "model": "qwen3-8b"}}
+        )
+        assert (
+            dup.is_error
+            and "DUPLICATE" in dup.content[0].text
+            and first.structured_content["id"] in dup.content[0].text
+        )
+        bad = await client.call_tool(
+            "add_task", {"kind": "deploy", "title": "d", "spec": {"gpu": "x"}}
+        )
+        assert bad.is_error and "model: Field required" in bad.content[0].text
+
+    run(adds, build_server(lab))
+
+
+def test_any_call_of_a_lease_holder_renews_its_leases(lab: Lab) -> None:
+    (task_id,) = add(lab.settings.db_path)
+
+    async def renew(client: Client) -> None:
+        claim = (
+            await client.call_tool("claim_task", {"agent": "a1", "lease_seconds": 30})
+        ).structured_content
+        short = claim["lease"]["expires_at"]
+        await client.call_tool("list_tasks", {"agent": "a1"})
+        lease = (await client.call_tool("get_task", {"task_id": task_id})).structured_content[
+            "task"
+        ]["lease"]
+        assert lease["expires_at"] > short  # now + the default 600 s
+
+    run(renew, build_server(lab))
+
+
+def test_gpu_inventory_says_plainly_when_there_is_no_gpu(lab: Lab) -> None:
+    async def inventory(client: Client) -> None:
+        body = (await client.call_tool("gpu_inventory", {})).structured_content
+        if body["readings"]:
+            pytest.skip("this machine has an NVIDIA GPU")
+        assert body["note"]
+
+    run(inventory, build_server(lab))
+
+
+# ---------------------------------------------------------------- stdio subprocess
+
+
+def _env(db: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "SWARM_DB": str(db), "PYTHONPATH": str(REPO), **extra}
+
+
+def test_swarm_serve_over_stdio_serves_a_real_client(tmp_path: Path) -> None:
+    db = tmp_path / "lab.db"
+    (task_id,) = add(db)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "swarm.cli", "serve"],
+        env=_env(db, SWARM_AGENT="stdio-agent"),
+    )
+
+    async def loop(client: Client) -> None:
+        claim = (await client.call_tool("claim_task", {})).structured_content
+        assert claim["task"]["id"] == task_id and claim["lease"]["holder"] == "stdio-agent"
+        await client.call_tool("report_result", {"task_id": task_id, "epoch": 1, "status": "done"})
+
+    run(loop, params)
+    assert queue.get_task(SqliteStore(db), task_id).state == "done"  # read through, nothing cached
+
+
+def _serve_stdio(db: Path, parent: bool) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "swarm.cli", "serve"]
+    if parent:  # an intermediate shell is the server's parent; it shares the server's stdin
+        cmd = ["sh", "-c", f"{' '.join(cmd)} & echo $! ; wait"]
+    return subprocess.Popen(
+        cmd, env=_env(db), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_stdio_server_exits_when_stdin_closes(tmp_path: Path) -> None:
+    proc = _serve_stdio(tmp_path / "lab.db", parent=False)
+    time.sleep(1.0)
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=15) == 0
+
+
+def test_a_stdio_server_exits_when_its_parent_dies_even_with_stdin_still_open(
+    tmp_path: Path,
+) -> None:
+    shell = _serve_stdio(tmp_path / "lab.db", parent=True)
+    assert shell.stdout is not None
+    server_pid = int(shell.stdout.readline())
+    time.sleep(1.5)
+    shell.send_signal(signal.SIGKILL)  # the agent dies; we still hold the server's stdin open
+    shell.wait()
+    try:
+        assert _gone(server_pid), "orphaned stdio server kept running"
+    finally:
+        if not _gone(server_pid, 0.1):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    db, port = tmp_path / "lab.db", _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swarm.cli", "serve", "--http", "--port", str(port)],
+        env=_env(db),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+    token = (tmp_path / "http_token").read_text().strip()
+    yield url, token, db
+    proc.terminate()
+    proc.wait(timeout=10)
+    assert proc.stderr is not None
+    assert "new bearer token" in proc.stderr.read().decode()
+
+
+def _post(url: str, token: str | None) -> int:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_http_server_refuses_requests_without_the_bearer_token(
+    http_server: tuple[str, str, Path],
+) -> None:
+    url, token, _ = http_server
+    assert _post(url, None) == 401
+    assert _post(url, "wrong") == 401
+    assert _post(url, token) != 401
+
+
+def test_the_http_server_serves_a_client_that_presents_the_token(
+    http_server: tuple[str, str, Path],
+) -> None:
+    url, token, db = http_server
+    (task_id,) = add(db)
+
+    async def main() -> None:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+            claim = (await client.call_tool("claim_task", {"agent": "remote-1"})).structured_content
+            assert claim["task"]["id"] == task_id
+
+    anyio.run(main)
+
+
+@pytest.mark.slow
+def test_twenty_agent_processes_through_one_http_server_do_every_task_once(
+    http_server: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    url, token, db = http_server
+    ids = add(db, 200)
+    logs = [tmp_path / f"agent{i}.jsonl" for i in range(20)]
+    agents = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "mcp_agent.py"), url, token, f"a{i}", str(log)],
+            env=_env(db),
+            stderr=subprocess.PIPE,
+        )
+        for i, log in enumerate(logs)
+    ]
+    for proc in agents:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    events = [
+        json.loads(line) for log in logs if log.exists() for line in log.read_text().splitlines()
+    ]
+    assert [e for e in events if e["event"] == "error"] == []
+    claims = Counter(e["task"] for e in events if e["event"] == "claimed")
+    assert sorted(claims) == sorted(ids) and set(claims.values()) == {1}
+    assert len([e for e in events if e["event"] == "reported"]) == 200
+    store = SqliteStore(db)
+    assert {t.state for t in queue.list_tasks(store)} == {"done"}
+    assert all(len(queue.task_results(store, i)) == 1 for i in ids)
