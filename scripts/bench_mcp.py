@@ -192,8 +192,13 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    return {"agents": n_agents, "claims": len(claims), "claim_p50_ms": pct(claims, 0.5),
-            "claim_p99_ms": pct(claims, 0.99), "wall_s": round(wall, 1)}  # fmt: skip
+    return {
+        "agents": n_agents,
+        "claims": len(claims),
+        "claim_p50_ms": pct(claims, 0.5),
+        "claim_p99_ms": pct(claims, 0.99),
+        "wall_s": round(wall, 1),
+    }
 
 
 def main() -> None:
@@ -214,8 +219,10 @@ def main() -> None:
     if args.agent:
         return anyio.run(agent_loop, *args.agent)
 
-    report: dict[str, Any] = {"schema_version": 1, "environment": {"cpus": os.cpu_count(),
-                              "load_avg_1m": os.getloadavg()[0]}}  # fmt: skip
+    report: dict[str, Any] = {
+        "schema_version": 1,
+        "environment": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
+    }
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         folder = Path(tmp)
         spawn: dict[str, list[float]] = {"swarm": [], "bare": []}
@@ -257,8 +264,10 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     s = report["spawn_to_ready_ms"]
-    print(f"spawn -> ready (stdio, median of {args.spawns}): swarm serve {s['swarm']} ms, bare MCPServer "
-          f"{s['bare']} ms, ratio {report['spawn_ratio']}")  # fmt: skip
+    print(
+        f"spawn -> ready (stdio, median of {args.spawns}): swarm serve {s['swarm']} ms, bare MCPServer "
+        f"{s['bare']} ms, ratio {report['spawn_ratio']}"
+    )
     print("\ntransport | server | p50 ms | p99 ms")
     print("--- | --- | --- | ---")
     for name, v in latency.items():
@@ -267,8 +276,10 @@ def main() -> None:
         print(f"{transport} | {tool} | {v['p50_ms']} | {v['p99_ms']}")
     print(f"ratios (p50, claim_task / ping): {report['call_ratio_p50']}")
     c = report["concurrent_http"]
-    print(f"\n{c['agents']} agent processes on one HTTP server: {c['claims']} claims, "
-          f"claim p50 {c['claim_p50_ms']} ms, p99 {c['claim_p99_ms']} ms ({c['wall_s']} s)")  # fmt: skip
+    print(
+        f"\n{c['agents']} agent processes on one HTTP server: {c['claims']} claims, "
+        f"claim p50 {c['claim_p50_ms']} ms, p99 {c['claim_p99_ms']} ms ({c['wall_s']} s)"
+    )
     print(f"environment: {report['environment']}")
 
 

@@ -84,6 +84,21 @@ def _agent(args: argparse.Namespace) -> str:
     return str(agent)
 
 
+def _read_json_list(source: str) -> list[Any]:
+    from swarm.errors import InvalidInput
+
+    try:
+        text = (
+            Path(source.removeprefix("@")).read_text(encoding="utf-8")
+            if not source.lstrip().startswith("[")
+            else source
+        )
+        value = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"cannot read a JSON list from {source!r}: {exc}") from exc
+    return value if isinstance(value, list) else [value]
+
+
 def _read_json(source: str | None) -> dict[str, Any]:
     """JSON object from a literal, '@file', a file path or '-' (stdin)."""
     from swarm.errors import InvalidInput
@@ -308,6 +323,272 @@ def cmd_agent_ls(ctx: Context) -> None:
     )
 
 
+def _scalar(text: str) -> Any:
+    """'12.5' -> 12.5, '3' -> 3, 'true'/'false' -> bool, anything else stays text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    from swarm.errors import InvalidInput
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{flag} wants KEY=VALUE, got {item!r}")
+        out[key.strip()] = _scalar(value)
+    return out
+
+
+def _finding_items(a: argparse.Namespace) -> list[Any]:
+    from swarm.findings import parse_findings
+
+    if a.file:
+        raw: Any = (
+            json.loads(Path(a.file).read_text(encoding="utf-8"))
+            if a.file != "-"
+            else json.load(sys.stdin)
+        )
+        return parse_findings(raw if isinstance(raw, list) else [raw])
+    missing = [
+        flag
+        for flag, v in (
+            ("--subject", a.subject),
+            ("--predicate", a.predicate),
+            ("--value", a.value),
+        )
+        if v is None
+    ]
+    if missing:
+        raise UsageError(f"swarm finding add: give {', '.join(missing)} (or --file FINDINGS.json)")
+    evidence = [_read_json(e) for e in a.evidence]
+    return parse_findings(
+        [
+            {
+                "subject": a.subject,
+                "predicate": a.predicate,
+                "value": _scalar(a.value),
+                "unit": a.unit,
+                "scope": _pairs(a.scope, "--scope"),
+                "statement": a.statement or f"{a.subject} {a.predicate} = {a.value}",
+                "evidence": evidence,
+                "attributes": _pairs(a.attr, "--attr"),
+            }
+        ]
+    )
+
+
+def cmd_finding_add(ctx: Context) -> None:
+    from swarm.findings import add_findings
+
+    agent = getattr(ctx.args, "agent", None) or os.environ.get("SWARM_AGENT") or "cli"
+    added = add_findings(ctx.store, _finding_items(ctx.args), agent, _now(), ctx.args.task)
+    ctx.emit(
+        {"findings": [f.model_dump(mode="json") for f in added]},
+        lambda: "\n".join(f"recorded {f.id}: {f.statement}" for f in added),
+    )
+
+
+def cmd_finding_ls(ctx: Context) -> None:
+    from swarm.findings import all_findings
+
+    a = ctx.args
+    items = [
+        f
+        for f in all_findings(ctx.store)
+        if (not a.subject or f.subject == a.subject)
+        and (not a.predicate or f.predicate == a.predicate)
+    ]
+    from swarm import render
+
+    ctx.emit(
+        {"findings": [f.model_dump(mode="json") for f in items]},
+        lambda: render.table(
+            ("ID", "SUBJECT", "PREDICATE", "VALUE", "AGENT"),
+            [(f.id, f.subject, f.predicate, f.value, f.agent) for f in items],
+        ),
+    )
+
+
+def cmd_facts_import_seed(ctx: Context) -> None:
+    from swarm.findings import add_findings
+    from swarm.seed import SEED_AGENT, seed_findings
+
+    before = len(ctx.store.read(lambda c: c.execute("SELECT id FROM findings").fetchall()))
+    items = add_findings(ctx.store, seed_findings(_repo()), SEED_AGENT, _now())
+    added = len(ctx.store.read(lambda c: c.execute("SELECT id FROM findings").fetchall())) - before
+    ctx.emit(
+        {"findings": len(items), "added": added},
+        lambda: f"seed: {len(items)} findings ({added} new) from the seed document and catalog",
+    )
+
+
+def cmd_facts_verify(ctx: Context) -> None:
+    from swarm import facts
+    from swarm.findings import all_findings
+
+    findings = all_findings(ctx.store)
+    checks = facts.check_all(findings, _repo(), facts.run_payloads(ctx.store))
+    facts.store_checks(ctx.store, checks)
+    rows = [
+        {"finding": fid, "evidence": idx, **c.model_dump()}
+        for (fid, idx), c in sorted(checks.items())
+    ]
+    shown = rows if ctx.args.all else [r for r in rows if r["status"] != "ok"]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+
+    def text() -> str:
+        from swarm import render
+
+        table = render.table(
+            ("FINDING", "#", "STATUS", "MESSAGE"),
+            [(r["finding"], r["evidence"], r["status"], r["message"]) for r in shown],
+        )
+        return (table + "\n" if shown else "") + ", ".join(
+            f"{n} {s}" for s, n in sorted(counts.items())
+        )
+
+    ctx.emit({"counts": counts, "checks": shown}, text)
+
+
+def cmd_facts_reconcile(ctx: Context) -> None:
+    from swarm import facts, render
+
+    a = ctx.args
+    outcome = facts.run(None if a.from_log else ctx.store, _repo(), write=not a.check)
+    if a.check:
+        current = _repo() / "facts" / facts.FACTS
+        stale = not current.exists() or current.read_text(encoding="utf-8") != facts.facts_text(
+            outcome.facts
+        )
+        ctx.emit(
+            {"up_to_date": not stale},
+            lambda: (
+                "facts/verified_facts.json is out of date: run `swarm facts reconcile`"
+                if stale
+                else "facts/verified_facts.json is up to date"
+            ),
+        )
+        ctx.exit_code = 1 if stale else 0
+        return
+    ctx.emit(
+        {
+            "changed": list(outcome.changed),
+            "facts": len(outcome.facts.facts),
+            "open_conflicts": sum(c.state == "open" for c in outcome.facts.conflicts),
+        },
+        lambda: render.facts_summary(outcome.facts, outcome.changed),
+    )
+
+
+def _triage_facts(ctx: Context) -> Any:
+    from swarm import facts
+
+    return facts.run(ctx.store, _repo(), write=False).facts
+
+
+def cmd_triage_list(ctx: Context) -> None:
+    from swarm import render
+    from swarm.triage import findings_by_id
+
+    conflicts = [c for c in _triage_facts(ctx).conflicts if ctx.args.all or c.state == "open"]
+    by_id = findings_by_id(ctx.store)
+    ctx.emit(
+        {"conflicts": [c.model_dump(mode="json") for c in conflicts]},
+        lambda: "\n\n".join(render.conflict(c, by_id) for c in conflicts) or "no open conflicts",
+    )
+
+
+def _who(a: argparse.Namespace) -> str:
+    import subprocess
+
+    if a.by:
+        return str(a.by)
+    name = subprocess.run(
+        ["git", "config", "user.name"], capture_output=True, text=True
+    ).stdout.strip()
+    return name or os.environ.get("SWARM_AGENT") or os.environ.get("USER", "unknown")
+
+
+def cmd_triage_resolve(ctx: Context) -> None:
+    from swarm import triage
+
+    a = ctx.args
+    action: triage.Action = (
+        "accept" if a.accept else "reject" if a.reject else "defer" if a.defer else "split"
+    )
+    finding = triage.decide(
+        ctx.store,
+        _repo(),
+        a.conflict,
+        action,
+        a.reason,
+        _who(a),
+        _now(),
+        accept=tuple(a.accept or ()),
+        split_by=a.split_by,
+    )
+    ctx.emit(
+        finding,
+        lambda: (
+            f"recorded {finding.id}: {action} {a.conflict} ({a.reason}); "
+            "run `swarm facts reconcile` to apply it to facts/"
+        ),
+    )
+
+
+def cmd_triage(ctx: Context) -> None:
+    """Interactive triage for people: each open conflict, then a decision."""
+    from swarm import render, triage
+
+    if not (ctx.args.interactive or sys.stdin.isatty()):
+        return cmd_triage_list(ctx)
+    by_id = triage.findings_by_id(ctx.store)
+    for conflict in [c for c in _triage_facts(ctx).conflicts if c.state == "open"]:
+        print(render.conflict(conflict, by_id), end="\n\n")
+        choice = (
+            input("accept side N [1-9] / r reject all / s split / d defer / n next / q quit: ")
+            .strip()
+            .lower()
+        )
+        if choice in ("q", ""):
+            break
+        if choice == "n":
+            continue
+        split_by = input("split by which attribute? ").strip() if choice == "s" else None
+        reason = input("why? ").strip()
+        accept: tuple[str, ...] = ()
+        actions: dict[str, triage.Action] = {"r": "reject", "s": "split", "d": "defer"}
+        action: triage.Action | None = actions.get(choice)
+        if choice.isdigit() and 1 <= int(choice) <= len(conflict.sides):
+            action, accept = "accept", conflict.sides[int(choice) - 1].findings
+        if not action:
+            print(f"unknown choice {choice!r}; skipped")
+            continue
+        finding = triage.decide(
+            ctx.store,
+            _repo(),
+            conflict.id,
+            action,
+            reason,
+            _who(ctx.args),
+            _now(),
+            accept=accept,
+            split_by=split_by,
+        )
+        print(f"recorded {finding.id}\n")
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -440,6 +721,9 @@ def build_parser() -> Parser:
     p.add_argument("--result", help="result payload: JSON object, @file, file path or - for stdin")
     p.add_argument("--note", help="one line for people, kept on the task")
     p.add_argument("--key", help="idempotency key (default: TASK@EPOCH)")
+    p.add_argument(
+        "--findings", help="findings to record with the result: JSON list, @FILE or FILE"
+    )
 
     p = command("ls", cmd_ls, "list tasks")
     p.add_argument("--state", action="append", help="pending, claimed, done, failed, cancelled")
@@ -474,6 +758,92 @@ def build_parser() -> Parser:
         "--host", default="127.0.0.1", help="bind address for --http (default: loopback only)"
     )
     p.add_argument("--port", type=int, default=8765, help="port for --http (default 8765)")
+
+    finding = sub.add_parser("finding", help="record and list findings (claims with evidence)")
+    finding_sub = finding.add_subparsers(dest="finding_command", required=True, parser_class=Parser)
+    p = command(
+        "add",
+        cmd_finding_add,
+        "record a finding: subject, predicate, scope, typed value, evidence",
+        finding_sub,
+    )
+    p.add_argument("--subject")
+    p.add_argument("--predicate", help="e.g. decode_tps_single_stream (see facts/predicates.toml)")
+    p.add_argument("--value", help="a number, true/false, or text")
+    p.add_argument("--unit")
+    p.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="KEY=VALUE, e.g. gpu='RTX Pro 6000' (repeatable)",
+    )
+    p.add_argument(
+        "--attr", action="append", default=[], help="context KEY=VALUE, not part of the key"
+    )
+    p.add_argument("--statement", help="one line for people")
+    p.add_argument(
+        "--evidence",
+        action="append",
+        default=[],
+        help='JSON, e.g. {"kind": "run", "locator": "res-…", "metric": "single_tps"} (repeatable)',
+    )
+    p.add_argument("--file", help="findings as JSON (one object or a list), or - for stdin")
+    p.add_argument("--agent", help="who (default: SWARM_AGENT)")
+    p.add_argument("--task", help="the task this finding came from")
+    p = command("ls", cmd_finding_ls, "list findings", finding_sub)
+    p.add_argument("--subject")
+    p.add_argument("--predicate")
+
+    facts_cmd = sub.add_parser("facts", help="check citations, reconcile, write facts/")
+    facts_sub = facts_cmd.add_subparsers(dest="facts_command", required=True, parser_class=Parser)
+    command(
+        "import-seed",
+        cmd_facts_import_seed,
+        "record the seed's claims and figures as findings",
+        facts_sub,
+    )
+    p = command(
+        "verify", cmd_facts_verify, "check every citation offline; show what is not ok", facts_sub
+    )
+    p.add_argument("--all", action="store_true", help="show every check, not only the problems")
+    p = command(
+        "reconcile",
+        cmd_facts_reconcile,
+        "derive facts; write facts/findings.jsonl and verified_facts.json",
+        facts_sub,
+    )
+    p.add_argument(
+        "--from-log", action="store_true", help="rebuild from facts/findings.jsonl alone (git only)"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 when facts/verified_facts.json is out of date"
+    )
+
+    p = command(
+        "triage", cmd_triage, "decide conflicts (interactive on a terminal; otherwise lists them)"
+    )
+    p.add_argument(
+        "--interactive", action="store_true", help="prompt even when stdin is not a terminal"
+    )
+    p.add_argument("--by", help="who decides (default: git user.name)")
+    triage_sub = p.add_subparsers(dest="triage_command", parser_class=Parser)
+    q = command("list", cmd_triage_list, "the open conflicts, side by side", triage_sub)
+    q.add_argument("--all", action="store_true", help="decided and deferred ones too")
+    q = command(
+        "resolve", cmd_triage_resolve, "record a decision on a conflict (scripts, MCP)", triage_sub
+    )
+    q.add_argument("conflict")
+    how = q.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--accept", action="append", metavar="FINDING", help="accept these findings' value"
+    )
+    how.add_argument("--reject", action="store_true", help="reject every side")
+    how.add_argument("--defer", action="store_true", help="leave it disputed, out of the queue")
+    how.add_argument(
+        "--split-by", metavar="ATTRIBUTE", help="the sides differ in this hidden scope"
+    )
+    q.add_argument("--reason", required=True, help="why, for the people after you")
+    q.add_argument("--by", help="who decides (default: git user.name)")
 
     hooks = sub.add_parser("hooks", help="the attribution git hooks")
     hooks_sub = hooks.add_subparsers(dest="hooks_command", required=True, parser_class=Parser)

@@ -25,10 +25,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION, __version__, queue
+from swarm import SCHEMA_VERSION, __version__, facts, queue
 from swarm.errors import NothingClaimable, SwarmError
+from swarm.findings import NewFinding
 from swarm.models import Claim, Lease, Model, NewTask, Requires, Result, Task, TaskState
-from swarm.settings import Settings
+from swarm.reconcile import Conflict
+from swarm.settings import Settings, repo_root
 from swarm.store import SqliteStore
 from tools.registry import LAB_TOOLS
 
@@ -72,10 +74,42 @@ class TaskDetail(Model):
     results: list[Result]
 
 
+class FactsReport(Model):
+    schema_version: int = SCHEMA_VERSION
+    facts_by_status: dict[str, int]
+    citations_by_status: dict[str, int]
+    open_conflicts: int
+    conflicts: list[Conflict] = Field(
+        description="the first open conflicts; `swarm triage` decides them"
+    )
+
+
+def _facts_report(outcome: facts.Outcome, limit: int) -> FactsReport:
+    by_status: dict[str, int] = {}
+    for fact in outcome.facts.facts:
+        by_status[fact.status] = by_status.get(fact.status, 0) + 1
+    checks: dict[str, int] = {}
+    for check in outcome.checks.values():
+        checks[check.status] = checks.get(check.status, 0) + 1
+    open_ = [c for c in outcome.facts.conflicts if c.state == "open"]
+    return FactsReport(
+        facts_by_status=by_status,
+        citations_by_status=checks,
+        open_conflicts=len(open_),
+        conflicts=open_[:limit],
+    )
+
+
 def _summary(task: Task) -> TaskSummary:
-    return TaskSummary(id=task.id, kind=task.kind, state=task.state, title=task.title,
-                       priority=task.priority, holder=task.lease.holder if task.lease else None,
-                       blocked=bool(task.blocked_by))  # fmt: skip
+    return TaskSummary(
+        id=task.id,
+        kind=task.kind,
+        state=task.state,
+        title=task.title,
+        priority=task.priority,
+        holder=task.lease.holder if task.lease else None,
+        blocked=bool(task.blocked_by),
+    )
 
 
 def _code(exc: SwarmError) -> str:
@@ -92,6 +126,7 @@ class Lab:
         # Sync tools run on worker threads; one SQLite connection must not interleave transactions.
         self._lock = threading.Lock()
         self.default_agent = os.environ.get("SWARM_AGENT")
+        self.repo = repo_root(Path.cwd())
 
     def call(self, fn: Callable[[], T]) -> T:
         with self._lock:
@@ -128,10 +163,12 @@ TaskId = Annotated[
     str, Field(min_length=3, max_length=64, description="task id, e.g. deploy-1a2b3c")
 ]
 Epoch = Annotated[int, Field(ge=1, description="the lease epoch claim_task returned")]
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                        open_world_hint=False)  # fmt: skip
-IDEMPOTENT_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
-                                   open_world_hint=False)  # fmt: skip
+WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+IDEMPOTENT_WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
 READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
@@ -170,8 +207,11 @@ def build_server(lab: Lab) -> MCPServer:
         lease_seconds: Annotated[float | None, Field(ge=30, le=86_400)] = None,
     ) -> Lease:
         """Extend your lease on a claimed task. LEASE_LOST: another agent owns it now."""
-        return lab.call(lambda: queue.heartbeat(lab.store, task_id, epoch, _now(),
-                                                lease_seconds or lab.settings.lease_seconds))  # fmt: skip
+        return lab.call(
+            lambda: queue.heartbeat(
+                lab.store, task_id, epoch, _now(), lease_seconds or lab.settings.lease_seconds
+            )
+        )
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     def report_result(
@@ -181,11 +221,26 @@ def build_server(lab: Lab) -> MCPServer:
         result: dict[str, Any] | None = None,
         note: Annotated[str | None, Field(max_length=2000)] = None,
         idempotency_key: str | None = None,
+        findings: list[NewFinding] | None = None,
     ) -> Result:
-        """Report the result of your claimed task and finish it. Retrying the same report is
-        safe (one result); a different report for the same attempt is refused (CONFLICT)."""
-        return lab.call(lambda: queue.report(lab.store, task_id, epoch, status, _now(), result or {},
-                                             note, idempotency_key))  # fmt: skip
+        """Report the result of your claimed task and finish it, with the findings it produced
+        (subject, predicate, scope, typed value, statement, evidence: cite this run as
+        {"kind": "run", "locator": <result id>, "metric": <payload key>} in a later finding).
+        Retrying the same report is safe (one result); a different report for the same attempt
+        is refused (CONFLICT)."""
+        return lab.call(
+            lambda: queue.report(
+                lab.store,
+                task_id,
+                epoch,
+                status,
+                _now(),
+                result or {},
+                note,
+                idempotency_key,
+                findings or (),
+            )
+        )
 
     @server.tool(annotations=WRITE)
     def release_task(task_id: TaskId, epoch: Epoch, note: str | None = None) -> TaskSummary:
@@ -216,8 +271,12 @@ def build_server(lab: Lab) -> MCPServer:
     @server.tool(annotations=READ)
     def get_task(task_id: TaskId) -> TaskDetail:
         """One task in full (spec, requirements, lease, dependencies) with its results."""
-        return lab.call(lambda: TaskDetail(task=queue.get_task(lab.store, task_id),
-                                           results=queue.task_results(lab.store, task_id)))  # fmt: skip
+        return lab.call(
+            lambda: TaskDetail(
+                task=queue.get_task(lab.store, task_id),
+                results=queue.task_results(lab.store, task_id),
+            )
+        )
 
     @server.tool(annotations=WRITE)
     def add_task(
@@ -234,15 +293,37 @@ def build_server(lab: Lab) -> MCPServer:
     ) -> TaskSummary:
         """Queue a task. The spec is validated by its kind; the same deployment queued twice (under
         any spelling) is refused with DUPLICATE naming the existing task."""
-        new = NewTask(kind=kind, title=title, spec=spec or {}, priority=priority,
-                      requires=requires or Requires(), depends_on=tuple(depends_on or ()),
-                      max_attempts=max_attempts, dedupe_key=dedupe_key)  # fmt: skip
+        new = NewTask(
+            kind=kind,
+            title=title,
+            spec=spec or {},
+            priority=priority,
+            requires=requires or Requires(),
+            depends_on=tuple(depends_on or ()),
+            max_attempts=max_attempts,
+            dedupe_key=dedupe_key,
+        )
         who = lab.agent(ctx, agent)
         return lab.call(lambda: _summary(queue.add_task(lab.store, new, _now(), actor=who)))
 
+    @server.tool(annotations=READ)
+    def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:
+        """Check every citation offline and reconcile the lab's findings (nothing is written):
+        counts of facts by status, citations that are not ok, and the open conflicts with why."""
+        if lab.repo is None:
+            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
+        repo = lab.repo
+        return lab.call(
+            lambda: _facts_report(facts.run(lab.store, repo, write=False), max_conflicts)
+        )
+
     for tool in LAB_TOOLS:
-        annotations = ToolAnnotations(read_only_hint=tool.read_only, idempotent_hint=tool.idempotent,
-                                      destructive_hint=tool.destructive, open_world_hint=False)  # fmt: skip
+        annotations = ToolAnnotations(
+            read_only_hint=tool.read_only,
+            idempotent_hint=tool.idempotent,
+            destructive_hint=tool.destructive,
+            open_world_hint=False,
+        )
         server.add_tool(tool.fn, name=tool.name, title=tool.title, annotations=annotations)
     return server
 
@@ -307,8 +388,16 @@ class BearerAuth:
             given = dict(scope.get("headers") or ()).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 body = b'{"error": "missing or wrong bearer token (see the lab dir http_token)"}'
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})  # fmt: skip
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -325,7 +414,9 @@ def serve_http(settings: Settings, host: str, port: int) -> None:
 
     app, token, created = http_app(settings, host)
     if created:
-        print(f"swarm serve: new bearer token (kept in {settings.lab_dir / 'http_token'}): {token}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"swarm serve: new bearer token (kept in {settings.lab_dir / 'http_token'}): {token}",
+            file=sys.stderr,
+        )
     print(f"swarm serve: MCP over Streamable HTTP at http://{host}:{port}/mcp", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -81,4 +81,30 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX results_by_task ON results(task_id);
         """,
     ),
+    (
+        "0002_findings",
+        """
+        -- Append-only: agents add findings, the reconciler derives facts from all of them.
+        CREATE TABLE findings (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            predicate TEXT NOT NULL,
+            body TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            task_id TEXT,
+            observed_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX findings_by_key ON findings(subject, predicate);
+        -- The last offline check of each piece of evidence (swarm facts verify).
+        CREATE TABLE evidence_checks (
+            finding_id TEXT NOT NULL REFERENCES findings(id),
+            idx INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL,
+            score REAL,
+            PRIMARY KEY (finding_id, idx)
+        ) WITHOUT ROWID
+        """,
+    ),
 )

@@ -18,6 +18,7 @@ from typing import Any, Literal, NoReturn
 
 from swarm import agents
 from swarm.errors import Conflict, Duplicate, LeaseLost, NotFound, NothingClaimable
+from swarm.findings import NewFinding, insert_findings
 from swarm.models import (
     Capabilities,
     Claim,
@@ -583,8 +584,10 @@ def report(
     payload: dict[str, Any] | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    findings: Sequence[NewFinding] = (),
 ) -> Result:
-    """Record the attempt's result and finish the task. The same report twice is one result.
+    """Record the attempt's result (and its findings) and finish the task. The same report twice
+    is one result.
 
     Raises LeaseLost for a stale epoch, Conflict for a different report under a used key.
     """
@@ -603,6 +606,7 @@ def report(
         ).fetchone():
             return _retried_report(conn, task_id, epoch, status, payload, note, key)
         result = record_result(conn, task_id, epoch, holder[0], status, payload, note, key, now)
+        insert_findings(conn, findings, holder[0], now, task_id)
         _fenced_update(
             conn,
             task_id,

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from swarm.board import Board
+    from swarm.findings import Finding
     from swarm.models import Agent, Claim, Event, Result, Task
+    from swarm.reconcile import Conflict, FactsFile
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -106,4 +108,40 @@ def board(b: Board) -> str:
             for c in b.claimed
         ]
         parts += ["", table(("CLAIMED", "HOLDER", "EPOCH", "AGE", "EXPIRES IN", "TITLE"), rows)]
+    return "\n".join(parts)
+
+
+def conflict(c: Conflict, findings: dict[str, Finding]) -> str:
+    """One conflict, its sides next to each other, for a person deciding it."""
+    lines = [f"{c.id}  {c.reason}  [{c.state}]", f"  {c.explanation}"]
+    if c.decision:
+        lines.append(f"  decision: {c.decision}")
+    for n, side in enumerate(c.sides, 1):
+        lines.append(
+            f"  side {n}: {side.value}  tier={side.best_tier or 'none'}  origins={side.origins}"
+            + (f"  ({side.note})" if side.note else "")
+        )
+        for fid in side.findings:
+            f = findings.get(fid)
+            if f is None:
+                continue
+            scope = ", ".join(f"{k}={v}" for k, v in f.scope.items())
+            attrs = ", ".join(f"{k}={v}" for k, v in f.attributes.items() if v is not None)
+            lines.append(f"    {fid}  by {f.agent} at {f.observed_at[:10]}: {f.statement}")
+            lines.append(f"      scope: {scope or '-'}" + (f"   context: {attrs}" if attrs else ""))
+            for ev in f.evidence:
+                lines.append(
+                    f"      evidence: {ev.kind} {ev.snapshot or ev.locator} ({ev.effective_tier})"
+                )
+    return "\n".join(lines)
+
+
+def facts_summary(facts: FactsFile, changed: tuple[str, ...]) -> str:
+    counts: dict[str, int] = {}
+    for f in facts.facts:
+        counts[f.status] = counts.get(f.status, 0) + 1
+    open_ = [c for c in facts.conflicts if c.state == "open"]
+    parts = [", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no facts"]
+    parts.append(f"{len(open_)} open conflicts (swarm triage list)")
+    parts.append("wrote " + ", ".join(changed) if changed else "facts/ unchanged")
     return "\n".join(parts)

@@ -28,7 +28,10 @@ pytestmark = pytest.mark.slow
 
 def seed(db: Path, n: int) -> list[str]:
     store = SqliteStore(db)
-    ids = [queue.add_task(store, NewTask(kind="other", title=f"t{i}"), T0).id for i in range(n)]
+    # Many attempts: these tests are about exactly-once under kills, not the give-up policy
+    # (a task whose holders die max_attempts times ends failed, tested in test_queue.py).
+    new = [NewTask(kind="other", title=f"t{i}", max_attempts=100) for i in range(n)]
+    ids = [queue.add_task(store, task, T0).id for task in new]
     store.close()
     return ids
 

@@ -68,6 +68,7 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
             "get_task",
             "add_task",
             "gpu_inventory",
+            "verify_facts",
         }
         for tool in tools.values():
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None, (
@@ -360,3 +361,28 @@ def test_twenty_agent_processes_through_one_http_server_do_every_task_once(
     store = SqliteStore(db)
     assert {t.state for t in queue.list_tasks(store)} == {"done"}
     assert all(len(queue.task_results(store, i)) == 1 for i in ids)
+
+
+def test_report_result_records_findings_and_verify_facts_reconciles_them(lab: Lab) -> None:
+    (task_id,) = add(lab.settings.db_path)
+
+    async def loop(client: Client) -> None:
+        await client.call_tool("claim_task", {"agent": "a1"})
+        finding = {
+            "subject": "Qwen3-8B",
+            "predicate": "decode_tps_single_stream",
+            "value": 95.0,
+            "statement": "95 tokens/s single stream",
+            "scope": {"gpu": "RTX 4090", "quant": "BF16"},
+            "evidence": [{"kind": "doc", "locator": "facts/evidence/seed_README.txt"}],
+        }
+        done = await client.call_tool(
+            "report_result",
+            {"task_id": task_id, "epoch": 1, "status": "done", "findings": [finding]},
+        )
+        assert not done.is_error, done.content
+        report = (await client.call_tool("verify_facts", {})).structured_content
+        assert report["facts_by_status"] == {"verified": 1}
+        assert report["citations_by_status"] == {"ok": 1} and report["open_conflicts"] == 0
+
+    run(loop, build_server(lab))
