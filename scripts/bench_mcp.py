@@ -5,7 +5,8 @@
 
 1. spawn -> ready (process start to a listed tool) of `swarm serve` vs the bare server (stdio);
 2. per-call latency of claim_task vs the bare `ping` over stdio and over Streamable HTTP;
-3. 20 agent processes claiming and reporting through one `swarm serve --http`: claim p50/p99.
+3. 20 agent processes claiming and reporting through one `swarm serve --http`: claim p50/p99,
+   once with agents pausing --pace seconds between tasks (as agents that think do), once flat out.
 Servers bind 127.0.0.1 only and are stopped at the end.
 """
 
@@ -155,11 +156,12 @@ async def http_latency(url: str, token: str | None, kind: str, calls: int) -> li
         return await call_latency(client, kind, calls)
 
 
-async def agent_loop(url: str, token: str, name: str, out: str) -> None:
+async def agent_loop(url: str, token: str, name: str, out: str, pace: str) -> None:
     http, client = http_client(url, token)
     claims = []
     async with http, client:
         while True:
+            await anyio.sleep(float(pace))  # an agent thinks between calls
             start = time.perf_counter()
             body = (await client.call_tool("claim_task", {"agent": name})).structured_content
             claims.append(time.perf_counter() - start)
@@ -172,7 +174,7 @@ async def agent_loop(url: str, token: str, name: str, out: str) -> None:
     Path(out).write_text(json.dumps(claims[:-1]))
 
 
-def concurrent_agents(db: Path, n_agents: int, n_tasks: int) -> dict[str, Any]:
+def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dict[str, Any]:
     load_tasks(db, n_tasks)
     proc, url, token = start_http("swarm", db)
     try:
@@ -212,7 +214,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-bare", choices=("stdio", "http"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--agent", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pace", type=float, default=0.5, help="seconds an agent waits between tasks (0: flat out)"
+    )
+    parser.add_argument("--agent", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         return serve_bare(args.serve_bare, args.port)
@@ -258,7 +263,12 @@ def main() -> None:
         }
         agents_db = folder / "agents" / "lab.db"
         agents_db.parent.mkdir()
-        report["concurrent_http"] = concurrent_agents(agents_db, args.agents, args.tasks)
+        report["concurrent_http"] = [
+            concurrent_agents(agents_db, args.agents, args.tasks, args.pace)
+        ]
+        flat_db = folder / "flat" / "lab.db"
+        flat_db.parent.mkdir()
+        report["concurrent_http"].append(concurrent_agents(flat_db, args.agents, args.tasks, 0.0))
 
     if args.json:
         print(json.dumps(report, indent=2))
@@ -275,11 +285,11 @@ def main() -> None:
         tool = "claim_task" if kind == "swarm" else "ping (bare)"
         print(f"{transport} | {tool} | {v['p50_ms']} | {v['p99_ms']}")
     print(f"ratios (p50, claim_task / ping): {report['call_ratio_p50']}")
-    c = report["concurrent_http"]
-    print(
-        f"\n{c['agents']} agent processes on one HTTP server: {c['claims']} claims, "
-        f"claim p50 {c['claim_p50_ms']} ms, p99 {c['claim_p99_ms']} ms ({c['wall_s']} s)"
-    )
+    for c in report["concurrent_http"]:
+        print(
+            f"\n{c['agents']} agent processes on one HTTP server, {c['pace_s']} s between tasks: "
+            f"{c['claims']} claims, claim p50 {c['claim_p50_ms']} ms, p99 {c['claim_p99_ms']} ms ({c['wall_s']} s)"
+        )
     print(f"environment: {report['environment']}")
 
 

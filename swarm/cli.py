@@ -589,6 +589,43 @@ def cmd_triage(ctx: Context) -> None:
         print(f"recorded {finding.id}\n")
 
 
+def cmd_readme(ctx: Context) -> None:
+    from swarm import readme
+    from swarm.findings import read_log
+    from swarm.registry import Registries
+
+    repo = _repo()
+    path = Path(ctx.args.file) if ctx.args.file else repo / "README.md"
+    # The dashboard shows the committed facts/ files (what git holds), not this clone's store.
+    data = readme.gather(
+        ctx.store,
+        readme.load_facts(repo / "facts" / "verified_facts.json"),
+        read_log(repo / "facts" / "findings.jsonl"),
+        Registries.load(repo / "facts"),
+        _now(),
+    )
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    updated = readme.apply(current, readme.render(data), force=ctx.args.force)
+    if ctx.args.check:
+        stale = updated != current
+        ctx.exit_code = 1 if stale else 0
+        ctx.emit(
+            {"up_to_date": not stale},
+            lambda: (
+                f"{path.name} is out of date: run `swarm readme`"
+                if stale
+                else f"{path.name} is up to date"
+            ),
+        )
+        return
+    if updated != current:
+        path.write_text(updated, encoding="utf-8")
+    ctx.emit(
+        {"changed": updated != current},
+        lambda: f"{path.name} " + ("updated" if updated != current else "unchanged"),
+    )
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -747,6 +784,17 @@ def build_parser() -> Parser:
     p.add_argument("--no-gpu", action="store_true", help="register without GPUs")
     p.add_argument("--tool", action="append", help="tool on PATH (default: detected)")
     command("ls", cmd_agent_ls, "list registered agents", agent_sub)
+
+    p = command(
+        "readme", cmd_readme, "regenerate the README dashboard regions from the store and facts/"
+    )
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 when the README is out of date; write nothing"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite regions that were edited by hand"
+    )
+    p.add_argument("--file", help="the README to update (default: README.md of this repo)")
 
     p = command(
         "serve", cmd_serve, "the MCP server: stdio (default, one per agent) or --http (shared)"

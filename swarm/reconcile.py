@@ -223,8 +223,12 @@ def _active_params_b(params: Scalar | None) -> float | None:
 def decode_bound(claim: Claim, canon: Canon) -> float | None:
     """Single-stream decode cannot beat memory bandwidth x TP / bytes of weights read per token."""
     tp = claim.scope.get("tp", 1)
-    memo = (claim.scope.get("gpu"), claim.scope.get("quant", ""), claim.finding.attributes.get("params"),
-            tp if isinstance(tp, int) and not isinstance(tp, bool) else 1)  # fmt: skip
+    memo = (
+        claim.scope.get("gpu"),
+        claim.scope.get("quant", ""),
+        claim.finding.attributes.get("params"),
+        tp if isinstance(tp, int) and not isinstance(tp, bool) else 1,
+    )
     if memo not in canon.bounds:
         gpu = canon.reg.hardware.gpu.get(str(memo[0]))  # scope names are canonical
         bits = canon.reg.hardware.quant_bits.get(str(memo[1]).upper())

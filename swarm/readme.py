@@ -1,0 +1,461 @@
+"""The README dashboard: generated regions rendered from the store and facts/verified_facts.json.
+
+A region sits between `<!-- BEGIN GENERATED name -->` and `<!-- END GENERATED name sha256=… -->`;
+the hash is of the body as generated, so a region edited by hand is detected and never
+overwritten silently. Rendering is a pure function of its inputs (no timestamps): running it
+twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarm.board import board
+from swarm.errors import Conflict as StateConflict
+from swarm.errors import InvalidInput
+from swarm.findings import Finding
+from swarm.reconcile import Canon, Fact, FactsFile
+from swarm.registry import Registries
+from swarm.store import SqliteStore
+
+REGION_RE = re.compile(
+    r"<!-- BEGIN GENERATED (?P<name>[a-z_]+) -->\n(?P<body>.*?)<!-- END GENERATED (?P=name) sha256=(?P<sha>[0-9a-f]+) -->",
+    re.DOTALL,
+)
+DASHBOARD_HEADING = "## Lab dashboard"
+BENCH_PREDICATES = ("decode_tps_single_stream", "throughput_tps_batched")
+
+
+def body_hash(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def region(name: str, body: str) -> str:
+    body = body if body.endswith("\n") else body + "\n"
+    return f"<!-- BEGIN GENERATED {name} -->\n{body}<!-- END GENERATED {name} sha256={body_hash(body)} -->"
+
+
+def apply(text: str, sections: Mapping[str, str], force: bool = False) -> str:
+    """The README with every section's region replaced (missing ones appended, in order).
+
+    Raises StateConflict naming the regions edited by hand, unless force.
+    """
+    found = {m["name"]: m for m in REGION_RE.finditer(text)}
+    edited = [n for n, m in found.items() if n in sections and body_hash(m["body"]) != m["sha"]]
+    if edited and not force:
+        raise StateConflict(
+            f"README regions edited by hand: {', '.join(edited)}; move the text out of the generated "
+            "region, or run `swarm readme --force` to overwrite it"
+        )
+    out = REGION_RE.sub(
+        lambda m: region(m["name"], sections[m["name"]]) if m["name"] in sections else m[0], text
+    )
+    missing = [n for n in sections if n not in found]
+    if missing:
+        if DASHBOARD_HEADING not in out:
+            out = out.rstrip("\n") + f"\n\n{DASHBOARD_HEADING}\n"
+        out = (
+            out.rstrip("\n") + "\n\n" + "\n\n".join(region(n, sections[n]) for n in missing) + "\n"
+        )
+    return out
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        return (
+            ("-" if value is None or value == "" else str(value))
+            .replace("|", "\\|")
+            .replace("\n", " ")
+        )
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _num(value: float | None, decimals: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:,.{decimals}f}"
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass
+class Deployment:
+    """A deploy task with what the dashboard shows of it (and of its benchmark)."""
+
+    id: str
+    state: str
+    spec: dict[str, Any]
+    arch: str | None
+    note: str | None
+    bench_id: str | None = None
+    bench_state: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    result_id: str | None = None
+
+
+@dataclass
+class Inputs:
+    headline: str
+    gpus: list[tuple[str, str | None, int]]
+    deployments: list[Deployment]
+    facts: FactsFile
+    findings: dict[str, Finding]
+    registries: Registries
+
+
+def _deployments(conn: sqlite3.Connection) -> list[Deployment]:
+    deploys = [
+        Deployment(
+            id=r["id"],
+            state=r["state"],
+            spec=json.loads(r["spec"]),
+            arch=json.loads(r["requires"]).get("arch"),
+            note=r["note"],
+        )
+        for r in conn.execute(
+            "SELECT id, state, spec, requires, note FROM tasks WHERE kind = 'deploy' ORDER BY rowid"
+        )
+    ]
+    by_id = {d.id: d for d in deploys}
+    rows = conn.execute(
+        "SELECT t.id, t.state, t.spec, r.id AS result_id, r.payload FROM tasks t "
+        "LEFT JOIN results r ON r.task_id = t.id AND r.status = 'done' WHERE t.kind = 'benchmark' ORDER BY t.rowid"
+    )
+    for r in rows:
+        deploy = by_id.get(json.loads(r["spec"]).get("deploy_task"))
+        if deploy is not None:
+            deploy.bench_id, deploy.bench_state, deploy.result_id = (
+                r["id"],
+                r["state"],
+                r["result_id"],
+            )
+            deploy.figures = json.loads(r["payload"]) if r["payload"] else {}
+    return deploys
+
+
+def gather(
+    store: SqliteStore,
+    facts: FactsFile,
+    findings: Sequence[Finding],
+    registries: Registries,
+    now: Any,
+) -> Inputs:
+    b = board(store, now)
+    return Inputs(
+        headline=b.headline,
+        gpus=[(g.gpu, g.arch, g.deployments) for g in b.gpus],
+        deployments=store.read(_deployments),
+        facts=facts,
+        findings={f.id: f for f in findings},
+        registries=registries,
+    )
+
+
+def load_facts(path: Path) -> FactsFile:
+    if not path.exists():
+        return FactsFile(facts=(), conflicts=())
+    try:
+        return FactsFile.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+
+
+# ---------------------------------------------------------------- sections
+
+
+class Dashboard:
+    def __init__(self, data: Inputs) -> None:
+        self.data = data
+        self.canon = Canon(data.registries)
+        self.facts_by_key = {f.key: f for f in data.facts.facts}
+
+    def fact_for(self, d: Deployment, predicate: str) -> Fact | None:
+        scope = {
+            "gpu": d.spec["gpu"],
+            "arch": d.arch,
+            "platform": d.spec["platform"],
+            "quant": d.spec.get("quant") or "default",
+            "tp": d.spec.get("tp", 1),
+        }
+        subject = str(self.canon.name("model", d.spec["model"]))
+        return self.facts_by_key.get(self.canon.key(subject, predicate, self.canon.scope(scope)))
+
+    @staticmethod
+    def mark(fact: Fact | None) -> str:
+        if fact is None:
+            return ""
+        return fact.status if fact.conflict is None else f"{fact.status} ({fact.conflict})"
+
+    def status(self) -> str:
+        return f"**{self.data.headline}**"
+
+    def gpus(self) -> str:
+        rows = []
+        for gpu, arch, count in self.data.gpus:
+            spec = self.data.registries.hardware.gpu.get(gpu)
+            name = (
+                f"{gpu} ({spec.memory_gb:g} GB {spec.memory_type.split(' ')[0]})" if spec else gpu
+            )
+            rows.append((name, (arch or "-").replace("sm_", "SM"), f"{count} deployments"))
+        return table(("GPU", "Arch", "Count"), rows)
+
+    def benchmarks(self) -> str:
+        parts = []
+        for gpu, _, _ in self.data.gpus:
+            done = [
+                d for d in self.data.deployments if d.spec["gpu"] == gpu and d.bench_state == "done"
+            ]
+            done.sort(
+                key=lambda d: -(d.figures.get("single_tps") or 0)
+            )  # stable: ties keep queue order
+            rows = []
+            for d in done:
+                fact = self.fact_for(d, "decode_tps_single_stream")
+                evidence = " · ".join(
+                    x for x in (d.result_id, fact.id if fact else None, self.mark(fact)) if x
+                )
+                rows.append(
+                    (
+                        _num(d.figures.get("single_tps")),
+                        _num(d.figures.get("batched_tps")),
+                        d.spec["model"],
+                        d.spec.get("params"),
+                        d.spec.get("model_type"),
+                        d.spec.get("quant"),
+                        d.spec["platform"],
+                        d.spec.get("tp", 1),
+                        d.spec.get("vram_gb"),
+                        evidence,
+                    )
+                )
+            headers = (
+                "Single TPS",
+                "Batched TPS",
+                "Model",
+                "Params",
+                "Type",
+                "Quant",
+                "Platform",
+                "TP",
+                "VRAM",
+                "Evidence",
+            )
+            parts.append(f"### {gpu}\n\n" + table(headers, rows))
+        return "\n\n".join(parts)
+
+    def _listing(
+        self,
+        keep: Callable[[Deployment], bool],
+        headers: Sequence[str],
+        row: Callable[[Deployment], Sequence[object]],
+    ) -> str:
+        return table(headers, [row(d) for d in self.data.deployments if keep(d)])
+
+    def working(self) -> str:
+        return self._listing(
+            lambda d: d.state == "done" and d.bench_state != "done",
+            ("GPU", "Model", "Type", "Quant", "Platform", "Notes", "Task"),
+            lambda d: (
+                d.spec["gpu"],
+                d.spec["model"],
+                d.spec.get("model_type"),
+                d.spec.get("quant"),
+                d.spec["platform"],
+                d.note,
+                d.id,
+            ),
+        )
+
+    def pending(self) -> str:
+        return self._listing(
+            lambda d: d.state in ("pending", "claimed"),
+            ("GPU", "Model", "Quant", "Platform", "Notes", "Task"),
+            lambda d: (
+                d.spec["gpu"],
+                d.spec["model"],
+                d.spec.get("quant"),
+                d.spec["platform"],
+                d.note,
+                d.id,
+            ),
+        )
+
+    def failed(self) -> str:
+        return self._listing(
+            lambda d: d.state == "failed",
+            ("GPU", "Model", "Quant", "Platform", "Reason", "Task"),
+            lambda d: (
+                d.spec["gpu"],
+                d.spec["model"],
+                d.spec.get("quant"),
+                d.spec["platform"],
+                d.note,
+                d.id,
+            ),
+        )
+
+    def _facts(self, predicate: str) -> list[Fact]:
+        return [f for f in self.data.facts.facts if f.predicate == predicate]
+
+    def scaling(self) -> str:
+        rows = []
+        for fact in sorted(
+            self._facts("scaling_efficiency_pct"), key=lambda f: str(f.scope.get("gpu"))
+        ):
+            attrs = next(
+                (
+                    self.data.findings[i].attributes
+                    for i in fact.findings
+                    if i in self.data.findings
+                ),
+                {},
+            )
+            rows.append(
+                (
+                    fact.scope.get("gpu"),
+                    fact.subject,
+                    fact.scope.get("quant"),
+                    f"{fact.value}%",
+                    attrs.get("knee_par"),
+                    _num(
+                        float(knee)
+                        if isinstance(knee := attrs.get("knee_tps"), int | float)
+                        else None
+                    ),
+                    f"{fact.id} · {self.mark(fact)}",
+                )
+            )
+        return table(
+            ("GPU", "Model", "Quant", "Scaling Eff", "Knee (par)", "Knee TPS", "Evidence"), rows
+        )
+
+    def quant(self) -> str:
+        """Batched throughput of one model family under several quantisations, per GPU."""
+        families: dict[tuple[str, str], list[Fact]] = {}
+        for fact in self._facts("throughput_tps_batched"):
+            quant = str(fact.scope.get("quant", ""))
+            family = re.sub(
+                rf"-{re.escape(quant.lower())}.*$|-(awq|fp8|nvfp4|mxfp4|w8a8|bf16).*$",
+                "",
+                fact.subject,
+            )
+            families.setdefault((str(fact.scope.get("gpu")), family), []).append(fact)
+        rows = []
+        for (gpu, family), group in sorted(families.items()):
+            if len({f.scope.get("quant") for f in group}) < 2:
+                continue
+            best = max(float(f.value) for f in group)
+            for f in sorted(group, key=lambda f: -float(f.value)):
+                rows.append(
+                    (
+                        gpu,
+                        family,
+                        f.scope.get("quant"),
+                        f.scope.get("platform"),
+                        _num(float(f.value)),
+                        f"{float(f.value) / best:.2f}x",
+                        f"{f.id} · {self.mark(f)}",
+                    )
+                )
+        return table(
+            ("GPU", "Model family", "Quant", "Platform", "Batched TPS", "Relative", "Evidence"),
+            rows,
+        )
+
+    def _prose(self, prefix: str) -> list[Fact]:
+        return [
+            f
+            for f in self.data.facts.facts
+            if f.predicate == "statement" and f.subject.startswith(prefix)
+        ]
+
+    def known_issues(self) -> str:
+        rows = [
+            (f.subject.removeprefix("workaround."), f.value, f"{f.id} · {self.mark(f)}")
+            for f in self._prose("workaround.")
+        ]
+        return table(("Where", "Issue and workaround", "Evidence"), rows)
+
+    def tracked_issues(self) -> str:
+        cited: dict[str, list[Fact]] = {}
+        for fact in self.data.facts.facts:
+            for ev in fact.evidence:
+                if ev.kind == "issue":
+                    cited.setdefault(ev.locator, []).append(fact)
+        rows = []
+        for issue, facts in sorted(cited.items()):
+            checks = sorted({ev.status for f in facts for ev in f.evidence if ev.locator == issue})
+            rows.append((issue, "; ".join(sorted({f.subject for f in facts})), ", ".join(checks)))
+        return table(("Issue", "Cited by", "Snapshot check"), rows)
+
+    def facts(self) -> str:
+        typed = ("memory_gb", "serves")
+        verified = [f for f in self.data.facts.facts if f.status == "verified" and f.predicate in typed
+                    and not (f.predicate == "serves" and len(f.scope) > 2)]  # fmt: skip
+        lines = ["Verified:", ""] + [
+            f"- {f.subject} {f.predicate} = {_value(f)}{_scope(f.scope)} — `{f.id}`, {f.independent_origins} "
+            f'origin{"s" if f.independent_origins != 1 else ""}: "{f.statement}"'
+            for f in verified
+        ]
+        disputes = [
+            f"- ⚠ `{c.id}` {c.reason}: {c.explanation}"
+            for c in self.data.facts.conflicts
+            if c.state == "open"
+        ]
+        lines += ["", "Open disputes, one line each (`swarm triage`):", ""] + (
+            disputes or ["- none"]
+        )
+        counts: dict[str, int] = {}
+        for f in self.data.facts.facts:
+            counts[f.status] = counts.get(f.status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no facts yet"
+        return f"All facts: {summary} (`facts/verified_facts.json`).\n\n" + "\n".join(lines)
+
+
+def _value(fact: Fact) -> str:
+    value = (
+        str(fact.value).lower()
+        if isinstance(fact.value, bool)
+        else f"{fact.value:g}"
+        if isinstance(fact.value, float)
+        else str(fact.value)
+    )
+    return f"{value} {fact.unit}" if fact.unit else value
+
+
+def _scope(scope: Mapping[str, object]) -> str:
+    return f" ({', '.join(f'{k}={v}' for k, v in scope.items())})" if scope else ""
+
+
+SECTIONS = {
+    "status": "",
+    "gpus": "### GPUs",
+    "benchmarks": "### Benchmarked (sorted by single-stream TPS)",
+    "working": "### Working (not yet benchmarked)",
+    "pending": "### Pending",
+    "failed": "### Failed",
+    "scaling": "### Scaling efficiency",
+    "quant": "### Quant comparison (same model family, same GPU)",
+    "known_issues": "### Known issues and workarounds",
+    "tracked_issues": "### Tracked upstream issues",
+    "facts": "### Verified hardware and platform facts",
+}
+
+
+def render(data: Inputs) -> dict[str, str]:
+    dash = Dashboard(data)
+    return {
+        name: (f"{heading}\n\n" if heading else "") + getattr(dash, name)()
+        for name, heading in SECTIONS.items()
+    }

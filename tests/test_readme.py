@@ -1,0 +1,146 @@
+"""The README dashboard: region round trips, hand-edit refusal, the seed reproduced, the mirrors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from swarm import readme
+from swarm.catalog import load_catalog
+from swarm.errors import Conflict
+from swarm.findings import read_log
+from swarm.registry import Registries
+from swarm.store import SqliteStore
+from tests.conftest import REPO, T0
+
+SEED = json.loads((REPO / "facts" / "evidence" / "lab_seed.json").read_text())
+
+
+def test_regions_are_appended_once_then_replaced_in_place() -> None:
+    first = readme.apply("# Lab\n\nhand-written\n", {"a": "one", "b": "two"})
+    assert first.startswith("# Lab\n\nhand-written\n") and readme.DASHBOARD_HEADING in first
+    assert readme.apply(first, {"a": "one", "b": "two"}) == first
+    second = readme.apply(first, {"a": "ONE", "b": "two"})
+    assert "ONE" in second and second.count("BEGIN GENERATED a") == 1
+
+
+def test_a_region_edited_by_hand_is_refused_unless_forced() -> None:
+    text = readme.apply("", {"a": "generated"})
+    edited = text.replace("generated\n", "generated, then fixed by hand\n")
+    with pytest.raises(Conflict, match="edited by hand: a"):
+        readme.apply(edited, {"a": "generated again"})
+    assert "generated again" in readme.apply(edited, {"a": "generated again"}, force=True)
+
+
+def _seed_inputs(tmp_path: Path) -> readme.Inputs:
+    store = SqliteStore(tmp_path / "lab.db")
+    load_catalog(store, REPO / "tasks", T0)
+    return readme.gather(
+        store,
+        readme.load_facts(REPO / "facts" / "verified_facts.json"),
+        read_log(REPO / "facts" / "findings.jsonl"),
+        Registries.load(REPO / "facts"),
+        T0,
+    )
+
+
+def test_with_the_seed_catalog_the_dashboard_reproduces_the_seed(tmp_path: Path) -> None:
+    sections = readme.render(_seed_inputs(tmp_path))
+    assert SEED["headline"] in sections["status"]
+    for gpu, count in (("RTX Pro 6000", 46), ("DGX Spark", 41), ("RTX 4090", 22)):
+        assert f"| {gpu} (" in sections["gpus"] and f"| {count} deployments |" in sections["gpus"]
+    tables = sections["benchmarks"].split("### ")[2:]
+    for gpu_table in tables:
+        gpu, _, body = gpu_table.partition("\n")
+        models = [
+            line.split(" | ")[2]
+            for line in body.splitlines()
+            if line.startswith("| ") and "Model" not in line
+        ]
+        assert models == [r["model"] for r in SEED["benchmarked"] if r["gpu"] == gpu], gpu
+    assert sections["working"].count("\n| ") - 1 == 14
+    assert sections["failed"].count("\n| ") - 1 == 17
+    assert "disputed (c_" in sections["benchmarks"] and "⚠ `c_" in sections["facts"]
+
+
+def test_the_committed_readme_is_what_the_generator_makes_from_the_catalog_and_facts(
+    tmp_path: Path,
+) -> None:
+    committed = (REPO / "README.md").read_text()
+    assert readme.apply(committed, readme.render(_seed_inputs(tmp_path))) == committed
+
+
+def _git_repo(tmp_path: Path) -> Path:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    shutil.copy(REPO / ".gitignore", tmp_path / ".gitignore")
+    (tmp_path / "README.md").write_text("# lab\n")
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "sync_local_docs.sh", tmp_path / "scripts")
+    return tmp_path
+
+
+def _sync(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", "scripts/sync_local_docs.sh"], cwd=repo, capture_output=True, text=True
+    )
+
+
+def test_the_agent_doc_mirrors_are_ignored_symlinks_made_idempotently(tmp_path: Path) -> None:
+    repo = _git_repo(tmp_path)
+    assert _sync(repo).returncode == 0
+    assert _sync(repo).stdout == ""  # nothing left to do
+    for doc in ("CLAUDE.md", "AGENTS.md", "AGENT.md"):
+        assert os.readlink(repo / doc) == "README.md"
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+    ).stdout
+    assert "CLAUDE.md" not in status and "AGENT" not in status
+
+
+def test_a_real_mirror_file_that_differs_is_never_clobbered(tmp_path: Path) -> None:
+    repo = _git_repo(tmp_path)
+    (repo / "CLAUDE.md").write_text("# my private notes\n")
+    (repo / "AGENTS.md").write_text("# lab\n")  # same text as README: safe to replace
+    proc = _sync(repo)
+    assert proc.returncode == 1 and "refusing to replace CLAUDE.md" in proc.stderr
+    assert (repo / "CLAUDE.md").read_text() == "# my private notes\n"
+    assert os.readlink(repo / "AGENTS.md") == "README.md"
+
+
+def test_a_tracked_mirror_is_reported_with_the_fix(tmp_path: Path) -> None:
+    repo = _git_repo(tmp_path)
+    (repo / "AGENT.md").symlink_to("README.md")
+    subprocess.run(["git", "add", "-f", "AGENT.md"], cwd=repo, check=True)
+    proc = _sync(repo)
+    assert proc.returncode == 1 and "git rm --cached AGENT.md" in proc.stderr
+
+
+def test_no_mirror_is_tracked_in_this_repository() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", "CLAUDE.md", "AGENTS.md", "AGENT.md"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert tracked == ""
+
+
+def test_swarm_readme_check_fails_when_out_of_date(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    shutil.copytree(REPO / "facts", tmp_path / "facts")
+    (tmp_path / "README.md").write_text("# lab\n")
+    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db"), "PYTHONPATH": str(REPO)}
+
+    def swarm(*args: str) -> int:
+        return subprocess.run(
+            [sys.executable, "-m", "swarm.cli", *args], cwd=tmp_path, env=env, capture_output=True
+        ).returncode
+
+    assert swarm("readme", "--check") == 1
+    assert swarm("readme") == 0 and swarm("readme", "--check") == 0
