@@ -626,6 +626,17 @@ def cmd_readme(ctx: Context) -> None:
     )
 
 
+def cmd_kernel_build(ctx: Context) -> None:
+    from swarm import render
+    from tools.kernel_build import build_and_test
+
+    a, repo = ctx.args, _repo()
+    report = build_and_test(repo / "kernels", ctx.settings.lab_dir / "kernel-cache", tuple(a.name),
+                            tuple(a.arch) if a.arch else None, a.test)  # fmt: skip
+    ctx.exit_code = 0 if report.ok else 1
+    ctx.emit(report, lambda: render.kernel_report(report))
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -892,6 +903,26 @@ def build_parser() -> Parser:
     )
     q.add_argument("--reason", required=True, help="why, for the people after you")
     q.add_argument("--by", help="who decides (default: git user.name)")
+
+    kernel = sub.add_parser("kernel", help="build and check the CUDA kernels under kernels/")
+    kernel_sub = kernel.add_subparsers(dest="kernel_command", required=True, parser_class=Parser)
+    p = command(
+        "build",
+        cmd_kernel_build,
+        "nvcc per target, ptxas resources, cached; --test checks on this GPU",
+        kernel_sub,
+    )
+    p.add_argument("name", nargs="*", help="kernels from kernels/manifest.toml (default: all)")
+    p.add_argument(
+        "--arch",
+        action="append",
+        help="target such as sm_120a (repeatable; default: the manifest's)",
+    )
+    p.add_argument(
+        "--test",
+        action="store_true",
+        help="check against the numpy reference on the GPU here, if its arch was built",
+    )
 
     hooks = sub.add_parser("hooks", help="the attribution git hooks")
     hooks_sub = hooks.add_subparsers(dest="hooks_command", required=True, parser_class=Parser)

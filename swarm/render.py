@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from swarm.findings import Finding
     from swarm.models import Agent, Claim, Event, Result, Task
     from swarm.reconcile import Conflict, FactsFile
+    from tools.kernel_build import KernelReport
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -145,3 +146,28 @@ def facts_summary(facts: FactsFile, changed: tuple[str, ...]) -> str:
     parts.append(f"{len(open_)} open conflicts (swarm triage list)")
     parts.append("wrote " + ", ".join(changed) if changed else "facts/ unchanged")
     return "\n".join(parts)
+
+
+def kernel_report(r: KernelReport) -> str:
+    rows: list[tuple[object, ...]] = []
+    for build in r.builds:
+        for t in build.targets:
+            if not t.ok:
+                rows.append((build.kernel, t.target, "FAILED", "", "", "", "; ".join(t.errors[:2])))
+            for f in t.functions:
+                rows.append(
+                    (
+                        build.kernel,
+                        t.target,
+                        "cached" if t.cached else f"{t.seconds:.1f}s",
+                        f.registers,
+                        f"{f.spill_stores}/{f.spill_loads}",
+                        f.smem_bytes,
+                        f.function[:60],
+                    )
+                )
+    out = [table(("KERNEL", "TARGET", "BUILD", "REGS", "SPILL ST/LD", "SMEM", "FUNCTION"), rows)]
+    if r.tests:
+        out.append("")
+        out += [f"test {name}: {t.status} - {t.reason}" for name, t in r.tests.items()]
+    return "\n".join(out)
