@@ -20,7 +20,9 @@ F32 = np.float32
 U8 = NDArray[np.uint8]
 F32A = NDArray[np.float32]
 BLOCK = 16
-E2M1_VALUES = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=F32)
+E2M1_VALUES = np.array(
+    [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=F32
+)
 
 
 def _bits(x: NDArray[np.floating]) -> NDArray[np.uint32]:
@@ -111,7 +113,7 @@ def quantize(x: NDArray[np.floating], s_enc: np.float32) -> tuple[U8, U8]:
 
 
 def unpack(packed: U8) -> U8:
-    out = np.empty(packed.shape[:-1] + (packed.shape[-1] * 2,), dtype=np.uint8)
+    out = np.empty((*packed.shape[:-1], packed.shape[-1] * 2), dtype=np.uint8)
     out[..., 0::2] = packed & 0xF
     out[..., 1::2] = packed >> 4
     return out
@@ -122,7 +124,7 @@ def dequantize(packed: U8, scales: U8, s_enc: np.float32) -> F32A:
     q = e2m1_decode(unpack(packed)).reshape(-1, BLOCK)
     sf = e4m3_decode(scales).reshape(-1)
     out = (q * sf[:, None]).astype(F32) * F32(F32(1.0) / s_enc)
-    return out.astype(F32).reshape(packed.shape[:-1] + (packed.shape[-1] * 2,))
+    return out.astype(F32).reshape((*packed.shape[:-1], packed.shape[-1] * 2))
 
 
 def to_bf16_bits(x: F32A) -> NDArray[np.uint16]:
@@ -138,14 +140,22 @@ def dequantize_to_e4m3(packed: U8, scales: U8) -> U8:
     q = e2m1_decode(unpack(packed)).reshape(-1, BLOCK)
     sf = e4m3_decode(scales).reshape(-1)
     value = ((q * sf[:, None]).astype(F32) * F32(0.125)).astype(F32)
-    return e4m3_encode(value).reshape(packed.shape[:-1] + (packed.shape[-1] * 2,))
+    return e4m3_encode(value).reshape((*packed.shape[:-1], packed.shape[-1] * 2))
 
 
-def swizzle_offset(m: int | NDArray[np.int64], kb: int | NDArray[np.int64], n_kb: int) -> NDArray[np.int64]:
+def swizzle_offset(
+    m: int | NDArray[np.int64], kb: int | NDArray[np.int64], n_kb: int
+) -> NDArray[np.int64]:
     """Byte offset of scale (row m, block kb) in the 128x4 swizzled layout GEMMs read."""
     m, kb = np.asarray(m, dtype=np.int64), np.asarray(kb, dtype=np.int64)
     kb_tiles = (n_kb + 3) // 4
-    return (m // 128) * kb_tiles * 512 + (kb // 4) * 512 + (m % 32) * 16 + ((m % 128) // 32) * 4 + (kb % 4)
+    return (
+        (m // 128) * kb_tiles * 512
+        + (kb // 4) * 512
+        + (m % 32) * 16
+        + ((m % 128) // 32) * 4
+        + (kb % 4)
+    )
 
 
 def swizzle(scales: U8) -> U8:
