@@ -32,7 +32,7 @@ from swarm.models import Claim, Lease, Model, NewTask, Requires, Result, Task, T
 from swarm.reconcile import Conflict
 from swarm.settings import Settings, repo_root
 from swarm.store import SqliteStore
-from tools.registry import LAB_TOOLS
+from tools.registry import LAB_TOOLS, build_kernels
 
 T = TypeVar("T")
 INSTRUCTIONS = """swarm: the lab's shared task queue. Loop: claim_task -> do the work, calling
@@ -50,6 +50,17 @@ class ClaimResponse(Model):
     task: Task | None = None
     lease: Lease | None = None
     reason: str | None = None
+
+
+class JobStarted(Model):
+    """A long action runs as a task of its own; poll get_task(job) for its state and result."""
+
+    schema_version: int = SCHEMA_VERSION
+    job: str = Field(
+        description="the task id: get_task(job) shows progress and, when done, the result"
+    )
+    state: Literal["running"] = "running"
+    started_by: str
 
 
 class TaskSummary(Model):
@@ -124,9 +135,10 @@ class Lab:
         self.settings = settings
         self.store = SqliteStore(settings.db_path)
         # Sync tools run on worker threads; one SQLite connection must not interleave transactions.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a job start calls back into call() on the same thread
         self.default_agent = os.environ.get("SWARM_AGENT")
         self.repo = repo_root(Path.cwd())
+        self._server_agent: str | None = None
 
     def call(self, fn: Callable[[], T]) -> T:
         with self._lock:
@@ -144,6 +156,63 @@ class Lab:
         params = getattr(ctx.session, "client_params", None)
         client = params.client_info.name if params is not None else "mcp"
         return f"{client}-{hashlib.sha256(str(id(ctx.session)).encode()).hexdigest()[:6]}"
+
+    def start_job(
+        self, new: NewTask, work: Callable[[], tuple[Literal["done", "failed"], dict[str, Any]]]
+    ) -> JobStarted:
+        """Queue the action as a task, claim it as this server, run it on a thread, report it.
+
+        The caller gets the task id at once; the thread heartbeats the lease while it works, so a
+        build that outlives the call is never mistaken for a dead one.
+        """
+        agent = self.server_agent()
+        task = self.call(lambda: queue.add_task(self.store, new, _now(), actor=agent))
+        claim = self.call(
+            lambda: queue.claim(
+                self.store, agent, _now(), self.settings.lease_seconds, task_id=task.id
+            )
+        )
+        epoch = claim.lease.epoch
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.settings.lease_seconds / 3):
+                self.call(
+                    lambda: queue.heartbeat(
+                        self.store, task.id, epoch, _now(), self.settings.lease_seconds
+                    )
+                )
+
+        def run() -> None:
+            threading.Thread(target=beat, name=f"heartbeat-{task.id}", daemon=True).start()
+            try:
+                status, payload = work()
+                note = None
+            except Exception as exc:  # the job's failure is the task's result, not a server crash
+                status, payload, note = (
+                    "failed",
+                    {"error": f"{type(exc).__name__}: {exc}"},
+                    str(exc)[:500],
+                )
+            finally:
+                done.set()
+            self.call(
+                lambda: queue.report(self.store, task.id, epoch, status, _now(), payload, note)
+            )
+
+        threading.Thread(target=run, name=f"job-{task.id}", daemon=True).start()
+        return JobStarted(job=task.id, started_by=agent)
+
+    def server_agent(self) -> str:
+        """This server as an agent, registered once with what its host can run."""
+        if self._server_agent is None:
+            from swarm import agents
+            from tools.capabilities import detect
+
+            name = f"mcp-server@{os.uname().nodename}"
+            self.call(lambda: agents.register(self.store, name, detect(), _now()))
+            self._server_agent = name
+        return self._server_agent
 
     def renew(self, agent: str) -> None:
         """Any call of a lease holder renews its leases (agents forget heartbeats)."""
@@ -316,6 +385,33 @@ def build_server(lab: Lab) -> MCPServer:
         return lab.call(
             lambda: _facts_report(facts.run(lab.store, repo, write=False), max_conflicts)
         )
+
+    @server.tool(annotations=WRITE)
+    def build_kernel(
+        name: list[str] | None = None,
+        arch: list[str] | None = None,
+        test: bool = False,
+    ) -> JobStarted:
+        """Build CUDA kernels from kernels/manifest.toml with nvcc, for each target (default all),
+        and with test=true check them against the numpy reference on this host's GPU. Returns a
+        job id at once; get_task(job) shows the result: per kernel and target the registers,
+        spills and shared memory, the first error lines of a failed build, and test outcomes."""
+        if lab.repo is None:
+            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
+        repo, names, archs = lab.repo, tuple(name or ()), tuple(arch) if arch else None
+        spec = {"name": ",".join(names) or "all", "archs": list(archs or ()), "test": test}
+        new = NewTask(
+            kind="kernel",
+            title=f"build kernels {spec['name']}",
+            spec=spec,
+            requires=Requires(tools=("nvcc",)),
+        )
+
+        def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
+            report = build_kernels(repo, lab.settings.lab_dir / "kernel-cache", names, archs, test)
+            return ("done" if report.ok else "failed"), report.model_dump(mode="json")
+
+        return lab.call(lambda: lab.start_job(new, work))
 
     for tool in LAB_TOOLS:
         annotations = ToolAnnotations(

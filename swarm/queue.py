@@ -265,12 +265,15 @@ def _gpu_usage(conn: sqlite3.Connection, host: str) -> GpuUsage:
     return usage
 
 
-def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, list[str]]:
-    if not kinds:
-        return "", []
-    for kind in kinds:
-        check_kind(kind)
-    return f"AND t.kind IN ({','.join('?' * len(kinds))})", list(kinds)
+def _kind_filter(kinds: Sequence[str] | None, task_id: str | None = None) -> tuple[str, list[str]]:
+    sql, params = "", []
+    if kinds:
+        for kind in kinds:
+            check_kind(kind)
+        sql, params = f"AND t.kind IN ({','.join('?' * len(kinds))})", list(kinds)
+    if task_id is not None:
+        sql, params = sql + " AND t.id = ?", [*params, task_id]
+    return sql, params
 
 
 Verdict = tuple[sqlite3.Row, Requires, str | None]
@@ -298,12 +301,12 @@ class _Scan:
             self._usage = _gpu_usage(self.conn, self.caps.host)
         return self._usage
 
-    def walk(self, kinds: Sequence[str] | None) -> Iterator[Verdict]:
+    def walk(self, kinds: Sequence[str] | None, task_id: str | None = None) -> Iterator[Verdict]:
         """Ready tasks in claim order, each with why this agent cannot run it now (None: it can).
 
         GPU reservations accumulate in self.usage, so a later task sees what earlier ones wait for.
         """
-        kind_sql, params = _kind_filter(kinds)
+        kind_sql, params = _kind_filter(kinds, task_id)
         for row in self.conn.execute(READY_SQL.format(kind_filter=kind_sql), params):
             if row["requires"] == NO_REQUIREMENTS:
                 yield row, Requires(), None
@@ -311,9 +314,11 @@ class _Scan:
             requires = Requires.model_validate_json(row["requires"])
             yield row, requires, unmet(requires, self.caps, self.usage)
 
-    def choose(self, kinds: Sequence[str] | None) -> tuple[sqlite3.Row, GpuLease | None] | None:
+    def choose(
+        self, kinds: Sequence[str] | None, task_id: str | None = None
+    ) -> tuple[sqlite3.Row, GpuLease | None] | None:
         """The first ready task this agent can run now, with the GPU share it would lease."""
-        for row, requires, why in self.walk(kinds):
+        for row, requires, why in self.walk(kinds, task_id):
             if why is not None:
                 continue
             if not requires.needs_gpu:
@@ -341,10 +346,11 @@ def _claim_in(
     kinds: Sequence[str] | None,
     now: datetime,
     lease_seconds: float,
+    task_id: str | None = None,
 ) -> ClaimRows | None:
     scan = _Scan(conn, agent_id)
     _reap(conn, now)
-    chosen = scan.choose(kinds)
+    chosen = scan.choose(kinds, task_id)
     if chosen is None:
         return None
     ready, gpu = chosen
@@ -385,13 +391,23 @@ def claim(
     now: datetime,
     lease_seconds: float,
     kinds: Sequence[str] | None = None,
+    task_id: str | None = None,
 ) -> Claim:
-    """Atomically claim the best ready task this agent can run, with its GPU lease.
+    """Atomically claim the best ready task this agent can run (or that one task), with its GPU lease.
 
     Raises NothingClaimable (saying what the ready tasks wait for) or UnknownAgent.
     """
-    claimed = store.write(lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds))
+    claimed = store.write(
+        lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds, task_id)
+    )
     if claimed is None:
+        if task_id is not None:
+            task = get_task(store, task_id)
+            raise NothingClaimable(
+                f"{task_id} is not claimable by {agent_id} now (it is {task.state}"
+                + (f", waiting for {', '.join(task.blocked_by)}" if task.blocked_by else "")
+                + ")"
+            )
         raise NothingClaimable(explain_unclaimable(store, agent_id, kinds))
     task = _task_model(*claimed)  # built after COMMIT: the write lock is held for SQL only
     assert task.lease is not None

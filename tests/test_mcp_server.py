@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,7 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
             "add_task",
             "gpu_inventory",
             "verify_facts",
+            "build_kernel",
         }
         for tool in tools.values():
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None, (
@@ -386,3 +388,26 @@ def test_report_result_records_findings_and_verify_facts_reconciles_them(lab: La
         assert report["citations_by_status"] == {"ok": 1} and report["open_conflicts"] == 0
 
     run(loop, build_server(lab))
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+def test_build_kernel_returns_a_job_at_once_and_the_result_lands_on_the_task(lab: Lab) -> None:
+    async def job(client: Client) -> None:
+        started = (
+            await client.call_tool("build_kernel", {"name": ["nvfp4"], "arch": ["sm_89"]})
+        ).structured_content
+        assert started["state"] == "running" and started["job"].startswith("kernel-")
+        for _ in range(600):
+            detail = (
+                await client.call_tool("get_task", {"task_id": started["job"]})
+            ).structured_content
+            if detail["task"]["state"] != "claimed":
+                break
+            await anyio.sleep(0.1)
+        assert detail["task"]["state"] == "done", detail
+        (result,) = detail["results"]
+        (build,) = result["payload"]["builds"]
+        assert build["kernel"] == "nvfp4" and build["targets"][0]["target"] == "sm_89"
+        assert build["targets"][0]["functions"]
+
+    run(job, build_server(lab))

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tools.gpu import Inventory, NvmlSource
+from tools.kernel_build import KernelReport, build_and_test
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,9 @@ def gpu_inventory() -> Inventory:
 LAB_TOOLS: tuple[LabTool, ...] = (
     LabTool("gpu_inventory", gpu_inventory, "GPU inventory", read_only=True, idempotent=True),
 )
+
+
+def build_kernels(repo: Path, cache: Path, names: tuple[str, ...] = (), archs: tuple[str, ...] | None = None,
+                  test: bool = False) -> KernelReport:  # fmt: skip
+    """The `kernel` task's work: build kernels/ per target, and with test check on this GPU."""
+    return build_and_test(repo / "kernels", cache, names, archs, test)
