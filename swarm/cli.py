@@ -637,6 +637,134 @@ def cmd_kernel_build(ctx: Context) -> None:
     ctx.emit(report, lambda: render.kernel_report(report))
 
 
+def _maintenance_tasks(ctx: Context, kinds: Sequence[str]) -> list[str]:
+    """Queue this commit's kernel build and facts pass once (dedupe keys carry the commit)."""
+    import contextlib
+    import subprocess
+
+    from swarm import queue
+    from swarm.errors import Duplicate
+    from swarm.models import NewTask, Requires
+
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    wanted = [
+        NewTask(kind="kernel", title=f"build and check every kernel at {head or 'this tree'}",
+                spec={"name": "all", "test": True}, requires=Requires(tools=("nvcc",)),
+                dedupe_key=f"kernels@{head}", priority=5),
+        NewTask(kind="verify", title=f"check citations, reconcile facts, regenerate the README at {head or 'this tree'}",
+                spec={"scope": "all"}, dedupe_key=f"facts@{head}", priority=1),
+    ]  # fmt: skip
+    added = []
+    for new in wanted:
+        if new.kind not in kinds:
+            continue
+        with contextlib.suppress(Duplicate):  # already queued for this commit
+            added.append(queue.add_task(ctx.store, new, _now(), actor="swarm work").id)
+    return added
+
+
+def _worker_loop(ctx: Context, name: str, kinds: tuple[str, ...]) -> Any:
+    import signal
+    import threading
+
+    from swarm import worker
+
+    a, repo = ctx.args, _repo()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    cfg = worker.WorkerConfig(agent=name, kinds=kinds, repo=repo, lab_dir=ctx.settings.lab_dir,
+                              db=ctx.settings.db_path, lease_seconds=a.lease or ctx.settings.lease_seconds,
+                              once=a.once, until_idle=a.until_idle)  # fmt: skip
+    return worker.work(
+        ctx.store,
+        cfg,
+        stop,
+        lambda line: print(line, file=sys.stderr if a.json else sys.stdout, flush=True),
+    )
+
+
+def cmd_work(ctx: Context) -> None:
+    import socket
+    import subprocess
+
+    from swarm import agents
+    from swarm.catalog import load_catalog
+    from swarm.worker import WorkerSummary, waiting_reasons
+    from tools.capabilities import detect
+    from tools.registry import EXECUTORS
+
+    a, repo = ctx.args, _repo()
+    kinds = tuple(k for k in (a.kind or EXECUTORS) if k in EXECUTORS)
+    if not kinds:
+        raise UsageError(
+            f"none of {', '.join(a.kind)} has an executor on this host; these do: {', '.join(EXECUTORS)}"
+        )
+    if a.worker:  # one worker process started by the parent below
+        summary = _worker_loop(ctx, a.worker, kinds)
+        print(summary.model_dump_json())
+        return
+    load_catalog(ctx.store, repo / "tasks", _now())
+    queued = [] if a.no_maintenance else _maintenance_tasks(ctx, kinds)
+    caps = detect()
+    names = [f"{a.name or 'work'}-{socket.gethostname()}-{i}" for i in range(a.agents)]
+    for name in names:
+        agents.register(ctx.store, name, caps, _now())
+    if not a.json:
+        gpus = ", ".join(f"{g.name} ({g.arch})" for g in caps.gpus) or f"none ({caps.gpu_note})"
+        print(f"lab {ctx.store.path}: {len(names)} worker(s) for {', '.join(kinds)}; GPUs: {gpus}; "
+              f"tools: {', '.join(caps.tools) or 'none'}" + (f"; queued {', '.join(queued)}" if queued else ""), flush=True)  # fmt: skip
+    if a.agents == 1:
+        summaries = [_worker_loop(ctx, names[0], kinds)]
+    else:
+        argv = [sys.executable, "-m", "swarm.cli", "work", "--json", "--worker"]
+        flags = [f for k in kinds for f in ("--kind", k)] + (["--once"] if a.once else []) + \
+            (["--until-idle"] if a.until_idle else []) + (["--lease", str(a.lease)] if a.lease else []) + \
+            (["--db", a.db] if a.db else [])  # fmt: skip
+        procs = [
+            subprocess.Popen([*argv, n, *flags], stdout=subprocess.PIPE, text=True) for n in names
+        ]
+        import signal
+
+        def forward(signum: int, _frame: object) -> None:
+            for proc in procs:
+                proc.send_signal(
+                    signum
+                )  # each worker releases its lease and leaves its job running
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, forward)
+        summaries = [
+            WorkerSummary.model_validate_json(p.communicate()[0].strip().splitlines()[-1])
+            for p in procs
+        ]
+    _work_summary(ctx, summaries, waiting_reasons(ctx.store, names[0]))
+
+
+def _work_summary(ctx: Context, summaries: list[Any], waiting: str) -> None:
+    from swarm import readme
+
+    ran = [t for s in summaries for t in s.ran]
+    facts = readme.load_facts(_repo() / "facts" / "verified_facts.json")
+    open_conflicts = [c for c in facts.conflicts if c.state == "open"]
+    body = {"ran": [t.model_dump() for t in ran], "waiting": waiting, "stopped": any(s.stopped for s in summaries),
+            "open_conflicts": [{"id": c.id, "reason": c.reason} for c in open_conflicts]}  # fmt: skip
+
+    def text() -> str:
+        lines = ["", f"ran {len(ran)} task(s):"] + [f"  {t.task_id} {t.kind}: {t.status}" + (" (adopted)" if t.adopted else "")
+                                                   + (f" - {t.note}" if t.note else "") for t in ran]  # fmt: skip
+        lines += ["", "still waiting: " + waiting.removeprefix("nothing claimable for ")]
+        lines += ["", f"{len(open_conflicts)} open conflicts for people (swarm triage):"]
+        lines += [f"  {c.id} {c.reason}" for c in open_conflicts]
+        return "\n".join(lines)
+
+    ctx.emit(body, text)
+    if any(t.status == "failed" for t in ran):
+        ctx.exit_code = 1
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -903,6 +1031,34 @@ def build_parser() -> Parser:
     )
     q.add_argument("--reason", required=True, help="why, for the people after you")
     q.add_argument("--by", help="who decides (default: git user.name)")
+
+    p = command(
+        "work",
+        cmd_work,
+        "the built-in workers: run every task this host can execute (kernel builds, facts) as jobs",
+    )
+    p.add_argument("--agents", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--kind",
+        action="append",
+        help="only these kinds (repeatable; default: every kind with an executor)",
+    )
+    p.add_argument("--once", action="store_true", help="each worker runs at most one task")
+    p.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="stop when nothing is claimable (default: keep polling)",
+    )
+    p.add_argument(
+        "--lease", type=float, help="lease seconds (default: SWARM_LEASE_SECONDS or 600)"
+    )
+    p.add_argument("--name", help="agent name prefix (default: work)")
+    p.add_argument(
+        "--no-maintenance",
+        action="store_true",
+        help="do not queue this commit's kernel build and facts pass",
+    )
+    p.add_argument("--worker", help=argparse.SUPPRESS)
 
     kernel = sub.add_parser("kernel", help="build and check the CUDA kernels under kernels/")
     kernel_sub = kernel.add_subparsers(dest="kernel_command", required=True, parser_class=Parser)
