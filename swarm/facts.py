@@ -15,7 +15,7 @@ from typing import Any
 
 from swarm import SCHEMA_VERSION
 from swarm.citations import Check, CheckContext, check
-from swarm.findings import Finding, all_findings, read_log
+from swarm.findings import Finding, all_findings, merge_log, read_log
 from swarm.reconcile import Checks, FactsFile, reconcile
 from swarm.registry import Registries
 from swarm.store import SqliteStore
@@ -101,6 +101,10 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def run(store: SqliteStore | None, repo: Path, write: bool = True) -> Outcome:
     """Reconcile the store's findings (or, with no store, facts/findings.jsonl alone)."""
     folder = repo / "facts"
+    if store is not None:
+        # What git holds comes first: a fresh clone's store starts empty, and writing the log from
+        # it alone would drop every committed finding.
+        merge_log(store, read_log(folder / LOG))
     findings = all_findings(store) if store is not None else read_log(folder / LOG)
     payloads = run_payloads(store) if store is not None else read_runs(folder / RUNS)
     checks = check_all(findings, repo, payloads)

@@ -216,3 +216,14 @@ def test_a_report_can_carry_findings_that_cite_the_run(tmp_path: Path) -> None:
     payloads = facts.run_payloads(store)
     checks = facts.check_all(stored, tmp_path, payloads)
     assert [c.status for c in checks.values()] == ["ok"]
+
+
+def test_a_fresh_store_starts_from_the_committed_log_and_never_drops_it(lab: Path) -> None:
+    shutil.copy(REPO / "facts" / facts.LOG, lab / "facts" / facts.LOG)
+    committed = (lab / "facts" / facts.LOG).read_text()
+    store = SqliteStore(lab / "fresh.db")
+    outcome = facts.run(store, lab)
+    assert (lab / "facts" / facts.LOG).read_text() == committed
+    assert len(outcome.facts.facts) == len(
+        json.loads((REPO / "facts" / facts.FACTS).read_text())["facts"]
+    )
