@@ -182,7 +182,7 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dic
         start = time.perf_counter()
         agents = [
             subprocess.Popen(
-                [sys.executable, __file__, "--agent", url, str(token), f"a{i}", str(out)],
+                [sys.executable, __file__, "--agent", url, str(token), f"a{i}", str(out), str(pace)],
                 env=env_for(db),
             )
             for i, out in enumerate(outs)
@@ -196,6 +196,7 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dic
         proc.wait(timeout=10)
     return {
         "agents": n_agents,
+        "pace_s": pace,
         "claims": len(claims),
         "claim_p50_ms": pct(claims, 0.5),
         "claim_p99_ms": pct(claims, 0.99),

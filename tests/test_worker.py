@@ -68,7 +68,7 @@ def test_sigterm_releases_the_lease_and_the_next_worker_adopts_the_running_job(
     deadline = time.monotonic() + 60
     while (
         not list(jobs_dir.glob("*/job.json"))
-        or '"pid": null' in list(jobs_dir.glob("*/job.json"))[0].read_text()
+        or '"pid": null' in next(iter(jobs_dir.glob("*/job.json"))).read_text()
     ):
         assert time.monotonic() < deadline and first.poll() is None, "the job never started"
         time.sleep(0.1)
@@ -105,7 +105,7 @@ def test_a_finished_orphaned_job_is_reported_without_running_again(tmp_path: Pat
     assert [(t.status, t.adopted) for t in summary.ran] == [("done", True)]
     assert queue.task_results(store, task.id)[0].payload["facts"] == 3
     assert not (folder / jobs.LOG).exists()  # nothing was started
-    assert "nothing claimable" in (summary.idle_reason or "")
+    assert "no pending tasks" in (summary.idle_reason or "")
 
 
 def test_a_job_that_dies_without_a_result_fails_its_task_with_the_log_named(tmp_path: Path) -> None:
