@@ -160,6 +160,12 @@ async def agent_loop(url: str, token: str, name: str, out: str, pace: str) -> No
     http, client = http_client(url, token)
     claims = []
     async with http, client:
+        # Start-up (importing the SDK, connecting) is not what is measured: warm up, say ready,
+        # and wait until every agent is, so the claims run with all 20 agents live.
+        await client.call_tool("list_tasks", {"limit": 1, "agent": name})
+        Path(out + ".ready").touch()
+        while not Path(out).with_name("go").exists():
+            await anyio.sleep(0.01)
         while True:
             await anyio.sleep(float(pace))  # an agent thinks between calls
             start = time.perf_counter()
@@ -187,6 +193,10 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dic
             )
             for i, out in enumerate(outs)
         ]
+        while not all(Path(f"{out}.ready").exists() for out in outs):
+            time.sleep(0.05)
+        (db.parent / "go").touch()
+        start = time.perf_counter()
         for a in agents:
             a.wait(timeout=600)
         wall = time.perf_counter() - start

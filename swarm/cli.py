@@ -694,7 +694,7 @@ def cmd_work(ctx: Context) -> None:
     from swarm.catalog import load_catalog
     from swarm.worker import WorkerSummary, waiting_reasons
     from tools.capabilities import detect
-    from tools.registry import EXECUTORS
+    from tools.executors import EXECUTORS
 
     a, repo = ctx.args, _repo()
     kinds = tuple(k for k in (a.kind or EXECUTORS) if k in EXECUTORS)

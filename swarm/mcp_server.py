@@ -25,14 +25,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION, __version__, facts, queue
+from swarm import SCHEMA_VERSION, __version__, queue
 from swarm.errors import NothingClaimable, SwarmError
 from swarm.findings import NewFinding
 from swarm.models import Claim, Lease, Model, NewTask, Requires, Result, Task, TaskState
-from swarm.reconcile import Conflict
 from swarm.settings import Settings, repo_root
 from swarm.store import SqliteStore
-from tools.registry import LAB_TOOLS, build_kernels
+from tools.registry import LAB_TOOLS
 
 T = TypeVar("T")
 INSTRUCTIONS = """swarm: the lab's shared task queue. Loop: claim_task -> do the work, calling
@@ -85,17 +84,23 @@ class TaskDetail(Model):
     results: list[Result]
 
 
+class ConflictLine(Model):
+    id: str
+    reason: str
+    explanation: str
+
+
 class FactsReport(Model):
     schema_version: int = SCHEMA_VERSION
     facts_by_status: dict[str, int]
     citations_by_status: dict[str, int]
     open_conflicts: int
-    conflicts: list[Conflict] = Field(
+    conflicts: list[ConflictLine] = Field(
         description="the first open conflicts; `swarm triage` decides them"
     )
 
 
-def _facts_report(outcome: facts.Outcome, limit: int) -> FactsReport:
+def _facts_report(outcome: Any, limit: int) -> FactsReport:
     by_status: dict[str, int] = {}
     for fact in outcome.facts.facts:
         by_status[fact.status] = by_status.get(fact.status, 0) + 1
@@ -107,7 +112,9 @@ def _facts_report(outcome: facts.Outcome, limit: int) -> FactsReport:
         facts_by_status=by_status,
         citations_by_status=checks,
         open_conflicts=len(open_),
-        conflicts=open_[:limit],
+        conflicts=[
+            ConflictLine(id=c.id, reason=c.reason, explanation=c.explanation) for c in open_[:limit]
+        ],
     )
 
 
@@ -381,6 +388,8 @@ def build_server(lab: Lab) -> MCPServer:
         counts of facts by status, citations that are not ok, and the open conflicts with why."""
         if lab.repo is None:
             raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
+        from swarm import facts  # the facts pipeline loads only when asked for
+
         repo = lab.repo
         return lab.call(
             lambda: _facts_report(facts.run(lab.store, repo, write=False), max_conflicts)
@@ -408,6 +417,8 @@ def build_server(lab: Lab) -> MCPServer:
         )
 
         def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
+            from tools.executors import build_kernels  # nvcc tooling only when a build runs
+
             report = build_kernels(repo, lab.settings.lab_dir / "kernel-cache", names, archs, test)
             return ("done" if report.ok else "failed"), report.model_dump(mode="json")
 

@@ -369,6 +369,9 @@ def test_report_result_records_findings_and_verify_facts_reconciles_them(lab: La
     (task_id,) = add(lab.settings.db_path)
 
     async def loop(client: Client) -> None:
+        before = (
+            await client.call_tool("verify_facts", {})
+        ).structured_content  # the committed log, merged
         await client.call_tool("claim_task", {"agent": "a1"})
         finding = {
             "subject": "Qwen3-8B",
@@ -383,9 +386,12 @@ def test_report_result_records_findings_and_verify_facts_reconciles_them(lab: La
             {"task_id": task_id, "epoch": 1, "status": "done", "findings": [finding]},
         )
         assert not done.is_error, done.content
-        report = (await client.call_tool("verify_facts", {})).structured_content
-        assert report["facts_by_status"] == {"verified": 1}
-        assert report["citations_by_status"] == {"ok": 1} and report["open_conflicts"] == 0
+        after = (await client.call_tool("verify_facts", {})).structured_content
+        assert after["facts_by_status"]["verified"] == before["facts_by_status"]["verified"] + 1
+        assert after["citations_by_status"]["ok"] == before["citations_by_status"]["ok"] + 1
+        assert (
+            after["open_conflicts"] == before["open_conflicts"] and after["conflicts"][0]["reason"]
+        )
 
     run(loop, build_server(lab))
 

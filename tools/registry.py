@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from swarm.jobs import JobResult
-from swarm.registry import Registries
 from tools.gpu import Inventory, NvmlSource
-from tools.kernel_build import KernelReport, build_and_test
 
 
 @dataclass(frozen=True)
@@ -37,54 +33,3 @@ def gpu_inventory() -> Inventory:
 LAB_TOOLS: tuple[LabTool, ...] = (
     LabTool("gpu_inventory", gpu_inventory, "GPU inventory", read_only=True, idempotent=True),
 )
-
-
-def build_kernels(repo: Path, cache: Path, names: tuple[str, ...] = (), archs: tuple[str, ...] | None = None,
-                  test: bool = False) -> KernelReport:  # fmt: skip
-    """The `kernel` task's work: build kernels/ per target, and with test check on this GPU."""
-    return build_and_test(repo / "kernels", cache, names, archs, test)
-
-
-def _kernel_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> JobResult:
-    names = tuple(n for n in str(spec.get("name", "all")).split(",") if n and n != "all")
-    archs = tuple(spec.get("archs") or ()) or None
-    report = build_kernels(repo, lab_dir / "kernel-cache", names, archs, bool(spec.get("test", True)))
-    failed = [t for b in report.builds for t in b.targets if not t.ok]
-    note = f"{len(failed)} target build(s) failed" if failed else None
-    return JobResult(status="done" if report.ok else "failed", payload=report.model_dump(mode="json"), note=note)
-
-
-def _verify_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> JobResult:
-    """Check every citation, reconcile, write facts/ and the README dashboard (the one writer)."""
-    from datetime import UTC, datetime
-
-    from swarm import facts, readme
-    from swarm.findings import read_log
-    from swarm.store import SqliteStore
-
-    store = SqliteStore(db)
-    outcome = facts.run(store, repo, write=True)
-    data = readme.gather(store, readme.load_facts(repo / "facts" / facts.FACTS), read_log(repo / "facts" / facts.LOG),
-                         Registries.load(repo / "facts"), datetime.now(UTC))  # fmt: skip
-    path = repo / "README.md"
-    before = path.read_text(encoding="utf-8") if path.exists() else ""
-    after = readme.apply(before, readme.render(data))
-    if after != before:
-        path.write_text(after, encoding="utf-8")
-    statuses: dict[str, int] = {}
-    for fact in outcome.facts.facts:
-        statuses[fact.status] = statuses.get(fact.status, 0) + 1
-    checks: dict[str, int] = {}
-    for c in outcome.checks.values():
-        checks[c.status] = checks.get(c.status, 0) + 1
-    conflicts = [c.id for c in outcome.facts.conflicts if c.state == "open"]
-    changed = [*outcome.changed, *(["README.md"] if after != before else [])]
-    return JobResult(status="done", payload={"facts_by_status": statuses, "citations_by_status": checks,
-                                             "open_conflicts": conflicts, "changed": changed})  # fmt: skip
-
-
-# Kinds this host can run as detached jobs (tools/run_job.py); `swarm work` claims only these.
-EXECUTORS: dict[str, Callable[[dict[str, Any], Path, Path, Path], JobResult]] = {
-    "kernel": _kernel_job,
-    "verify": _verify_job,
-}

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from swarm.jobs import JobResult, load_spec, write_result
-from tools.registry import EXECUTORS
+from tools.executors import EXECUTORS
 
 
 def main(folder: Path) -> int:
