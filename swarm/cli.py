@@ -765,6 +765,75 @@ def _work_summary(ctx: Context, summaries: list[Any], waiting: str) -> None:
         ctx.exit_code = 1
 
 
+def _gpu_total(a: argparse.Namespace, gpus: Sequence[str]) -> float | None:
+    """The GPU's memory: --gpu-total-gb, else NVML for the first GPU the deployment names."""
+    if a.gpu_total_gb:
+        return float(a.gpu_total_gb)
+    from tools.gpu import NvmlSource
+
+    for gpu in NvmlSource().read().gpus:
+        if gpus and gpus[0] in (str(gpu.index), gpu.uuid):
+            return gpu.memory_total_gb
+    return None
+
+
+def cmd_deploy(ctx: Context) -> None:
+    from tools import deploy
+
+    a = ctx.args
+    configs = [deploy.load_config(Path(d)) for d in a.dir]
+    secrets = sorted({n for c in configs for n in c.secret_env})
+    if a.down:
+        removed = [name for c in configs for name in deploy.down(c.name)]
+        ctx.emit(
+            {"removed": removed},
+            lambda: "\n".join(f"removed {n}" for n in removed) or "nothing was running",
+        )
+        return
+    if a.shared_tenancy:
+        total = _gpu_total(a, configs[0].gpus)
+        if total is None:
+            raise UsageError(
+                "no GPU inventory here to check the memory budget against: pass --gpu-total-gb N"
+            )
+        plans, summary = deploy.shared_tenancy(configs, total)
+    else:
+        if len(configs) > 1:
+            raise UsageError("several deployment directories need --shared-tenancy (or --down)")
+        plans, summary = [deploy.plan(configs[0], _gpu_total(a, configs[0].gpus))], ""
+    if a.dry_run or a.generate:
+        if a.generate:
+            paths = [
+                str(deploy.write_compose(Path(d), c, p))
+                for d, c, p in zip(a.dir, configs, plans, strict=True)
+            ]
+        body = {"plans": [p.model_dump(mode="json") for p in plans], "memory": summary}
+        if a.generate:
+            body["written"] = paths
+        print(
+            deploy.redact(json.dumps(body, indent=None if a.json else 2, sort_keys=True), secrets)
+        )
+        return
+    started: list[str] = []
+    try:
+        results = []
+        for cfg, p in zip(configs, plans, strict=True):
+            results.append(deploy.up(cfg, p))  # each ready before the next starts
+            started.append(cfg.name)
+    except BaseException:
+        for name in started:  # a half-started tenancy is rolled back
+            deploy.down(name)
+        raise
+    out = json.dumps(
+        {
+            "deployments": [json.loads(deploy.to_json(r, secrets)) for r in results],
+            "memory": summary,
+        }
+    )
+    ctx.emit(json.loads(out), lambda: "\n".join(f"{r.name}: ready at {r.endpoint} in {r.ready_s} s ({r.container_id[:12]})"
+                                                for r in results))  # fmt: skip
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -1059,6 +1128,27 @@ def build_parser() -> Parser:
         help="do not queue this commit's kernel build and facts pass",
     )
     p.add_argument("--worker", help=argparse.SUPPRESS)
+
+    p = command(
+        "deploy",
+        cmd_deploy,
+        "model servers from deployment directories (deploy.toml) via the Docker Engine API",
+    )
+    p.add_argument("dir", nargs="+", help="deployment directory holding deploy.toml")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--dry-run", action="store_true", help="print the exact plan; touch nothing")
+    how.add_argument(
+        "--generate", action="store_true", help="write compose.yaml a person can run by hand"
+    )
+    how.add_argument("--down", action="store_true", help="stop and remove (idempotent)")
+    how.add_argument(
+        "--shared-tenancy",
+        action="store_true",
+        help="several servers on one GPU, within its memory, in order",
+    )
+    p.add_argument(
+        "--gpu-total-gb", type=float, help="the GPU's memory when NVML cannot say (no driver here)"
+    )
 
     kernel = sub.add_parser("kernel", help="build and check the CUDA kernels under kernels/")
     kernel_sub = kernel.add_subparsers(dest="kernel_command", required=True, parser_class=Parser)

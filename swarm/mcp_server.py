@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
@@ -421,6 +422,45 @@ def build_server(lab: Lab) -> MCPServer:
 
             report = build_kernels(repo, lab.settings.lab_dir / "kernel-cache", names, archs, test)
             return ("done" if report.ok else "failed"), report.model_dump(mode="json")
+
+        return lab.call(lambda: lab.start_job(new, work))
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
+                                             open_world_hint=False))  # fmt: skip
+    def deploy(
+        directory: Annotated[
+            str,
+            Field(description="deployment directory (holding deploy.toml), relative to the repo"),
+        ],
+        action: Literal["up", "down", "dry-run"] = "up",
+        gpu_total_gb: Annotated[float | None, Field(gt=0)] = None,
+    ) -> JobStarted:
+        """Start (up), stop (down) or plan (dry-run) a model server from a deployment directory,
+        through the Docker Engine API. Returns a job id at once; get_task(job) shows the result:
+        the container, image digest, endpoint and readiness time, or the server's last log lines."""
+        if lab.repo is None:
+            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
+        folder = (lab.repo / directory).resolve()
+        if not folder.is_relative_to(lab.repo.resolve()):
+            raise ToolError(f"INVALID_INPUT: {directory!r} is outside the repository")
+        spec = {"directory": directory, "action": action}
+        new = NewTask(
+            kind="other",
+            title=f"deploy {action} {directory}",
+            spec=spec,
+            requires=Requires(tools=("docker",)),
+        )
+
+        def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
+            from tools import deploy as deploying  # the docker SDK loads only when a deploy runs
+
+            cfg = deploying.load_config(folder)
+            if action == "down":
+                return "done", {"removed": deploying.down(cfg.name)}
+            plan = deploying.plan(cfg, gpu_total_gb)
+            if action == "dry-run":
+                return "done", plan.model_dump(mode="json")
+            return "done", json.loads(deploying.to_json(deploying.up(cfg, plan), cfg.secret_env))
 
         return lab.call(lambda: lab.start_job(new, work))
 

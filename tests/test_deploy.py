@@ -1,0 +1,315 @@
+"""deploy: generated configs without an engine, and real containers through a local Docker engine.
+
+The engine tests build their image locally (busybox's httpd serving /health and /v1/models from a
+`docker import`ed rootfs): nothing is pulled and no GPU is requested. `.ci/run` starts dockerd.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from swarm.errors import InvalidInput
+from tests.conftest import REPO
+from tools import deploy
+
+IMAGE = "swarm-test/tinyserver:1"
+
+
+def write(folder: Path, **fields: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "deploy.toml").write_text(tomli_w.dumps(fields))
+    return folder
+
+
+def vllm(folder: Path, **extra: Any) -> Path:
+    base = {
+        "name": "qwen3-8b",
+        "model": "Qwen/Qwen3-8B",
+        "platform": "vllm",
+        "image": "vllm/vllm-openai:v0.20.1",
+        "gpus": ["0"],
+        "port": 8000,
+        "max_context": 32768,
+        "gpu_memory_gb": 48.0,
+    }
+    return write(folder, **(base | extra))
+
+
+# ---------------------------------------------------------------- without an engine
+
+
+def test_the_compose_file_reserves_gpus_binds_loopback_and_holds_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cr3t")
+    folder = vllm(tmp_path / "qwen")
+    cfg = deploy.load_config(folder)
+    path = deploy.write_compose(folder, cfg, deploy.plan(cfg, gpu_total_gb=96.0))
+    import yaml
+
+    text = path.read_text()
+    doc = yaml.safe_load(text)
+    service = doc["services"]["model"]
+    assert service["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "device_ids": ["0"], "capabilities": ["gpu"]}
+    ]
+    assert (
+        service["ports"] == ["127.0.0.1:8000:8000"]
+        and service["ipc"] == "host"
+        and service["shm_size"] == "16g"
+    )
+    assert service["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}" and "hf_s3cr3t" not in text
+    assert service["volumes"][0].endswith(":/root/.cache/huggingface") and "healthcheck" in service
+    assert service["command"][:2] == ["Qwen/Qwen3-8B", "--host"]
+    assert service["command"][service["command"].index("--gpu-memory-utilization") + 1] == "0.5"
+
+
+def test_bad_specs_are_refused_with_the_field_named(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="colour"):
+        deploy.load_config(vllm(tmp_path / "a", colour="red"))
+    with pytest.raises(InvalidInput, match="never :latest"):
+        deploy.load_config(vllm(tmp_path / "b", image="vllm/vllm-openai:latest"))
+    with pytest.raises(InvalidInput, match="not pinned"):
+        deploy.load_config(vllm(tmp_path / "c", image="vllm/vllm-openai"))
+    with pytest.raises(InvalidInput, match="secret_env"):
+        deploy.load_config(vllm(tmp_path / "d", secret_env=["hf token; rm -rf /"]))
+    assert deploy.load_config(
+        vllm(tmp_path / "e", image="vllm/vllm-openai@sha256:" + "a" * 64)
+    ).image.endswith("a" * 64)
+    assert deploy.load_config(vllm(tmp_path / "f", platform="trt-llm")).platform == "tensorrt-llm"
+
+
+def test_each_engine_gets_its_own_meaning_of_a_memory_share(tmp_path: Path) -> None:
+    share = {"gpu_memory_gb": 40.0}
+    v = deploy.plan(deploy.load_config(vllm(tmp_path / "v", **share)), 96.0)
+    assert (v.memory.flag, v.memory.fraction) == ("--gpu-memory-utilization", round(40 / 96, 4))
+    t = deploy.plan(
+        deploy.load_config(vllm(tmp_path / "t", platform="trt-llm", weights_gb=16.0, **share)),
+        96.0,
+        56.0,
+    )
+    assert t.memory.flag == "--kv_cache_free_gpu_memory_fraction" and t.memory.fraction == round(
+        (40 - 16) / (56 - 16), 4
+    )
+    s = deploy.plan(deploy.load_config(vllm(tmp_path / "s", platform="sglang", **share)), 96.0)
+    assert "--mem-fraction-static" in s.command and "start-order" in s.memory.note
+    o = deploy.plan(deploy.load_config(vllm(tmp_path / "o", platform="ollama", **share)), 96.0)
+    assert o.memory.flag is None and "start it last" in o.memory.note
+
+
+def test_a_spec_field_cannot_inject_a_shell_command(tmp_path: Path) -> None:
+    cfg = deploy.load_config(vllm(tmp_path / "x", model="m; rm -rf / #", engine_args=["$(reboot)"]))
+    p = deploy.plan(cfg, 96.0)
+    assert (
+        p.command[0] == "m; rm -rf / #" and p.command[-1] == "$(reboot)"
+    )  # argv elements, no shell
+
+
+def test_shared_tenancy_refuses_more_memory_than_the_gpu_has(tmp_path: Path) -> None:
+    a = deploy.load_config(vllm(tmp_path / "a", name="a", gpu_memory_gb=60.0))
+    b = deploy.load_config(vllm(tmp_path / "b", name="b", gpu_memory_gb=60.0, port=8001))
+    with pytest.raises(InvalidInput, match="120 GB, more than the GPU's 96 GB"):
+        deploy.shared_tenancy([a, b], 96.0)
+    plans, summary = deploy.shared_tenancy([a, b.model_copy(update={"gpu_memory_gb": 30.0})], 96.0)
+    assert plans[1].memory.free_before_gb == 36.0 and "start order a -> b" in summary
+
+
+# ---------------------------------------------------------------- a real engine
+
+
+@pytest.fixture(scope="session")
+def engine() -> Any:
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine reachable ({exc}); .ci/run starts one")
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox is not installed (.ci/run installs busybox-static)")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for name, body in (
+            ("www/health", b"ok\n"),
+            ("www/v1/models", b'{"object": "list", "data": [{"id": "tiny"}]}\n'),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    client.api.import_image_from_data(buf.getvalue(), repository="swarm-test/tinyserver", tag="1")
+    return client
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tiny(
+    folder: Path, name: str, port: int, command: list[str] | None = None, **extra: Any
+) -> Path:
+    serve = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+    return write(
+        folder,
+        name=name,
+        model="tiny",
+        platform="vllm",
+        image=IMAGE,
+        gpu=False,
+        port=port,
+        command=command or serve,
+        memlock_unlimited=False,
+        shm_size="64m",
+        ready_timeout_s=30.0,
+        **extra,
+    )
+
+
+def swarm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "swarm.cli", "deploy", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        cwd=REPO,
+    )
+
+
+@pytest.mark.docker
+def test_deploy_waits_until_ready_records_it_and_down_is_idempotent(
+    engine: Any, tmp_path: Path
+) -> None:
+    port = _port()
+    folder = tiny(
+        tmp_path / "tiny",
+        "tiny-a",
+        port,
+        command=["/bin/busybox", "sh", "-c", "sleep 1; exec /bin/busybox httpd -f -p 8000 -h /www"],
+        env={"MODE": "test"},
+    )
+    proc = swarm(str(folder), "--json", env={"HF_TOKEN": "hf_s3cr3t"})
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (result,) = json.loads(proc.stdout)["deployments"]
+        assert result["ready_s"] >= 1.0 and result["endpoint"] == f"http://127.0.0.1:{port}"
+        assert "hf_s3cr3t" not in proc.stdout and "hf_s3cr3t" not in proc.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as resp:
+            assert json.loads(resp.read())["data"][0]["id"] == "tiny"
+        container = engine.containers.get(result["container_id"])
+        assert (
+            "HF_TOKEN=hf_s3cr3t" in container.attrs["Config"]["Env"]
+        )  # the secret reached the server only
+        assert container.attrs["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostIp"] == "127.0.0.1"
+        again = swarm(str(folder), "--json")
+        assert again.returncode == 6 and "already deployed" in again.stdout
+    finally:
+        assert swarm(str(folder), "--down").returncode == 0
+    assert swarm(str(folder), "--down").stdout.strip() == "nothing was running"
+    assert not engine.containers.list(all=True, filters={"label": "swarm.deploy=tiny-a"})
+
+
+@pytest.mark.docker
+def test_a_failed_start_reports_the_last_log_lines_and_leaves_nothing(
+    engine: Any, tmp_path: Path
+) -> None:
+    folder = tiny(
+        tmp_path / "bad",
+        "tiny-bad",
+        _port(),
+        command=["/bin/busybox", "sh", "-c", "echo 'CUDA out of memory while loading' >&2; exit 3"],
+    )
+    proc = swarm(str(folder), "--json")
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert (
+        error["type"] == "DeployFailed" and "CUDA out of memory while loading" in error["message"]
+    )
+    assert not engine.containers.list(all=True, filters={"label": "swarm.deploy=tiny-bad"})
+
+
+@pytest.mark.docker
+def test_dry_run_and_generate_touch_no_engine(engine: Any, tmp_path: Path) -> None:
+    folder = tiny(tmp_path / "dry", "tiny-dry", _port())
+    plan = json.loads(swarm(str(folder), "--dry-run").stdout)
+    assert plan["plans"][0]["command"][:2] == ["/bin/busybox", "httpd"]
+    assert json.loads(swarm(str(folder), "--generate").stdout)["written"] == [
+        str(folder / "compose.yaml")
+    ]
+    assert not engine.containers.list(all=True, filters={"label": "swarm.deploy=tiny-dry"})
+
+
+@pytest.mark.docker
+def test_shared_tenancy_starts_each_server_after_the_previous_is_ready(
+    engine: Any, tmp_path: Path
+) -> None:
+    slow = ["/bin/busybox", "sh", "-c", "sleep 1; exec /bin/busybox httpd -f -p 8000 -h /www"]
+    a = tiny(tmp_path / "a", "tenant-a", _port(), command=slow, gpu_memory_gb=40.0)
+    b = tiny(tmp_path / "b", "tenant-b", _port(), gpu_memory_gb=40.0)
+    over = tiny(tmp_path / "c", "tenant-c", _port(), gpu_memory_gb=60.0)
+    refused = swarm(str(a), str(over), "--shared-tenancy", "--gpu-total-gb", "96", "--json")
+    assert refused.returncode == 7 and "100 GB, more than the GPU's 96 GB" in refused.stdout
+    assert not engine.containers.list(all=True, filters={"label": "swarm.deploy=tenant-a"})
+    proc = swarm(str(a), str(b), "--shared-tenancy", "--gpu-total-gb", "96", "--json")
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        first, second = json.loads(proc.stdout)["deployments"]
+        assert (first["name"], second["name"]) == ("tenant-a", "tenant-b")
+        assert second["started_at"] >= first["ready_at"], "b must start only once a is ready"
+        assert (
+            first["plan"]["memory"]["free_before_gb"] == 96
+            and second["plan"]["memory"]["free_before_gb"] == 56
+        )
+    finally:
+        swarm(str(a), str(b), "--down")
+
+
+@pytest.mark.docker
+def test_the_mcp_deploy_tool_runs_as_a_job_and_reports_the_server(
+    engine: Any, tmp_path: Path
+) -> None:
+    import anyio
+    from mcp import Client
+
+    from swarm.mcp_server import Lab, build_server
+    from swarm.settings import Settings
+
+    folder = tiny(REPO / ".pytest-deploy" / tmp_path.name, "tiny-mcp", _port())
+    lab = Lab(Settings(db_path=tmp_path / "lab.db"))
+
+    async def main() -> None:
+        async with Client(build_server(lab)) as client:
+            rel = str(folder.relative_to(REPO))
+            started = (await client.call_tool("deploy", {"directory": rel})).structured_content
+            for _ in range(300):
+                detail = (
+                    await client.call_tool("get_task", {"task_id": started["job"]})
+                ).structured_content
+                if detail["task"]["state"] != "claimed":
+                    break
+                await anyio.sleep(0.1)
+            assert detail["task"]["state"] == "done", detail
+            assert detail["results"][0]["payload"]["name"] == "tiny-mcp"
+            outside = await client.call_tool("deploy", {"directory": "../../etc"})
+            assert outside.is_error and "outside the repository" in outside.content[0].text
+
+    try:
+        anyio.run(main)
+    finally:
+        deploy.down("tiny-mcp")
+        shutil.rmtree(REPO / ".pytest-deploy", ignore_errors=True)

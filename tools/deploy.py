@@ -1,0 +1,462 @@
+"""deploy: model servers from a deployment directory, through the Docker Engine API.
+
+A deployment directory holds `deploy.toml` (DeployConfig). From it come: the exact plan
+(`--dry-run`), a compose file a person can run by hand (`--generate`), a container started with
+the docker SDK and waited on until its HTTP endpoints answer (the default), and `--down`.
+No shell anywhere: every command is an argv list. Secrets travel from this process's environment
+to the container and are never written to a file, a plan or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from swarm import SCHEMA_VERSION
+from swarm.errors import Conflict, InvalidInput, SwarmError
+from swarm.models import Model, validation_message
+from swarm.specs import PLATFORM_ALIASES
+
+Platform = Literal["vllm", "tensorrt-llm", "sglang", "ollama", "transformers"]
+CONTAINER_PORT = {
+    "vllm": 8000,
+    "tensorrt-llm": 8000,
+    "sglang": 30000,
+    "ollama": 11434,
+    "transformers": 8000,
+}
+LIVENESS = {"ollama": "/"}  # the rest answer GET /health once the model is loaded
+LABEL = "swarm.deploy"
+GIB = 1024**3
+
+
+class DeployFailed(SwarmError):
+    """The server did not become ready; the message carries its last log lines."""
+
+
+class DeployConfig(Model):
+    """deploy.toml: one model server. Unknown fields are refused with the field named."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="container and project name"
+    )
+    model: str = Field(min_length=1)
+    platform: Platform
+    image: str = Field(
+        description="pinned by tag or digest: repo:tag or repo@sha256:…, never :latest"
+    )
+    quant: str | None = None
+    tp: int = Field(1, ge=1)
+    gpus: tuple[str, ...] = Field(("0",), description="GPU indices or UUIDs to reserve")
+    gpu: bool = Field(
+        True, description="request GPUs from the engine (off only for CPU test images)"
+    )
+    port: int = Field(8000, ge=1, le=65535, description="host port")
+    bind: str = Field(
+        "127.0.0.1", description="host address the port binds to; loopback unless you say so"
+    )
+    container_port: int | None = Field(None, ge=1, le=65535)
+    max_context: int | None = Field(None, ge=1)
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, description="the GPU memory this server may take"
+    )
+    weights_gb: float | None = Field(
+        None, gt=0, description="weights size, for TensorRT-LLM's fraction of free memory"
+    )
+    engine_args: tuple[str, ...] = ()
+    command: tuple[str, ...] | None = Field(
+        None, description="replace the platform's command line entirely"
+    )
+    env: dict[str, str] = Field({}, description="plain environment (no secrets here)")
+    secret_env: tuple[str, ...] = Field(
+        ("HF_TOKEN",), description="names passed from this environment, never written"
+    )
+    hf_cache: str = "~/.cache/huggingface"
+    shm_size: str = "16g"
+    ipc_host: bool = True
+    memlock_unlimited: bool = Field(True, description="ulimit memlock -1 (needs CAP_SYS_RESOURCE)")
+    ready_timeout_s: float = Field(900.0, gt=0)
+
+    @field_validator("platform", mode="before")
+    @classmethod
+    def _platform(cls, value: object) -> object:
+        if isinstance(value, str):
+            key = value.strip().lower()
+            return PLATFORM_ALIASES.get(key, key)
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str) -> str:
+        if "@sha256:" in image:
+            return image
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        if not tag or tag == "latest":
+            raise ValueError(
+                f"{image!r} is not pinned: name a version tag or a digest, never :latest"
+            )
+        return image
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not name.replace("_", "").isalnum() or not name[0].isalpha() or not name.isupper():
+                raise ValueError(
+                    f"secret_env names environment variables (like HF_TOKEN), got {name!r}"
+                )
+        return names
+
+    @property
+    def cport(self) -> int:
+        return self.container_port or CONTAINER_PORT[self.platform]
+
+
+def load_config(folder: Path) -> DeployConfig:
+    path = folder / "deploy.toml"
+    try:
+        return DeployConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{folder} has no deploy.toml") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: {validation_message(exc)}") from exc
+
+
+# ---------------------------------------------------------------- the plan
+
+
+class MemoryBudget(Model):
+    gpu_total_gb: float | None
+    share_gb: float | None
+    free_before_gb: float | None = Field(
+        None, description="free when this tenant starts (shared tenancy)"
+    )
+    fraction: float | None = None
+    flag: str | None = Field(None, description="the platform's own knob for it")
+    note: str
+
+
+class Plan(Model):
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    image: str
+    command: tuple[str, ...]
+    ports: dict[str, str]
+    environment: dict[str, str] = Field(description="secret values shown as <from $NAME>")
+    volumes: dict[str, str]
+    gpus: tuple[str, ...]
+    ipc: str | None
+    shm_size: str
+    ulimits: dict[str, int]
+    labels: dict[str, str]
+    readiness: tuple[str, ...]
+    memory: MemoryBudget
+
+
+def memory_budget(
+    cfg: DeployConfig, gpu_total_gb: float | None, free_before_gb: float | None = None
+) -> MemoryBudget:
+    """Each engine's own meaning of a memory share (shared/research/deploy_notes.md, section 4)."""
+    share, total = cfg.gpu_memory_gb, gpu_total_gb
+    free = free_before_gb if free_before_gb is not None else total
+    if share is None or total is None:
+        return MemoryBudget(
+            gpu_total_gb=total, share_gb=share, note="no share set: the engine's default applies"
+        )
+    if cfg.platform in ("vllm", "sglang"):
+        kind = (
+            "of total memory"
+            if cfg.platform == "vllm"
+            else "static, of total memory (start-order dependent)"
+        )
+        flag = "--gpu-memory-utilization" if cfg.platform == "vllm" else "--mem-fraction-static"
+        return MemoryBudget(gpu_total_gb=total, share_gb=share, free_before_gb=free, fraction=round(share / total, 4),
+                            flag=flag, note=f"{cfg.platform}: fraction {kind}")  # fmt: skip
+    if cfg.platform == "tensorrt-llm":
+        weights = cfg.weights_gb or 0.0
+        usable = (free or total) - weights
+        if usable <= 0:
+            raise InvalidInput(
+                f"{cfg.name}: weights ({weights:g} GB) do not fit in {free:g} GB free"
+            )
+        fraction = max(0.0, min(1.0, (share - weights) / usable))
+        return MemoryBudget(gpu_total_gb=total, share_gb=share, free_before_gb=free, fraction=round(fraction, 4),
+                            flag="--kv_cache_free_gpu_memory_fraction",
+                            note="tensorrt-llm: fraction of memory free after the weights load")  # fmt: skip
+    return MemoryBudget(gpu_total_gb=total, share_gb=share, free_before_gb=free,
+                        note=f"{cfg.platform} has no memory cap flag: start it last")  # fmt: skip
+
+
+def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]:
+    """The server's argv (no shell): the platform's flags for this config."""
+    if cfg.command is not None:
+        return cfg.command
+    port, tp, ctx, frac = str(cfg.cport), str(cfg.tp), cfg.max_context, budget.fraction
+    if cfg.platform == "vllm":  # the image's entrypoint is `vllm serve`
+        argv = [cfg.model, "--host", "0.0.0.0", "--port", port, "--tensor-parallel-size", tp]
+        argv += ["--max-model-len", str(ctx)] if ctx else []
+    elif cfg.platform == "tensorrt-llm":
+        argv = ["trtllm-serve", cfg.model, "--host", "0.0.0.0", "--port", port, "--tp_size", tp]
+        argv += ["--max_seq_len", str(ctx)] if ctx else []
+    elif cfg.platform == "sglang":
+        argv = ["python3", "-m", "sglang.launch_server", "--model-path", cfg.model, "--host", "0.0.0.0",
+                "--port", port, "--tp", tp]  # fmt: skip
+        argv += ["--context-length", str(ctx)] if ctx else []
+    elif cfg.platform == "transformers":
+        argv = ["transformers", "serve", "--host", "0.0.0.0", "--port", port]
+    else:  # ollama: the image's own command; the model is pulled once it is up
+        argv = []
+    if frac is not None and budget.flag:
+        argv += [budget.flag, f"{frac:g}"]
+    return (*argv, *cfg.engine_args)
+
+
+def plan(
+    cfg: DeployConfig, gpu_total_gb: float | None = None, free_before_gb: float | None = None
+) -> Plan:
+    budget = memory_budget(cfg, gpu_total_gb, free_before_gb)
+    env = dict(cfg.env) | {name: f"<from ${name}>" for name in cfg.secret_env}
+    if cfg.platform == "ollama" and cfg.max_context:
+        env["OLLAMA_CONTEXT_LENGTH"] = str(cfg.max_context)
+    live = LIVENESS.get(cfg.platform, "/health")
+    return Plan(
+        name=cfg.name,
+        image=cfg.image,
+        command=platform_command(cfg, budget),
+        ports={f"{cfg.cport}/tcp": f"{cfg.bind}:{cfg.port}"},
+        environment=env,
+        volumes={str(Path(cfg.hf_cache).expanduser()): "/root/.cache/huggingface"},
+        gpus=cfg.gpus if cfg.gpu else (),
+        ipc="host" if cfg.ipc_host else None,
+        shm_size=cfg.shm_size,
+        ulimits={"stack": 67108864, **({"memlock": -1} if cfg.memlock_unlimited else {})},
+        labels={LABEL: cfg.name},
+        readiness=(live, "/v1/models"),
+        memory=budget,
+    )
+
+
+# ---------------------------------------------------------------- compose
+
+
+def compose(cfg: DeployConfig, p: Plan) -> dict[str, Any]:
+    """A compose file a person can run with `docker compose up -d --wait`; secrets by reference."""
+    service: dict[str, Any] = {
+        "image": cfg.image,
+        "ports": [f"{cfg.bind}:{cfg.port}:{cfg.cport}"],
+        "environment": {**cfg.env, **{n: f"${{{n}:-}}" for n in cfg.secret_env}},
+        "volumes": [f"${{HF_CACHE:-{cfg.hf_cache}}}:/root/.cache/huggingface"],
+        "shm_size": cfg.shm_size,
+        "ulimits": p.ulimits,
+        "labels": p.labels,
+        "healthcheck": {
+            "test": ["CMD", "python3", "-c",
+                     f"import urllib.request; urllib.request.urlopen('http://localhost:{cfg.cport}{p.readiness[0]}')"],
+            "interval": "10s", "timeout": "5s", "retries": 3, "start_period": f"{int(cfg.ready_timeout_s)}s",
+        },
+    }  # fmt: skip
+    if p.command:
+        service["command"] = list(p.command)
+    if cfg.ipc_host:
+        service["ipc"] = "host"
+    if cfg.gpu:
+        service["deploy"] = {"resources": {"reservations": {"devices": [
+            {"driver": "nvidia", "device_ids": list(cfg.gpus), "capabilities": ["gpu"]}]}}}  # fmt: skip
+    return {"name": f"swarm-{cfg.name}", "services": {"model": service}}
+
+
+def write_compose(folder: Path, cfg: DeployConfig, p: Plan) -> Path:
+    import yaml  # PyYAML: only for writing the file a person reads
+
+    path = folder / "compose.yaml"
+    header = f"# Generated by `swarm deploy --generate` from {folder.name}/deploy.toml; secrets come from your environment.\n"
+    path.write_text(header + yaml.safe_dump(compose(cfg, p), sort_keys=False), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- the engine
+
+
+class Deployment(Model):
+    """What a started server is recorded as (the deploy task's result)."""
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    container_id: str
+    image: str
+    image_id: str
+    image_digests: tuple[str, ...] = ()
+    endpoint: str
+    started_at: float
+    ready_at: float
+    ready_s: float
+    plan: Plan
+
+
+def _client() -> Any:
+    import docker  # the SDK talks to DOCKER_HOST or the default socket
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise SwarmError(
+            f"no Docker engine reachable ({exc}); start dockerd or set DOCKER_HOST"
+        ) from exc
+    return client
+
+
+def _get(url: str, timeout: float = 3.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only: our own server
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def _log_tail(container: Any, lines: int = 30) -> str:
+    try:
+        return str(container.logs(tail=lines).decode(errors="replace")).strip()
+    except Exception:  # the container may already be gone
+        return "(no logs)"
+
+
+def wait_ready(
+    container: Any,
+    p: Plan,
+    host: str,
+    port: int,
+    timeout_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Poll the readiness endpoints until each answers 200; fail fast if the container exits."""
+    deadline = clock() + timeout_s
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    for path in p.readiness:
+        while _get(base + path) != 200:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                raise DeployFailed(
+                    f"{p.name} exited before {path} answered; last log lines:\n{_log_tail(container)}"
+                )
+            if clock() > deadline:
+                raise DeployFailed(
+                    f"{p.name}: {path} did not answer within {timeout_s:g} s; last log lines:\n{_log_tail(container)}"
+                )
+            time.sleep(0.25)
+
+
+def up(cfg: DeployConfig, p: Plan) -> Deployment:
+    """Start the container (GPUs as device requests) and wait until it is ready; clean up on failure."""
+    import docker
+
+    client = _client()
+    if client.containers.list(all=True, filters={"label": f"{LABEL}={cfg.name}"}):
+        raise Conflict(f"{cfg.name} is already deployed here: `swarm deploy --down` it first")
+    try:
+        image = client.images.get(cfg.image)
+    except docker.errors.ImageNotFound as exc:
+        raise SwarmError(
+            f"image {cfg.image} is not on this host: `docker pull {cfg.image}` (or build it) first"
+        ) from exc
+    env = dict(p.environment) | {
+        n: os.environ.get(n, "") for n in cfg.secret_env
+    }  # values never leave memory
+    kwargs: dict[str, Any] = {
+        "name": f"swarm-{cfg.name}", "detach": True, "labels": p.labels, "environment": env,
+        "ports": {f"{cfg.cport}/tcp": (cfg.bind, cfg.port)}, "shm_size": cfg.shm_size,
+        "volumes": {host: {"bind": ctr, "mode": "rw"} for host, ctr in p.volumes.items()},
+        "ulimits": [docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in p.ulimits.items()],
+    }  # fmt: skip
+    if p.command:
+        kwargs["command"] = list(p.command)
+    if p.ipc:
+        kwargs["ipc_mode"] = p.ipc
+    if cfg.gpu:
+        kwargs["device_requests"] = [
+            docker.types.DeviceRequest(
+                driver="nvidia", device_ids=list(cfg.gpus), capabilities=[["gpu"]]
+            )
+        ]
+    started = time.time()
+    container = None
+    try:
+        container = client.containers.create(
+            cfg.image, **{k: v for k, v in kwargs.items() if k != "detach"}
+        )
+        container.start()
+        wait_ready(container, p, cfg.bind, cfg.port, cfg.ready_timeout_s)
+    except BaseException as exc:
+        if container is not None:  # a failed start leaves nothing behind
+            container.remove(force=True)
+        if isinstance(exc, docker.errors.APIError):
+            raise DeployFailed(
+                f"{cfg.name}: the engine refused to start it: {exc.explanation or exc}"
+            ) from exc
+        raise
+    ready = time.time()
+    return Deployment(name=cfg.name, container_id=container.id, image=cfg.image, image_id=image.id,
+                      image_digests=tuple(image.attrs.get("RepoDigests") or ()),
+                      endpoint=f"http://{cfg.bind}:{cfg.port}", started_at=started, ready_at=ready,
+                      ready_s=round(ready - started, 2), plan=p)  # fmt: skip
+
+
+def down(name: str) -> list[str]:
+    """Stop and remove this deployment's containers; idempotent (nothing to do is fine)."""
+    client = _client()
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}={name}"}):
+        container.remove(force=True)
+        removed.append(container.name)
+    return removed
+
+
+def shared_tenancy(configs: Sequence[DeployConfig], gpu_total_gb: float) -> tuple[list[Plan], str]:
+    """Plans for several servers on one GPU, started in this order; refuses an over-commit."""
+    gpu_sets = {tuple(c.gpus) for c in configs}
+    if len(gpu_sets) != 1:
+        raise InvalidInput(f"shared tenancy means one GPU for all; these name {sorted(gpu_sets)}")
+    missing = [c.name for c in configs if c.gpu_memory_gb is None]
+    if missing:
+        raise InvalidInput(
+            f"shared tenancy needs gpu_memory_gb on every deployment; missing on {', '.join(missing)}"
+        )
+    total = sum(c.gpu_memory_gb or 0 for c in configs)
+    if total > gpu_total_gb:
+        raise InvalidInput(f"the shares add up to {total:g} GB, more than the GPU's {gpu_total_gb:g} GB: "
+                           + ", ".join(f"{c.name} {c.gpu_memory_gb:g} GB" for c in configs))  # fmt: skip
+    plans, used = [], 0.0
+    for cfg in configs:
+        plans.append(plan(cfg, gpu_total_gb, gpu_total_gb - used))
+        used += cfg.gpu_memory_gb or 0
+    order = " -> ".join(c.name for c in configs)
+    return (
+        plans,
+        f"{total:g} of {gpu_total_gb:g} GB; start order {order}, each ready before the next",
+    )
+
+
+def redact(text: str, names: Sequence[str]) -> str:
+    """Remove secret values (from this environment) from text that may be shown or stored."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            text = text.replace(value, f"<${name}>")
+    return text
+
+
+def to_json(model: Model, secrets: Sequence[str]) -> str:
+    return redact(json.dumps(model.model_dump(mode="json"), indent=2, sort_keys=True), secrets)
