@@ -188,7 +188,16 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dic
         start = time.perf_counter()
         agents = [
             subprocess.Popen(
-                [sys.executable, __file__, "--agent", url, str(token), f"a{i}", str(out), str(pace)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--agent",
+                    url,
+                    str(token),
+                    f"a{i}",
+                    str(out),
+                    str(pace),
+                ],
                 env=env_for(db),
             )
             for i, out in enumerate(outs)
