@@ -43,15 +43,26 @@ def synthetic(n: int, keys: int, seed: int = 7) -> list[Finding]:
         k = rng.randrange(keys)
         base = 20 + (k % 400)
         value = base * (1 + rng.uniform(-0.04, 0.04)) if rng.random() > 0.005 else base * 3
-        out.append(Finding(
-            id=f"fd_{i:012d}", agent=f"agent{rng.randrange(20)}", observed_at=f"2026-11-{1 + i % 27:02d}T00:00:00.000000Z",
-            subject=f"model-{k}", predicate="decode_tps_single_stream",
-            # one key per k, under two spellings of the platform for odd k (the alias rule)
-            scope={"gpu": GPUS[k % 3], "platform": rng.choice(("trt-llm", "TensorRT-LLM")) if k % 2 else "vllm",
-                   "quant": "NVFP4", "tp": 1},
-            value=round(value, 2), statement="synthetic", evidence=(run if rng.random() < 0.2 else doc,),
-            attributes={"params": f"{1 + k % 3}B"},
-        ))  # fmt: skip
+        out.append(
+            Finding(
+                id=f"fd_{i:012d}",
+                agent=f"agent{rng.randrange(20)}",
+                observed_at=f"2026-11-{1 + i % 27:02d}T00:00:00.000000Z",
+                subject=f"model-{k}",
+                predicate="decode_tps_single_stream",
+                # one key per k, under two spellings of the platform for odd k (the alias rule)
+                scope={
+                    "gpu": GPUS[k % 3],
+                    "platform": rng.choice(("trt-llm", "TensorRT-LLM")) if k % 2 else "vllm",
+                    "quant": "NVFP4",
+                    "tp": 1,
+                },
+                value=round(value, 2),
+                statement="synthetic",
+                evidence=(run if rng.random() < 0.2 else doc,),
+                attributes={"params": f"{1 + k % 3}B"},
+            )
+        )
     return out
 
 
@@ -108,8 +119,10 @@ def main() -> None:
     print(
         f"{report['findings']} findings over {report['keys']} keys -> {report['conflicts']} conflicts"
     )
-    print(f"reconcile: {report['reconcile_s']} s (target <= 2 s); with tracemalloc {report['reconcile_traced_s']} s, "
-          f"peak {report['peak_mib_traced']} MiB")  # fmt: skip
+    print(
+        f"reconcile: {report['reconcile_s']} s (target <= 2 s); with tracemalloc {report['reconcile_traced_s']} s, "
+        f"peak {report['peak_mib_traced']} MiB"
+    )
     print(f"floor (group by key + median, pure Python): {report['floor_group_median_s']} s")
     print(f"environment: {report['environment']}")
 

@@ -631,8 +631,13 @@ def cmd_kernel_build(ctx: Context) -> None:
     from tools.kernel_build import build_and_test
 
     a, repo = ctx.args, _repo()
-    report = build_and_test(repo / "kernels", ctx.settings.lab_dir / "kernel-cache", tuple(a.name),
-                            tuple(a.arch) if a.arch else None, a.test)  # fmt: skip
+    report = build_and_test(
+        repo / "kernels",
+        ctx.settings.lab_dir / "kernel-cache",
+        tuple(a.name),
+        tuple(a.arch) if a.arch else None,
+        a.test,
+    )
     ctx.exit_code = 0 if report.ok else 1
     ctx.emit(report, lambda: render.kernel_report(report))
 
@@ -650,12 +655,22 @@ def _maintenance_tasks(ctx: Context, kinds: Sequence[str]) -> list[str]:
         ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     wanted = [
-        NewTask(kind="kernel", title=f"build and check every kernel at {head or 'this tree'}",
-                spec={"name": "all", "test": True}, requires=Requires(tools=("nvcc",)),
-                dedupe_key=f"kernels@{head}", priority=5),
-        NewTask(kind="verify", title=f"check citations, reconcile facts, regenerate the README at {head or 'this tree'}",
-                spec={"scope": "all"}, dedupe_key=f"facts@{head}", priority=1),
-    ]  # fmt: skip
+        NewTask(
+            kind="kernel",
+            title=f"build and check every kernel at {head or 'this tree'}",
+            spec={"name": "all", "test": True},
+            requires=Requires(tools=("nvcc",)),
+            dedupe_key=f"kernels@{head}",
+            priority=5,
+        ),
+        NewTask(
+            kind="verify",
+            title=f"check citations, reconcile facts, regenerate the README at {head or 'this tree'}",
+            spec={"scope": "all"},
+            dedupe_key=f"facts@{head}",
+            priority=1,
+        ),
+    ]
     added = []
     for new in wanted:
         if new.kind not in kinds:
@@ -675,14 +690,29 @@ def _worker_loop(ctx: Context, name: str, kinds: tuple[str, ...]) -> Any:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    cfg = worker.WorkerConfig(agent=name, kinds=kinds, repo=repo, lab_dir=ctx.settings.lab_dir,
-                              db=ctx.settings.db_path, lease_seconds=a.lease or ctx.settings.lease_seconds,
-                              once=a.once, until_idle=a.until_idle)  # fmt: skip
+    tty = sys.stdout.isatty() and not a.json
+
+    def progress(task: str, seconds: float) -> None:  # a live line on a terminal, nothing otherwise
+        print(f"\r  {task} running for {seconds:4.0f} s ", end="", flush=True)
+
+    cfg = worker.WorkerConfig(
+        agent=name,
+        kinds=kinds,
+        repo=repo,
+        lab_dir=ctx.settings.lab_dir,
+        db=ctx.settings.db_path,
+        lease_seconds=a.lease or ctx.settings.lease_seconds,
+        once=a.once,
+        until_idle=a.until_idle,
+        progress=progress if tty else None,
+    )
     return worker.work(
         ctx.store,
         cfg,
         stop,
-        lambda line: print(line, file=sys.stderr if a.json else sys.stdout, flush=True),
+        lambda line: print(
+            ("\r" if tty else "") + line, file=sys.stderr if a.json else sys.stdout, flush=True
+        ),
     )
 
 
@@ -714,15 +744,23 @@ def cmd_work(ctx: Context) -> None:
         agents.register(ctx.store, name, caps, _now())
     if not a.json:
         gpus = ", ".join(f"{g.name} ({g.arch})" for g in caps.gpus) or f"none ({caps.gpu_note})"
-        print(f"lab {ctx.store.path}: {len(names)} worker(s) for {', '.join(kinds)}; GPUs: {gpus}; "
-              f"tools: {', '.join(caps.tools) or 'none'}" + (f"; queued {', '.join(queued)}" if queued else ""), flush=True)  # fmt: skip
+        print(
+            f"lab {ctx.store.path}: {len(names)} worker(s) for {', '.join(kinds)}; GPUs: {gpus}; "
+            f"tools: {', '.join(caps.tools) or 'none'}"
+            + (f"; queued {', '.join(queued)}" if queued else ""),
+            flush=True,
+        )
     if a.agents == 1:
         summaries = [_worker_loop(ctx, names[0], kinds)]
     else:
         argv = [sys.executable, "-m", "swarm.cli", "work", "--json", "--worker"]
-        flags = [f for k in kinds for f in ("--kind", k)] + (["--once"] if a.once else []) + \
-            (["--until-idle"] if a.until_idle else []) + (["--lease", str(a.lease)] if a.lease else []) + \
-            (["--db", a.db] if a.db else [])  # fmt: skip
+        flags = (
+            [f for k in kinds for f in ("--kind", k)]
+            + (["--once"] if a.once else [])
+            + (["--until-idle"] if a.until_idle else [])
+            + (["--lease", str(a.lease)] if a.lease else [])
+            + (["--db", a.db] if a.db else [])
+        )
         procs = [
             subprocess.Popen([*argv, n, *flags], stdout=subprocess.PIPE, text=True) for n in names
         ]
@@ -749,12 +787,20 @@ def _work_summary(ctx: Context, summaries: list[Any], waiting: str) -> None:
     ran = [t for s in summaries for t in s.ran]
     facts = readme.load_facts(_repo() / "facts" / "verified_facts.json")
     open_conflicts = [c for c in facts.conflicts if c.state == "open"]
-    body = {"ran": [t.model_dump() for t in ran], "waiting": waiting, "stopped": any(s.stopped for s in summaries),
-            "open_conflicts": [{"id": c.id, "reason": c.reason} for c in open_conflicts]}  # fmt: skip
+    body = {
+        "ran": [t.model_dump() for t in ran],
+        "waiting": waiting,
+        "stopped": any(s.stopped for s in summaries),
+        "open_conflicts": [{"id": c.id, "reason": c.reason} for c in open_conflicts],
+    }
 
     def text() -> str:
-        lines = ["", f"ran {len(ran)} task(s):"] + [f"  {t.task_id} {t.kind}: {t.status}" + (" (adopted)" if t.adopted else "")
-                                                   + (f" - {t.note}" if t.note else "") for t in ran]  # fmt: skip
+        lines = ["", f"ran {len(ran)} task(s):"] + [
+            f"  {t.task_id} {t.kind}: {t.status}"
+            + (" (adopted)" if t.adopted else "")
+            + (f" - {t.note}" if t.note else "")
+            for t in ran
+        ]
         lines += ["", "still waiting: " + waiting.removeprefix("nothing claimable for ")]
         lines += ["", f"{len(open_conflicts)} open conflicts for people (swarm triage):"]
         lines += [f"  {c.id} {c.reason}" for c in open_conflicts]
@@ -830,8 +876,13 @@ def cmd_deploy(ctx: Context) -> None:
             "memory": summary,
         }
     )
-    ctx.emit(json.loads(out), lambda: "\n".join(f"{r.name}: ready at {r.endpoint} in {r.ready_s} s ({r.container_id[:12]})"
-                                                for r in results))  # fmt: skip
+    ctx.emit(
+        json.loads(out),
+        lambda: "\n".join(
+            f"{r.name}: ready at {r.endpoint} in {r.ready_s} s ({r.container_id[:12]})"
+            for r in results
+        ),
+    )
 
 
 def cmd_serve(ctx: Context) -> None:

@@ -101,8 +101,14 @@ def start(spec: JobSpec, runner: list[str], agent: str, now: datetime) -> JobSpe
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB).write_text(spec.model_dump_json(), encoding="utf-8")
     with open(folder / LOG, "ab") as log:
-        proc = subprocess.Popen([*runner, str(folder)], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=spec.repo)  # fmt: skip
+        proc = subprocess.Popen(
+            [*runner, str(folder)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=spec.repo,
+        )
     started = spec.model_copy(update={"pid": proc.pid, "started_at": iso(now), "started_by": agent})
     (folder / JOB).write_text(started.model_dump_json(), encoding="utf-8")
     return started

@@ -425,8 +425,14 @@ def build_server(lab: Lab) -> MCPServer:
 
         return lab.call(lambda: lab.start_job(new, work))
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
-                                             open_world_hint=False))  # fmt: skip
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        )
+    )
     def deploy(
         directory: Annotated[
             str,

@@ -401,8 +401,13 @@ class Dashboard:
 
     def facts(self) -> str:
         typed = ("memory_gb", "serves")
-        verified = [f for f in self.data.facts.facts if f.status == "verified" and f.predicate in typed
-                    and not (f.predicate == "serves" and len(f.scope) > 2)]  # fmt: skip
+        verified = [
+            f
+            for f in self.data.facts.facts
+            if f.status == "verified"
+            and f.predicate in typed
+            and not (f.predicate == "serves" and len(f.scope) > 2)
+        ]
         lines = ["Verified:", ""] + [
             f"- {f.subject} {f.predicate} = {_value(f)}{_scope(f.scope)} — `{f.id}`, {f.independent_origins} "
             f'origin{"s" if f.independent_origins != 1 else ""}: "{f.statement}"'

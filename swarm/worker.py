@@ -20,6 +20,7 @@ from swarm.models import Claim, Model
 from swarm.store import SqliteStore
 
 Emit = Callable[[str], None]
+Progress = Callable[[str, float], None]  # (task id, seconds it has run)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class WorkerConfig:
     poll_seconds: float = 2.0
     once: bool = False
     until_idle: bool = False
+    progress: Progress | None = None  # called about once a second while a job runs (a TTY view)
     runner: tuple[str, ...] = field(default_factory=lambda: tuple(jobs.python_runner()))
 
 
@@ -57,12 +59,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _wait_for_result(store: SqliteStore, cfg: WorkerConfig, claim: Claim, folder: Path,
-                     stop: threading.Event) -> jobs.JobResult | None:  # fmt: skip
+def _wait_for_result(
+    store: SqliteStore, cfg: WorkerConfig, claim: Claim, folder: Path, stop: threading.Event
+) -> jobs.JobResult | None:
     """Heartbeat until the job leaves a result; None when told to stop first."""
     task, epoch = claim.task.id, claim.lease.epoch
     beat_every = max(cfg.lease_seconds / 3, 0.5)
-    next_beat = time.monotonic() + beat_every
+    started = time.monotonic()
+    next_beat, next_tick = started + beat_every, started + 1.0
     while True:
         result = jobs.read_result(folder)
         if result is not None:
@@ -78,6 +82,9 @@ def _wait_for_result(store: SqliteStore, cfg: WorkerConfig, claim: Claim, folder
         if time.monotonic() >= next_beat:
             queue.heartbeat(store, task, epoch, _now(), cfg.lease_seconds)
             next_beat = time.monotonic() + beat_every
+        if cfg.progress is not None and time.monotonic() >= next_tick:
+            cfg.progress(task, time.monotonic() - started)
+            next_tick += 1.0
 
 
 def run_task(
@@ -90,8 +97,14 @@ def run_task(
     if adopted:
         emit(f"{cfg.agent}: adopting the job already in {folder} for {task.id}")
     else:
-        spec = jobs.JobSpec(task_id=task.id, kind=task.kind, spec=task.spec, repo=str(cfg.repo),
-                            lab_dir=str(cfg.lab_dir), db=str(cfg.db))  # fmt: skip
+        spec = jobs.JobSpec(
+            task_id=task.id,
+            kind=task.kind,
+            spec=task.spec,
+            repo=str(cfg.repo),
+            lab_dir=str(cfg.lab_dir),
+            db=str(cfg.db),
+        )
         started = jobs.start(spec, list(cfg.runner), cfg.agent, _now())
         emit(f"{cfg.agent}: {task.id} ({task.kind}) started as pid {started.pid}: {task.title}")
     outcome = TaskOutcome(
@@ -108,8 +121,17 @@ def run_task(
             **result.payload,
             "job": {"folder": str(folder), "adopted": adopted, "seconds": result.seconds},
         }
-        queue.report(store, task.id, claim.lease.epoch, result.status, _now(), payload, result.note, None,
-                     result.findings)  # fmt: skip
+        queue.report(
+            store,
+            task.id,
+            claim.lease.epoch,
+            result.status,
+            _now(),
+            payload,
+            result.note,
+            None,
+            result.findings,
+        )
     except LeaseLost as exc:
         emit(f"{cfg.agent}: lost {task.id}: {exc}")
         return outcome.model_copy(update={"status": "lost", "note": str(exc)})

@@ -31,8 +31,14 @@ def clone(tmp_path: Path) -> Path:
 def swarm(repo: Path, db: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["SWARM_DB"] = str(db)
-    return subprocess.Popen([sys.executable, "-m", "swarm.cli", *args], cwd=repo, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "swarm.cli", *args],
+        cwd=repo,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @needs_nvcc
@@ -98,8 +104,15 @@ def test_a_finished_orphaned_job_is_reported_without_running_again(tmp_path: Pat
     folder = jobs.job_dir(tmp_path, task.id)
     folder.mkdir(parents=True)
     jobs.write_result(folder, jobs.JobResult(status="done", payload={"facts": 3}, seconds=1.5))
-    cfg = worker.WorkerConfig(agent="w", kinds=("verify",), repo=tmp_path, lab_dir=tmp_path, db=tmp_path / "lab.db",
-                              runner=("false",), until_idle=True)  # fmt: skip
+    cfg = worker.WorkerConfig(
+        agent="w",
+        kinds=("verify",),
+        repo=tmp_path,
+        lab_dir=tmp_path,
+        db=tmp_path / "lab.db",
+        runner=("false",),
+        until_idle=True,
+    )
     lines: list[str] = []
     summary = worker.work(store, cfg, threading.Event(), lines.append)
     assert [(t.status, t.adopted) for t in summary.ran] == [("done", True)]
@@ -112,8 +125,15 @@ def test_a_job_that_dies_without_a_result_fails_its_task_with_the_log_named(tmp_
     store = SqliteStore(tmp_path / "lab.db")
     register(store, "w")
     task = queue.add_task(store, NewTask(kind="verify", title="facts"), T0)
-    cfg = worker.WorkerConfig(agent="w", kinds=("verify",), repo=tmp_path, lab_dir=tmp_path, db=tmp_path / "lab.db",
-                              runner=(sys.executable, "-c", "import sys; sys.exit(3)"), once=True)  # fmt: skip
+    cfg = worker.WorkerConfig(
+        agent="w",
+        kinds=("verify",),
+        repo=tmp_path,
+        lab_dir=tmp_path,
+        db=tmp_path / "lab.db",
+        runner=(sys.executable, "-c", "import sys; sys.exit(3)"),
+        once=True,
+    )
     summary = worker.work(store, cfg, threading.Event(), lambda _: None)
     assert summary.ran[0].status == "failed" and "exited without a result" in (
         summary.ran[0].note or ""

@@ -181,8 +181,14 @@ def memory_budget(
             else "static, of total memory (start-order dependent)"
         )
         flag = "--gpu-memory-utilization" if cfg.platform == "vllm" else "--mem-fraction-static"
-        return MemoryBudget(gpu_total_gb=total, share_gb=share, free_before_gb=free, fraction=round(share / total, 4),
-                            flag=flag, note=f"{cfg.platform}: fraction {kind}")  # fmt: skip
+        return MemoryBudget(
+            gpu_total_gb=total,
+            share_gb=share,
+            free_before_gb=free,
+            fraction=round(share / total, 4),
+            flag=flag,
+            note=f"{cfg.platform}: fraction {kind}",
+        )
     if cfg.platform == "tensorrt-llm":
         weights = cfg.weights_gb or 0.0
         usable = (free or total) - weights
@@ -191,11 +197,20 @@ def memory_budget(
                 f"{cfg.name}: weights ({weights:g} GB) do not fit in {free:g} GB free"
             )
         fraction = max(0.0, min(1.0, (share - weights) / usable))
-        return MemoryBudget(gpu_total_gb=total, share_gb=share, free_before_gb=free, fraction=round(fraction, 4),
-                            flag="--kv_cache_free_gpu_memory_fraction",
-                            note="tensorrt-llm: fraction of memory free after the weights load")  # fmt: skip
-    return MemoryBudget(gpu_total_gb=total, share_gb=share, free_before_gb=free,
-                        note=f"{cfg.platform} has no memory cap flag: start it last")  # fmt: skip
+        return MemoryBudget(
+            gpu_total_gb=total,
+            share_gb=share,
+            free_before_gb=free,
+            fraction=round(fraction, 4),
+            flag="--kv_cache_free_gpu_memory_fraction",
+            note="tensorrt-llm: fraction of memory free after the weights load",
+        )
+    return MemoryBudget(
+        gpu_total_gb=total,
+        share_gb=share,
+        free_before_gb=free,
+        note=f"{cfg.platform} has no memory cap flag: start it last",
+    )
 
 
 def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]:
@@ -210,8 +225,19 @@ def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]
         argv = ["trtllm-serve", cfg.model, "--host", "0.0.0.0", "--port", port, "--tp_size", tp]
         argv += ["--max_seq_len", str(ctx)] if ctx else []
     elif cfg.platform == "sglang":
-        argv = ["python3", "-m", "sglang.launch_server", "--model-path", cfg.model, "--host", "0.0.0.0",
-                "--port", port, "--tp", tp]  # fmt: skip
+        argv = [
+            "python3",
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            cfg.model,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            port,
+            "--tp",
+            tp,
+        ]
         argv += ["--context-length", str(ctx)] if ctx else []
     elif cfg.platform == "transformers":
         argv = ["transformers", "serve", "--host", "0.0.0.0", "--port", port]
@@ -261,18 +287,32 @@ def compose(cfg: DeployConfig, p: Plan) -> dict[str, Any]:
         "ulimits": p.ulimits,
         "labels": p.labels,
         "healthcheck": {
-            "test": ["CMD", "python3", "-c",
-                     f"import urllib.request; urllib.request.urlopen('http://localhost:{cfg.cport}{p.readiness[0]}')"],
-            "interval": "10s", "timeout": "5s", "retries": 3, "start_period": f"{int(cfg.ready_timeout_s)}s",
+            "test": [
+                "CMD",
+                "python3",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://localhost:{cfg.cport}{p.readiness[0]}')",
+            ],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 3,
+            "start_period": f"{int(cfg.ready_timeout_s)}s",
         },
-    }  # fmt: skip
+    }
     if p.command:
         service["command"] = list(p.command)
     if cfg.ipc_host:
         service["ipc"] = "host"
     if cfg.gpu:
-        service["deploy"] = {"resources": {"reservations": {"devices": [
-            {"driver": "nvidia", "device_ids": list(cfg.gpus), "capabilities": ["gpu"]}]}}}  # fmt: skip
+        service["deploy"] = {
+            "resources": {
+                "reservations": {
+                    "devices": [
+                        {"driver": "nvidia", "device_ids": list(cfg.gpus), "capabilities": ["gpu"]}
+                    ]
+                }
+            }
+        }
     return {"name": f"swarm-{cfg.name}", "services": {"model": service}}
 
 
@@ -376,11 +416,15 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
         n: os.environ.get(n, "") for n in cfg.secret_env
     }  # values never leave memory
     kwargs: dict[str, Any] = {
-        "name": f"swarm-{cfg.name}", "detach": True, "labels": p.labels, "environment": env,
-        "ports": {f"{cfg.cport}/tcp": (cfg.bind, cfg.port)}, "shm_size": cfg.shm_size,
+        "name": f"swarm-{cfg.name}",
+        "detach": True,
+        "labels": p.labels,
+        "environment": env,
+        "ports": {f"{cfg.cport}/tcp": (cfg.bind, cfg.port)},
+        "shm_size": cfg.shm_size,
         "volumes": {host: {"bind": ctr, "mode": "rw"} for host, ctr in p.volumes.items()},
         "ulimits": [docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in p.ulimits.items()],
-    }  # fmt: skip
+    }
     if p.command:
         kwargs["command"] = list(p.command)
     if p.ipc:
@@ -408,10 +452,18 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
             ) from exc
         raise
     ready = time.time()
-    return Deployment(name=cfg.name, container_id=container.id, image=cfg.image, image_id=image.id,
-                      image_digests=tuple(image.attrs.get("RepoDigests") or ()),
-                      endpoint=f"http://{cfg.bind}:{cfg.port}", started_at=started, ready_at=ready,
-                      ready_s=round(ready - started, 2), plan=p)  # fmt: skip
+    return Deployment(
+        name=cfg.name,
+        container_id=container.id,
+        image=cfg.image,
+        image_id=image.id,
+        image_digests=tuple(image.attrs.get("RepoDigests") or ()),
+        endpoint=f"http://{cfg.bind}:{cfg.port}",
+        started_at=started,
+        ready_at=ready,
+        ready_s=round(ready - started, 2),
+        plan=p,
+    )
 
 
 def down(name: str) -> list[str]:
@@ -436,8 +488,10 @@ def shared_tenancy(configs: Sequence[DeployConfig], gpu_total_gb: float) -> tupl
         )
     total = sum(c.gpu_memory_gb or 0 for c in configs)
     if total > gpu_total_gb:
-        raise InvalidInput(f"the shares add up to {total:g} GB, more than the GPU's {gpu_total_gb:g} GB: "
-                           + ", ".join(f"{c.name} {c.gpu_memory_gb:g} GB" for c in configs))  # fmt: skip
+        raise InvalidInput(
+            f"the shares add up to {total:g} GB, more than the GPU's {gpu_total_gb:g} GB: "
+            + ", ".join(f"{c.name} {c.gpu_memory_gb:g} GB" for c in configs)
+        )
     plans, used = [], 0.0
     for cfg in configs:
         plans.append(plan(cfg, gpu_total_gb, gpu_total_gb - used))

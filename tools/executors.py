@@ -15,8 +15,13 @@ from swarm.registry import Registries
 from tools.kernel_build import KernelReport, build_and_test
 
 
-def build_kernels(repo: Path, cache: Path, names: tuple[str, ...] = (), archs: tuple[str, ...] | None = None,
-                  test: bool = False) -> KernelReport:  # fmt: skip
+def build_kernels(
+    repo: Path,
+    cache: Path,
+    names: tuple[str, ...] = (),
+    archs: tuple[str, ...] | None = None,
+    test: bool = False,
+) -> KernelReport:
     """The `kernel` task's work: build kernels/ per target, and with test check on this GPU."""
     return build_and_test(repo / "kernels", cache, names, archs, test)
 
@@ -44,8 +49,13 @@ def _verify_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> Jo
 
     store = SqliteStore(db)
     outcome = facts.run(store, repo, write=True)
-    data = readme.gather(store, readme.load_facts(repo / "facts" / facts.FACTS), read_log(repo / "facts" / facts.LOG),
-                         Registries.load(repo / "facts"), datetime.now(UTC))  # fmt: skip
+    data = readme.gather(
+        store,
+        readme.load_facts(repo / "facts" / facts.FACTS),
+        read_log(repo / "facts" / facts.LOG),
+        Registries.load(repo / "facts"),
+        datetime.now(UTC),
+    )
     path = repo / "README.md"
     before = path.read_text(encoding="utf-8") if path.exists() else ""
     after = readme.apply(before, readme.render(data))
@@ -59,8 +69,15 @@ def _verify_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> Jo
         checks[c.status] = checks.get(c.status, 0) + 1
     conflicts = [c.id for c in outcome.facts.conflicts if c.state == "open"]
     changed = [*outcome.changed, *(["README.md"] if after != before else [])]
-    return JobResult(status="done", payload={"facts_by_status": statuses, "citations_by_status": checks,
-                                             "open_conflicts": conflicts, "changed": changed})  # fmt: skip
+    return JobResult(
+        status="done",
+        payload={
+            "facts_by_status": statuses,
+            "citations_by_status": checks,
+            "open_conflicts": conflicts,
+            "changed": changed,
+        },
+    )
 
 
 # Kinds this host can run as detached jobs (tools/run_job.py); `swarm work` claims only these.

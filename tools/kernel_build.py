@@ -156,8 +156,12 @@ def parse_ptxas(log: str) -> list[FunctionResources]:
                 f"cmem[{bank}]": int(n)
                 for n, bank in re.findall(r"(\d+) bytes cmem\[(\d+)\]", m["cmem"] or "")
             }
-            entries[current_entry].update(registers=int(m["regs"]), barriers=int(m["barriers"] or 0),
-                                          smem_bytes=int(m["smem"] or 0), cmem_bytes=cmem)  # fmt: skip
+            entries[current_entry].update(
+                registers=int(m["regs"]),
+                barriers=int(m["barriers"] or 0),
+                smem_bytes=int(m["smem"] or 0),
+                cmem_bytes=cmem,
+            )
     names = _demangle(list(entries))
     return [
         FunctionResources.model_validate({**e, "function": names[k]})
@@ -176,8 +180,15 @@ def _key(
     return digest.hexdigest()[:20]
 
 
-def build_target(kernel: KernelSpec, kernels_dir: Path, target: str, cache: Path, nvcc: str,
-                 version: str, shared: bool = False) -> TargetBuild:  # fmt: skip
+def build_target(
+    kernel: KernelSpec,
+    kernels_dir: Path,
+    target: str,
+    cache: Path,
+    nvcc: str,
+    version: str,
+    shared: bool = False,
+) -> TargetBuild:
     """One nvcc call for one target (an object file, or a shared library for tests)."""
     extra = ("-Xcompiler", "-fPIC", "-shared") if shared else ("-c",)
     key = _key(kernel, kernels_dir, target, version, extra)
@@ -199,18 +210,28 @@ def build_target(kernel: KernelSpec, kernels_dir: Path, target: str, cache: Path
     log = proc.stdout + proc.stderr
     errors = [line for line in log.splitlines() if "error" in line.lower()][:8]
     warnings = [line for line in log.splitlines() if "warning" in line.lower()][:8]
-    result = TargetBuild(target=normalize_arch(target), ok=proc.returncode == 0, cached=False, seconds=seconds,
-                         object=str(out) if proc.returncode == 0 else None,
-                         functions=tuple(parse_ptxas(log)) if proc.returncode == 0 else (),
-                         warnings=tuple(warnings),
-                         errors=tuple(errors or log.strip().splitlines()[-8:]) if proc.returncode else ())  # fmt: skip
+    result = TargetBuild(
+        target=normalize_arch(target),
+        ok=proc.returncode == 0,
+        cached=False,
+        seconds=seconds,
+        object=str(out) if proc.returncode == 0 else None,
+        functions=tuple(parse_ptxas(log)) if proc.returncode == 0 else (),
+        warnings=tuple(warnings),
+        errors=tuple(errors or log.strip().splitlines()[-8:]) if proc.returncode else (),
+    )
     if result.ok:
         report.write_text(result.model_dump_json(), encoding="utf-8")
     return result
 
 
-def build(kernel: KernelSpec, kernels_dir: Path, cache: Path, targets: tuple[str, ...] | None = None,
-          nvcc: str = "nvcc") -> KernelBuild:  # fmt: skip
+def build(
+    kernel: KernelSpec,
+    kernels_dir: Path,
+    cache: Path,
+    targets: tuple[str, ...] | None = None,
+    nvcc: str = "nvcc",
+) -> KernelBuild:
     """Build a kernel for each target (default: the manifest's)."""
     version = nvcc_version(nvcc)
     chosen = tuple(normalize_arch(t) for t in (targets or kernel.targets))
@@ -279,8 +300,15 @@ def _device() -> tuple[str | None, str | None, str]:
     return gpu.arch, f"{gpu.name} ({gpu.arch})", ""
 
 
-def _run_test(kernel: KernelSpec, kernels_dir: Path, cache: Path, device_arch: str | None, why: str,
-              nvcc: str, version: str) -> TestOutcome:  # fmt: skip
+def _run_test(
+    kernel: KernelSpec,
+    kernels_dir: Path,
+    cache: Path,
+    device_arch: str | None,
+    why: str,
+    nvcc: str,
+    version: str,
+) -> TestOutcome:
     from tools import kernel_check
 
     built = tuple(normalize_arch(t) for t in kernel.targets)
@@ -288,9 +316,11 @@ def _run_test(kernel: KernelSpec, kernels_dir: Path, cache: Path, device_arch: s
         return TestOutcome(status="not run", reason=f"not run: no GPU here ({why})")
     target = runnable_target(device_arch, built)
     if target is None:
-        return TestOutcome(status="not run",
-                           reason=f"not run: no {' or '.join(built)} device here (found {device_arch}); "
-                                  "code built for one arch is never run on another")  # fmt: skip
+        return TestOutcome(
+            status="not run",
+            reason=f"not run: no {' or '.join(built)} device here (found {device_arch}); "
+            "code built for one arch is never run on another",
+        )
     lib = build_target(kernel, kernels_dir, target, cache, nvcc, version, shared=True)
     if not lib.ok or lib.object is None:
         return TestOutcome(
@@ -308,8 +338,14 @@ def _run_test(kernel: KernelSpec, kernels_dir: Path, cache: Path, device_arch: s
     return TestOutcome(status=status, reason=reason, details={"checks": checks})
 
 
-def build_and_test(kernels_dir: Path, cache: Path, names: tuple[str, ...] = (),
-                   targets: tuple[str, ...] | None = None, test: bool = False, nvcc: str = "nvcc") -> KernelReport:  # fmt: skip
+def build_and_test(
+    kernels_dir: Path,
+    cache: Path,
+    names: tuple[str, ...] = (),
+    targets: tuple[str, ...] | None = None,
+    test: bool = False,
+    nvcc: str = "nvcc",
+) -> KernelReport:
     """Build the named kernels (default: all) and, with test, check them on the GPU here."""
     manifest = load_manifest(kernels_dir)
     kernels = [manifest.get(n) for n in names] if names else list(manifest.kernel)

@@ -113,14 +113,24 @@ class Library:
         err = self.lib.nvfp4_bench(n, iters, *(_ptr(o) for o in out))
         if err:
             raise RuntimeError(f"bench: CUDA error {err}")
-        return dict(zip(("copy_ms", "quantize_ms", "dequantize_bf16_ms", "dequantize_fp8_ms"),
-                        (float(o[0]) for o in out), strict=True))  # fmt: skip
+        return dict(
+            zip(
+                ("copy_ms", "quantize_ms", "dequantize_bf16_ms", "dequantize_fp8_ms"),
+                (float(o[0]) for o in out),
+                strict=True,
+            )
+        )
 
 
 def _mismatch(name: str, got: np.ndarray[Any, Any], want: np.ndarray[Any, Any]) -> dict[str, Any]:
     bad = np.flatnonzero(got.reshape(-1) != want.reshape(-1))
-    return {"check": name, "tolerance": TOLERANCES[name], "compared": int(want.size), "mismatches": int(bad.size),
-            "first": [int(i) for i in bad[:5]]}  # fmt: skip
+    return {
+        "check": name,
+        "tolerance": TOLERANCES[name],
+        "compared": int(want.size),
+        "mismatches": int(bad.size),
+        "first": [int(i) for i in bad[:5]],
+    }
 
 
 def check_nvfp4(lib: Library, kernels_dir: Path, seed: int | None = None) -> list[dict[str, Any]]:
@@ -133,8 +143,12 @@ def check_nvfp4(lib: Library, kernels_dir: Path, seed: int | None = None) -> lis
         s_enc = float(np.array([int(block["s_enc_hex"], 16)], dtype=np.uint32).view(np.float32)[0])
         packed, scales = lib.quantize(x, s_enc, swizzle=False)
         got = np.concatenate([scales, packed.reshape(-1)])
-        want = np.concatenate([np.array(block["te"]["sf_codes"], dtype=np.uint8),
-                               np.frombuffer(bytes.fromhex(block["te"]["packed_hex"]), dtype=np.uint8)])  # fmt: skip
+        want = np.concatenate(
+            [
+                np.array(block["te"]["sf_codes"], dtype=np.uint8),
+                np.frombuffer(bytes.fromhex(block["te"]["packed_hex"]), dtype=np.uint8),
+            ]
+        )
         results.append({**_mismatch("test_vectors", got, want), "vector": block["name"]})
 
     seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
@@ -148,8 +162,13 @@ def check_nvfp4(lib: Library, kernels_dir: Path, seed: int | None = None) -> lis
     s_enc = float(ref.global_encode_scale(float(np.max(np.abs(x32)))))
     want_packed, want_scales = ref.quantize(x32, np.float32(s_enc))
     packed, scales = lib.quantize(bf16.reshape(rows, cols), s_enc, swizzle=False)
-    results.append(_mismatch("quantize", np.concatenate([packed.reshape(-1), scales]),
-                             np.concatenate([want_packed.reshape(-1), want_scales.reshape(-1)])))  # fmt: skip
+    results.append(
+        _mismatch(
+            "quantize",
+            np.concatenate([packed.reshape(-1), scales]),
+            np.concatenate([want_packed.reshape(-1), want_scales.reshape(-1)]),
+        )
+    )
     _, swizzled = lib.quantize(bf16.reshape(rows, cols), s_enc, swizzle=True)
     results.append(_mismatch("quantize_swizzled", swizzled, ref.swizzle(want_scales)))
     got_bf16, got_fp8 = lib.dequantize(want_packed.reshape(-1), want_scales.reshape(-1), s_enc)
@@ -181,10 +200,20 @@ def check_mma(path: str, kernels_dir: Path, seed: int | None = None) -> list[dic
     err = lib.nvfp4_mma_tile(_ptr(a_packed), _ptr(b_packed), _ptr(a_sf), _ptr(b_sf), k, _ptr(d))
     if err:
         raise RuntimeError(f"mma tile: CUDA error {err}")
-    want = ref.dequantize(a_packed, a_sf, np.float32(1.0)).astype(np.float64) @ \
-        ref.dequantize(b_packed, b_sf, np.float32(1.0)).astype(np.float64).T  # fmt: skip
+    want = (
+        ref.dequantize(a_packed, a_sf, np.float32(1.0)).astype(np.float64)
+        @ ref.dequantize(b_packed, b_sf, np.float32(1.0)).astype(np.float64).T
+    )
     tol = TOLERANCES["mma_tile"]
     assert isinstance(tol, dict)
     bad = np.flatnonzero(~np.isclose(d, want, rtol=tol["rtol"], atol=tol["atol"]))
-    return [{"check": "mma_tile", "tolerance": tol, "compared": int(want.size), "mismatches": int(bad.size),
-             "first": [int(i) for i in bad[:5]], "seed": seed}]  # fmt: skip
+    return [
+        {
+            "check": "mma_tile",
+            "tolerance": tol,
+            "compared": int(want.size),
+            "mismatches": int(bad.size),
+            "first": [int(i) for i in bad[:5]],
+            "seed": seed,
+        }
+    ]

@@ -7,8 +7,15 @@ from swarm.models import GpuInfo
 from tools.capabilities import detect
 from tools.gpu import GpuReading, Inventory, NvmlSource
 
-SPARK = GpuInfo(index=0, name="NVIDIA GB10", uuid="GPU-aaaa", arch="sm_121", memory_total_gb=119.7,
-                memory_free_gb=110.2, unified_memory=True)  # fmt: skip
+SPARK = GpuInfo(
+    index=0,
+    name="NVIDIA GB10",
+    uuid="GPU-aaaa",
+    arch="sm_121",
+    memory_total_gb=119.7,
+    memory_free_gb=110.2,
+    unified_memory=True,
+)
 
 
 class FakeSource:
