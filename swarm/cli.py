@@ -591,38 +591,26 @@ def cmd_triage(ctx: Context) -> None:
 
 def cmd_readme(ctx: Context) -> None:
     from swarm import readme
-    from swarm.findings import read_log
-    from swarm.registry import Registries
 
     repo = _repo()
     path = Path(ctx.args.file) if ctx.args.file else repo / "README.md"
-    # The dashboard shows the committed facts/ files (what git holds), not this clone's store.
-    data = readme.gather(
-        ctx.store,
-        readme.load_facts(repo / "facts" / "verified_facts.json"),
-        read_log(repo / "facts" / "findings.jsonl"),
-        Registries.load(repo / "facts"),
-        _now(),
+    current, updated = readme.regenerate(
+        ctx.store, repo, path, _now(), ctx.args.force, write=not ctx.args.check
     )
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    updated = readme.apply(current, readme.render(data), force=ctx.args.force)
+    changed = updated != current
     if ctx.args.check:
-        stale = updated != current
-        ctx.exit_code = 1 if stale else 0
+        ctx.exit_code = 1 if changed else 0
         ctx.emit(
-            {"up_to_date": not stale},
+            {"up_to_date": not changed},
             lambda: (
                 f"{path.name} is out of date: run `swarm readme`"
-                if stale
+                if changed
                 else f"{path.name} is up to date"
             ),
         )
         return
-    if updated != current:
-        path.write_text(updated, encoding="utf-8")
     ctx.emit(
-        {"changed": updated != current},
-        lambda: f"{path.name} " + ("updated" if updated != current else "unchanged"),
+        {"changed": changed}, lambda: f"{path.name} " + ("updated" if changed else "unchanged")
     )
 
 

@@ -121,3 +121,14 @@ def run(store: SqliteStore | None, repo: Path, write: bool = True) -> Outcome:
             if _write_if_changed(folder / name, text):
                 changed.append(name)
     return Outcome(facts=facts, checks=checks, changed=tuple(changed))
+
+
+def tally(outcome: Outcome) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """(facts by status, citation checks by status, open conflict ids) of a reconcile."""
+    facts_by_status: dict[str, int] = {}
+    for fact in outcome.facts.facts:
+        facts_by_status[fact.status] = facts_by_status.get(fact.status, 0) + 1
+    checks: dict[str, int] = {}
+    for outcome_check in outcome.checks.values():
+        checks[outcome_check.status] = checks.get(outcome_check.status, 0) + 1
+    return facts_by_status, checks, [c.id for c in outcome.facts.conflicts if c.state == "open"]

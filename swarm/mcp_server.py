@@ -102,20 +102,19 @@ class FactsReport(Model):
 
 
 def _facts_report(outcome: Any, limit: int) -> FactsReport:
-    by_status: dict[str, int] = {}
-    for fact in outcome.facts.facts:
-        by_status[fact.status] = by_status.get(fact.status, 0) + 1
-    checks: dict[str, int] = {}
-    for check in outcome.checks.values():
-        checks[check.status] = checks.get(check.status, 0) + 1
-    open_ = [c for c in outcome.facts.conflicts if c.state == "open"]
+    from swarm.facts import tally
+
+    by_status, checks, open_ids = tally(outcome)
+    lines = [
+        ConflictLine(id=c.id, reason=c.reason, explanation=c.explanation)
+        for c in outcome.facts.conflicts
+        if c.id in open_ids
+    ]
     return FactsReport(
         facts_by_status=by_status,
         citations_by_status=checks,
-        open_conflicts=len(open_),
-        conflicts=[
-            ConflictLine(id=c.id, reason=c.reason, explanation=c.explanation) for c in open_[:limit]
-        ],
+        open_conflicts=len(open_ids),
+        conflicts=lines[:limit],
     )
 
 

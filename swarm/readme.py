@@ -20,7 +20,7 @@ from typing import Any
 from swarm.board import board
 from swarm.errors import Conflict as StateConflict
 from swarm.errors import InvalidInput
-from swarm.findings import Finding
+from swarm.findings import Finding, read_log
 from swarm.reconcile import Canon, Fact, FactsFile
 from swarm.registry import Registries
 from swarm.store import SqliteStore
@@ -464,3 +464,24 @@ def render(data: Inputs) -> dict[str, str]:
         name: (f"{heading}\n\n" if heading else "") + getattr(dash, name)()
         for name, heading in SECTIONS.items()
     }
+
+
+def regenerate(
+    store: SqliteStore, repo: Path, path: Path, now: Any, force: bool = False, write: bool = True
+) -> tuple[str, str]:
+    """(current text, regenerated text) of the README at path; written when write and changed.
+
+    The dashboard shows the committed facts/ files (what git holds), not the store's findings.
+    """
+    data = gather(
+        store,
+        load_facts(repo / "facts" / "verified_facts.json"),
+        read_log(repo / "facts" / "findings.jsonl"),
+        Registries.load(repo / "facts"),
+        now,
+    )
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    updated = apply(current, render(data), force=force)
+    if write and updated != current:
+        path.write_text(updated, encoding="utf-8")
+    return current, updated

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from swarm.jobs import JobResult
-from swarm.registry import Registries
 from tools.kernel_build import KernelReport, build_and_test
 
 
@@ -44,30 +43,12 @@ def _verify_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> Jo
     from datetime import UTC, datetime
 
     from swarm import facts, readme
-    from swarm.findings import read_log
     from swarm.store import SqliteStore
 
     store = SqliteStore(db)
     outcome = facts.run(store, repo, write=True)
-    data = readme.gather(
-        store,
-        readme.load_facts(repo / "facts" / facts.FACTS),
-        read_log(repo / "facts" / facts.LOG),
-        Registries.load(repo / "facts"),
-        datetime.now(UTC),
-    )
-    path = repo / "README.md"
-    before = path.read_text(encoding="utf-8") if path.exists() else ""
-    after = readme.apply(before, readme.render(data))
-    if after != before:
-        path.write_text(after, encoding="utf-8")
-    statuses: dict[str, int] = {}
-    for fact in outcome.facts.facts:
-        statuses[fact.status] = statuses.get(fact.status, 0) + 1
-    checks: dict[str, int] = {}
-    for c in outcome.checks.values():
-        checks[c.status] = checks.get(c.status, 0) + 1
-    conflicts = [c.id for c in outcome.facts.conflicts if c.state == "open"]
+    before, after = readme.regenerate(store, repo, repo / "README.md", datetime.now(UTC))
+    statuses, checks, conflicts = facts.tally(outcome)
     changed = [*outcome.changed, *(["README.md"] if after != before else [])]
     return JobResult(
         status="done",
