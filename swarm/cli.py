@@ -873,6 +873,83 @@ def cmd_deploy(ctx: Context) -> None:
     )
 
 
+def cmd_bench(ctx: Context) -> None:
+    import asyncio
+
+    from swarm.errors import InvalidInput
+    from tools import benchmark
+    from tools.bench_client import Target
+    from tools.bench_lab import probe
+
+    a = ctx.args
+    try:
+        levels = [int(p) for p in a.concurrency.split(",")] if a.concurrency else [1]
+    except ValueError as exc:
+        raise UsageError(f"--concurrency takes a list like 1,2,4: {exc}") from exc
+    if any(p < 1 for p in levels) or a.output_len < 1 or a.input_len < 1:
+        raise UsageError("--concurrency, --input-len and --output-len must be positive")
+    try:
+        Target.from_url(a.endpoint, "")
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    kind, served = (
+        probe(a.endpoint) if a.server_kind == "auto" or not a.model else (a.server_kind, None)
+    )
+    if not (a.model or served):
+        raise InvalidInput(f"{a.endpoint}/v1/models names no model: pass --model")
+    try:
+        config = benchmark.BenchConfig(
+            endpoint=a.endpoint, model=a.model or served, server_kind=kind if a.server_kind == "auto"
+            else a.server_kind, concurrency=levels, rate=a.rate,
+            burstiness=a.burstiness, input_len=a.input_len, output_len=a.output_len,
+            requests=a.requests, duration_s=a.duration, warmup=a.warmup, seed=a.seed,
+            timeout_s=a.timeout, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
+            slo=benchmark.Slo(ttft_ms=a.slo_ttft_ms, tpot_ms=a.slo_tpot_ms, e2el_ms=a.slo_e2el_ms),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
+    if a.calibrate:
+        if say:
+            say(f"calibrating the client at c={max(levels)} against the zero-latency fake server")
+        config.client_ceiling_tok_s = round(benchmark.calibrate(max(levels), a.output_len), 1)
+    report = asyncio.run(benchmark.run(config, say))
+    if a.out:
+        Path(a.out).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if a.plot:
+        from tools.bench_plot import write_sweep_png
+
+        write_sweep_png(report, Path(a.plot))
+    ctx.emit(report, lambda: _bench_table(report))
+    if all(lv.completed == 0 for lv in report.levels):
+        ctx.exit_code = 1
+
+
+def _bench_table(report: Any) -> str:
+    head = f"{'load':>12} {'ok':>5} {'fail':>5} {'out tok/s':>10} {'TTFT p50':>9} {'TPOT p50':>9} "
+    head += f"{'ITL p99':>8} {'conc':>5}  notes"
+    rows = [head]
+    for lv in report.levels:
+        m = lv.metrics
+        notes = ", ".join(
+            [f"{k} x{v}" for k, v in lv.errors.items()]
+            + ([f"{lv.length_mismatch_count} length mismatches"] if lv.length_mismatch_count else [])
+            + (["client-limited"] if lv.client_limited else [])
+            + ([f"tokens from {', '.join(lv.token_count_source)}"] if lv.completed and "usage" not in lv.token_count_source else [])
+        )  # fmt: skip
+        rows.append(
+            f"{lv.load:>12} {lv.completed:>5} {lv.failed:>5} {lv.output_throughput:>10.1f} "
+            f"{m.get('median_ttft_ms', 0):>9.1f} {m.get('median_tpot_ms', 0):>9.2f} "
+            f"{m.get('p99_itl_ms', 0):>8.2f} {lv.realized_concurrency:>5.1f}  {notes}"
+        )
+    s = report.summary
+    rows.append(f"single TPS {s.get('single_tps')}; batched {s.get('batched_tps')}; "
+                f"knee {(s.get('knee') or {}).get('concurrency')}")  # fmt: skip
+    if report.stopped_early:
+        rows.append(f"stopped early: {report.stopped_early}")
+    return "\n".join(rows)
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -1188,6 +1265,48 @@ def build_parser() -> Parser:
     p.add_argument(
         "--gpu-total-gb", type=float, help="the GPU's memory when NVML cannot say (no driver here)"
     )
+
+    p = command(
+        "bench",
+        cmd_bench,
+        "benchmark an OpenAI-compatible streaming server (vLLM-named metrics, sweep, knee)",
+    )
+    p.add_argument("--endpoint", required=True, help="http://host:port[/v1/chat/completions]")
+    p.add_argument("--model", help="the served model name (default: the first in /v1/models)")
+    p.add_argument(
+        "--server-kind",
+        default="auto",
+        choices=["auto", "vllm", "sglang", "trt-llm", "transformers", "openai"],
+        help="how output length is forced; auto asks /v1/models (default)",
+    )
+    p.add_argument("--concurrency", help="closed-loop levels, e.g. 1,2,4,8 (default 1)")
+    p.add_argument("--rate", type=float, help="open loop instead: requests/s (Poisson)")
+    p.add_argument(
+        "--burstiness", type=float, default=1.0, help="gamma shape of arrivals (1 = Poisson)"
+    )
+    p.add_argument("--input-len", type=int, default=128, help="prompt words (default 128)")
+    p.add_argument("--output-len", type=int, default=128, help="forced output tokens (default 128)")
+    p.add_argument("--requests", type=int, help="per level (default max(8*P, 64))")
+    p.add_argument("--duration", type=float, help="seconds per level instead of a request count")
+    p.add_argument(
+        "--warmup", type=int, help="warm-up requests per level (default min(P, 16), ≥ 2)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
+    p.add_argument("--slo-ttft-ms", type=float, help="goodput SLO")
+    p.add_argument("--slo-tpot-ms", type=float, help="goodput SLO")
+    p.add_argument("--slo-e2el-ms", type=float, help="goodput SLO")
+    p.add_argument(
+        "--ttft-stop-ms", type=float, help="stop the sweep once median TTFT exceeds this"
+    )
+    p.add_argument("--knee-gain", type=float, default=0.25, help="knee threshold (default 0.25)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure the client's ceiling first and flag levels near it client_limited",
+    )
+    p.add_argument("--out", help="write the full JSON report here")
+    p.add_argument("--plot", help="write the sweep plot (PNG) here")
 
     kernel = sub.add_parser("kernel", help="build and check the CUDA kernels under kernels/")
     kernel_sub = kernel.add_subparsers(dest="kernel_command", required=True, parser_class=Parser)

@@ -15,7 +15,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -165,7 +165,10 @@ class Lab:
         return f"{client}-{hashlib.sha256(str(id(ctx.session)).encode()).hexdigest()[:6]}"
 
     def start_job(
-        self, new: NewTask, work: Callable[[], tuple[Literal["done", "failed"], dict[str, Any]]]
+        self,
+        new: NewTask,
+        work: Callable[[], tuple[Literal["done", "failed"], dict[str, Any]]],
+        findings: Callable[[Task, dict[str, Any]], Sequence[NewFinding]] | None = None,
     ) -> JobStarted:
         """Queue the action as a task, claim it as this server, run it on a thread, report it.
 
@@ -203,8 +206,11 @@ class Lab:
                 )
             finally:
                 done.set()
+            found = findings(task, payload) if findings is not None and status == "done" else ()
             self.call(
-                lambda: queue.report(self.store, task.id, epoch, status, _now(), payload, note)
+                lambda: queue.report(
+                    self.store, task.id, epoch, status, _now(), payload, note, findings=found
+                )
             )
 
         threading.Thread(target=run, name=f"job-{task.id}", daemon=True).start()
@@ -468,6 +474,63 @@ def build_server(lab: Lab) -> MCPServer:
             return "done", json.loads(deploying.to_json(deploying.up(cfg, plan), cfg.secret_env))
 
         return lab.call(lambda: lab.start_job(new, work))
+
+    @server.tool(annotations=WRITE)
+    def benchmark(
+        endpoint: Annotated[
+            str, Field(description="http://host:port of an OpenAI-compatible server")
+        ],
+        model: Annotated[
+            str | None, Field(description="served model name; default: /v1/models")
+        ] = None,
+        concurrency: Annotated[
+            list[Annotated[int, Field(ge=1, le=1024)]] | None,
+            Field(min_length=1, description="closed-loop levels (default [1])"),
+        ] = None,
+        output_len: Annotated[int, Field(ge=1, le=32768)] = 128,
+        input_len: Annotated[int, Field(ge=1, le=131072)] = 128,
+        requests: Annotated[int | None, Field(ge=1)] = None,
+        server_kind: Literal[
+            "auto", "vllm", "sglang", "trt-llm", "transformers", "openai"
+        ] = "auto",
+        gpu: str | None = None,
+        platform: str | None = None,
+        quant: str | None = None,
+        tp: Annotated[int | None, Field(ge=1)] = None,
+    ) -> JobStarted:
+        """Benchmark a streaming OpenAI-compatible server: closed-loop levels of concurrency, each
+        warmed up, with vLLM-named TTFT/TPOT/ITL/E2EL statistics, throughput, realized
+        concurrency, scaling efficiency and the knee. Returns a job id at once; get_task(job)
+        shows the report. With gpu/platform (and quant, tp) its single and batched TPS become
+        findings for the facts pipeline."""
+        from tools.bench_client import Target
+
+        try:
+            Target.from_url(endpoint, "")
+        except ValueError as exc:
+            raise ToolError(f"INVALID_INPUT: {exc}") from exc
+        lab_meta = {"gpu": gpu, "platform": platform, "quant": quant, "tp": tp}
+        spec = {"endpoint": endpoint, "served_model_name": model, "concurrency": concurrency or [1],
+                "output_len": output_len, "input_len": input_len, "requests": requests,
+                "server_kind": server_kind, **lab_meta}  # fmt: skip
+        spec = {k: v for k, v in spec.items() if v is not None}
+        new = NewTask(kind="benchmark", title=f"benchmark {model or endpoint}", spec=spec)
+
+        def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
+            import asyncio
+
+            from tools import bench_lab, benchmark
+
+            report = asyncio.run(benchmark.run(bench_lab.config_from_spec(spec, endpoint)))
+            ok = any(lv.completed for lv in report.levels)
+            return ("done" if ok else "failed"), bench_lab.payload(report)
+
+        def lab_findings(task: Task, payload: dict[str, Any]) -> Sequence[NewFinding]:
+            from tools.bench_lab import findings
+
+            return findings(task, payload) if gpu and platform else ()
+
+        return lab.call(lambda: lab.start_job(new, work, lab_findings))
 
     for tool in LAB_TOOLS:
         annotations = ToolAnnotations(

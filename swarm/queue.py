@@ -591,6 +591,26 @@ def record_result(
     return result
 
 
+OWN_RESULT = "this"
+
+
+def cite_own_result(findings: Sequence[NewFinding], result_id: str) -> list[NewFinding]:
+    """A finding reported with its result may cite it before its id exists: run evidence with
+    the locator "this" becomes the id of the result recorded with it."""
+    out = []
+    for f in findings:
+        if any(e.kind == "run" and e.locator == OWN_RESULT for e in f.evidence):
+            evidence = tuple(
+                e.model_copy(update={"locator": result_id})
+                if e.kind == "run" and e.locator == OWN_RESULT
+                else e
+                for e in f.evidence
+            )
+            f = f.model_copy(update={"evidence": evidence})
+        out.append(f)
+    return out
+
+
 def report(
     store: SqliteStore,
     task_id: str,
@@ -622,7 +642,7 @@ def report(
         ).fetchone():
             return _retried_report(conn, task_id, epoch, status, payload, note, key)
         result = record_result(conn, task_id, epoch, holder[0], status, payload, note, key, now)
-        insert_findings(conn, findings, holder[0], now, task_id)
+        insert_findings(conn, cite_own_result(findings, result.id), holder[0], now, task_id)
         _fenced_update(
             conn,
             task_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
@@ -37,15 +37,26 @@ class DeploySpec(Model):
 
 
 class BenchmarkSpec(Model):
+    """What is measured (the target and its lab metadata) and how (tools/benchmark.py)."""
+
     deploy_task: str | None = Field(None, description="the deploy task whose server is measured")
     gpu: str | None = None
-    model: str
+    model: str | None = Field(None, description="the lab's model name (findings' subject)")
     platform: str | None = None
     quant: str | None = None
     tp: int = Field(1, ge=1)
     instance: int = Field(1, ge=1)
-    endpoint: str | None = None
-    concurrency: tuple[int, ...] = (1,)
+    endpoint: str | None = Field(None, description="default: the deploy task's result")
+    served_model_name: str | None = Field(None, description="default: the first in /v1/models")
+    server_kind: str = "auto"
+    concurrency: tuple[Annotated[int, Field(ge=1)], ...] = (1,)
+    rate: float | None = Field(None, gt=0)
+    input_len: int = Field(128, ge=1)
+    output_len: int = Field(128, ge=1)
+    requests: int | None = Field(None, ge=1)
+    duration_s: float | None = Field(None, gt=0)
+    warmup: int | None = Field(None, ge=0)
+    ttft_stop_ms: float | None = Field(None, gt=0)
 
 
 class KernelSpec(Model):
@@ -125,6 +136,6 @@ def dedupe_key(kind: str, spec: dict[str, Any], explicit: str | None) -> str | N
         return f"{kind}:{_norm(explicit)}"
     if kind == "deploy":
         return "deploy:" + _deployment_key(spec)
-    if kind == "benchmark" and spec.get("gpu"):
+    if kind == "benchmark" and spec.get("gpu") and spec.get("model"):
         return "benchmark:" + _deployment_key(spec)
     return None

@@ -1,16 +1,15 @@
 """Executors: the work of each task kind this host can run as a detached job (tools/run_job.py).
 
-`swarm work` claims only kinds listed in EXECUTORS. Each executor takes the task's spec, the repo,
-the lab directory and the database path, and returns the job's result.
+`swarm work` claims only kinds listed in EXECUTORS. Each executor takes the job's spec (the task's
+id, kind and spec, the repo, the lab directory, the database path) and returns the job's result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from swarm.jobs import JobResult
+from swarm.jobs import JobResult, JobSpec
 from tools.kernel_build import KernelReport, build_and_test
 
 
@@ -25,7 +24,8 @@ def build_kernels(
     return build_and_test(repo / "kernels", cache, names, archs, test)
 
 
-def _kernel_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> JobResult:
+def _kernel_job(job: JobSpec) -> JobResult:
+    spec, repo, lab_dir = job.spec, Path(job.repo), Path(job.lab_dir)
     names = tuple(n for n in str(spec.get("name", "all")).split(",") if n and n != "all")
     archs = tuple(spec.get("archs") or ()) or None
     report = build_kernels(
@@ -38,14 +38,15 @@ def _kernel_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> Jo
     )
 
 
-def _verify_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> JobResult:
+def _verify_job(job: JobSpec) -> JobResult:
     """Check every citation, reconcile, write facts/ and the README dashboard (the one writer)."""
     from datetime import UTC, datetime
 
     from swarm import facts, readme
     from swarm.store import SqliteStore
 
-    store = SqliteStore(db)
+    repo = Path(job.repo)
+    store = SqliteStore(Path(job.db))
     outcome = facts.run(store, repo, write=True)
     before, after = readme.regenerate(store, repo, repo / "README.md", datetime.now(UTC))
     statuses, checks, conflicts = facts.tally(outcome)
@@ -61,8 +62,37 @@ def _verify_job(spec: dict[str, Any], repo: Path, lab_dir: Path, db: Path) -> Jo
     )
 
 
+def _benchmark_job(job: JobSpec) -> JobResult:
+    """Benchmark the task's target: `endpoint` from its spec, else from the result of the deploy
+    task it depends on. Single and batched TPS become findings citing this very result."""
+    import asyncio
+
+    from swarm import queue
+    from swarm.store import SqliteStore
+    from tools import bench_lab, benchmark
+
+    task = queue.get_task(SqliteStore(Path(job.db)), job.task_id)
+    endpoint = job.spec.get("endpoint") or bench_lab.deployed_endpoint(Path(job.db), job.task_id)
+    if not endpoint:
+        return JobResult(
+            status="failed", note="no endpoint: none in the spec, none in a deploy result"
+        )
+    report = asyncio.run(benchmark.run(bench_lab.config_from_spec(job.spec, str(endpoint))))
+    payload = bench_lab.payload(report)
+    ok = any(lv.completed for lv in report.levels)
+    return JobResult(
+        status="done" if ok else "failed",
+        payload=payload,
+        note=report.stopped_early,
+        findings=tuple(bench_lab.findings(task, payload)) if ok else (),
+    )
+
+
+Executor = Callable[[JobSpec], JobResult]
+
 # Kinds this host can run as detached jobs (tools/run_job.py); `swarm work` claims only these.
-EXECUTORS: dict[str, Callable[[dict[str, Any], Path, Path, Path], JobResult]] = {
+EXECUTORS: dict[str, Executor] = {
+    "benchmark": _benchmark_job,
     "kernel": _kernel_job,
     "verify": _verify_job,
 }

@@ -21,7 +21,7 @@ def main(folder: Path) -> int:
     print(f"job {spec.task_id} ({spec.kind}) starting", flush=True)
     try:
         executor = EXECUTORS[spec.kind]
-        result = executor(spec.spec, Path(spec.repo), Path(spec.lab_dir), Path(spec.db))
+        result = executor(spec)
     except Exception as exc:  # the failure is the job's result, with the traceback in log.txt
         traceback.print_exc()
         result = JobResult(status="failed", note=f"{type(exc).__name__}: {exc}"[:500])

@@ -1,0 +1,413 @@
+"""swarm bench: SSE parsing per server style, metric definitions, load generation, bad targets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import swarm
+from tools import benchmark
+from tools.bench_client import RequestRecord, SSEParser, classify, request_body
+from tools.fake_openai import FakeServer, Script
+
+
+def _ev(obj: object) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def _content(
+    text: str, usage: dict[str, int] | None = None, finish: str | None = None
+) -> dict[str, object]:
+    event: dict[str, object] = {"object": "chat.completion.chunk",
+                                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}  # fmt: skip
+    if usage is not None:
+        event["usage"] = usage
+    return event
+
+
+ROLE = {
+    "object": "chat.completion.chunk",
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+}
+DONE = b"data: [DONE]\n\n"
+
+
+def _usage(n: int, prompt: int = 7) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": n, "total_tokens": prompt + n}
+
+
+# Each golden stream: the events in order, with the time (ms after send) each event's last byte
+# arrives. Content events arrive at 100, 110, 125, 130 ms; the rest is framing the metrics ignore.
+GOLDEN: dict[str, list[tuple[int, bytes]]] = {
+    # vLLM / OpenAI: role chunk, content, a usage-only chunk with empty choices, then [DONE]
+    "vllm": [(90, _ev(ROLE)), (100, _ev(_content("a"))), (110, _ev(_content("b"))), (125, _ev(_content("c"))),
+             (130, _ev(_content("d", finish="length"))), (131, _ev({"choices": [], "usage": _usage(4)})), (131, DONE)],
+    # SGLang: the same shape, a keep-alive comment mid-stream, an empty finish chunk, CRLF line ends
+    "sglang": [(90, _ev(ROLE).replace(b"\n", b"\r\n")), (95, b": keep-alive\r\n\r\n"),
+               (100, _ev(_content("a")).replace(b"\n", b"\r\n")), (110, _ev(_content("b"))),
+               (125, _ev(_content("c"))), (130, _ev(_content("d"))), (131, _ev(_content("", finish="length"))),
+               (132, _ev({"choices": [], "usage": _usage(4)})), (132, DONE)],
+    # TensorRT-LLM: usage on every chunk; the last value wins
+    "trt-llm": [(100, _ev(_content("a", _usage(1)))), (110, _ev(_content("b", _usage(2)))),
+                (125, _ev(_content("c", _usage(3)))), (130, _ev(_content("d", _usage(4), "length"))), (131, DONE)],
+    # transformers serve: usage on the last content chunk, and no [DONE] (the stream just ends)
+    "transformers": [(90, _ev(ROLE)), (100, _ev(_content("a"))), (110, _ev(_content("b"))),
+                     (125, _ev(_content("c"))), (130, _ev(_content("d", _usage(4), "length")))],
+    # strict OpenAI without usage: N_out falls back to the chunk count
+    "openai": [(100, _ev(_content("a"))), (110, _ev(_content("b"))), (125, _ev(_content("c"))),
+               (130, _ev(_content("d"))), (131, DONE)],
+}  # fmt: skip
+
+
+def _split_reads(events: list[tuple[int, bytes]], size: int) -> Iterator[tuple[int, bytes]]:
+    """Deliver each event in reads of `size` bytes (JSON split across reads); all of an event's
+    reads but the last arrive 1 ms early, so a wrong timestamp choice would show."""
+    for t, raw in events:
+        pieces = [raw[i : i + size] for i in range(0, len(raw), size)]
+        for j, piece in enumerate(pieces):
+            yield (t if j == len(pieces) - 1 else t - 1) * 1_000_000, piece
+
+
+def _parse(style: str, size: int) -> RequestRecord:
+    record = RequestRecord(t_send=0)
+    parser = SSEParser()
+    for t, piece in _split_reads(GOLDEN[style], size):
+        for t_event, data in parser.feed(piece, t):
+            classify(record, t_event, data)
+    return record
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 4096])
+@pytest.mark.parametrize("style", sorted(GOLDEN))
+def test_every_server_style_gives_the_same_exact_metrics_however_the_bytes_are_split(
+    style: str, size: int
+) -> None:
+    record = _parse(style, size)
+    assert record.error is None
+    assert record.saw_done is (style != "transformers")
+    m = benchmark.request_metrics(record)
+    assert (m.ttft_ms, m.e2el_ms) == (100.0, 130.0)
+    assert m.itl_ms == [10.0, 15.0, 5.0]
+    assert m.n_out == 4 and m.tpot_ms == 10.0  # (130 - 100) / (4 - 1)
+    assert m.source == ("chunks" if style == "openai" else "usage")
+    assert m.n_in == (0 if style == "openai" else 7)
+
+
+def test_a_malformed_event_and_a_server_error_event_mark_the_request_failed() -> None:
+    bad, err = RequestRecord(t_send=0), RequestRecord(t_send=0)
+    classify(bad, 1, '{"choices": [{"delta": {"content": "a"')
+    classify(err, 1, json.dumps({"error": {"message": "CUDA out of memory"}}))
+    assert bad.error is not None and bad.error.startswith("malformed event")
+    assert err.error is not None and "out of memory" in err.error
+    assert not bad.ok and not err.ok
+
+
+def test_level_statistics_use_vllm_key_names_population_std_and_linear_percentiles() -> None:
+    out = benchmark.stats("ttft", [10.0, 20.0, 30.0, 40.0])
+    assert out["mean_ttft_ms"] == 25.0 and out["median_ttft_ms"] == 25.0
+    assert out["std_ttft_ms"] == pytest.approx(11.1803, abs=1e-4)  # population, ddof=0
+    assert out["p90_ttft_ms"] == pytest.approx(37.0) and out["p99_ttft_ms"] == pytest.approx(39.7)
+
+
+def _record(send_ms: float, times_ms: list[float], n: int | None = None) -> RequestRecord:
+    ns = [int(t * 1e6) for t in times_ms]
+    return RequestRecord(
+        t_send=int(send_ms * 1e6),
+        content_times=ns,
+        end=ns[-1],
+        completion_tokens=n,
+        prompt_tokens=5,
+    )
+
+
+def test_a_level_reports_throughput_over_first_send_to_last_end_and_realized_concurrency() -> None:
+    records = [
+        _record(0, [100, 200, 300], 3),
+        _record(0, [150, 250, 400], 3),
+        _record(400, [500, 600, 1000], 4),
+    ]
+    failed = RequestRecord(t_send=0, end=int(50e6), error="HTTP 500: overloaded")
+    level = benchmark.summarize([*records, failed], benchmark.Load(concurrency=2), output_len=3,
+                                slo=benchmark.Slo(ttft_ms=120))  # fmt: skip
+    assert (level.completed, level.failed, level.errors) == (3, 1, {"HTTP 500": 1})
+    assert (
+        level.duration_s == 1.0
+        and level.total_output_tokens == 10
+        and level.total_input_tokens == 15
+    )
+    assert level.output_throughput == 10.0 and level.request_throughput == 3.0
+    assert level.realized_concurrency == pytest.approx((0.3 + 0.4 + 0.6) / 1.0)
+    assert level.peak_concurrency == 3  # the failed one overlapped the first two
+    assert level.length_mismatch_count == 1
+    assert level.request_goodput == 2.0  # TTFT 100 and 100 meet 120 ms; 150 does not
+    assert level.metrics["median_ttft_ms"] == 100.0
+
+
+def test_the_knee_is_where_each_added_stream_adds_under_a_quarter_of_a_single_stream_twice() -> (
+    None
+):
+    def lv(p: int, tps: float) -> benchmark.LevelReport:
+        return benchmark.summarize([], benchmark.Load(concurrency=p), 1, benchmark.Slo()).model_copy(
+            update={"output_throughput": tps})  # fmt: skip
+
+    linear_then_flat = [lv(1, 100), lv(2, 200), lv(4, 390), lv(8, 500), lv(16, 600), lv(32, 640)]
+    # gains per added stream: 1.0, 0.95, 0.275, then 0.125 and 0.025 (both under 0.25)
+    assert benchmark.knee(linear_then_flat, 100, 0.25) == 16
+    assert benchmark.knee([lv(1, 100), lv(2, 200), lv(4, 400)], 100, 0.25) is None
+    assert benchmark.knee([lv(1, 100), lv(2, 102)], 100, 0.25) == 2  # < 5% more when P doubled
+
+
+def test_open_loop_arrivals_are_seeded_and_average_the_requested_rate() -> None:
+    a = benchmark.arrivals(20_000, rate=50.0, burstiness=1.0, seed=3)
+    assert a == benchmark.arrivals(20_000, rate=50.0, burstiness=1.0, seed=3)
+    assert a[0] == 0.0 and a[-1] / (len(a) - 1) == pytest.approx(1 / 50, rel=0.03)
+    bursty = benchmark.arrivals(20_000, rate=50.0, burstiness=0.25, seed=3)
+    assert bursty[-1] / (len(bursty) - 1) == pytest.approx(1 / 50, rel=0.06)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [
+        (
+            "vllm",
+            {
+                "max_tokens": 32,
+                "min_tokens": 32,
+                "ignore_eos": True,
+                "stream_options": {"include_usage": True},
+            },
+        ),
+        ("trt-llm", {"max_tokens": 32, "min_tokens": 32, "ignore_eos": True}),
+        (
+            "transformers",
+            {"max_completion_tokens": 32, "generation_config": '{"min_new_tokens": 32}'},
+        ),
+        ("openai", {"max_tokens": 32}),
+    ],
+)
+def test_the_output_length_is_forced_the_way_each_server_kind_accepts(
+    kind: str, fields: dict[str, object]
+) -> None:
+    body = json.loads(request_body("m", "hi", 32, kind, seed=1))
+    assert body["stream"] is True and body["temperature"] == 0
+    assert {k: body[k] for k in fields} == fields
+    if kind == "openai":
+        assert "stream_options" not in body and "ignore_eos" not in body
+
+
+def _run(script: Script, **config: object) -> benchmark.BenchmarkReport:
+    async def go() -> benchmark.BenchmarkReport:
+        server = FakeServer(script)
+        port = await server.start()
+        try:
+            cfg = benchmark.BenchConfig(endpoint=f"http://127.0.0.1:{port}", model="fake", **config)  # type: ignore[arg-type]
+            return await benchmark.run(cfg)
+        finally:
+            await server.stop()
+
+    return asyncio.run(go())
+
+
+def test_against_the_scripted_server_ttft_and_tpot_match_the_script_within_a_millisecond() -> None:
+    report = _run(
+        Script(style="vllm", ttft_s=0.050, itl_s=0.010), output_len=8, requests=6, warmup=1
+    )
+    m = report.levels[0].metrics
+    assert abs(m["median_ttft_ms"] - 50.0) < 1.0, m
+    assert abs(m["median_tpot_ms"] - 10.0) < 1.0, m
+    assert abs(m["median_itl_ms"] - 10.0) < 1.0, m
+
+
+@pytest.mark.parametrize("style", ["vllm", "sglang", "trt-llm", "transformers", "openai"])
+def test_token_totals_are_exact_at_every_concurrency_and_counted_from_usage_when_sent(
+    style: str,
+) -> None:
+    report = _run(
+        Script(style=style), server_kind=style, concurrency=[1, 4], output_len=16, requests=20
+    )
+    for level in report.levels:
+        assert (level.completed, level.failed, level.total_output_tokens) == (20, 0, 320)
+        assert level.token_count_source == {"chunks" if style == "openai" else "usage": 20}
+        assert level.length_mismatch_count == 0
+    assert set(report.summary["batched_tps"]) == {"1", "4"} and report.summary["single_tps"] > 0
+
+
+def test_open_loop_sends_every_request_and_reuses_connections() -> None:
+    report = _run(Script(itl_s=0.001), rate=200.0, output_len=4, requests=30, warmup=0)
+    (level,) = report.levels
+    assert level.rate == 200.0 and level.completed == 30 and level.total_output_tokens == 120
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        (Script(status=503), "HTTP 503"),
+        (Script(truncate_after=3, itl_s=0.001), "ConnectionError"),
+    ],
+)
+def test_a_failing_server_is_counted_per_level_never_a_crash(script: Script, error: str) -> None:
+    report = _run(script, concurrency=[1, 2], output_len=8, requests=5, warmup=0)
+    level = report.levels[0]
+    assert level.completed == 0 and level.errors == {error: 5}
+    assert report.stopped_early is not None and len(report.levels) == 1
+
+
+def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
+    report = _run(Script(cap_tokens=5), output_len=8, requests=4, warmup=0)
+    level = report.levels[0]
+    assert (
+        level.completed == 4
+        and level.length_mismatch_count == 4
+        and level.total_output_tokens == 20
+    )
+
+
+def test_a_sweep_stops_early_once_median_ttft_passes_the_limit() -> None:
+    report = _run(
+        Script(ttft_s=0.02),
+        concurrency=[1, 2, 4],
+        output_len=2,
+        requests=3,
+        warmup=0,
+        ttft_stop_ms=5,
+    )
+    assert len(report.levels) == 1 and "median TTFT" in (report.stopped_early or "")
+
+
+@pytest.fixture
+def fake_server() -> Iterator[int]:
+    proc = subprocess.Popen([sys.executable, "-m", "tools.fake_openai", "--itl-s", "0.0005"],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    yield int(proc.stdout.readline().split()[-1])
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_swarm_bench_writes_the_report_json_and_a_sweep_plot(
+    tmp_path: Path, fake_server: int
+) -> None:
+    proc = swarm(tmp_path, "bench", "--endpoint", f"http://127.0.0.1:{fake_server}", "--model", "fake",
+                 "--concurrency", "1,2", "--output-len", "8", "--requests", "8", "--calibrate",
+                 "--out", "report.json", "--plot", "sweep.png", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report == json.loads((tmp_path / "report.json").read_text())
+    assert (
+        report["schema_version"] == 1 and report["config"]["server_kind"] == "vllm"
+    )  # from /v1/models
+    assert [lv["load"] for lv in report["levels"]] == ["c=1", "c=2"]
+    assert report["client"]["client_ceiling_tok_s"] > 0
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_swarm_bench_against_nothing_listening_reports_the_refusals_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    proc = swarm(tmp_path, "bench", "--endpoint", "http://127.0.0.1:9", "--model", "m",
+                 "--server-kind", "vllm", "--requests", "3", "--warmup", "0")  # fmt: skip
+    assert proc.returncode == 1
+    assert "ConnectionRefusedError x3" in proc.stdout and "every request failed" in proc.stdout
+
+
+def test_swarm_bench_rejects_a_bad_endpoint_and_a_bad_level_list(tmp_path: Path) -> None:
+    bad_url = swarm(
+        tmp_path, "bench", "--endpoint", "https://x", "--model", "m", "--server-kind", "vllm"
+    )
+    bad_levels = swarm(
+        tmp_path,
+        "bench",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--model",
+        "m",
+        "--concurrency",
+        "1,x",
+    )
+    assert bad_url.returncode != 0 and "endpoint must be http" in bad_url.stderr
+    assert bad_levels.returncode == 2 and "--concurrency" in bad_levels.stderr
+
+
+# ---------------------------------------------------------------- the lab: task kind and MCP tool
+
+
+def test_a_benchmark_task_measures_its_deploy_results_endpoint_and_records_findings_citing_itself(
+    tmp_path: Path, fake_server: int
+) -> None:
+    from swarm import queue
+    from swarm.findings import all_findings
+    from swarm.models import NewTask
+    from swarm.store import SqliteStore
+    from tests.conftest import T0, register
+    from tests.test_worker import clone
+    from tests.test_worker import swarm as work
+
+    repo, db = clone(tmp_path), tmp_path / "lab.db"
+    store = SqliteStore(db)
+    meta = {"gpu": "RTX 4090", "model": "Qwen3-8B", "platform": "vLLM", "quant": "FP8"}
+    deploy = queue.add_task(store, NewTask(kind="deploy", title="deploy", spec=meta), T0)
+    register(store, "agent-a")
+    claim = queue.claim(store, "agent-a", T0, 600, task_id=deploy.id)
+    queue.report(store, deploy.id, claim.lease.epoch, "done", T0,
+                 {"deployments": [{"endpoint": f"http://127.0.0.1:{fake_server}"}]})  # fmt: skip
+    spec = {**meta, "concurrency": [1, 2], "output_len": 8, "requests": 6, "warmup": 1}
+    bench = queue.add_task(
+        store, NewTask(kind="benchmark", title="bench", spec=spec, depends_on=(deploy.id,)), T0
+    )
+    out, err = work(repo, db, "work", "--until-idle", "--kind", "benchmark", "--json").communicate(
+        timeout=120
+    )
+    summary = json.loads(out.splitlines()[-1])
+    assert [(t["kind"], t["status"]) for t in summary.get("ran", [])] == [("benchmark", "done")], (
+        summary,
+        err,
+    )
+    (result,) = queue.task_results(store, bench.id)
+    assert result.payload["report"]["config"]["model"] == "fake"  # the served name, from /v1/models
+    assert result.payload["single_tps"] > 0 and result.payload["batched_concurrency"] in (1, 2)
+    found = {f.predicate: f for f in all_findings(store) if f.task_id == bench.id}
+    assert set(found) == {"decode_tps_single_stream", "throughput_tps_batched"}
+    single = found["decode_tps_single_stream"]
+    assert single.subject == "Qwen3-8B" and single.scope["quant"] == "FP8"
+    (evidence,) = single.evidence
+    assert (evidence.kind, evidence.locator, evidence.metric) == ("run", result.id, "single_tps")
+    assert single.value == result.payload["single_tps"]
+
+
+def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
+    tmp_path: Path, fake_server: int
+) -> None:
+    import anyio
+    from mcp import Client
+
+    from swarm.mcp_server import Lab, build_server
+    from swarm.settings import Settings
+
+    lab = Lab(Settings(db_path=tmp_path / "lab.db", lease_seconds=600))
+
+    async def go() -> None:
+        async with Client(build_server(lab)) as client:
+            bad = await client.call_tool("benchmark", {"endpoint": "ftp://x"})
+            assert bad.is_error
+            args = {"endpoint": f"http://127.0.0.1:{fake_server}", "concurrency": [1, 2], "output_len": 4,
+                    "requests": 4, "gpu": "RTX 4090", "platform": "vLLM"}  # fmt: skip
+            started = (await client.call_tool("benchmark", args)).structured_content
+            for _ in range(300):
+                detail = (
+                    await client.call_tool("get_task", {"task_id": started["job"]})
+                ).structured_content
+                if detail["task"]["state"] != "claimed":
+                    break
+                await anyio.sleep(0.05)
+            assert detail["task"]["state"] == "done", detail
+            (result,) = detail["results"]
+            levels = result["payload"]["report"]["levels"]
+            assert [lv["total_output_tokens"] for lv in levels] == [16, 16]
+
+    asyncio.run(go())

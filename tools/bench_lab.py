@@ -1,0 +1,125 @@
+"""The lab side of a benchmark: the target from a task, the stored payload, the findings.
+
+Shared by the `benchmark` task executor and the MCP `benchmark` tool, so that a run started either
+way is stored the same way and feeds the facts pipeline the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from swarm.findings import Evidence, EvidenceKind, NewFinding
+from swarm.models import Task
+from tools.bench_client import Target
+from tools.benchmark import SERVER_KINDS, BenchConfig, BenchmarkReport
+
+# The spec keys a benchmark task may set, beside the lab metadata (gpu, platform, quant, tp).
+BENCH_KEYS = ("concurrency", "rate", "burstiness", "input_len", "output_len", "requests",
+              "duration_s", "warmup", "seed", "timeout_s", "ttft_stop_ms", "knee_gain")  # fmt: skip
+
+
+def probe(endpoint: str, timeout_s: float = 5.0) -> tuple[str, str | None]:
+    """The server kind from `/v1/models` `owned_by` ('openai' when nothing says otherwise) and
+    the first served model id."""
+    target = Target.from_url(endpoint, "")
+    url = f"http://{target.host}:{target.port}/v1/models"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with opener.open(url, timeout=timeout_s) as resp:
+            models = [m for m in json.load(resp).get("data", []) if isinstance(m, dict)]
+    except (OSError, ValueError):
+        return "openai", None
+    owners = {str(m.get("owned_by", "")).lower().replace("_", "").replace("-", "") for m in models}
+    kind = next((k for k in SERVER_KINDS for o in owners if k.replace("-", "") in o), None)
+    if kind is None:
+        kind = "transformers" if any("huggingface" in o for o in owners) else "openai"
+    return kind, (str(models[0]["id"]) if models and "id" in models[0] else None)
+
+
+def deployed_endpoint(db: Path, task_id: str) -> str | None:
+    """The endpoint in the latest done result of the spec's `deploy_task`, else of a deploy task
+    this task depends on."""
+    from swarm import queue
+    from swarm.store import SqliteStore
+
+    store = SqliteStore(db)
+    task = queue.get_task(store, task_id)
+    named = task.spec.get("deploy_task")
+    for dep in ([named] if named else []) + list(task.depends_on):
+        if queue.get_task(store, dep).kind != "deploy":
+            continue
+        for result in reversed(queue.task_results(store, dep)):
+            if result.status == "done" and (found := _endpoint_in(result.payload)):
+                return found
+    return None
+
+
+def _endpoint_in(payload: dict[str, Any]) -> str | None:
+    if isinstance(payload.get("endpoint"), str):
+        return str(payload["endpoint"])
+    for deployment in payload.get("deployments") or []:  # `swarm deploy --json` output
+        if isinstance(deployment, dict) and isinstance(deployment.get("endpoint"), str):
+            return str(deployment["endpoint"])
+    return None
+
+
+def config_from_spec(spec: dict[str, Any], endpoint: str) -> BenchConfig:
+    kind, served = (
+        probe(endpoint)
+        if spec.get("server_kind", "auto") == "auto"
+        else (spec["server_kind"], None)
+    )
+    model = spec.get("served_model_name") or served or spec.get("model") or "default"
+    options = {k: spec[k] for k in BENCH_KEYS if spec.get(k) is not None}
+    return BenchConfig(endpoint=endpoint, model=str(model), server_kind=kind, **options)
+
+
+def payload(report: BenchmarkReport) -> dict[str, Any]:
+    """The task result: the lab's numbers as top-level keys a finding can cite, and the report."""
+    best = max(
+        (lv for lv in report.levels if lv.concurrency),
+        key=lambda lv: lv.output_throughput,
+        default=None,
+    )
+    out: dict[str, Any] = {
+        "single_tps": report.summary.get("single_tps"),
+        "report": report.model_dump(mode="json"),
+    }
+    if best is not None and best.completed:
+        out |= {
+            "batched_tps": round(best.output_throughput, 2),
+            "batched_concurrency": best.concurrency,
+        }
+    return out
+
+
+def findings(task: Task, payload: dict[str, Any]) -> list[NewFinding]:
+    """decode_tps_single_stream and throughput_tps_batched, keyed like the seed's measurements so
+    that reconcile compares them, each citing the result it is reported with (locator "this")."""
+    spec = task.spec
+    scope: dict[str, str | int | float | bool] = {"gpu": spec.get("gpu") or task.requires.gpu or "unknown",
+        "arch": task.requires.arch or spec.get("arch") or "unknown", "platform": spec.get("platform") or "unknown",
+        "quant": spec.get("quant") or "default", "tp": int(spec.get("tp") or 1)}  # fmt: skip
+    subject = str(spec.get("model") or payload["report"]["config"]["model"])
+    where = (
+        f"{subject} on {scope['gpu']} with {scope['platform']} ({scope['quant']}, TP {scope['tp']})"
+    )
+    out = []
+    for predicate, metric, what in (("decode_tps_single_stream", "single_tps", "single-stream"),
+                                    ("throughput_tps_batched", "batched_tps", "batched")):  # fmt: skip
+        value = payload.get(metric)
+        if value is None:
+            continue
+        attributes: dict[str, str | int | float | bool | None] = {"measured": True}
+        if metric == "batched_tps":
+            attributes["concurrency"] = payload.get("batched_concurrency")
+        out.append(NewFinding(
+            subject=subject, predicate=predicate, scope=scope, value=value, unit="tokens/s",
+            statement=f"{where}: {value:g} tokens/s {what} (swarm bench)",
+            evidence=(Evidence(kind=EvidenceKind.run, locator="this", metric=metric),),
+            attributes=attributes,
+        ))  # fmt: skip
+    return out

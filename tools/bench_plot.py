@@ -1,0 +1,42 @@
+"""The sweep plot of a benchmark report: output throughput and median TTFT against concurrency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tools.benchmark import BenchmarkReport
+
+
+def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a display
+    import matplotlib.pyplot as plt
+
+    levels = [lv for lv in report.levels if lv.concurrency]
+    xs = [lv.concurrency or 0 for lv in levels]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.plot(
+        xs, [lv.output_throughput for lv in levels], "o-", color="tab:blue", label="output tok/s"
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("concurrency (closed loop)")
+    ax.set_ylabel("output tokens/s", color="tab:blue")
+    ttft = ax.twinx()
+    ttft.plot(xs, [lv.metrics.get("median_ttft_ms", 0.0) for lv in levels], "s--", color="tab:red")
+    ttft.set_ylabel("median TTFT (ms)", color="tab:red")
+    ttft.set_ylim(bottom=0)
+    knee = (report.summary.get("knee") or {}).get("concurrency")
+    if knee:
+        ax.axvline(knee, color="grey", linestyle=":", label=f"knee c={knee}")
+    for lv in levels:
+        if lv.client_limited:
+            ax.annotate("client-limited", (lv.concurrency, lv.output_throughput), fontsize=7)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"{report.target['model']} @ {report.target['endpoint']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

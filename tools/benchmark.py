@@ -1,0 +1,479 @@
+"""`swarm bench`: load an OpenAI-compatible streaming server and report vLLM-named metrics.
+
+Definitions follow shared/research/bench_anchors.md §7 (vLLM semantics where names clash):
+  TTFT  first content-bearing event - send          (never a role-only, usage-only or ping event)
+  E2EL  last content-bearing event - send
+  TPOT  (E2EL - TTFT) / (N_out - 1), only when N_out ≥ 2
+  ITL   the gaps between content-bearing events, pooled over the level (what AIPerf calls ICL)
+  N_out usage.completion_tokens from any chunk, else the number of content chunks (a lower bound);
+        the source is kept per request and tallied per level
+Level throughput divides by duration = last stream end - first send. Statistics are numpy's:
+population std, linear percentiles.
+
+Load is closed-loop (P workers, each a persistent connection looping request after request) or
+open-loop (Poisson, or gamma with `burstiness`, arrivals precomputed from the seed). A sweep warms
+each level at its own concurrency, stops early once TTFT p50 passes `ttft_stop_ms` or the knee is
+passed twice, and flags a level `client_limited` when its output throughput is over half the
+client's own ceiling measured against the zero-latency fake server (`calibrate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import platform
+import random
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tools.bench_client import Connection, RequestRecord, Target, request_body
+
+SCHEMA_VERSION = 1
+SERVER_KINDS = ("vllm", "sglang", "trt-llm", "transformers", "openai")
+_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "that",
+    "this",
+    "be",
+    "it",
+    "or",
+    "an",
+    "have",
+    "not",
+    "which",
+    "one",
+    "all",
+    "were",
+    "when",
+    "we",
+    "there",
+    "can",
+    "more",
+    "if",
+    "out",
+    "so",
+    "what",
+    "up",
+    "about",
+    "into",
+    "than",
+    "them",
+    "some",
+    "could",
+    "time",
+]
+
+
+@dataclass(frozen=True)
+class Load:
+    """One level's load: a closed-loop concurrency or an open-loop rate."""
+
+    concurrency: int | None = None
+    rate: float | None = None  # requests/s, open loop
+    burstiness: float = 1.0  # gamma shape; 1.0 is Poisson
+    max_concurrency: int | None = None  # open loop's cap on requests in flight
+
+    @property
+    def label(self) -> str:
+        return f"c={self.concurrency}" if self.concurrency else f"rate={self.rate}/s"
+
+
+class Slo(BaseModel):
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2el_ms: float | None = None
+
+
+class BenchConfig(BaseModel):
+    endpoint: str
+    model: str
+    server_kind: str = "vllm"
+    concurrency: list[int] = Field(default_factory=lambda: [1])
+    rate: float | None = None
+    burstiness: float = 1.0
+    input_len: int = 128
+    output_len: int = 128
+    requests: int | None = None  # per level; default max(8*P, 64) closed, 64 open
+    duration_s: float | None = None
+    warmup: int | None = None  # default min(P, 16), at least 2
+    seed: int = 0
+    timeout_s: float = 300.0
+    slo: Slo = Field(default_factory=Slo)
+    knee_gain: float = 0.25
+    ttft_stop_ms: float | None = None
+    client_ceiling_tok_s: float | None = None
+
+
+class LevelReport(BaseModel):
+    load: str
+    concurrency: int | None
+    rate: float | None
+    completed: int
+    failed: int
+    errors: dict[str, int]
+    token_count_source: dict[str, int]
+    length_mismatch_count: int
+    duration_s: float
+    total_input_tokens: int
+    total_output_tokens: int
+    request_throughput: float
+    output_throughput: float
+    total_token_throughput: float
+    request_goodput: float | None
+    realized_concurrency: float
+    peak_concurrency: int
+    tokens_per_chunk: float
+    metrics: dict[str, float]  # vLLM key names: mean_ttft_ms, p99_itl_ms, ...
+    client_limited: bool = False
+    client_cpu_s: float = 0.0
+
+
+class Knee(BaseModel):
+    concurrency: int | None
+    knee_gain: float
+    min_doubling_gain: float = 0.05
+
+
+class BenchmarkReport(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    started_at: str
+    ended_at: str
+    target: dict[str, Any]
+    client: dict[str, Any]
+    config: BenchConfig
+    levels: list[LevelReport]
+    summary: dict[str, Any]
+    stopped_early: str | None = None
+
+
+def prompt(input_len: int, rng: random.Random) -> str:
+    """`input_len` random common words: no tokenizer needed; usage.prompt_tokens says the truth."""
+    return " ".join(rng.choice(_WORDS) for _ in range(input_len))
+
+
+def stats(name: str, values: Sequence[float]) -> dict[str, float]:
+    """vLLM's keys for one metric: mean, median, std (population), p90, p95, p99, in ms."""
+    if not values:
+        return {}
+    arr = np.asarray(values, dtype=float)
+    out = {f"mean_{name}_ms": float(arr.mean()), f"median_{name}_ms": float(np.median(arr)),
+           f"std_{name}_ms": float(arr.std())}  # fmt: skip
+    for p in (90, 95, 99):
+        out[f"p{p}_{name}_ms"] = float(np.percentile(arr, p))
+    return out
+
+
+@dataclass
+class RequestMetrics:
+    ttft_ms: float
+    e2el_ms: float
+    tpot_ms: float | None
+    itl_ms: list[float]
+    n_out: int
+    n_in: int
+    source: str
+    chunks: int
+
+
+def request_metrics(record: RequestRecord) -> RequestMetrics:
+    times = record.content_times
+    ttft = (times[0] - record.t_send) / 1e6
+    e2el = (times[-1] - record.t_send) / 1e6
+    n_out = record.completion_tokens if record.completion_tokens is not None else len(times)
+    tpot = (e2el - ttft) / (n_out - 1) if n_out >= 2 else None
+    itl = [(b - a) / 1e6 for a, b in itertools.pairwise(times)]
+    source = "usage" if record.completion_tokens is not None else "chunks"
+    return RequestMetrics(
+        ttft, e2el, tpot, itl, n_out, record.prompt_tokens or 0, source, len(times)
+    )
+
+
+def _error_key(record: RequestRecord) -> str:
+    if record.error is None:
+        return "no content" if not record.content_times else ""
+    return record.error.split(":")[0]
+
+
+def _peak(records: Sequence[RequestRecord]) -> int:
+    edges = sorted([(r.t_send, 1) for r in records] + [(r.end, -1) for r in records])
+    peak = now = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def summarize(
+    records: Sequence[RequestRecord], load: Load, output_len: int, slo: Slo
+) -> LevelReport:
+    """One level's report from its records (warm-up excluded by the caller)."""
+    good = [r for r in records if r.ok]
+    errors = Counter(_error_key(r) for r in records if not r.ok)
+    per = [request_metrics(r) for r in good]
+    duration = (
+        (max(r.end for r in records) - min(r.t_send for r in records)) / 1e9 if records else 0.0
+    )
+    out_tokens = sum(m.n_out for m in per)
+    in_tokens = sum(m.n_in for m in per)
+    metrics: dict[str, float] = {}
+    metrics |= stats("ttft", [m.ttft_ms for m in per])
+    metrics |= stats("tpot", [m.tpot_ms for m in per if m.tpot_ms is not None])
+    metrics |= stats("itl", [g for m in per for g in m.itl_ms])
+    metrics |= stats("e2el", [m.e2el_ms for m in per])
+    rate = (lambda n: n / duration) if duration > 0 else (lambda n: 0.0)
+    goodput = None
+    if slo.ttft_ms or slo.tpot_ms or slo.e2el_ms:
+        goodput = rate(sum(1 for m in per if _meets(m, slo)))
+    return LevelReport(
+        load=load.label, concurrency=load.concurrency, rate=load.rate,
+        completed=len(good), failed=len(records) - len(good), errors=dict(errors),
+        token_count_source=dict(Counter(m.source for m in per)),
+        length_mismatch_count=sum(1 for m in per if m.n_out != output_len),
+        duration_s=duration, total_input_tokens=in_tokens, total_output_tokens=out_tokens,
+        request_throughput=rate(len(good)), output_throughput=rate(out_tokens),
+        total_token_throughput=rate(out_tokens + in_tokens), request_goodput=goodput,
+        realized_concurrency=rate(sum(m.e2el_ms for m in per) / 1e3), peak_concurrency=_peak(records),
+        tokens_per_chunk=out_tokens / max(1, sum(m.chunks for m in per)), metrics=metrics,
+    )  # fmt: skip
+
+
+def _meets(m: RequestMetrics, slo: Slo) -> bool:
+    """vLLM's goodput rule: every SLO that is set holds; a 1-token answer has TPOT 0."""
+    checks = ((slo.ttft_ms, m.ttft_ms), (slo.tpot_ms, m.tpot_ms or 0.0), (slo.e2el_ms, m.e2el_ms))
+    return all(limit is None or value <= limit for limit, value in checks)
+
+
+async def _one(conn: Connection, body: bytes, timeout_s: float) -> RequestRecord:
+    record = RequestRecord(t_send=time.perf_counter_ns())
+    try:
+        await conn.stream(body, record, timeout_s)
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+        record.error = record.error or f"{type(exc).__name__}: {exc}"[:160]
+        record.end = time.perf_counter_ns()
+        await conn.close()
+    return record
+
+
+async def run_closed(target: Target, bodies: Sequence[bytes], concurrency: int, timeout_s: float,
+                     deadline: float | None = None) -> list[RequestRecord]:  # fmt: skip
+    """P workers, each on its own keep-alive connection, take the next body until none is left."""
+    records: list[RequestRecord] = []
+    queue = iter(bodies)
+
+    async def worker() -> None:
+        conn = Connection(target)
+        try:
+            for body in queue:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                records.append(await _one(conn, body, timeout_s))
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return records
+
+
+def arrivals(n: int, rate: float, burstiness: float, seed: int) -> list[float]:
+    """Send offsets (s) of an open-loop run: gamma gaps with mean 1/rate (Poisson at shape 1)."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.gamma(burstiness, 1.0 / (rate * burstiness), n)
+    return list(np.cumsum(gaps) - gaps[0])
+
+
+async def run_open(target: Target, bodies: Sequence[bytes], load: Load, seed: int,
+                   timeout_s: float) -> list[RequestRecord]:  # fmt: skip
+    """Requests sent on the precomputed schedule, idle connections reused, new ones opened."""
+    assert load.rate is not None
+    idle: list[Connection] = []
+    limit = asyncio.Semaphore(load.max_concurrency or len(bodies))
+    start = time.monotonic()
+
+    async def send(offset: float, body: bytes) -> RequestRecord:
+        await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
+        async with limit:
+            conn = idle.pop() if idle else Connection(target)
+            record = await _one(conn, body, timeout_s)
+            idle.append(conn)
+            return record
+
+    schedule = arrivals(len(bodies), load.rate, load.burstiness, seed)
+    records = await asyncio.gather(*(send(t, b) for t, b in zip(schedule, bodies, strict=True)))
+    for conn in idle:
+        await conn.close()
+    return list(records)
+
+
+def _bodies(config: BenchConfig, n: int, salt: int) -> list[bytes]:
+    rng = random.Random(config.seed * 1_000_003 + salt)
+    return [request_body(config.model, prompt(config.input_len, rng), config.output_len,
+                         config.server_kind, config.seed) for _ in range(n)]  # fmt: skip
+
+
+def knee(levels: Sequence[LevelReport], single_tps: float, gain: float) -> int | None:
+    """The smallest swept P whose marginal gain per added stream stays under `gain` of a single
+    stream for two steps, or where throughput rises < 5% when P doubles (bench_anchors §7)."""
+    closed = [lv for lv in levels if lv.concurrency]
+    if single_tps <= 0:
+        return None
+    low = []
+    for prev, cur in itertools.pairwise(closed):
+        assert prev.concurrency and cur.concurrency
+        g = (cur.output_throughput - prev.output_throughput) / (
+            (cur.concurrency - prev.concurrency) * single_tps
+        )
+        doubled = cur.concurrency >= 2 * prev.concurrency
+        flat = doubled and cur.output_throughput < 1.05 * prev.output_throughput
+        low.append((cur.concurrency, g < gain, flat))
+    for i, (p, is_low, flat) in enumerate(low):
+        if flat or (is_low and i + 1 < len(low) and low[i + 1][1]):
+            return p
+    return None
+
+
+def summary(levels: Sequence[LevelReport], config: BenchConfig) -> dict[str, Any]:
+    single = next((lv.output_throughput for lv in levels if lv.concurrency == 1), None)
+    batched = {
+        str(lv.concurrency): round(lv.output_throughput, 2) for lv in levels if lv.concurrency
+    }
+    out: dict[str, Any] = {
+        "single_tps": round(single, 2) if single else None,
+        "batched_tps": batched,
+    }
+    if single:
+        out["scaling_efficiency"] = {
+            str(lv.concurrency): round(lv.output_throughput / (lv.concurrency * single), 3)
+            for lv in levels if lv.concurrency
+        }  # fmt: skip
+        out["knee"] = Knee(
+            concurrency=knee(levels, single, config.knee_gain), knee_gain=config.knee_gain
+        ).model_dump()
+    out["single_tps_definition"] = "output_throughput at concurrency 1 (tokens/s, usage-counted)"
+    return out
+
+
+def client_environment() -> dict[str, Any]:
+    clock = time.get_clock_info("perf_counter")
+    return {"hostname": socket.gethostname(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "platform": platform.platform(), "clock": {"implementation": clock.implementation,
+            "resolution": clock.resolution, "monotonic": clock.monotonic}, "processes": 1}  # fmt: skip
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_level(config: BenchConfig, target: Target, load: Load, index: int) -> LevelReport:
+    """Warm up at the level's own load (kept out of the metrics), then measure it."""
+    p = load.concurrency or load.max_concurrency or 1
+    n = config.requests or (max(8 * p, 64) if load.concurrency else 64)
+    if config.duration_s and load.concurrency:
+        n = max(n, 1_000_000)  # the deadline ends the level instead
+    warm = config.warmup if config.warmup is not None else max(2, min(p, 16))
+    if warm:
+        await run_closed(target, _bodies(config, warm, -index - 1), p, config.timeout_s)
+    bodies = _bodies(config, n, index)
+    cpu0 = _cpu_s()
+    if load.concurrency:
+        deadline = time.monotonic() + config.duration_s if config.duration_s else None
+        records = await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline)
+    else:
+        records = await run_open(target, bodies, load, config.seed + index, config.timeout_s)
+    level = summarize(records, load, config.output_len, config.slo)
+    level.client_cpu_s = round(_cpu_s() - cpu0, 3)
+    ceiling = config.client_ceiling_tok_s
+    level.client_limited = bool(ceiling and level.output_throughput > 0.5 * ceiling)
+    return level
+
+
+def _stop_reason(levels: Sequence[LevelReport], config: BenchConfig) -> str | None:
+    last = levels[-1]
+    if last.completed == 0:
+        return f"{last.load}: every request failed ({last.errors})"
+    p50 = last.metrics.get("median_ttft_ms", 0.0)
+    if config.ttft_stop_ms and p50 > config.ttft_stop_ms:
+        return f"{last.load}: median TTFT {p50:.0f} ms > ttft_stop_ms {config.ttft_stop_ms:.0f}"
+    single = next((lv.output_throughput for lv in levels if lv.concurrency == 1), 0.0)
+    k = knee(levels, single, config.knee_gain)
+    if k is not None and sum(1 for lv in levels if (lv.concurrency or 0) > k) >= 2:
+        return f"saturated: the knee at c={k} was passed twice"
+    return None
+
+
+def loads(config: BenchConfig) -> list[Load]:
+    if config.rate is not None:
+        return [Load(rate=config.rate, burstiness=config.burstiness,
+                     max_concurrency=max(config.concurrency) if config.concurrency != [1] else None)]  # fmt: skip
+    return [Load(concurrency=p) for p in config.concurrency]
+
+
+async def run(
+    config: BenchConfig, progress: Callable[[str], None] | None = None
+) -> BenchmarkReport:
+    """The whole benchmark: each level in order, early stop, summary."""
+    target = Target.from_url(config.endpoint, config.model)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    levels: list[LevelReport] = []
+    stopped = None
+    plan = loads(config)
+    for i, load in enumerate(plan):
+        if progress:
+            progress(f"level {i + 1}/{len(plan)} {load.label}")
+        levels.append(await run_level(config, target, load, i))
+        if progress:
+            lv = levels[-1]
+            progress(
+                f"{lv.load}: {lv.output_throughput:.1f} tok/s, {lv.completed} ok, {lv.failed} failed"
+            )
+        if (stopped := _stop_reason(levels, config)) is not None:
+            break
+    return BenchmarkReport(
+        started_at=started, ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        target={"endpoint": config.endpoint, "model": config.model, "server_kind": config.server_kind},
+        client=client_environment() | {"client_ceiling_tok_s": config.client_ceiling_tok_s},
+        config=config, levels=levels, summary=summary(levels, config), stopped_early=stopped,
+    )  # fmt: skip
+
+
+def calibrate(concurrency: int, output_len: int, requests: int | None = None) -> float:
+    """The client's own ceiling (output tok/s) against the zero-latency fake server, run in its
+    own process so that server work does not count against the client."""
+    server = subprocess.Popen([sys.executable, "-m", "tools.fake_openai", "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split()[-1])
+        config = BenchConfig(endpoint=f"http://127.0.0.1:{port}", model="fake", concurrency=[concurrency],
+                             output_len=output_len, input_len=16, requests=requests, warmup=2)  # fmt: skip
+        report = asyncio.run(run(config))
+        return report.levels[0].output_throughput
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -1,0 +1,162 @@
+"""A loopback OpenAI-compatible streaming server with scripted timing, for tests and calibration.
+
+Each response streams `max_tokens` one-token chunks: the first after `ttft_s`, then one every
+`itl_s`, in the SSE style of a real server kind:
+  vllm / sglang  role chunk, content chunks, a usage-only chunk with empty choices, [DONE]
+  trt-llm        usage on every chunk, then [DONE]
+  transformers   usage on the last content chunk, and no [DONE]
+  openai         content chunks and [DONE], no usage at all
+With ttft_s = itl_s = 0 it is the zero-latency server `swarm bench --calibrate` measures the
+client's own ceiling against. It binds 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Script:
+    style: str = "vllm"
+    ttft_s: float = 0.0
+    itl_s: float = 0.0
+    cap_tokens: int | None = None  # a server that ignores max_tokens stops here
+    status: int = 200
+    truncate_after: int | None = None  # close the connection after this many chunks
+    keepalive_comments: bool = True
+
+
+def _chunk(data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    body = f"data: {payload}\n\n".encode()
+    return f"{len(body):x}\r\n".encode() + body + b"\r\n"
+
+
+def _delta(
+    i: int, text: str | None, role: bool = False, finish: str | None = None
+) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"} if role else {"content": text}
+    return {"id": "cmpl-fake", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta,
+            "finish_reason": finish}]}  # fmt: skip
+
+
+class FakeServer:
+    def __init__(self, script: Script, port: int = 0) -> None:
+        self.script = script
+        self.server: asyncio.AbstractServer | None = None
+        self.port = port
+        self.requests = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await reader.readline()
+                if not request:
+                    return
+                headers: dict[str, str] = {}
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    key, _, value = line.decode("latin-1").partition(":")
+                    headers[key.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                method, path = request.split()[:2]
+                if method == b"GET":
+                    await self._get(writer, path.decode())
+                else:
+                    self.requests += 1
+                    if not await self._stream(writer, json.loads(body or b"{}")):
+                        return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    async def _get(self, writer: asyncio.StreamWriter, path: str) -> None:
+        body = json.dumps({"object": "list", "data": [{"id": "fake", "owned_by": self.script.style}]}) \
+            if path.startswith("/v1/models") else "ok"  # fmt: skip
+        writer.write(
+            f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n{body}".encode()
+        )
+        await writer.drain()
+
+    async def _stream(self, writer: asyncio.StreamWriter, req: dict[str, Any]) -> bool:
+        s = self.script
+        if s.status != 200:
+            msg = json.dumps({"error": {"message": "scripted failure"}})
+            writer.write(
+                f"HTTP/1.1 {s.status} Error\r\nContent-Length: {len(msg)}\r\n\r\n{msg}".encode()
+            )
+            await writer.drain()
+            return True
+        n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
+        n = min(n, s.cap_tokens) if s.cap_tokens else n
+        prompt_tokens = len(str(req.get("messages", "")).split())
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        if s.keepalive_comments:
+            writer.write(b"8\r\n: ping\n\n\r\n")
+        writer.write(_chunk(_delta(0, None, role=True)))
+        await writer.drain()
+        for i in range(n):
+            await asyncio.sleep(s.ttft_s if i == 0 else s.itl_s)
+            if s.truncate_after is not None and i >= s.truncate_after:
+                writer.close()
+                return False
+            event = _delta(i, f"t{i} ", finish="length" if i == n - 1 else None)
+            if s.style == "trt-llm" or (s.style == "transformers" and i == n - 1):
+                event["usage"] = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": i + 1,
+                    "total_tokens": prompt_tokens + i + 1,
+                }
+            writer.write(_chunk(event))
+            if s.itl_s:
+                await writer.drain()
+        if s.style in ("vllm", "sglang"):
+            writer.write(_chunk({"id": "cmpl-fake", "object": "chat.completion.chunk", "choices": [],
+                                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n,
+                                           "total_tokens": prompt_tokens + n}}))  # fmt: skip
+        if s.style != "transformers":
+            writer.write(_chunk("[DONE]"))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tools.fake_openai [--port N] [--style S] [--ttft-s T] [--itl-s T]`: serve until
+    killed, printing `listening on PORT` first (calibration and tests read it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--style", default="vllm", choices=["vllm", "sglang", "trt-llm", "transformers", "openai"]
+    )
+    parser.add_argument("--ttft-s", type=float, default=0.0)
+    parser.add_argument("--itl-s", type=float, default=0.0)
+    a = parser.parse_args(argv)
+
+    async def serve() -> None:
+        server = FakeServer(Script(style=a.style, ttft_s=a.ttft_s, itl_s=a.itl_s), port=a.port)
+        print(f"listening on {await server.start()}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
