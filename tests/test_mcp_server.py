@@ -72,6 +72,7 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
             "verify_facts",
             "build_kernel",
             "deploy",
+            "benchmark",
         }
         for tool in tools.values():
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None, (
