@@ -45,7 +45,9 @@ def ours(port: int, concurrency: int, output_len: int, requests: int) -> dict[st
             "completed": level.completed, "concurrency": level.realized_concurrency, "cpu_s": level.client_cpu_s}  # fmt: skip
 
 
-def guidellm(exe: str, port: int, concurrency: int, output_len: int, requests: int, work: Path) -> dict[str, Any]:
+def guidellm(
+    exe: str, port: int, concurrency: int, output_len: int, requests: int, work: Path
+) -> dict[str, Any]:
     data, out = work / f"data-{concurrency}.jsonl", work / f"guidellm-{concurrency}.json"
     prompt = " ".join(["hello"] * 32)
     data.write_text("".join(json.dumps({"prompt": prompt, "output_tokens_count": output_len}) + "\n"
@@ -76,12 +78,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for p in (int(x) for x in a.levels.split(",")):
                 mine = ours(port, p, a.output_len, a.requests)
-                peer = guidellm(a.guidellm, port, p, a.output_len, a.requests, Path(tmp)) if a.guidellm else None
+                peer = (
+                    guidellm(a.guidellm, port, p, a.output_len, a.requests, Path(tmp))
+                    if a.guidellm
+                    else None
+                )
                 rows.append((p, mine, peer))
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print(f"zero-latency fake server, {a.requests} requests x {a.output_len} tokens per level, one token per chunk")
+    print(
+        f"zero-latency fake server, {a.requests} requests x {a.output_len} tokens per level, one token per chunk"
+    )
     print(f"{'P':>4} {'swarm tok/s':>12} {'GuideLLM tok/s':>15} {'(its own)':>10} {'ratio':>6} "
           f"{'swarm tokens':>13} {'GuideLLM tokens':>16} {'conc swarm/GuideLLM':>20}")  # fmt: skip
     for p, mine, peer in rows:

@@ -411,3 +411,65 @@ def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
             assert [lv["total_output_tokens"] for lv in levels] == [16, 16]
 
     asyncio.run(go())
+
+
+# ---------------------------------------------------------------- a real server
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def transformers_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`transformers serve` on the CPU with a tiny random Llama built here (.ci/run installs it)."""
+    import os
+    import time
+    import urllib.request
+
+    venv = os.environ.get("SWARM_TRANSFORMERS_VENV")
+    if not venv or not (Path(venv) / "bin/transformers").exists():
+        pytest.skip("no transformers serve venv (SWARM_TRANSFORMERS_VENV); .ci/run prepares one")
+    model = tmp_path_factory.mktemp("tiny-llama")
+    subprocess.run([f"{venv}/bin/python", "tests/fixtures/build_tiny_llama.py", str(model)], check=True,
+                   capture_output=True)  # fmt: skip
+    port = _free_port()
+    log = (model / "serve.log").open("w")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "*"}
+    proc = subprocess.Popen([f"{venv}/bin/transformers", "serve", str(model), "--device", "cpu",
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log, env=env)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        for _ in range(240):
+            try:
+                opener.open(f"{url}/health", timeout=1).read()
+                break
+            except OSError:
+                assert proc.poll() is None, (model / "serve.log").read_text()[-2000:]
+                time.sleep(0.5)
+        else:
+            pytest.fail("transformers serve did not answer /health in 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_real_transformers_server_is_benchmarked_with_token_totals_matching_its_usage(
+    tmp_path: Path, transformers_serve: str
+) -> None:
+    proc = swarm(tmp_path, "bench", "--endpoint", transformers_serve, "--concurrency", "1,2",
+                 "--output-len", "12", "--requests", "6", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["config"]["server_kind"] == "transformers"  # detected; forced via min_new_tokens
+    for level in report["levels"]:
+        assert (level["completed"], level["failed"]) == (6, 0), level["errors"]
+        assert level["token_count_source"] == {"usage": 6}
+        assert level["length_mismatch_count"] == 0 and level["total_output_tokens"] == 72
+        assert level["metrics"]["median_ttft_ms"] > 0 and level["metrics"]["median_tpot_ms"] > 0

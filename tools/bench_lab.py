@@ -34,8 +34,11 @@ def probe(endpoint: str, timeout_s: float = 5.0) -> tuple[str, str | None]:
         return "openai", None
     owners = {str(m.get("owned_by", "")).lower().replace("_", "").replace("-", "") for m in models}
     kind = next((k for k in SERVER_KINDS for o in owners if k.replace("-", "") in o), None)
-    if kind is None:
-        kind = "transformers" if any("huggingface" in o for o in owners) else "openai"
+    if kind is None:  # transformers serve says owned_by "local" but gives each model a load status
+        serve_shape = any(isinstance(m.get("status"), dict) for m in models)
+        kind = (
+            "transformers" if serve_shape or any("huggingface" in o for o in owners) else "openai"
+        )
     return kind, (str(models[0]["id"]) if models and "id" in models[0] else None)
 
 
