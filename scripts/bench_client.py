@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools import benchmark  # noqa: E402
+from tools import benchmark
 
 
 def start_server() -> tuple[subprocess.Popen[str], int]:
