@@ -905,6 +905,7 @@ def cmd_bench(ctx: Context) -> None:
             requests=a.requests, duration_s=a.duration, warmup=a.warmup, seed=a.seed,
             timeout_s=a.timeout, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
             slo=benchmark.Slo(ttft_ms=a.slo_ttft_ms, tpot_ms=a.slo_tpot_ms, e2el_ms=a.slo_e2el_ms),
+            lab=_pairs(a.lab, "--lab"),
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -1304,6 +1305,14 @@ def build_parser() -> Parser:
         "--calibrate",
         action="store_true",
         help="measure the client's ceiling first and flag levels near it client_limited",
+    )
+    p.add_argument(
+        "--lab",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="what is measured, kept in the report: model, params, type, quant, platform, gpu, "
+        "arch, tp, vram_gb (repeatable)",
     )
     p.add_argument("--out", help="write the full JSON report here")
     p.add_argument("--plot", help="write the sweep plot (PNG) here")

@@ -295,6 +295,7 @@ def test_swarm_bench_writes_the_report_json_and_a_sweep_plot(
 ) -> None:
     proc = swarm(tmp_path, "bench", "--endpoint", f"http://127.0.0.1:{fake_server}", "--model", "fake",
                  "--concurrency", "1,2", "--output-len", "8", "--requests", "8", "--calibrate",
+                 "--lab", "model=Qwen3-8B", "--lab", "quant=FP8", "--lab", "tp=1",
                  "--out", "report.json", "--plot", "sweep.png", "--json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -304,6 +305,14 @@ def test_swarm_bench_writes_the_report_json_and_a_sweep_plot(
     )  # from /v1/models
     assert [lv["load"] for lv in report["levels"]] == ["c=1", "c=2"]
     assert report["client"]["client_ceiling_tok_s"] > 0
+    assert report["target"]["lab"] == {"model": "Qwen3-8B", "quant": "FP8", "tp": 1}
+    row = report["summary"]["readme_row"]
+    assert (row["model"], row["quant"], row["single_tps"]) == (
+        "Qwen3-8B",
+        "FP8",
+        report["summary"]["single_tps"],
+    )
+    assert row["batched_tps"] == max(report["summary"]["batched_tps"].values())
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

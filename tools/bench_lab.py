@@ -77,7 +77,11 @@ def config_from_spec(spec: dict[str, Any], endpoint: str) -> BenchConfig:
     )
     model = spec.get("served_model_name") or served or spec.get("model") or "default"
     options = {k: spec[k] for k in BENCH_KEYS if spec.get(k) is not None}
-    return BenchConfig(endpoint=endpoint, model=str(model), server_kind=kind, **options)
+    lab = {k: spec[k] for k in ("model", "gpu", "arch", "platform", "quant", "tp", "params", "model_type", "vram_gb")
+           if spec.get(k) is not None}  # fmt: skip
+    if "model_type" in lab:
+        lab["type"] = lab.pop("model_type")
+    return BenchConfig(endpoint=endpoint, model=str(model), server_kind=kind, lab=lab, **options)
 
 
 def payload(report: BenchmarkReport) -> dict[str, Any]:

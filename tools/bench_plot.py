@@ -35,7 +35,8 @@ def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
         if lv.client_limited:
             ax.annotate("client-limited", (lv.concurrency, lv.output_throughput), fontsize=7)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(f"{report.target['model']} @ {report.target['endpoint']}", fontsize=9)
+    name = report.config.lab.get("model", report.config.model)
+    ax.set_title(f"{name} @ {report.target['endpoint']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

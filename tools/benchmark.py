@@ -128,6 +128,10 @@ class BenchConfig(BaseModel):
     knee_gain: float = 0.25
     ttft_stop_ms: float | None = None
     client_ceiling_tok_s: float | None = None
+    lab: dict[str, str | int | float] = Field(
+        default_factory=dict,
+        description="what was measured: model, params, type, quant, platform, gpu, arch, tp, vram_gb",
+    )
 
 
 class LevelReport(BaseModel):
@@ -375,6 +379,13 @@ def summary(levels: Sequence[LevelReport], config: BenchConfig) -> dict[str, Any
             concurrency=knee(levels, single, config.knee_gain), knee_gain=config.knee_gain
         ).model_dump()
     out["single_tps_definition"] = "output_throughput at concurrency 1 (tokens/s, usage-counted)"
+    best = max(batched.values(), default=None)
+    lab = config.lab
+    out["readme_row"] = {  # the columns of the README's benchmarked tables
+        "single_tps": out["single_tps"], "batched_tps": best, "model": lab.get("model", config.model),
+        "params": lab.get("params"), "type": lab.get("type"), "quant": lab.get("quant"),
+        "platform": lab.get("platform"), "tp": lab.get("tp"), "vram_gb": lab.get("vram_gb"),
+    }  # fmt: skip
     return out
 
 
@@ -456,7 +467,8 @@ async def run(
             break
     return BenchmarkReport(
         started_at=started, ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        target={"endpoint": config.endpoint, "model": config.model, "server_kind": config.server_kind},
+        target={"endpoint": config.endpoint, "served_model_name": config.model, "server_kind": config.server_kind,
+                "lab": config.lab},
         client=client_environment() | {"client_ceiling_tok_s": config.client_ceiling_tok_s},
         config=config, levels=levels, summary=summary(levels, config), stopped_early=stopped,
     )  # fmt: skip
