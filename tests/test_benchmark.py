@@ -258,6 +258,17 @@ def test_a_failing_server_is_counted_per_level_never_a_crash(script: Script, err
     assert report.stopped_early is not None and len(report.levels) == 1
 
 
+def test_a_keep_alive_connection_the_server_dropped_is_reopened_not_counted_as_a_failure() -> None:
+    report = _run(Script(close_idle=True), concurrency=[2], output_len=4, requests=10, warmup=0)
+    assert (report.levels[0].completed, report.levels[0].failed) == (10, 0)
+
+
+def test_a_duration_level_runs_until_its_deadline_with_requests_drawn_as_it_goes() -> None:
+    report = _run(Script(itl_s=0.001), concurrency=[2], output_len=4, duration_s=0.3, warmup=0)
+    level = report.levels[0]
+    assert level.failed == 0 and level.completed > 10 and 0.3 <= level.duration_s < 1.0
+
+
 def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
     report = _run(Script(cap_tokens=5), output_len=8, requests=4, warmup=0)
     level = report.levels[0]

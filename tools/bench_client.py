@@ -111,6 +111,10 @@ class Target:
         return cls(parts.hostname, parts.port or 80, path, model)
 
 
+class StaleConnection(ConnectionError):
+    """Closed before any response byte: on a reused connection, the server dropped it idle."""
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection; reopened after an error or a close."""
 
@@ -128,6 +132,16 @@ class Connection:
             self.reader = self.writer = None
 
     async def stream(self, body: bytes, record: RequestRecord, timeout_s: float) -> None:
+        reused = self.writer is not None
+        try:
+            await self._stream_once(body, record, timeout_s)
+        except StaleConnection:
+            if not reused:
+                raise
+            await self.close()  # the server closed an idle keep-alive: one retry, fresh connection
+            await self._stream_once(body, record, timeout_s)
+
+    async def _stream_once(self, body: bytes, record: RequestRecord, timeout_s: float) -> None:
         if self.writer is None:
             await self.open()
         assert self.reader is not None and self.writer is not None
@@ -141,7 +155,7 @@ class Connection:
         assert self.reader is not None
         status_line = await self.reader.readline()
         if not status_line:
-            raise ConnectionError("connection closed before a response")
+            raise StaleConnection("connection closed before a response")
         status = int(status_line.split()[1])
         headers: dict[str, str] = {}
         while (line := await self.reader.readline()) not in (b"\r\n", b"\n", b""):

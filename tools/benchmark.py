@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import platform
 import random
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -284,7 +285,7 @@ async def _one(conn: Connection, body: bytes, timeout_s: float) -> RequestRecord
     return record
 
 
-async def run_closed(target: Target, bodies: Sequence[bytes], concurrency: int, timeout_s: float,
+async def run_closed(target: Target, bodies: Iterable[bytes], concurrency: int, timeout_s: float,
                      deadline: float | None = None) -> list[RequestRecord]:  # fmt: skip
     """P workers, each on its own keep-alive connection, take the next body until none is left."""
     records: list[RequestRecord] = []
@@ -334,10 +335,22 @@ async def run_open(target: Target, bodies: Sequence[bytes], load: Load, seed: in
     return list(records)
 
 
-def _bodies(config: BenchConfig, n: int, salt: int) -> list[bytes]:
+def _body_stream(config: BenchConfig, salt: int) -> Iterator[bytes]:
+    """Request bodies without end, seeded per level (a --duration level draws as it goes)."""
     rng = random.Random(config.seed * 1_000_003 + salt)
-    return [request_body(config.model, prompt(config.input_len, rng), config.output_len,
-                         config.server_kind, config.seed) for _ in range(n)]  # fmt: skip
+    while True:
+        yield request_body(
+            config.model,
+            prompt(config.input_len, rng),
+            config.output_len,
+            config.server_kind,
+            config.seed,
+        )
+
+
+def _bodies(config: BenchConfig, n: int, salt: int) -> list[bytes]:
+    """n bodies built before the level starts, off the measured path."""
+    return list(itertools.islice(_body_stream(config, salt), n))
 
 
 def knee(levels: Sequence[LevelReport], single_tps: float, gain: float) -> int | None:
@@ -405,18 +418,19 @@ async def run_level(config: BenchConfig, target: Target, load: Load, index: int)
     """Warm up at the level's own load (kept out of the metrics), then measure it."""
     p = load.concurrency or load.max_concurrency or 1
     n = config.requests or (max(8 * p, 64) if load.concurrency else 64)
-    if config.duration_s and load.concurrency:
-        n = max(n, 1_000_000)  # the deadline ends the level instead
+    if config.duration_s and load.rate:
+        n = math.ceil(load.rate * config.duration_s)
     warm = config.warmup if config.warmup is not None else max(2, min(p, 16))
     if warm:
         await run_closed(target, _bodies(config, warm, -index - 1), p, config.timeout_s)
-    bodies = _bodies(config, n, index)
+    timed = bool(config.duration_s and load.concurrency)  # the deadline ends the level
+    bodies: Iterable[bytes] = _body_stream(config, index) if timed else _bodies(config, n, index)
     cpu0 = _cpu_s()
     if load.concurrency:
         deadline = time.monotonic() + config.duration_s if config.duration_s else None
         records = await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline)
     else:
-        records = await run_open(target, bodies, load, config.seed + index, config.timeout_s)
+        records = await run_open(target, list(bodies), load, config.seed + index, config.timeout_s)
     level = summarize(records, load, config.output_len, config.slo)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
     ceiling = config.client_ceiling_tok_s

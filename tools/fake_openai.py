@@ -27,6 +27,7 @@ class Script:
     status: int = 200
     truncate_after: int | None = None  # close the connection after this many chunks
     keepalive_comments: bool = True
+    close_idle: bool = False  # drop each connection after its response, without saying so
 
 
 def _chunk(data: dict[str, Any] | str) -> bytes:
@@ -76,7 +77,10 @@ class FakeServer:
                     await self._get(writer, path.decode())
                 else:
                     self.requests += 1
-                    if not await self._stream(writer, json.loads(body or b"{}")):
+                    if (
+                        not await self._stream(writer, json.loads(body or b"{}"))
+                        or self.script.close_idle
+                    ):
                         return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
