@@ -144,6 +144,37 @@ def _deployments(conn: sqlite3.Connection) -> list[Deployment]:
     return deploys
 
 
+SWEEP_PLOTS = "docs/assets/bench"
+
+
+def sweep_plot_path(bench_id: str) -> str:
+    return f"{SWEEP_PLOTS}/{bench_id}.png"
+
+
+def has_sweep(d: Deployment) -> bool:
+    """A `swarm bench` report with two or more concurrency levels: worth a plot."""
+    levels = (d.figures.get("report") or {}).get("levels") or []
+    return sum(1 for lv in levels if lv.get("concurrency")) >= 2
+
+
+def write_sweep_plots(deployments: Sequence[Deployment], repo: Path) -> list[str]:
+    """The PNG of every benchmarked sweep, written where its row links; returns those changed."""
+    from tools.bench_plot import render_png
+    from tools.benchmark import BenchmarkReport
+
+    changed = []
+    for d in deployments:
+        if d.bench_state != "done" or not d.bench_id or not has_sweep(d):
+            continue
+        png = render_png(BenchmarkReport.model_validate(d.figures["report"]))
+        path = repo / sweep_plot_path(d.bench_id)
+        if not path.exists() or path.read_bytes() != png:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png)
+            changed.append(str(path.relative_to(repo)))
+    return changed
+
+
 def gather(
     store: SqliteStore,
     facts: FactsFile,
@@ -222,8 +253,13 @@ class Dashboard:
             rows = []
             for d in done:
                 fact = self.fact_for(d, "decode_tps_single_stream")
+                plot = (
+                    f"[sweep]({sweep_plot_path(d.bench_id)})"
+                    if has_sweep(d) and d.bench_id
+                    else None
+                )
                 evidence = " · ".join(
-                    x for x in (d.result_id, fact.id if fact else None, self.mark(fact)) if x
+                    x for x in (d.result_id, fact.id if fact else None, self.mark(fact), plot) if x
                 )
                 rows.append(
                     (
@@ -484,4 +520,6 @@ def regenerate(
     updated = apply(current, render(data), force=force)
     if write and updated != current:
         path.write_text(updated, encoding="utf-8")
+    if write:
+        write_sweep_plots(data.deployments, repo)
     return current, updated

@@ -144,3 +144,36 @@ def test_swarm_readme_check_fails_when_out_of_date(tmp_path: Path) -> None:
 
     assert swarm("readme", "--check") == 1
     assert swarm("readme") == 0 and swarm("readme", "--check") == 0
+
+
+def test_a_benchmarked_sweep_gets_a_deterministic_plot_linked_from_its_row(tmp_path: Path) -> None:
+    from swarm import queue
+    from tests.conftest import gpu, register
+    from tests.test_benchmark import _run
+    from tools import bench_lab
+    from tools.fake_openai import Script
+
+    store = SqliteStore(tmp_path / "lab.db")
+    load_catalog(store, REPO / "tasks", T0)
+    waiting = queue.list_tasks(store, states=["pending"], kinds=["benchmark"])
+    bench = next(t for t in waiting if t.spec.get("gpu") == "RTX 4090" and not t.blocked_by)
+    register(store, "bench-agent", gpu("RTX 4090", "sm_89", 24.0))
+    claim = queue.claim(store, "bench-agent", T0, 600, task_id=bench.id)
+    report = _run(Script(itl_s=0.0005), concurrency=[1, 2, 4], output_len=8, requests=8)
+    queue.report(store, bench.id, claim.lease.epoch, "done", T0, bench_lab.payload(report))
+    (tmp_path / "facts").mkdir()
+    for name in ("verified_facts.json", "findings.jsonl", "aliases.toml", "predicates.toml",
+                 "hardware.toml", "seed_interpretations.toml"):  # fmt: skip
+        shutil.copy(REPO / "facts" / name, tmp_path / "facts" / name)
+    _, text = readme.regenerate(store, tmp_path, tmp_path / "README.md", T0)
+    plot = tmp_path / readme.sweep_plot_path(bench.id)
+    rows = [
+        line for line in text.splitlines() if f"[sweep]({readme.sweep_plot_path(bench.id)})" in line
+    ]
+    assert len(rows) == 1 and f"| {bench.spec['model']} |" in rows[0]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first = plot.read_bytes()
+    shutil.copy(plot, "/tmp/sweep-from-readme.png") if os.environ.get("SWARM_KEEP_PLOT") else None
+    plot.unlink()
+    readme.regenerate(store, tmp_path, tmp_path / "README.md", T0)
+    assert plot.read_bytes() == first  # the same report draws the same bytes

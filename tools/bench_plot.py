@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from tools.benchmark import BenchmarkReport
 
 
 def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
+    path.write_bytes(render_png(report))
+    return path
+
+
+def render_png(report: BenchmarkReport) -> bytes:
+    """The plot as PNG bytes, the same bytes for the same report (no timestamp, no version)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a display
@@ -25,7 +32,8 @@ def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
     ax.set_xlabel("concurrency (closed loop)")
     ax.set_ylabel("output tokens/s", color="tab:blue")
     ttft = ax.twinx()
-    ttft.plot(xs, [lv.metrics.get("median_ttft_ms", 0.0) for lv in levels], "s--", color="tab:red")
+    ttft.plot(xs, [lv.metrics.get("median_ttft_ms", 0.0) for lv in levels], "s--", color="tab:red",
+              label="median TTFT (ms)")  # fmt: skip
     ttft.set_ylabel("median TTFT (ms)", color="tab:red")
     ttft.set_ylim(bottom=0)
     knee = (report.summary.get("knee") or {}).get("concurrency")
@@ -34,10 +42,13 @@ def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
     for lv in levels:
         if lv.client_limited:
             ax.annotate("client-limited", (lv.concurrency, lv.output_throughput), fontsize=7)
-    ax.legend(loc="upper left", fontsize=8)
+    lines, labels = ax.get_legend_handles_labels()
+    more_lines, more_labels = ttft.get_legend_handles_labels()
+    ax.legend(lines + more_lines, labels + more_labels, loc="upper left", fontsize=8)
     name = report.config.lab.get("model", report.config.model)
     ax.set_title(f"{name} @ {report.target['endpoint']}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", metadata={"Software": None})
     plt.close(fig)
-    return path
+    return out.getvalue()
