@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +40,17 @@ def register(
     tools: tuple[str, ...] = (),
 ) -> None:
     agents.register(store, agent, Capabilities(host=host, gpus=gpus, tools=tools), T0)
+
+
+async def finished_job(client: Any, job: str, seconds: float = 60.0) -> dict[str, Any]:
+    """Poll an MCP job's task (get_task) until it is no longer claimed; its detail."""
+    import anyio
+
+    with anyio.fail_after(seconds):
+        while True:
+            detail: dict[str, Any] = (
+                await client.call_tool("get_task", {"task_id": job})
+            ).structured_content
+            if detail["task"]["state"] != "claimed":
+                return detail
+            await anyio.sleep(0.05)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import finished_job
 from tests.test_cli import swarm
 from tools import benchmark
 from tools.bench_client import RequestRecord, SSEParser, classify, request_body
@@ -403,7 +404,6 @@ def test_a_benchmark_task_measures_its_deploy_results_endpoint_and_records_findi
 def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
     tmp_path: Path, fake_server: int
 ) -> None:
-    import anyio
     from mcp import Client
 
     from swarm.mcp_server import Lab, build_server
@@ -418,13 +418,7 @@ def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
             args = {"endpoint": f"http://127.0.0.1:{fake_server}", "concurrency": [1, 2], "output_len": 4,
                     "requests": 4, "gpu": "RTX 4090", "platform": "vLLM"}  # fmt: skip
             started = (await client.call_tool("benchmark", args)).structured_content
-            for _ in range(300):
-                detail = (
-                    await client.call_tool("get_task", {"task_id": started["job"]})
-                ).structured_content
-                if detail["task"]["state"] != "claimed":
-                    break
-                await anyio.sleep(0.05)
+            detail = await finished_job(client, started["job"])
             assert detail["task"]["state"] == "done", detail
             (result,) = detail["results"]
             levels = result["payload"]["report"]["levels"]

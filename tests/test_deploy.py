@@ -22,7 +22,7 @@ import pytest
 import tomli_w
 
 from swarm.errors import InvalidInput
-from tests.conftest import REPO
+from tests.conftest import REPO, finished_job
 from tools import deploy
 
 IMAGE = "swarm-test/tinyserver:1"
@@ -296,13 +296,7 @@ def test_the_mcp_deploy_tool_runs_as_a_job_and_reports_the_server(
         async with Client(build_server(lab)) as client:
             rel = str(folder.relative_to(REPO))
             started = (await client.call_tool("deploy", {"directory": rel})).structured_content
-            for _ in range(300):
-                detail = (
-                    await client.call_tool("get_task", {"task_id": started["job"]})
-                ).structured_content
-                if detail["task"]["state"] != "claimed":
-                    break
-                await anyio.sleep(0.1)
+            detail = await finished_job(client, started["job"])
             assert detail["task"]["state"] == "done", detail
             assert detail["results"][0]["payload"]["name"] == "tiny-mcp"
             outside = await client.call_tool("deploy", {"directory": "../../etc"})

@@ -28,7 +28,7 @@ from swarm.mcp_server import Lab, build_server
 from swarm.models import NewTask
 from swarm.settings import Settings
 from swarm.store import SqliteStore
-from tests.conftest import REPO, T0
+from tests.conftest import REPO, T0, finished_job
 
 
 def run(fn: Callable[[Client], Awaitable[None]], target: Any) -> None:
@@ -405,13 +405,7 @@ def test_build_kernel_returns_a_job_at_once_and_the_result_lands_on_the_task(lab
             await client.call_tool("build_kernel", {"name": ["nvfp4"], "arch": ["sm_89"]})
         ).structured_content
         assert started["state"] == "running" and started["job"].startswith("kernel-")
-        for _ in range(600):
-            detail = (
-                await client.call_tool("get_task", {"task_id": started["job"]})
-            ).structured_content
-            if detail["task"]["state"] != "claimed":
-                break
-            await anyio.sleep(0.1)
+        detail = await finished_job(client, started["job"], seconds=120)
         assert detail["task"]["state"] == "done", detail
         (result,) = detail["results"]
         (build,) = result["payload"]["builds"]
