@@ -712,10 +712,10 @@ def cmd_work(ctx: Context) -> None:
     from swarm.catalog import load_catalog
     from swarm.worker import WorkerSummary, waiting_reasons
     from tools.capabilities import detect
-    from tools.executors import EXECUTORS
+    from tools.executors import DEFAULT_KINDS, EXECUTORS
 
     a, repo = ctx.args, _repo()
-    kinds = tuple(k for k in (a.kind or EXECUTORS) if k in EXECUTORS)
+    kinds = tuple(k for k in (a.kind or DEFAULT_KINDS) if k in EXECUTORS)
     if not kinds:
         raise UsageError(
             f"none of {', '.join(a.kind)} has an executor on this host; these do: {', '.join(EXECUTORS)}"
@@ -1227,7 +1227,8 @@ def build_parser() -> Parser:
     p.add_argument(
         "--kind",
         action="append",
-        help="only these kinds (repeatable; default: every kind with an executor)",
+        help="only these kinds (repeatable; default: kernel and verify; benchmark must be named, "
+        "it needs a live server)",
     )
     p.add_argument("--once", action="store_true", help="each worker runs at most one task")
     p.add_argument(

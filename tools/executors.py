@@ -90,6 +90,11 @@ def _benchmark_job(job: JobSpec) -> JobResult:
 
 Executor = Callable[[JobSpec], JobResult]
 
+# What `swarm work` claims without --kind. A benchmark needs a live server that only a deploy
+# result can name, and the seed's "working" rows have a finished deploy with no endpoint: claimed
+# by default on their GPU host they would all fail at once. `--kind benchmark` opts in.
+DEFAULT_KINDS = ("kernel", "verify")
+
 # Kinds this host can run as detached jobs (tools/run_job.py); `swarm work` claims only these.
 EXECUTORS: dict[str, Executor] = {
     "benchmark": _benchmark_job,
