@@ -879,7 +879,7 @@ def cmd_bench(ctx: Context) -> None:
     from swarm.errors import InvalidInput
     from tools import benchmark
     from tools.bench_client import Target
-    from tools.bench_lab import probe
+    from tools.bench_lab import probe, server_version
 
     a = ctx.args
     try:
@@ -905,7 +905,7 @@ def cmd_bench(ctx: Context) -> None:
             requests=a.requests, duration_s=a.duration, warmup=a.warmup, seed=a.seed,
             timeout_s=a.timeout, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
             slo=benchmark.Slo(ttft_ms=a.slo_ttft_ms, tpot_ms=a.slo_tpot_ms, e2el_ms=a.slo_e2el_ms),
-            lab=_pairs(a.lab, "--lab"),
+            lab=_pairs(a.lab, "--lab"), per_process=a.per_process, server_version=server_version(a.endpoint),
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -1314,6 +1314,12 @@ def build_parser() -> Parser:
         metavar="KEY=VALUE",
         help="what is measured, kept in the report: model, params, type, quant, platform, gpu, "
         "arch, tp, vram_gb (repeatable)",
+    )
+    p.add_argument(
+        "--per-process",
+        type=int,
+        default=128,
+        help="closed-loop workers per client process; a level above it is sharded (default 128)",
     )
     p.add_argument("--out", help="write the full JSON report here")
     p.add_argument("--plot", help="write the sweep plot (PNG) here")

@@ -270,6 +270,22 @@ def test_a_duration_level_runs_until_its_deadline_with_requests_drawn_as_it_goes
     assert level.failed == 0 and level.completed > 10 and 0.3 <= level.duration_s < 1.0
 
 
+@pytest.mark.parametrize("timed", [False, True])
+def test_a_level_above_the_per_process_limit_runs_in_several_processes_and_merges(
+    fake_server: int, timed: bool
+) -> None:
+    config = benchmark.BenchConfig(endpoint=f"http://127.0.0.1:{fake_server}", model="fake", concurrency=[5],
+                                   output_len=4, requests=None if timed else 30, duration_s=0.5 if timed else None,
+                                   warmup=0, per_process=2)  # fmt: skip
+    (level,) = asyncio.run(benchmark.run(config)).levels
+    assert level.client_processes == 3 and level.failed == 0 and level.peak_concurrency == 5
+    assert level.total_output_tokens == 4 * level.completed
+    if timed:
+        assert level.completed > 5 and 0.5 <= level.duration_s < 1.5  # the shards started together
+    else:
+        assert level.completed == 30 and level.duration_s < 2.0
+
+
 def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
     report = _run(Script(cap_tokens=5), output_len=8, requests=4, warmup=0)
     level = report.levels[0]
@@ -318,6 +334,7 @@ def test_swarm_bench_writes_the_report_json_and_a_sweep_plot(
     assert [lv["load"] for lv in report["levels"]] == ["c=1", "c=2"]
     assert report["client"]["client_ceiling_tok_s"] > 0
     assert report["target"]["lab"] == {"model": "Qwen3-8B", "quant": "FP8", "tp": 1}
+    assert report["target"]["server_version"] == "fake-vllm-1.0"  # from /version, as vLLM serves it
     row = report["summary"]["readme_row"]
     assert (row["model"], row["quant"], row["single_tps"]) == (
         "Qwen3-8B",

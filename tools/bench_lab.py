@@ -42,6 +42,23 @@ def probe(endpoint: str, timeout_s: float = 5.0) -> tuple[str, str | None]:
     return kind, (str(models[0]["id"]) if models and "id" in models[0] else None)
 
 
+def server_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
+    """The engine's version where it says: vLLM `/version`, SGLang `/server_info`."""
+    target = Target.from_url(endpoint, "")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for path in ("/version", "/server_info", "/get_server_info"):
+        try:
+            with opener.open(
+                f"http://{target.host}:{target.port}{path}", timeout=timeout_s
+            ) as resp:
+                body = json.load(resp)
+        except (OSError, ValueError):
+            continue
+        if isinstance(body, dict) and isinstance(body.get("version"), str):
+            return str(body["version"])
+    return None
+
+
 def deployed_endpoint(db: Path, task_id: str) -> str | None:
     """The endpoint in the latest done result of the spec's `deploy_task`, else of a deploy task
     this task depends on."""
@@ -81,7 +98,8 @@ def config_from_spec(spec: dict[str, Any], endpoint: str) -> BenchConfig:
            if spec.get(k) is not None}  # fmt: skip
     if "model_type" in lab:
         lab["type"] = lab.pop("model_type")
-    return BenchConfig(endpoint=endpoint, model=str(model), server_kind=kind, lab=lab, **options)
+    return BenchConfig(endpoint=endpoint, model=str(model), server_kind=kind, lab=lab,
+                       server_version=server_version(endpoint), **options)  # fmt: skip
 
 
 def payload(report: BenchmarkReport) -> dict[str, Any]:

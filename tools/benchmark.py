@@ -129,6 +129,10 @@ class BenchConfig(BaseModel):
     knee_gain: float = 0.25
     ttft_stop_ms: float | None = None
     client_ceiling_tok_s: float | None = None
+    server_version: str | None = None
+    per_process: int = Field(
+        128, ge=1, description="closed-loop workers per client process; more are sharded"
+    )
     lab: dict[str, str | int | float] = Field(
         default_factory=dict,
         description="what was measured: model, params, type, quant, platform, gpu, arch, tp, vram_gb",
@@ -157,6 +161,7 @@ class LevelReport(BaseModel):
     metrics: dict[str, float]  # vLLM key names: mean_ttft_ms, p99_itl_ms, ...
     client_limited: bool = False
     client_cpu_s: float = 0.0
+    client_processes: int = 1
 
 
 class Knee(BaseModel):
@@ -410,8 +415,46 @@ def client_environment() -> dict[str, Any]:
 
 
 def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU of this process and of its finished children (the shards of a sharded level)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+# A shard starts this long after the level is planned, all at one instant: spawning a process and
+# importing this module takes ~0.5 s, which must not stretch the level's measured duration.
+SHARD_START_DELAY_S = 3.0
+
+
+def _shard(target: Target, bodies: list[bytes] | None, config: BenchConfig, workers: int, salt: int,
+           start_at: float) -> list[RequestRecord]:  # fmt: skip
+    """One client process: its workers from `start_at` (CLOCK_MONOTONIC, shared by processes on
+    one host), on its share of the bodies, or drawing its own until the deadline."""
+    time.sleep(max(0.0, start_at - time.monotonic()))
+    stream: Iterable[bytes] = bodies if bodies is not None else _body_stream(config, salt)
+    deadline = start_at + config.duration_s if bodies is None and config.duration_s else None
+    return asyncio.run(run_closed(target, stream, workers, config.timeout_s, deadline))
+
+
+async def run_sharded(config: BenchConfig, target: Target, concurrency: int, shards: int, index: int,
+                      bodies: list[bytes] | None) -> list[RequestRecord]:  # fmt: skip
+    """A closed-loop level over several processes when one event loop would be the bottleneck.
+    perf_counter_ns is CLOCK_MONOTONIC on Linux, so the shards' records merge as one level."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)":
+        raise RuntimeError("sharded levels need perf_counter on CLOCK_MONOTONIC (Linux) to merge")
+    workers = [concurrency // shards + (i < concurrency % shards) for i in range(shards)]
+    start_at = time.monotonic() + SHARD_START_DELAY_S
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(shards, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [
+            loop.run_in_executor(pool, _shard, target, None if bodies is None else bodies[i::shards], config,
+                                 workers[i], index * 1000 + i, start_at)
+            for i in range(shards)
+        ]  # fmt: skip
+        parts = await asyncio.gather(*futures)
+    return [record for part in parts for record in part]
 
 
 async def run_level(config: BenchConfig, target: Target, load: Load, index: int) -> LevelReport:
@@ -426,13 +469,19 @@ async def run_level(config: BenchConfig, target: Target, load: Load, index: int)
     timed = bool(config.duration_s and load.concurrency)  # the deadline ends the level
     bodies: Iterable[bytes] = _body_stream(config, index) if timed else _bodies(config, n, index)
     cpu0 = _cpu_s()
-    if load.concurrency:
+    shards = math.ceil((load.concurrency or 1) / config.per_process)
+    if load.concurrency and shards > 1:
+        records = await run_sharded(
+            config, target, load.concurrency, shards, index, None if timed else list(bodies)
+        )
+    elif load.concurrency:
         deadline = time.monotonic() + config.duration_s if config.duration_s else None
         records = await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline)
     else:
         records = await run_open(target, list(bodies), load, config.seed + index, config.timeout_s)
     level = summarize(records, load, config.output_len, config.slo)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
+    level.client_processes = shards if load.concurrency else 1
     ceiling = config.client_ceiling_tok_s
     level.client_limited = bool(ceiling and level.output_throughput > 0.5 * ceiling)
     return level
@@ -482,7 +531,7 @@ async def run(
     return BenchmarkReport(
         started_at=started, ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
         target={"endpoint": config.endpoint, "served_model_name": config.model, "server_kind": config.server_kind,
-                "lab": config.lab},
+                "server_version": config.server_version, "lab": config.lab},
         client=client_environment() | {"client_ceiling_tok_s": config.client_ceiling_tok_s},
         config=config, levels=levels, summary=summary(levels, config), stopped_early=stopped,
     )  # fmt: skip

@@ -88,8 +88,14 @@ class FakeServer:
             writer.close()
 
     async def _get(self, writer: asyncio.StreamWriter, path: str) -> None:
-        body = json.dumps({"object": "list", "data": [{"id": "fake", "owned_by": self.script.style}]}) \
-            if path.startswith("/v1/models") else "ok"  # fmt: skip
+        if path.startswith("/v1/models"):
+            body = json.dumps(
+                {"object": "list", "data": [{"id": "fake", "owned_by": self.script.style}]}
+            )
+        elif path == "/version":
+            body = json.dumps({"version": f"fake-{self.script.style}-1.0"})
+        else:
+            body = "ok"
         writer.write(
             f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n{body}".encode()
         )
