@@ -890,6 +890,8 @@ def cmd_bench(ctx: Context) -> None:
         raise UsageError("--concurrency, --input-len and --output-len must be positive")
     try:
         Target.from_url(a.endpoint, "")
+        if a.tokenizer:
+            benchmark.tokenizer_counter(a.tokenizer)  # a bad path fails now, not after the run
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     kind, served = (
@@ -906,6 +908,7 @@ def cmd_bench(ctx: Context) -> None:
             timeout_s=a.timeout, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
             slo=benchmark.Slo(ttft_ms=a.slo_ttft_ms, tpot_ms=a.slo_tpot_ms, e2el_ms=a.slo_e2el_ms),
             lab=_pairs(a.lab, "--lab"), per_process=a.per_process, server_version=server_version(a.endpoint),
+            tokenizer=a.tokenizer,
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -1314,6 +1317,11 @@ def build_parser() -> Parser:
         metavar="KEY=VALUE",
         help="what is measured, kept in the report: model, params, type, quant, platform, gpu, "
         "arch, tp, vram_gb (repeatable)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        help="a local tokenizer.json (or model directory) to count output tokens when the server "
+        "sends no usage (default: the chunk count, a lower bound)",
     )
     p.add_argument(
         "--per-process",

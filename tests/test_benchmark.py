@@ -286,6 +286,40 @@ def test_a_level_above_the_per_process_limit_runs_in_several_processes_and_merge
         assert level.completed == 30 and level.duration_s < 2.0
 
 
+def test_without_usage_a_local_tokenizer_recounts_the_streamed_text(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(
+        [" ".join(f"t{i}" for i in range(8))], trainers.WordLevelTrainer(special_tokens=["<unk>"])
+    )
+    tok.save(str(tmp_path / "tokenizer.json"))
+    # two tokens per chunk ("t0 t1 "), so the chunk count would say half
+    report = _run(Script(style="openai", tokens_per_chunk=2), server_kind="openai", output_len=8, requests=4,
+                  warmup=0, tokenizer=str(tmp_path))  # fmt: skip
+    level = report.levels[0]
+    assert level.token_count_source == {"tokenizer": 4} and level.total_output_tokens == 32
+    assert level.length_mismatch_count == 0 and level.tokens_per_chunk == 2.0
+    chunks = _run(
+        Script(style="openai", tokens_per_chunk=2),
+        server_kind="openai",
+        output_len=8,
+        requests=4,
+        warmup=0,
+    )
+    assert (
+        chunks.levels[0].token_count_source == {"chunks": 4}
+        and chunks.levels[0].total_output_tokens == 16
+    )
+
+
+def test_a_missing_tokenizer_is_refused_before_any_request(tmp_path: Path) -> None:
+    proc = swarm(tmp_path, "bench", "--endpoint", "http://127.0.0.1:9", "--model", "m", "--server-kind", "vllm",
+                 "--tokenizer", str(tmp_path / "nope"))  # fmt: skip
+    assert proc.returncode == 7 and "no tokenizer at" in proc.stderr
+
+
 def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
     report = _run(Script(cap_tokens=5), output_len=8, requests=4, warmup=0)
     level = report.levels[0]

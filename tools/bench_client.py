@@ -25,7 +25,7 @@ class RequestRecord:
     end: int = 0
     completion_tokens: int | None = None
     prompt_tokens: int | None = None
-    text_chars: int = 0
+    text: list[str] = field(default_factory=list)  # the pieces, joined only for a recount
     error: str | None = None
     saw_done: bool = False
 
@@ -89,7 +89,8 @@ def classify(record: RequestRecord, t_ns: int, data: str) -> None:
         )
         if text or delta.get("tool_calls"):  # a role-only or empty chunk is not a token
             record.content_times.append(t_ns)
-            record.text_chars += len(text or "")
+            if text:
+                record.text.append(text)
             break
 
 

@@ -129,6 +129,9 @@ class BenchConfig(BaseModel):
     knee_gain: float = 0.25
     ttft_stop_ms: float | None = None
     client_ceiling_tok_s: float | None = None
+    tokenizer: str | None = Field(
+        None, description="tokenizer.json (or its directory): recount output sent without usage"
+    )
     server_version: str | None = None
     per_process: int = Field(
         128, ge=1, description="closed-loop workers per client process; more are sharded"
@@ -211,17 +214,38 @@ class RequestMetrics:
     chunks: int
 
 
-def request_metrics(record: RequestRecord) -> RequestMetrics:
+def request_metrics(
+    record: RequestRecord, recount: Callable[[str], int] | None = None
+) -> RequestMetrics:
+    """One request's metrics. N_out: the server's usage, else `recount` of the streamed text (a
+    local tokenizer, after the run), else the number of content chunks (a lower bound)."""
     times = record.content_times
     ttft = (times[0] - record.t_send) / 1e6
     e2el = (times[-1] - record.t_send) / 1e6
-    n_out = record.completion_tokens if record.completion_tokens is not None else len(times)
+    if record.completion_tokens is not None:
+        n_out, source = record.completion_tokens, "usage"
+    elif recount is not None:
+        n_out, source = recount("".join(record.text)), "tokenizer"
+    else:
+        n_out, source = len(times), "chunks"
     tpot = (e2el - ttft) / (n_out - 1) if n_out >= 2 else None
     itl = [(b - a) / 1e6 for a, b in itertools.pairwise(times)]
-    source = "usage" if record.completion_tokens is not None else "chunks"
-    return RequestMetrics(
-        ttft, e2el, tpot, itl, n_out, record.prompt_tokens or 0, source, len(times)
-    )
+    n_in = record.prompt_tokens or 0
+    return RequestMetrics(ttft, e2el, tpot, itl, n_out, n_in, source, len(times))
+
+
+def tokenizer_counter(path: str) -> Callable[[str], int]:
+    """Counts tokens with a local tokenizer: a tokenizer.json, or a model directory holding one.
+    Special tokens are not added: the count is of generated text only."""
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+
+    file = Path(path) / "tokenizer.json" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise ValueError(f"no tokenizer at {path} (want a tokenizer.json or a directory with one)")
+    tok = Tokenizer.from_file(str(file))
+    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
 def _error_key(record: RequestRecord) -> str:
@@ -240,12 +264,16 @@ def _peak(records: Sequence[RequestRecord]) -> int:
 
 
 def summarize(
-    records: Sequence[RequestRecord], load: Load, output_len: int, slo: Slo
+    records: Sequence[RequestRecord],
+    load: Load,
+    output_len: int,
+    slo: Slo,
+    recount: Callable[[str], int] | None = None,
 ) -> LevelReport:
     """One level's report from its records (warm-up excluded by the caller)."""
     good = [r for r in records if r.ok]
     errors = Counter(_error_key(r) for r in records if not r.ok)
-    per = [request_metrics(r) for r in good]
+    per = [request_metrics(r, recount) for r in good]
     duration = (
         (max(r.end for r in records) - min(r.t_send for r in records)) / 1e9 if records else 0.0
     )
@@ -479,7 +507,8 @@ async def run_level(config: BenchConfig, target: Target, load: Load, index: int)
         records = await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline)
     else:
         records = await run_open(target, list(bodies), load, config.seed + index, config.timeout_s)
-    level = summarize(records, load, config.output_len, config.slo)
+    recount = tokenizer_counter(config.tokenizer) if config.tokenizer else None
+    level = summarize(records, load, config.output_len, config.slo, recount)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
     level.client_processes = shards if load.concurrency else 1
     ceiling = config.client_ceiling_tok_s

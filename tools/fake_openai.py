@@ -1,6 +1,6 @@
 """A loopback OpenAI-compatible streaming server with scripted timing, for tests and calibration.
 
-Each response streams `max_tokens` one-token chunks: the first after `ttft_s`, then one every
+Each response streams `max_tokens` tokens, `tokens_per_chunk` per chunk (default one): the first after `ttft_s`, then one every
 `itl_s`, in the SSE style of a real server kind:
   vllm / sglang  role chunk, content chunks, a usage-only chunk with empty choices, [DONE]
   trt-llm        usage on every chunk, then [DONE]
@@ -27,6 +27,7 @@ class Script:
     status: int = 200
     truncate_after: int | None = None  # close the connection after this many chunks
     keepalive_comments: bool = True
+    tokens_per_chunk: int = 1  # a server that batches tokens into one SSE event
     close_idle: bool = False  # drop each connection after its response, without saying so
 
 
@@ -120,17 +121,20 @@ class FakeServer:
             writer.write(b"8\r\n: ping\n\n\r\n")
         writer.write(_chunk(_delta(0, None, role=True)))
         await writer.drain()
-        for i in range(n):
+        k = s.tokens_per_chunk
+        for chunk, i in enumerate(range(0, n, k)):
             await asyncio.sleep(s.ttft_s if i == 0 else s.itl_s)
-            if s.truncate_after is not None and i >= s.truncate_after:
+            if s.truncate_after is not None and chunk >= s.truncate_after:
                 writer.close()
                 return False
-            event = _delta(i, f"t{i} ", finish="length" if i == n - 1 else None)
-            if s.style == "trt-llm" or (s.style == "transformers" and i == n - 1):
+            done = min(i + k, n)
+            text = "".join(f"t{j} " for j in range(i, done))
+            event = _delta(i, text, finish="length" if done == n else None)
+            if s.style == "trt-llm" or (s.style == "transformers" and done == n):
                 event["usage"] = {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": i + 1,
-                    "total_tokens": prompt_tokens + i + 1,
+                    "completion_tokens": done,
+                    "total_tokens": prompt_tokens + done,
                 }
             writer.write(_chunk(event))
             if s.itl_s:
