@@ -912,12 +912,13 @@ def cmd_bench(ctx: Context) -> None:
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
+    tty = sys.stderr.isatty()
+    say = (lambda m: print(f"\r\033[K{m}", file=sys.stderr, flush=True)) if tty else None
     if a.calibrate:
         if say:
             say(f"calibrating the client at c={max(levels)} against the zero-latency fake server")
         config.client_ceiling_tok_s = round(benchmark.calibrate(max(levels), a.output_len), 1)
-    report = asyncio.run(benchmark.run(config, say))
+    report = asyncio.run(benchmark.run(config, say, _bench_bar if tty else None))
     if a.out:
         Path(a.out).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     if a.plot:
@@ -927,6 +928,16 @@ def cmd_bench(ctx: Context) -> None:
     ctx.emit(report, lambda: _bench_table(report))
     if all(lv.completed == 0 for lv in report.levels):
         ctx.exit_code = 1
+
+
+def _bench_bar(label: str, done: int, total: int | None) -> None:
+    """The running level on one terminal line: a bar when the request count is known."""
+    if total:
+        filled = 30 * min(done, total) // total
+        line = f"{label:>10} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}"
+    else:
+        line = f"{label:>10} {done} requests"
+    print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
 
 
 def _bench_table(report: Any) -> str:

@@ -320,6 +320,24 @@ def test_a_missing_tokenizer_is_refused_before_any_request(tmp_path: Path) -> No
     assert proc.returncode == 7 and "no tokenizer at" in proc.stderr
 
 
+def test_progress_is_watched_per_level_up_to_the_planned_count() -> None:
+    seen: list[tuple[str, int, int | None]] = []
+
+    async def go() -> None:
+        server = FakeServer(Script(itl_s=0.002))
+        port = await server.start()
+        config = benchmark.BenchConfig(endpoint=f"http://127.0.0.1:{port}", model="fake", concurrency=[1, 2],
+                                       output_len=8, requests=6, warmup=0)  # fmt: skip
+        await benchmark.run(config, watch=lambda *tick: seen.append(tick))
+        await server.stop()
+
+    asyncio.run(go())
+    assert seen[-1] == ("c=2", 6, 6) and ("c=1", 6, 6) in seen
+    assert [n for label, n, _ in seen if label == "c=1"] == sorted(
+        n for label, n, _ in seen if label == "c=1"
+    )
+
+
 def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
     report = _run(Script(cap_tokens=5), output_len=8, requests=4, warmup=0)
     level = report.levels[0]

@@ -319,9 +319,11 @@ async def _one(conn: Connection, body: bytes, timeout_s: float) -> RequestRecord
 
 
 async def run_closed(target: Target, bodies: Iterable[bytes], concurrency: int, timeout_s: float,
-                     deadline: float | None = None) -> list[RequestRecord]:  # fmt: skip
-    """P workers, each on its own keep-alive connection, take the next body until none is left."""
-    records: list[RequestRecord] = []
+                     deadline: float | None = None, records: list[RequestRecord] | None = None,
+                     ) -> list[RequestRecord]:  # fmt: skip
+    """P workers, each on its own keep-alive connection, take the next body until none is left.
+    Records are appended to `records` as they finish (a progress display may watch its length)."""
+    records = [] if records is None else records
     queue = iter(bodies)
 
     async def worker() -> None:
@@ -345,27 +347,27 @@ def arrivals(n: int, rate: float, burstiness: float, seed: int) -> list[float]:
     return list(np.cumsum(gaps) - gaps[0])
 
 
-async def run_open(target: Target, bodies: Sequence[bytes], load: Load, seed: int,
-                   timeout_s: float) -> list[RequestRecord]:  # fmt: skip
+async def run_open(target: Target, bodies: Sequence[bytes], load: Load, seed: int, timeout_s: float,
+                   records: list[RequestRecord] | None = None) -> list[RequestRecord]:  # fmt: skip
     """Requests sent on the precomputed schedule, idle connections reused, new ones opened."""
     assert load.rate is not None
+    records = [] if records is None else records
     idle: list[Connection] = []
     limit = asyncio.Semaphore(load.max_concurrency or len(bodies))
     start = time.monotonic()
 
-    async def send(offset: float, body: bytes) -> RequestRecord:
+    async def send(offset: float, body: bytes) -> None:
         await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
         async with limit:
             conn = idle.pop() if idle else Connection(target)
-            record = await _one(conn, body, timeout_s)
+            records.append(await _one(conn, body, timeout_s))
             idle.append(conn)
-            return record
 
     schedule = arrivals(len(bodies), load.rate, load.burstiness, seed)
-    records = await asyncio.gather(*(send(t, b) for t, b in zip(schedule, bodies, strict=True)))
+    await asyncio.gather(*(send(t, b) for t, b in zip(schedule, bodies, strict=True)))
     for conn in idle:
         await conn.close()
-    return list(records)
+    return records
 
 
 def _body_stream(config: BenchConfig, salt: int) -> Iterator[bytes]:
@@ -485,7 +487,22 @@ async def run_sharded(config: BenchConfig, target: Target, concurrency: int, sha
     return [record for part in parts for record in part]
 
 
-async def run_level(config: BenchConfig, target: Target, load: Load, index: int) -> LevelReport:
+# Progress of a level: (its label, requests finished, requests planned or None for a timed level).
+Watch = Callable[[str, int, int | None], None]
+
+
+async def _watching(
+    watch: Watch, label: str, records: list[RequestRecord], total: int | None
+) -> None:
+    """Report progress 10 times a second, off the request path (it only reads a length)."""
+    while True:
+        watch(label, len(records), total)
+        await asyncio.sleep(0.1)
+
+
+async def run_level(
+    config: BenchConfig, target: Target, load: Load, index: int, watch: Watch | None = None
+) -> LevelReport:
     """Warm up at the level's own load (kept out of the metrics), then measure it."""
     p = load.concurrency or load.max_concurrency or 1
     n = config.requests or (max(8 * p, 64) if load.concurrency else 64)
@@ -498,15 +515,27 @@ async def run_level(config: BenchConfig, target: Target, load: Load, index: int)
     bodies: Iterable[bytes] = _body_stream(config, index) if timed else _bodies(config, n, index)
     cpu0 = _cpu_s()
     shards = math.ceil((load.concurrency or 1) / config.per_process)
-    if load.concurrency and shards > 1:
-        records = await run_sharded(
-            config, target, load.concurrency, shards, index, None if timed else list(bodies)
-        )
-    elif load.concurrency:
-        deadline = time.monotonic() + config.duration_s if config.duration_s else None
-        records = await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline)
-    else:
-        records = await run_open(target, list(bodies), load, config.seed + index, config.timeout_s)
+    records: list[RequestRecord] = []
+    ticker = (
+        asyncio.create_task(_watching(watch, load.label, records, None if timed else n))
+        if watch
+        else None
+    )
+    try:
+        if load.concurrency and shards > 1:  # progress shows at the end: the shards report then
+            records += await run_sharded(config, target, load.concurrency, shards, index,
+                                         None if timed else list(bodies))  # fmt: skip
+        elif load.concurrency:
+            deadline = time.monotonic() + config.duration_s if config.duration_s else None
+            await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline, records)
+        else:
+            await run_open(
+                target, list(bodies), load, config.seed + index, config.timeout_s, records
+            )
+    finally:
+        if watch is not None and ticker is not None:
+            ticker.cancel()
+            watch(load.label, len(records), None if timed else n)
     recount = tokenizer_counter(config.tokenizer) if config.tokenizer else None
     level = summarize(records, load, config.output_len, config.slo, recount)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
@@ -538,9 +567,12 @@ def loads(config: BenchConfig) -> list[Load]:
 
 
 async def run(
-    config: BenchConfig, progress: Callable[[str], None] | None = None
+    config: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    watch: Watch | None = None,
 ) -> BenchmarkReport:
-    """The whole benchmark: each level in order, early stop, summary."""
+    """The whole benchmark: each level in order, early stop, summary. `progress` gets a line per
+    level, `watch` the requests finished within one."""
     target = Target.from_url(config.endpoint, config.model)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     levels: list[LevelReport] = []
@@ -549,7 +581,7 @@ async def run(
     for i, load in enumerate(plan):
         if progress:
             progress(f"level {i + 1}/{len(plan)} {load.label}")
-        levels.append(await run_level(config, target, load, i))
+        levels.append(await run_level(config, target, load, i, watch))
         if progress:
             lv = levels[-1]
             progress(
