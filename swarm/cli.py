@@ -908,7 +908,7 @@ def cmd_bench(ctx: Context) -> None:
             timeout_s=a.timeout, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
             slo=benchmark.Slo(ttft_ms=a.slo_ttft_ms, tpot_ms=a.slo_tpot_ms, e2el_ms=a.slo_e2el_ms),
             lab=_pairs(a.lab, "--lab"), per_process=a.per_process, server_version=server_version(a.endpoint),
-            tokenizer=a.tokenizer,
+            tokenizer=a.tokenizer, per_request=a.per_request,
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -1339,6 +1339,11 @@ def build_parser() -> Parser:
         type=int,
         default=128,
         help="closed-loop workers per client process; a level above it is sharded (default 128)",
+    )
+    p.add_argument(
+        "--per-request",
+        action="store_true",
+        help="keep each request's send time, TTFT, E2EL, tokens, count source and error",
     )
     p.add_argument("--out", help="write the full JSON report here")
     p.add_argument("--plot", help="write the sweep plot (PNG) here")

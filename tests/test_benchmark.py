@@ -338,6 +338,32 @@ def test_progress_is_watched_per_level_up_to_the_planned_count() -> None:
     )
 
 
+def test_per_request_rows_keep_each_requests_numbers_and_errors() -> None:
+    report = _run(Script(cap_tokens=3), output_len=4, requests=5, warmup=0, per_request=True)
+    rows = report.levels[0].requests
+    assert rows is not None and len(rows) == 5 and rows[0]["t_send_ms"] == 0.0
+    assert all(
+        r["n_out"] == 3 and r["token_count_source"] == "usage" and r["error"] is None for r in rows
+    )
+    assert [r["t_send_ms"] for r in rows] == sorted(r["t_send_ms"] for r in rows)
+    assert _run(Script(), output_len=4, requests=2, warmup=0).levels[0].requests is None
+
+
+def test_a_blocked_event_loop_shows_as_loop_lag() -> None:
+    import time
+
+    async def go() -> float:
+        worst = [0.0]
+        monitor = asyncio.create_task(benchmark._loop_lag(worst))
+        await asyncio.sleep(0.02)
+        time.sleep(0.15)  # the client's own work holding the loop
+        await asyncio.sleep(0.02)
+        monitor.cancel()
+        return worst[0]
+
+    assert asyncio.run(go()) >= 50.0
+
+
 def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
     report = _run(Script(cap_tokens=5), output_len=8, requests=4, warmup=0)
     level = report.levels[0]

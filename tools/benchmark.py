@@ -129,6 +129,7 @@ class BenchConfig(BaseModel):
     knee_gain: float = 0.25
     ttft_stop_ms: float | None = None
     client_ceiling_tok_s: float | None = None
+    per_request: bool = Field(False, description="keep each request's numbers in its level")
     tokenizer: str | None = Field(
         None, description="tokenizer.json (or its directory): recount output sent without usage"
     )
@@ -165,6 +166,8 @@ class LevelReport(BaseModel):
     client_limited: bool = False
     client_cpu_s: float = 0.0
     client_processes: int = 1
+    max_loop_lag_ms: float = 0.0  # how late this process's event loop woke; > 5 ms: client-limited
+    requests: list[dict[str, Any]] | None = None  # per request, with --per-request
 
 
 class Knee(BaseModel):
@@ -491,6 +494,37 @@ async def run_sharded(config: BenchConfig, target: Target, concurrency: int, sha
 Watch = Callable[[str, int, int | None], None]
 
 
+LAG_LIMIT_MS = 5.0
+
+
+LAG_PERIOD_S = 0.1  # a faster probe measurably delayed the loop's other timers (TTFT +1.6 ms)
+
+
+async def _loop_lag(worst: list[float]) -> None:
+    """How late the event loop wakes from a short sleep: when the client's own loop is saturated
+    its timestamps are late too, so a lagging level is flagged, not trusted."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(LAG_PERIOD_S)
+        worst[0] = max(worst[0], (time.perf_counter() - t - LAG_PERIOD_S) * 1e3)
+
+
+def request_rows(
+    records: Sequence[RequestRecord], recount: Callable[[str], int] | None
+) -> list[dict[str, Any]]:
+    """Each request's numbers, in send order, times in ms from the level's first send."""
+    t0 = min((r.t_send for r in records), default=0)
+    rows = []
+    for r in sorted(records, key=lambda r: r.t_send):
+        row: dict[str, Any] = {"t_send_ms": round((r.t_send - t0) / 1e6, 3), "error": r.error}
+        if r.ok:
+            m = request_metrics(r, recount)
+            row |= {"ttft_ms": round(m.ttft_ms, 3), "e2el_ms": round(m.e2el_ms, 3), "n_in": m.n_in,
+                    "n_out": m.n_out, "token_count_source": m.source, "chunks": m.chunks}  # fmt: skip
+        rows.append(row)
+    return rows
+
+
 async def _watching(
     watch: Watch, label: str, records: list[RequestRecord], total: int | None
 ) -> None:
@@ -521,6 +555,8 @@ async def run_level(
         if watch
         else None
     )
+    lag = [0.0]
+    lag_task = asyncio.create_task(_loop_lag(lag))
     try:
         if load.concurrency and shards > 1:  # progress shows at the end: the shards report then
             records += await run_sharded(config, target, load.concurrency, shards, index,
@@ -533,6 +569,7 @@ async def run_level(
                 target, list(bodies), load, config.seed + index, config.timeout_s, records
             )
     finally:
+        lag_task.cancel()
         if watch is not None and ticker is not None:
             ticker.cancel()
             watch(load.label, len(records), None if timed else n)
@@ -540,8 +577,12 @@ async def run_level(
     level = summarize(records, load, config.output_len, config.slo, recount)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
     level.client_processes = shards if load.concurrency else 1
+    level.max_loop_lag_ms = round(lag[0], 3)
     ceiling = config.client_ceiling_tok_s
-    level.client_limited = bool(ceiling and level.output_throughput > 0.5 * ceiling)
+    near_ceiling = bool(ceiling and level.output_throughput > 0.5 * ceiling)
+    level.client_limited = near_ceiling or (shards == 1 and lag[0] > LAG_LIMIT_MS)
+    if config.per_request:
+        level.requests = request_rows(records, recount)
     return level
 
 
