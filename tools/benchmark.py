@@ -5,8 +5,8 @@ Definitions follow shared/research/bench_anchors.md §7 (vLLM semantics where na
   E2EL  last content-bearing event - send
   TPOT  (E2EL - TTFT) / (N_out - 1), only when N_out ≥ 2
   ITL   the gaps between content-bearing events, pooled over the level (what AIPerf calls ICL)
-  N_out usage.completion_tokens from any chunk, else the number of content chunks (a lower bound);
-        the source is kept per request and tallied per level
+  N_out usage.completion_tokens from any chunk, else a local tokenizer's recount of the text,
+        else the number of content chunks (a lower bound); the source is kept per request
 Level throughput divides by duration = last stream end - first send. Statistics are numpy's:
 population std, linear percentiles.
 
@@ -14,7 +14,9 @@ Load is closed-loop (P workers, each a persistent connection looping request aft
 open-loop (Poisson, or gamma with `burstiness`, arrivals precomputed from the seed). A sweep warms
 each level at its own concurrency, stops early once TTFT p50 passes `ttft_stop_ms` or the knee is
 passed twice, and flags a level `client_limited` when its output throughput is over half the
-client's own ceiling measured against the zero-latency fake server (`calibrate`).
+client's own ceiling measured against the zero-latency fake server (`calibrate`), or when the
+client's event loop woke more than 5 ms late. Above `per_process` workers a level is sharded over
+several client processes.
 """
 
 from __future__ import annotations
@@ -43,52 +45,13 @@ from tools.bench_client import Connection, RequestRecord, Target, request_body
 
 SCHEMA_VERSION = 1
 SERVER_KINDS = ("vllm", "sglang", "trt-llm", "transformers", "openai")
-_WORDS = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "was",
-    "for",
-    "on",
-    "are",
-    "with",
-    "as",
-    "by",
-    "at",
-    "from",
-    "that",
-    "this",
-    "be",
-    "it",
-    "or",
-    "an",
-    "have",
-    "not",
-    "which",
-    "one",
-    "all",
-    "were",
-    "when",
-    "we",
-    "there",
-    "can",
-    "more",
-    "if",
-    "out",
-    "so",
-    "what",
-    "up",
-    "about",
-    "into",
-    "than",
-    "them",
-    "some",
-    "could",
-    "time",
-]
+# A prompt is random common words: no tokenizer needed, and usage.prompt_tokens says the truth.
+_WORD_TEXT = (
+    "the of and to in is was for on are with as by at from that this be it or an have "
+    "not which one all were when we there can more if out so what up about into than "
+    "them some could time"
+)
+_WORDS = tuple(_WORD_TEXT.split())
 
 
 @dataclass(frozen=True)
