@@ -72,7 +72,12 @@ def test_the_compose_file_reserves_gpus_binds_loopback_and_holds_no_secret(
         and service["shm_size"] == "16g"
     )
     assert service["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}" and "hf_s3cr3t" not in text
-    assert service["volumes"][0].endswith(":/root/.cache/huggingface") and "healthcheck" in service
+    assert (
+        service["volumes"][0].endswith(f":{deploy.CONTAINER_HF_HOME}") and "healthcheck" in service
+    )
+    assert (
+        service["environment"]["HF_HOME"] == deploy.CONTAINER_HF_HOME
+    )  # the engines find the cache
     assert service["command"][:2] == ["Qwen/Qwen3-8B", "--host"]
     assert service["command"][service["command"].index("--gpu-memory-utilization") + 1] == "0.5"
 

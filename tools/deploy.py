@@ -248,11 +248,18 @@ def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]
     return (*argv, *cfg.engine_args)
 
 
+# Where the host's Hugging Face cache is mounted, named to the engines through HF_HOME: every
+# engine here reads the hub through huggingface_hub, and HF_HOME does not depend on the image's
+# user (its home directory) the way the default ~/.cache/huggingface does.
+CONTAINER_HF_HOME = "/hf-cache"
+
+
 def plan(
     cfg: DeployConfig, gpu_total_gb: float | None = None, free_before_gb: float | None = None
 ) -> Plan:
     budget = memory_budget(cfg, gpu_total_gb, free_before_gb)
-    env = dict(cfg.env) | {name: f"<from ${name}>" for name in cfg.secret_env}
+    env = {"HF_HOME": CONTAINER_HF_HOME} | dict(cfg.env)
+    env |= {name: f"<from ${name}>" for name in cfg.secret_env}
     if cfg.platform == "ollama" and cfg.max_context:
         env["OLLAMA_CONTEXT_LENGTH"] = str(cfg.max_context)
     live = LIVENESS.get(cfg.platform, "/health")
@@ -262,7 +269,7 @@ def plan(
         command=platform_command(cfg, budget),
         ports={f"{cfg.cport}/tcp": f"{cfg.bind}:{cfg.port}"},
         environment=env,
-        volumes={str(Path(cfg.hf_cache).expanduser()): "/root/.cache/huggingface"},
+        volumes={str(Path(cfg.hf_cache).expanduser()): CONTAINER_HF_HOME},
         gpus=cfg.gpus if cfg.gpu else (),
         ipc="host" if cfg.ipc_host else None,
         shm_size=cfg.shm_size,
@@ -281,8 +288,12 @@ def compose(cfg: DeployConfig, p: Plan) -> dict[str, Any]:
     service: dict[str, Any] = {
         "image": cfg.image,
         "ports": [f"{cfg.bind}:{cfg.port}:{cfg.cport}"],
-        "environment": {**cfg.env, **{n: f"${{{n}:-}}" for n in cfg.secret_env}},
-        "volumes": [f"${{HF_CACHE:-{cfg.hf_cache}}}:/root/.cache/huggingface"],
+        "environment": {
+            "HF_HOME": CONTAINER_HF_HOME,
+            **cfg.env,
+            **{n: f"${{{n}:-}}" for n in cfg.secret_env},
+        },
+        "volumes": [f"${{HF_CACHE:-{cfg.hf_cache}}}:{CONTAINER_HF_HOME}"],
         "shm_size": cfg.shm_size,
         "ulimits": p.ulimits,
         "labels": p.labels,
