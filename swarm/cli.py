@@ -1296,7 +1296,12 @@ def build_parser() -> Parser:
         help="how output length is forced; auto asks /v1/models (default)",
     )
     p.add_argument("--concurrency", help="closed-loop levels, e.g. 1,2,4,8 (default 1)")
-    p.add_argument("--rate", type=float, help="open loop instead: requests/s (Poisson)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="open loop instead: requests/s (Poisson); a --concurrency list then caps requests "
+        "in flight at its largest value",
+    )
     p.add_argument(
         "--burstiness", type=float, default=1.0, help="gamma shape of arrivals (1 = Poisson)"
     )

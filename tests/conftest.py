@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,3 +55,10 @@ async def finished_job(client: Any, job: str, seconds: float = 60.0) -> dict[str
             if detail["task"]["state"] != "claimed":
                 return detail
             await anyio.sleep(0.05)
+
+
+def free_port() -> int:
+    """A loopback port free right now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

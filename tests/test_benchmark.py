@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import finished_job
+from tests.conftest import finished_job, free_port
 from tests.test_cli import swarm
 from tools import benchmark
 from tools.bench_client import RequestRecord, SSEParser, classify, request_body
@@ -203,8 +203,11 @@ def test_the_output_length_is_forced_the_way_each_server_kind_accepts(
 
 
 def _run(script: Script, **config: object) -> benchmark.BenchmarkReport:
+    return _run_against(FakeServer(script), **config)
+
+
+def _run_against(server: FakeServer, **config: object) -> benchmark.BenchmarkReport:
     async def go() -> benchmark.BenchmarkReport:
-        server = FakeServer(script)
         port = await server.start()
         try:
             cfg = benchmark.BenchConfig(endpoint=f"http://127.0.0.1:{port}", model="fake", **config)  # type: ignore[arg-type]
@@ -240,9 +243,11 @@ def test_token_totals_are_exact_at_every_concurrency_and_counted_from_usage_when
 
 
 def test_open_loop_sends_every_request_and_reuses_connections() -> None:
-    report = _run(Script(itl_s=0.001), rate=200.0, output_len=4, requests=30, warmup=0)
+    server = FakeServer(Script(itl_s=0.001))
+    report = _run_against(server, rate=200.0, output_len=4, requests=30, warmup=0)
     (level,) = report.levels
     assert level.rate == 200.0 and level.completed == 30 and level.total_output_tokens == 120
+    assert server.requests == 30 and server.connections < 10  # idle connections were taken again
 
 
 @pytest.mark.parametrize(
@@ -525,14 +530,6 @@ def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
 # ---------------------------------------------------------------- a real server
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def transformers_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`transformers serve` on the CPU with a tiny random Llama built here (.ci/run installs it)."""
@@ -546,7 +543,7 @@ def transformers_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     model = tmp_path_factory.mktemp("tiny-llama")
     subprocess.run([f"{venv}/bin/python", "tests/fixtures/build_tiny_llama.py", str(model)], check=True,
                    capture_output=True)  # fmt: skip
-    port = _free_port()
+    port = free_port()
     log = (model / "serve.log").open("w")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "*"}
     proc = subprocess.Popen([f"{venv}/bin/transformers", "serve", str(model), "--device", "cpu",

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -22,7 +21,7 @@ import pytest
 import tomli_w
 
 from swarm.errors import InvalidInput
-from tests.conftest import REPO, finished_job
+from tests.conftest import REPO, finished_job, free_port
 from tools import deploy
 
 IMAGE = "swarm-test/tinyserver:1"
@@ -160,12 +159,6 @@ def engine() -> Any:
     return client
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def tiny(
     folder: Path, name: str, port: int, command: list[str] | None = None, **extra: Any
 ) -> Path:
@@ -200,7 +193,7 @@ def swarm(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_deploy_waits_until_ready_records_it_and_down_is_idempotent(
     engine: Any, tmp_path: Path
 ) -> None:
-    port = _port()
+    port = free_port()
     folder = tiny(
         tmp_path / "tiny",
         "tiny-a",
@@ -236,7 +229,7 @@ def test_a_failed_start_reports_the_last_log_lines_and_leaves_nothing(
     folder = tiny(
         tmp_path / "bad",
         "tiny-bad",
-        _port(),
+        free_port(),
         command=["/bin/busybox", "sh", "-c", "echo 'CUDA out of memory while loading' >&2; exit 3"],
     )
     proc = swarm(str(folder), "--json")
@@ -250,7 +243,7 @@ def test_a_failed_start_reports_the_last_log_lines_and_leaves_nothing(
 
 @pytest.mark.docker
 def test_dry_run_and_generate_touch_no_engine(engine: Any, tmp_path: Path) -> None:
-    folder = tiny(tmp_path / "dry", "tiny-dry", _port())
+    folder = tiny(tmp_path / "dry", "tiny-dry", free_port())
     plan = json.loads(swarm(str(folder), "--dry-run").stdout)
     assert plan["plans"][0]["command"][:2] == ["/bin/busybox", "httpd"]
     assert json.loads(swarm(str(folder), "--generate").stdout)["written"] == [
@@ -264,9 +257,9 @@ def test_shared_tenancy_starts_each_server_after_the_previous_is_ready(
     engine: Any, tmp_path: Path
 ) -> None:
     slow = ["/bin/busybox", "sh", "-c", "sleep 1; exec /bin/busybox httpd -f -p 8000 -h /www"]
-    a = tiny(tmp_path / "a", "tenant-a", _port(), command=slow, gpu_memory_gb=40.0)
-    b = tiny(tmp_path / "b", "tenant-b", _port(), gpu_memory_gb=40.0)
-    over = tiny(tmp_path / "c", "tenant-c", _port(), gpu_memory_gb=60.0)
+    a = tiny(tmp_path / "a", "tenant-a", free_port(), command=slow, gpu_memory_gb=40.0)
+    b = tiny(tmp_path / "b", "tenant-b", free_port(), gpu_memory_gb=40.0)
+    over = tiny(tmp_path / "c", "tenant-c", free_port(), gpu_memory_gb=60.0)
     refused = swarm(str(a), str(over), "--shared-tenancy", "--gpu-total-gb", "96", "--json")
     assert refused.returncode == 7 and "100 GB, more than the GPU's 96 GB" in refused.stdout
     assert not engine.containers.list(all=True, filters={"label": "swarm.deploy=tenant-a"})
@@ -294,7 +287,7 @@ def test_the_mcp_deploy_tool_runs_as_a_job_and_reports_the_server(
     from swarm.mcp_server import Lab, build_server
     from swarm.settings import Settings
 
-    folder = tiny(REPO / ".pytest-deploy" / tmp_path.name, "tiny-mcp", _port())
+    folder = tiny(REPO / ".pytest-deploy" / tmp_path.name, "tiny-mcp", free_port())
     lab = Lab(Settings(db_path=tmp_path / "lab.db"))
 
     async def main() -> None:

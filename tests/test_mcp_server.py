@@ -28,7 +28,7 @@ from swarm.mcp_server import Lab, build_server
 from swarm.models import NewTask
 from swarm.settings import Settings
 from swarm.store import SqliteStore
-from tests.conftest import REPO, T0, finished_job
+from tests.conftest import REPO, T0, finished_job, free_port
 
 
 def run(fn: Callable[[Client], Awaitable[None]], target: Any) -> None:
@@ -269,15 +269,9 @@ def test_a_stdio_server_exits_when_its_parent_dies_even_with_stdin_still_open(
 # ---------------------------------------------------------------- HTTP
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    db, port = tmp_path / "lab.db", _free_port()
+    db, port = tmp_path / "lab.db", free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "swarm.cli", "serve", "--http", "--port", str(port)],
         env=_env(db),

@@ -21,17 +21,23 @@ BENCH_KEYS = ("concurrency", "rate", "burstiness", "input_len", "output_len", "r
               "duration_s", "warmup", "seed", "timeout_s", "ttft_stop_ms", "knee_gain")  # fmt: skip
 
 
+def _get_json(endpoint: str, path: str, timeout_s: float) -> Any:
+    """GET a JSON document from the server's root (never through a proxy); None if it has none."""
+    target = Target.from_url(endpoint, "")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{target.host}:{target.port}{path}", timeout=timeout_s) as resp:
+            return json.load(resp)
+    except (OSError, ValueError):
+        return None
+
+
 def probe(endpoint: str, timeout_s: float = 5.0) -> tuple[str, str | None]:
     """The server kind from `/v1/models` `owned_by` ('openai' when nothing says otherwise) and
     the first served model id."""
-    target = Target.from_url(endpoint, "")
-    url = f"http://{target.host}:{target.port}/v1/models"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
-    try:
-        with opener.open(url, timeout=timeout_s) as resp:
-            models = [m for m in json.load(resp).get("data", []) if isinstance(m, dict)]
-    except (OSError, ValueError):
-        return "openai", None
+    listing = _get_json(endpoint, "/v1/models", timeout_s)
+    data = listing.get("data", []) if isinstance(listing, dict) else []
+    models = [m for m in data if isinstance(m, dict)]
     owners = {str(m.get("owned_by", "")).lower().replace("_", "").replace("-", "") for m in models}
     kind = next((k for k in SERVER_KINDS for o in owners if k.replace("-", "") in o), None)
     if kind is None:  # transformers serve says owned_by "local" but gives each model a load status
@@ -44,16 +50,8 @@ def probe(endpoint: str, timeout_s: float = 5.0) -> tuple[str, str | None]:
 
 def server_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
     """The engine's version where it says: vLLM `/version`, SGLang `/server_info`."""
-    target = Target.from_url(endpoint, "")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     for path in ("/version", "/server_info", "/get_server_info"):
-        try:
-            with opener.open(
-                f"http://{target.host}:{target.port}{path}", timeout=timeout_s
-            ) as resp:
-                body = json.load(resp)
-        except (OSError, ValueError):
-            continue
+        body = _get_json(endpoint, path, timeout_s)
         if isinstance(body, dict) and isinstance(body.get("version"), str):
             return str(body["version"])
     return None

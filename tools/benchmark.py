@@ -498,7 +498,12 @@ async def _watching(
 
 
 async def run_level(
-    config: BenchConfig, target: Target, load: Load, index: int, watch: Watch | None = None
+    config: BenchConfig,
+    target: Target,
+    load: Load,
+    index: int,
+    watch: Watch | None = None,
+    recount: Callable[[str], int] | None = None,
 ) -> LevelReport:
     """Warm up at the level's own load (kept out of the metrics), then measure it."""
     p = load.concurrency or load.max_concurrency or 1
@@ -536,7 +541,6 @@ async def run_level(
         if watch is not None and ticker is not None:
             ticker.cancel()
             watch(load.label, len(records), None if timed else n)
-    recount = tokenizer_counter(config.tokenizer) if config.tokenizer else None
     level = summarize(records, load, config.output_len, config.slo, recount)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
     level.client_processes = shards if load.concurrency else 1
@@ -578,6 +582,7 @@ async def run(
     """The whole benchmark: each level in order, early stop, summary. `progress` gets a line per
     level, `watch` the requests finished within one."""
     target = Target.from_url(config.endpoint, config.model)
+    recount = tokenizer_counter(config.tokenizer) if config.tokenizer else None  # loaded once
     started = datetime.now(UTC).isoformat(timespec="seconds")
     levels: list[LevelReport] = []
     stopped = None
@@ -585,7 +590,7 @@ async def run(
     for i, load in enumerate(plan):
         if progress:
             progress(f"level {i + 1}/{len(plan)} {load.label}")
-        levels.append(await run_level(config, target, load, i, watch))
+        levels.append(await run_level(config, target, load, i, watch, recount))
         if progress:
             lv = levels[-1]
             progress(

@@ -51,6 +51,9 @@ class FakeServer:
         self.server: asyncio.AbstractServer | None = None
         self.port = port
         self.requests = 0
+        self.connections = 0
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -58,11 +61,21 @@ class FakeServer:
         return self.port
 
     async def stop(self) -> None:
+        """Stop listening and end every connection's handler, so no task outlives the loop."""
         if self.server is not None:
             self.server.close()
+            for writer in self._writers:  # the handlers then read EOF and return (cancelling
+                writer.close()  # them instead makes Python 3.11's stream callback log an error)
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+        self._writers.add(writer)
         try:
             while True:
                 request = await reader.readline()
@@ -86,6 +99,7 @@ class FakeServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     async def _get(self, writer: asyncio.StreamWriter, path: str) -> None:
