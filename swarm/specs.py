@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -48,15 +48,22 @@ class BenchmarkSpec(Model):
     instance: int = Field(1, ge=1)
     endpoint: str | None = Field(None, description="default: the deploy task's result")
     served_model_name: str | None = Field(None, description="default: the first in /v1/models")
-    server_kind: str = "auto"
+    server_kind: Literal["auto", "vllm", "sglang", "trt-llm", "transformers", "openai"] = "auto"
+    # How to measure: the same names and defaults as tools/benchmark.py's BenchConfig.
     concurrency: tuple[Annotated[int, Field(ge=1)], ...] = (1,)
     rate: float | None = Field(None, gt=0)
+    burstiness: float = Field(1.0, gt=0)
     input_len: int = Field(128, ge=1)
     output_len: int = Field(128, ge=1)
     requests: int | None = Field(None, ge=1)
     duration_s: float | None = Field(None, gt=0)
     warmup: int | None = Field(None, ge=0)
+    seed: int = 0
+    timeout_s: float = Field(300.0, gt=0)
     ttft_stop_ms: float | None = Field(None, gt=0)
+    knee_gain: float = Field(0.25, gt=0)
+    tokenizer: str | None = Field(None, description="tokenizer.json on the benchmarking host")
+    per_process: int = Field(128, ge=1)
 
 
 class KernelSpec(Model):

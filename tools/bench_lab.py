@@ -13,12 +13,17 @@ from typing import Any
 
 from swarm.findings import Evidence, EvidenceKind, NewFinding
 from swarm.models import Task
+from swarm.specs import BenchmarkSpec
 from tools.bench_client import Target
 from tools.benchmark import SERVER_KINDS, BenchConfig, BenchmarkReport
 
-# The spec keys a benchmark task may set, beside the lab metadata (gpu, platform, quant, tp).
-BENCH_KEYS = ("concurrency", "rate", "burstiness", "input_len", "output_len", "requests",
-              "duration_s", "warmup", "seed", "timeout_s", "ttft_stop_ms", "knee_gain")  # fmt: skip
+# The spec keys that say how to measure: those a benchmark spec and BenchConfig share, except
+# the target (endpoint, model, server_kind), which config_from_spec resolves.
+BENCH_KEYS = tuple(
+    name
+    for name in BenchmarkSpec.model_fields
+    if name in BenchConfig.model_fields and name not in ("endpoint", "model", "server_kind")
+)
 
 
 def _get_json(endpoint: str, path: str, timeout_s: float) -> Any:
