@@ -272,7 +272,9 @@ def test_a_keep_alive_connection_the_server_dropped_is_reopened_not_counted_as_a
 def test_a_duration_level_runs_until_its_deadline_with_requests_drawn_as_it_goes() -> None:
     report = _run(Script(itl_s=0.001), concurrency=[2], output_len=4, duration_s=0.3, warmup=0)
     level = report.levels[0]
-    assert level.failed == 0 and level.completed > 10 and 0.3 <= level.duration_s < 1.0
+    # No request starts after the deadline; the last ones end around it, and the first send comes
+    # a little after the deadline was set, so the measured span is 0.3 s less that start-up.
+    assert level.failed == 0 and level.completed > 10 and 0.29 <= level.duration_s < 1.0
 
 
 @pytest.mark.parametrize("timed", [False, True])
@@ -286,7 +288,7 @@ def test_a_level_above_the_per_process_limit_runs_in_several_processes_and_merge
     assert level.client_processes == 3 and level.failed == 0 and level.peak_concurrency == 5
     assert level.total_output_tokens == 4 * level.completed
     if timed:
-        assert level.completed > 5 and 0.5 <= level.duration_s < 1.5  # the shards started together
+        assert level.completed > 5 and 0.49 <= level.duration_s < 0.7  # the shards started together
     else:
         assert level.completed == 30 and level.duration_s < 2.0
 
