@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 
 from swarm.errors import NotFound, UnknownAgent
 from swarm.models import Agent, Capabilities, iso
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store
 
 TOUCH_EVERY = timedelta(seconds=30)
 
 
-def raw_capabilities_in(conn: sqlite3.Connection, agent_id: str) -> str:
+def raw_capabilities_in(conn: Conn, agent_id: str) -> str:
     """The agent's capabilities as stored (JSON); raises UnknownAgent."""
     row = conn.execute("SELECT capabilities FROM agents WHERE id = ?", (agent_id,)).fetchone()
     if row is None:
@@ -22,7 +21,7 @@ def raw_capabilities_in(conn: sqlite3.Connection, agent_id: str) -> str:
     return str(row[0])
 
 
-def touch(conn: sqlite3.Connection, agent_id: str, now: datetime) -> None:
+def touch(conn: Conn, agent_id: str, now: datetime) -> None:
     """Record that the agent is alive; writes at most every TOUCH_EVERY (claims are hot)."""
     conn.execute(
         "UPDATE agents SET last_seen = ? WHERE id = ? AND last_seen < ?",
@@ -30,10 +29,10 @@ def touch(conn: sqlite3.Connection, agent_id: str, now: datetime) -> None:
     )
 
 
-def register(store: SqliteStore, agent_id: str, caps: Capabilities, now: datetime) -> Agent:
+def register(store: Store, agent_id: str, caps: Capabilities, now: datetime) -> Agent:
     """Record (or replace) an agent's capabilities; re-registering is harmless."""
 
-    def upsert(conn: sqlite3.Connection) -> Agent:
+    def upsert(conn: Conn) -> Agent:
         conn.execute(
             "INSERT INTO agents (id, capabilities, registered_at, last_seen) VALUES (?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET capabilities = excluded.capabilities, "
@@ -45,7 +44,7 @@ def register(store: SqliteStore, agent_id: str, caps: Capabilities, now: datetim
     return store.write(upsert)
 
 
-def _agent(conn: sqlite3.Connection, agent_id: str) -> Agent:
+def _agent(conn: Conn, agent_id: str) -> Agent:
     row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
     if row is None:
         raise NotFound(f"agent {agent_id!r} is not registered")
@@ -57,12 +56,12 @@ def _agent(conn: sqlite3.Connection, agent_id: str) -> Agent:
     )
 
 
-def get_agent(store: SqliteStore, agent_id: str) -> Agent:
+def get_agent(store: Store, agent_id: str) -> Agent:
     return store.read(lambda conn: _agent(conn, agent_id))
 
 
-def list_agents(store: SqliteStore) -> list[Agent]:
-    def read(conn: sqlite3.Connection) -> list[Agent]:
+def list_agents(store: Store) -> list[Agent]:
+    def read(conn: Conn) -> list[Agent]:
         ids = [r["id"] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
         return [_agent(conn, agent_id) for agent_id in ids]
 

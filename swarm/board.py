@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
 from swarm import SCHEMA_VERSION
 from swarm.models import Model, parse_iso
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store
 
 
 class DeploymentCounts(Model):
@@ -56,7 +55,7 @@ class Board(Model):
     warnings: tuple[str, ...] = ()
 
 
-def _deployments(conn: sqlite3.Connection) -> tuple[DeploymentCounts, tuple[GpuCount, ...]]:
+def _deployments(conn: Conn) -> tuple[DeploymentCounts, tuple[GpuCount, ...]]:
     benchmarked = {
         json.loads(r["spec"]).get("deploy_task")
         for r in conn.execute("SELECT spec FROM tasks WHERE kind = 'benchmark' AND state = 'done'")
@@ -81,7 +80,7 @@ def _deployments(conn: sqlite3.Connection) -> tuple[DeploymentCounts, tuple[GpuC
     return DeploymentCounts(**counts, architectures=len(archs - {None})), gpus
 
 
-def _claimed(conn: sqlite3.Connection, now: datetime) -> tuple[ClaimedTask, ...]:
+def _claimed(conn: Conn, now: datetime) -> tuple[ClaimedTask, ...]:
     rows = conn.execute(
         "SELECT id, kind, title, holder, epoch, claimed_at, expires_at FROM tasks "
         "WHERE state = 'claimed' ORDER BY claimed_at"
@@ -100,8 +99,8 @@ def _claimed(conn: sqlite3.Connection, now: datetime) -> tuple[ClaimedTask, ...]
     )
 
 
-def board(store: SqliteStore, now: datetime) -> Board:
-    def read(conn: sqlite3.Connection) -> Board:
+def board(store: Store, now: datetime) -> Board:
+    def read(conn: Conn) -> Board:
         by_state = {
             r[0]: r[1]
             for r in conn.execute("SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state")

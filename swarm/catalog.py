@@ -6,7 +6,6 @@ so re-running `swarm init` never resets work the lab has done since.
 
 from __future__ import annotations
 
-import sqlite3
 import tomllib
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +18,7 @@ from swarm.errors import Duplicate, InvalidInput
 from swarm.models import Model, NewTask, Requires, TaskState, validation_message
 from swarm.queue import insert_task, new_task_id, record_result
 from swarm.specs import dedupe_key
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store
 
 CATALOG_ACTOR = "catalog"
 
@@ -116,7 +115,7 @@ def _deploy_tasks(entry: CatalogDeployment) -> tuple[NewTask, NewTask]:
     return deploy, bench
 
 
-def _exists(conn: sqlite3.Connection, new: NewTask) -> bool:
+def _exists(conn: Conn, new: NewTask) -> bool:
     key = dedupe_key(new.kind, new.spec, new.dedupe_key)
     row = conn.execute(
         "SELECT 1 FROM tasks WHERE dedupe_key = ? OR id = ?", (key, new.id or "")
@@ -125,15 +124,13 @@ def _exists(conn: sqlite3.Connection, new: NewTask) -> bool:
 
 
 def _seed_result(
-    conn: sqlite3.Connection, task_id: str, payload: dict[str, object], source: str, now: datetime
+    conn: Conn, task_id: str, payload: dict[str, object], source: str, now: datetime
 ) -> None:
     payload = {"source": source, **payload}
     record_result(conn, task_id, 0, CATALOG_ACTOR, "done", payload, None, f"catalog:{task_id}", now)
 
 
-def _load_deployment(
-    conn: sqlite3.Connection, entry: CatalogDeployment, source: str, now: datetime
-) -> int:
+def _load_deployment(conn: Conn, entry: CatalogDeployment, source: str, now: datetime) -> int:
     deploy, bench = _deploy_tasks(entry)
     if _exists(conn, deploy):
         return 0
@@ -159,12 +156,12 @@ def _load_deployment(
     return 2
 
 
-def load_catalog(store: SqliteStore, folder: Path, now: datetime) -> LoadReport:
+def load_catalog(store: Store, folder: Path, now: datetime) -> LoadReport:
     """Load every tasks/*.toml in one transaction; raises InvalidInput naming file and field."""
     paths = sorted(folder.glob("*.toml")) if folder.is_dir() else []
     catalogs = [(path, read_catalog(path)) for path in paths]  # validate all before writing
 
-    def load(conn: sqlite3.Connection) -> LoadReport:
+    def load(conn: Conn) -> LoadReport:
         added = skipped = 0
         for path, catalog in catalogs:
             source = catalog.source or f"catalog file {path.name}"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from swarm.settings import Settings
-    from swarm.store import SqliteStore
+    from swarm.store import Store
 
 EXIT_CODES_HELP = """exit codes:
   0 ok   1 error   2 usage   3 nothing claimable   4 lease lost
@@ -49,7 +49,7 @@ class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.exit_code = 0
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
 
     @property
     def settings(self) -> Settings:
@@ -58,11 +58,11 @@ class Context:
         return load_settings(self.args.db)
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         if self._store is None:
-            from swarm.store import SqliteStore
+            from swarm.store import open_store
 
-            self._store = SqliteStore(self.settings.db_path)
+            self._store = open_store(self.settings.db)
         return self._store
 
     def emit(self, model: BaseModel | dict[str, Any], text: Callable[[], str]) -> None:
@@ -132,9 +132,9 @@ def cmd_init(ctx: Context) -> None:
     folder = ctx.args.catalog or (repo_root(Path.cwd()) or Path.cwd()) / "tasks"
     report = load_catalog(ctx.store, Path(folder), _now())
     ctx.emit(
-        {"db": str(ctx.store.path), **report.model_dump()},
+        {"db": ctx.store.location, **report.model_dump()},
         lambda: (
-            f"lab database: {ctx.store.path}\ncatalog: {', '.join(report.files) or 'none'} "
+            f"lab database: {ctx.store.location}\ncatalog: {', '.join(report.files) or 'none'} "
             f"({report.added} tasks added, {report.skipped} already present)"
         ),
     )
@@ -688,7 +688,7 @@ def _worker_loop(ctx: Context, name: str, kinds: tuple[str, ...]) -> Any:
         kinds=kinds,
         repo=repo,
         lab_dir=ctx.settings.lab_dir,
-        db=ctx.settings.db_path,
+        db=ctx.settings.db,
         lease_seconds=a.lease or ctx.settings.lease_seconds,
         once=a.once,
         until_idle=a.until_idle,
@@ -733,7 +733,7 @@ def cmd_work(ctx: Context) -> None:
     if not a.json:
         gpus = ", ".join(f"{g.name} ({g.arch})" for g in caps.gpus) or f"none ({caps.gpu_note})"
         print(
-            f"lab {ctx.store.path}: {len(names)} worker(s) for {', '.join(kinds)}; GPUs: {gpus}; "
+            f"lab {ctx.store.location}: {len(names)} worker(s) for {', '.join(kinds)}; GPUs: {gpus}; "
             f"tools: {', '.join(caps.tools) or 'none'}"
             + (f"; queued {', '.join(queued)}" if queued else ""),
             flush=True,

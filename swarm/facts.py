@@ -7,7 +7,6 @@ the reconciled view, facts/verified_facts.schema.json its JSON Schema; all byte-
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from swarm.citations import Check, CheckContext, check
 from swarm.findings import Finding, all_findings, merge_log, read_log
 from swarm.reconcile import Checks, FactsFile, reconcile
 from swarm.registry import Registries
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store
 
 LOG = "findings.jsonl"
 RUNS = "runs.jsonl"  # the results that run evidence cites, so a rebuild from git can check them
@@ -33,7 +32,7 @@ class Outcome:
     changed: tuple[str, ...]
 
 
-def run_payloads(store: SqliteStore) -> dict[str, dict[str, Any]]:
+def run_payloads(store: Store) -> dict[str, dict[str, Any]]:
     rows = store.read(lambda conn: conn.execute("SELECT id, payload FROM results").fetchall())
     return {r[0]: json.loads(r[1]) for r in rows}
 
@@ -66,8 +65,8 @@ def check_all(
     return {(f.id, i): check(ev, f, ctx) for f in findings for i, ev in enumerate(f.evidence)}
 
 
-def store_checks(store: SqliteStore, checks: Checks) -> None:
-    def save(conn: sqlite3.Connection) -> None:
+def store_checks(store: Store, checks: Checks) -> None:
+    def save(conn: Conn) -> None:
         conn.executemany(
             "INSERT INTO evidence_checks VALUES (?,?,?,?,?) ON CONFLICT(finding_id, idx) DO UPDATE SET "
             "status = excluded.status, message = excluded.message, score = excluded.score",
@@ -98,7 +97,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def run(store: SqliteStore | None, repo: Path, write: bool = True) -> Outcome:
+def run(store: Store | None, repo: Path, write: bool = True) -> Outcome:
     """Reconcile the store's findings (or, with no store, facts/findings.jsonl alone)."""
     folder = repo / "facts"
     if store is not None:

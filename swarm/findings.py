@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from swarm import SCHEMA_VERSION
 from swarm.errors import InvalidInput
 from swarm.models import Model, iso, validation_message
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store
 
 Scalar = str | int | float | bool
 
@@ -145,7 +144,7 @@ def parse_findings(raw: Iterable[object]) -> list[NewFinding]:
 
 
 def insert_findings(
-    conn: sqlite3.Connection,
+    conn: Conn,
     items: Iterable[NewFinding],
     agent: str,
     now: datetime,
@@ -180,7 +179,7 @@ def insert_findings(
 
 
 def add_findings(
-    store: SqliteStore,
+    store: Store,
     items: Iterable[NewFinding],
     agent: str,
     now: datetime,
@@ -189,7 +188,7 @@ def add_findings(
     return store.write(lambda conn: insert_findings(conn, list(items), agent, now, task_id))
 
 
-def all_findings(store: SqliteStore) -> list[Finding]:
+def all_findings(store: Store) -> list[Finding]:
     rows = store.read(lambda conn: conn.execute("SELECT body FROM findings ORDER BY id").fetchall())
     return [Finding.model_validate_json(r[0]) for r in rows]
 
@@ -207,10 +206,10 @@ def read_log(path: Path) -> list[Finding]:
         raise InvalidInput(f"{path}: {validation_message(exc)}") from exc
 
 
-def merge_log(store: SqliteStore, findings: Iterable[Finding]) -> int:
+def merge_log(store: Store, findings: Iterable[Finding]) -> int:
     """Bring findings from a log (another clone's) into the store; returns how many were new."""
 
-    def merge(conn: sqlite3.Connection) -> int:
+    def merge(conn: Conn) -> int:
         added = 0
         for f in findings:
             cur = conn.execute(

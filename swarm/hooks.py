@@ -165,10 +165,10 @@ def _lease_problems(message: str) -> list[str]:
     from swarm import queue  # the store only when the trailers ask for it
     from swarm.errors import SwarmError
     from swarm.settings import load_settings
-    from swarm.store import SqliteStore
+    from swarm.store import open_store
 
     try:
-        current = queue.get_task(SqliteStore(load_settings().db_path), task[1])
+        current = queue.get_task(open_store(load_settings().db), task[1])
     except SwarmError as exc:
         return [f"Task: {task[1]}: {exc}"]
     lease = current.lease

@@ -31,7 +31,7 @@ from swarm.errors import NothingClaimable, SwarmError
 from swarm.findings import NewFinding
 from swarm.models import Claim, Lease, Model, NewTask, Requires, Result, Task, TaskState
 from swarm.settings import Settings, repo_root
-from swarm.store import SqliteStore
+from swarm.store import open_store
 from tools.registry import LAB_TOOLS
 
 T = TypeVar("T")
@@ -140,7 +140,7 @@ class Lab:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SqliteStore(settings.db_path)
+        self.store = open_store(settings.db)
         # Sync tools run on worker threads; one SQLite connection must not interleave transactions.
         self._lock = threading.RLock()  # a job start calls back into call() on the same thread
         self.default_agent = os.environ.get("SWARM_AGENT")

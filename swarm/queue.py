@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
@@ -35,22 +34,25 @@ from swarm.models import (
 )
 from swarm.routing import GpuUsage, pick_gpu, summarize, unmet
 from swarm.specs import check_kind, dedupe_key, validate_spec
-from swarm.store import SqliteStore
+from swarm.store import Conn, Row, Store
 
 TASK_COLUMNS = (
     "id, kind, title, spec, state, priority, requires, attempts, max_attempts, dedupe_key, "
     "epoch, holder, claimed_at, expires_at, note, created_at, updated_at"
 )
 READY_SQL = """
-SELECT t.id, t.requires,
-  (SELECT group_concat(depends_on, char(31)) FROM task_deps WHERE task_id = t.id) AS deps
+SELECT t.id, t.requires, t.priority, t.rowid,
+  (SELECT {ids_agg} FROM task_deps WHERE task_id = t.id) AS deps
 FROM tasks t
-WHERE t.state = 'pending' {kind_filter}
+WHERE t.state = 'pending' {kind_filter} {after}
   AND NOT EXISTS (
     SELECT 1 FROM task_deps d JOIN tasks p ON p.id = d.depends_on
     WHERE d.task_id = t.id AND p.state != 'done')
 ORDER BY t.priority DESC, t.rowid
+LIMIT ?
 """
+READY_PAGE = 64
+AFTER_SQL = "AND (t.priority < ? OR (t.priority = ? AND t.rowid > ?))"  # keyset: the next page
 NO_REQUIREMENTS = "{}"
 
 
@@ -58,7 +60,7 @@ NO_REQUIREMENTS = "{}"
 
 
 def _event(
-    conn: sqlite3.Connection,
+    conn: Conn,
     task_id: str,
     now: datetime,
     actor: str,
@@ -72,7 +74,7 @@ def _event(
     )
 
 
-def _gpu_lease(conn: sqlite3.Connection, task_id: str) -> GpuLease | None:
+def _gpu_lease(conn: Conn, task_id: str) -> GpuLease | None:
     row = conn.execute(
         "SELECT host, gpu_uuid, gpu_name, gb, exclusive FROM gpu_leases WHERE task_id = ?",
         (task_id,),
@@ -80,9 +82,7 @@ def _gpu_lease(conn: sqlite3.Connection, task_id: str) -> GpuLease | None:
     return None if row is None else GpuLease(**dict(row))
 
 
-def _task_model(
-    row: sqlite3.Row, deps: Sequence[tuple[str, str]], gpu: GpuLease | None = None
-) -> Task:
+def _task_model(row: Row, deps: Sequence[tuple[str, str]], gpu: GpuLease | None = None) -> Task:
     """A Task from its row, its (dependency, state) pairs and its GPU lease; no I/O."""
     lease = None
     if row["state"] == TaskState.claimed:
@@ -114,7 +114,7 @@ def _task_model(
     )
 
 
-def _deps(conn: sqlite3.Connection, task_id: str) -> list[tuple[str, str]]:
+def _deps(conn: Conn, task_id: str) -> list[tuple[str, str]]:
     return [
         (r[0], r[1])
         for r in conn.execute(
@@ -125,13 +125,13 @@ def _deps(conn: sqlite3.Connection, task_id: str) -> list[tuple[str, str]]:
     ]
 
 
-def _to_task(conn: sqlite3.Connection, row: sqlite3.Row) -> Task:
+def _to_task(conn: Conn, row: Row) -> Task:
     gpu = _gpu_lease(conn, row["id"]) if row["state"] == TaskState.claimed else None
     return _task_model(row, _deps(conn, row["id"]), gpu)
 
 
-def _row(conn: sqlite3.Connection, task_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = conn.execute(
+def _row(conn: Conn, task_id: str) -> Row:
+    row: Row | None = conn.execute(
         f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
     ).fetchone()
     if row is None:
@@ -139,7 +139,7 @@ def _row(conn: sqlite3.Connection, task_id: str) -> sqlite3.Row:
     return row
 
 
-def _to_result(row: sqlite3.Row) -> Result:
+def _to_result(row: Row) -> Result:
     data = dict(row)
     data["payload"] = json.loads(data["payload"])
     return Result(**data)
@@ -159,7 +159,7 @@ def new_task_id(kind: str, key: str | None) -> str:
 
 
 def insert_task(
-    conn: sqlite3.Connection,
+    conn: Conn,
     new: NewTask,
     now: datetime,
     actor: str,
@@ -217,7 +217,7 @@ def insert_task(
     return task_id
 
 
-def add_task(store: SqliteStore, new: NewTask, now: datetime, actor: str = "cli") -> Task:
+def add_task(store: Store, new: NewTask, now: datetime, actor: str = "cli") -> Task:
     """Queue a task; raises InvalidInput, Duplicate (naming the existing task) or NotFound."""
     return store.write(lambda conn: _to_task(conn, _row(conn, insert_task(conn, new, now, actor))))
 
@@ -225,10 +225,10 @@ def add_task(store: SqliteStore, new: NewTask, now: datetime, actor: str = "cli"
 # ---------------------------------------------------------------- claim
 
 
-def _reap(conn: sqlite3.Connection, now: datetime) -> list[Reclaimed]:
+def _reap(conn: Conn, now: datetime) -> list[Reclaimed]:
     expired = conn.execute(
         "SELECT id, holder, epoch, attempts, max_attempts FROM tasks "
-        "WHERE state = 'claimed' AND expires_at < ?",
+        f"WHERE state = 'claimed' AND expires_at < ?{conn.dialect.skip_locked}",
         (iso(now),),
     ).fetchall()
     reclaimed = []
@@ -251,12 +251,12 @@ def _reap(conn: sqlite3.Connection, now: datetime) -> list[Reclaimed]:
     return reclaimed
 
 
-def reap(store: SqliteStore, now: datetime) -> list[Reclaimed]:
+def reap(store: Store, now: datetime) -> list[Reclaimed]:
     """Return expired leases to pending (or failed after max_attempts); claims also do this."""
     return store.write(lambda conn: _reap(conn, now))
 
 
-def _gpu_usage(conn: sqlite3.Connection, host: str) -> GpuUsage:
+def _gpu_usage(conn: Conn, host: str) -> GpuUsage:
     usage = GpuUsage()
     for row in conn.execute(
         "SELECT gpu_uuid, gb, exclusive FROM gpu_leases WHERE host = ?", (host,)
@@ -276,14 +276,14 @@ def _kind_filter(kinds: Sequence[str] | None, task_id: str | None = None) -> tup
     return sql, params
 
 
-Verdict = tuple[sqlite3.Row, Requires, str | None]
+Verdict = tuple[Row, Requires, str | None]
 
 
 class _Scan:
     """One pass over the ready tasks for one agent: its capabilities and the GPU leases of its
     host, each read only when a task has requirements (most claims need neither)."""
 
-    def __init__(self, conn: sqlite3.Connection, agent_id: str) -> None:
+    def __init__(self, conn: Conn, agent_id: str) -> None:
         self.conn = conn
         self.raw_caps = agents.raw_capabilities_in(conn, agent_id)  # raises UnknownAgent
         self._caps: Capabilities | None = None
@@ -298,6 +298,8 @@ class _Scan:
     @property
     def usage(self) -> GpuUsage:
         if self._usage is None:
+            if self.conn.dialect.host_lock:  # writers overlap: lease this host's GPUs one at a time
+                self.conn.execute(self.conn.dialect.host_lock, (f"swarm-gpu:{self.caps.host}",))
             self._usage = _gpu_usage(self.conn, self.caps.host)
         return self._usage
 
@@ -305,43 +307,71 @@ class _Scan:
         """Ready tasks in claim order, each with why this agent cannot run it now (None: it can).
 
         GPU reservations accumulate in self.usage, so a later task sees what earlier ones wait for.
+        Read a page at a time: a claim usually takes the first task.
         """
         kind_sql, params = _kind_filter(kinds, task_id)
-        for row in self.conn.execute(READY_SQL.format(kind_filter=kind_sql), params):
-            if row["requires"] == NO_REQUIREMENTS:
-                yield row, Requires(), None
-                continue
-            requires = Requires.model_validate_json(row["requires"])
-            yield row, requires, unmet(requires, self.caps, self.usage)
-
-    def choose(
-        self, kinds: Sequence[str] | None, task_id: str | None = None
-    ) -> tuple[sqlite3.Row, GpuLease | None] | None:
-        """The first ready task this agent can run now, with the GPU share it would lease."""
-        for row, requires, why in self.walk(kinds, task_id):
-            if why is not None:
-                continue
-            if not requires.needs_gpu:
-                return row, None
-            gpu = pick_gpu(requires, self.caps, self.usage)
-            assert gpu is not None  # unmet() just said one fits
-            share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
-            lease = GpuLease(
-                host=self.caps.host,
-                gpu_uuid=gpu.uuid,
-                gpu_name=gpu.name,
-                gb=share,
-                exclusive=requires.exclusive,
+        ids_agg = self.conn.dialect.ids_agg.format("depends_on")
+        after: list[object] = []
+        while True:
+            sql = READY_SQL.format(
+                ids_agg=ids_agg, kind_filter=kind_sql, after=AFTER_SQL if after else ""
             )
-            return row, lease
-        return None
+            rows = self.conn.execute(sql, [*params, *after, READY_PAGE]).fetchall()
+            for row in rows:
+                if row["requires"] == NO_REQUIREMENTS:
+                    yield row, Requires(), None
+                    continue
+                requires = Requires.model_validate_json(row["requires"])
+                yield row, requires, unmet(requires, self.caps, self.usage)
+            if len(rows) < READY_PAGE:
+                return
+            last = rows[-1]
+            after = [last["priority"], last["priority"], last["rowid"]]
+
+    def lease_for(self, requires: Requires) -> GpuLease | None:
+        """The GPU share a task with these (met) requirements would lease, if it needs one."""
+        if not requires.needs_gpu:
+            return None
+        gpu = pick_gpu(requires, self.caps, self.usage)
+        assert gpu is not None  # unmet() just said one fits
+        share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
+        return GpuLease(
+            host=self.caps.host,
+            gpu_uuid=gpu.uuid,
+            gpu_name=gpu.name,
+            gb=share,
+            exclusive=requires.exclusive,
+        )
+
+    def choices(
+        self, kinds: Sequence[str] | None, task_id: str | None = None
+    ) -> Iterator[dict[str, tuple[Row, GpuLease | None]]]:
+        """Batches of the ready tasks this agent can run now, in claim order, each task with the
+        GPU share it would lease. A claim offers one batch at a time to one UPDATE."""
+        batch: dict[str, tuple[Row, GpuLease | None]] = {}
+        for row, requires, why in self.walk(kinds, task_id):
+            if why is None:
+                batch[row["id"]] = (row, self.lease_for(requires))
+            if len(batch) == self.conn.dialect.claim_batch:
+                yield batch
+                batch = {}
+        if batch:
+            yield batch
 
 
-ClaimRows = tuple[sqlite3.Row, list[tuple[str, str]], GpuLease | None]
+ClaimRows = tuple[Row, list[tuple[str, str]], GpuLease | None]
+CLAIM_SQL = """
+UPDATE tasks SET state = 'claimed', epoch = epoch + 1, attempts = attempts + 1,
+  holder = ?, claimed_at = ?, expires_at = ?, updated_at = ?
+WHERE id = (
+  SELECT id FROM tasks WHERE id IN ({ids}) AND state = 'pending'
+  ORDER BY priority DESC, rowid LIMIT 1{skip_locked})
+RETURNING {columns}
+"""
 
 
 def _claim_in(
-    conn: sqlite3.Connection,
+    conn: Conn,
     agent_id: str,
     kinds: Sequence[str] | None,
     now: datetime,
@@ -350,18 +380,27 @@ def _claim_in(
 ) -> ClaimRows | None:
     scan = _Scan(conn, agent_id)
     _reap(conn, now)
-    chosen = scan.choose(kinds, task_id)
-    if chosen is None:
-        return None
-    ready, gpu = chosen
-    task_id, stamp = ready["id"], iso(now)
-    row = conn.execute(
-        "UPDATE tasks SET state = 'claimed', epoch = epoch + 1, attempts = attempts + 1, "
-        "holder = ?, claimed_at = ?, expires_at = ?, updated_at = ? "
-        f"WHERE id = ? AND state = 'pending' RETURNING {TASK_COLUMNS}",
-        (agent_id, stamp, iso(now + timedelta(seconds=lease_seconds)), stamp, task_id),
-    ).fetchone()
-    assert row is not None  # BEGIN IMMEDIATE: nobody else wrote since we read the task
+    stamp, expires = iso(now), iso(now + timedelta(seconds=lease_seconds))
+    for batch in scan.choices(kinds, task_id):
+        # One statement takes the best task of the batch that no concurrent claim holds (on
+        # SQLite the batch is the one best task, and no claim runs beside this one).
+        sql = CLAIM_SQL.format(
+            ids=",".join("?" * len(batch)),
+            skip_locked=conn.dialect.skip_locked,
+            columns=TASK_COLUMNS,
+        )
+        row = conn.execute(sql, (agent_id, stamp, expires, stamp, *batch)).fetchone()
+        if row is not None:
+            ready, gpu = batch[row["id"]]
+            return _take(conn, row, ready, gpu, agent_id, now)
+    return None
+
+
+def _take(
+    conn: Conn, row: Row, ready: Row, gpu: GpuLease | None, agent_id: str, now: datetime
+) -> ClaimRows:
+    """Record what goes with a claimed task: its GPU lease, the event, the agent's last_seen."""
+    task_id = row["id"]
     if gpu is not None:
         conn.execute(
             "INSERT INTO gpu_leases VALUES (?,?,?,?,?,?,?)",
@@ -386,7 +425,7 @@ def _claim_in(
 
 
 def claim(
-    store: SqliteStore,
+    store: Store,
     agent_id: str,
     now: datetime,
     lease_seconds: float,
@@ -414,10 +453,10 @@ def claim(
     return Claim(task=task, lease=task.lease)
 
 
-def explain_unclaimable(store: SqliteStore, agent_id: str, kinds: Sequence[str] | None) -> str:
+def explain_unclaimable(store: Store, agent_id: str, kinds: Sequence[str] | None) -> str:
     """Why nothing is claimable for this agent, counted by reason."""
 
-    def explain(conn: sqlite3.Connection) -> str:
+    def explain(conn: Conn) -> str:
         scan = _Scan(conn, agent_id)
         kind_sql, params = _kind_filter(kinds)
         pending = conn.execute(
@@ -435,11 +474,12 @@ def explain_unclaimable(store: SqliteStore, agent_id: str, kinds: Sequence[str] 
     return store.read(explain)
 
 
-def _blocked_ids(conn: sqlite3.Connection) -> dict[str, str]:
+def _blocked_ids(conn: Conn) -> dict[str, str]:
     """Pending tasks with an unfinished dependency -> what they wait for."""
     out: dict[str, str] = {}
     for row in conn.execute(
-        "SELECT d.task_id, max(p.state IN ('failed','cancelled')) AS dead FROM task_deps d "
+        "SELECT d.task_id, max(CASE WHEN p.state IN ('failed','cancelled') THEN 1 ELSE 0 END) "
+        "AS dead FROM task_deps d "
         "JOIN tasks p ON p.id = d.depends_on WHERE p.state != 'done' GROUP BY d.task_id"
     ):
         out[row["task_id"]] = (
@@ -451,7 +491,7 @@ def _blocked_ids(conn: sqlite3.Connection) -> dict[str, str]:
 # ---------------------------------------------------------------- lease holder calls
 
 
-def _check_lease(conn: sqlite3.Connection, task_id: str, epoch: int) -> NoReturn:
+def _check_lease(conn: Conn, task_id: str, epoch: int) -> NoReturn:
     """Raise the error that explains why (task_id, epoch) is not a live lease."""
     row = _row(conn, task_id)  # NotFound
     if row["epoch"] != epoch:
@@ -466,14 +506,14 @@ def _check_lease(conn: sqlite3.Connection, task_id: str, epoch: int) -> NoReturn
 
 
 def _fenced_update(
-    conn: sqlite3.Connection, task_id: str, epoch: int, assignments: str, params: Sequence[object]
-) -> sqlite3.Row | None:
+    conn: Conn, task_id: str, epoch: int, assignments: str, params: Sequence[object]
+) -> Row | None:
     """UPDATE the task only if (task_id, epoch) is its live lease; the row after, or None.
 
     A lease past its expiry but not yet reaped still counts: the epoch is the truth, and nobody
     else can hold the task without bumping it.
     """
-    row: sqlite3.Row | None = conn.execute(
+    row: Row | None = conn.execute(
         f"UPDATE tasks SET {assignments} WHERE id = ? AND state = 'claimed' AND epoch = ? "
         f"RETURNING {TASK_COLUMNS}",
         (*params, task_id, epoch),
@@ -481,12 +521,10 @@ def _fenced_update(
     return row
 
 
-def heartbeat(
-    store: SqliteStore, task_id: str, epoch: int, now: datetime, lease_seconds: float
-) -> Lease:
+def heartbeat(store: Store, task_id: str, epoch: int, now: datetime, lease_seconds: float) -> Lease:
     """Extend the lease; raises LeaseLost when epoch is not current, NotFound for no task."""
 
-    def beat(conn: sqlite3.Connection) -> tuple[sqlite3.Row, GpuLease | None]:
+    def beat(conn: Conn) -> tuple[Row, GpuLease | None]:
         expires = iso(now + timedelta(seconds=lease_seconds))
         row = _fenced_update(
             conn, task_id, epoch, "expires_at = ?, updated_at = ?", (expires, iso(now))
@@ -505,12 +543,12 @@ def heartbeat(
     )
 
 
-def renew_holder(store: SqliteStore, agent_id: str, now: datetime, lease_seconds: float) -> int:
+def renew_holder(store: Store, agent_id: str, now: datetime, lease_seconds: float) -> int:
     """Extend every lease the agent holds; returns how many. The MCP server calls this on any
     call of a lease holder, so an agent that forgets to heartbeat while it works keeps its tasks."""
     expires = iso(now + timedelta(seconds=lease_seconds))
 
-    def renew(conn: sqlite3.Connection) -> int:
+    def renew(conn: Conn) -> int:
         return conn.execute(
             "UPDATE tasks SET expires_at = ? WHERE state = 'claimed' AND holder = ? AND expires_at < ?",
             (expires, agent_id, expires),
@@ -519,18 +557,17 @@ def renew_holder(store: SqliteStore, agent_id: str, now: datetime, lease_seconds
     return store.write(renew)
 
 
-def release(
-    store: SqliteStore, task_id: str, epoch: int, now: datetime, note: str | None = None
-) -> Task:
+def release(store: Store, task_id: str, epoch: int, now: datetime, note: str | None = None) -> Task:
     """Hand a claimed task back to pending without spending an attempt."""
 
-    def give_back(conn: sqlite3.Connection) -> Task:
+    def give_back(conn: Conn) -> Task:
         holder = _row(conn, task_id)["holder"]
         row = _fenced_update(
             conn,
             task_id,
             epoch,
-            "state = 'pending', attempts = max(attempts - 1, 0), holder = NULL, claimed_at = NULL, "
+            "state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+            "holder = NULL, claimed_at = NULL, "
             "expires_at = NULL, note = coalesce(?, note), updated_at = ?",
             (note, iso(now)),
         )
@@ -552,7 +589,7 @@ def result_id(task_id: str, key: str) -> str:
 
 
 def record_result(
-    conn: sqlite3.Connection,
+    conn: Conn,
     task_id: str,
     epoch: int,
     agent: str,
@@ -612,7 +649,7 @@ def cite_own_result(findings: Sequence[NewFinding], result_id: str) -> list[NewF
 
 
 def report(
-    store: SqliteStore,
+    store: Store,
     task_id: str,
     epoch: int,
     status: Literal["done", "failed"],
@@ -630,9 +667,10 @@ def report(
     payload = payload or {}
     key = idempotency_key or f"{task_id}@{epoch}"
 
-    def finish(conn: sqlite3.Connection) -> Result:
-        holder = conn.execute(
-            "SELECT holder FROM tasks WHERE id = ? AND state = 'claimed' AND epoch = ?",
+    def finish(conn: Conn) -> Result:
+        holder = conn.execute(  # locked: a concurrent reaper or retry waits for this report
+            "SELECT holder FROM tasks WHERE id = ? AND state = 'claimed' AND epoch = ?"
+            + conn.dialect.lock_rows,
             (task_id, epoch),
         ).fetchone()
         if holder is None:
@@ -659,7 +697,7 @@ def report(
 
 
 def _retried_report(
-    conn: sqlite3.Connection,
+    conn: Conn,
     task_id: str,
     epoch: int,
     status: str,
@@ -685,12 +723,12 @@ def _retried_report(
 # ---------------------------------------------------------------- reads
 
 
-def get_task(store: SqliteStore, task_id: str) -> Task:
+def get_task(store: Store, task_id: str) -> Task:
     return store.read(lambda conn: _to_task(conn, _row(conn, task_id)))
 
 
 def list_tasks(
-    store: SqliteStore,
+    store: Store,
     states: Iterable[str] = (),
     kinds: Iterable[str] = (),
     limit: int = 1000,
@@ -707,14 +745,14 @@ def list_tasks(
         params.append(after)
     sql = f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?"
 
-    def read(conn: sqlite3.Connection) -> list[Task]:
+    def read(conn: Conn) -> list[Task]:
         return [_to_task(conn, row) for row in conn.execute(sql, [*params, limit])]
 
     return store.read(read)
 
 
-def task_events(store: SqliteStore, task_id: str) -> list[Event]:
-    def read(conn: sqlite3.Connection) -> list[Event]:
+def task_events(store: Store, task_id: str) -> list[Event]:
+    def read(conn: Conn) -> list[Event]:
         _row(conn, task_id)
         rows = conn.execute("SELECT * FROM events WHERE task_id = ? ORDER BY seq", (task_id,))
         return [Event(**dict(r)) for r in rows]
@@ -722,8 +760,8 @@ def task_events(store: SqliteStore, task_id: str) -> list[Event]:
     return store.read(read)
 
 
-def task_results(store: SqliteStore, task_id: str) -> list[Result]:
-    def read(conn: sqlite3.Connection) -> list[Result]:
+def task_results(store: Store, task_id: str) -> list[Result]:
+    def read(conn: Conn) -> list[Result]:
         _row(conn, task_id)
         rows = conn.execute(
             "SELECT * FROM results WHERE task_id = ? ORDER BY created_at", (task_id,)

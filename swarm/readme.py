@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from swarm.errors import InvalidInput
 from swarm.findings import Finding, read_log
 from swarm.reconcile import Canon, Fact, FactsFile
 from swarm.registry import Registries
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store
 
 REGION_RE = re.compile(
     r"<!-- BEGIN GENERATED (?P<name>[a-z_]+) -->\n(?P<body>.*?)<!-- END GENERATED (?P=name) sha256=(?P<sha>[0-9a-f]+) -->",
@@ -114,7 +113,7 @@ class Inputs:
     registries: Registries
 
 
-def _deployments(conn: sqlite3.Connection) -> list[Deployment]:
+def _deployments(conn: Conn) -> list[Deployment]:
     deploys = [
         Deployment(
             id=r["id"],
@@ -176,7 +175,7 @@ def write_sweep_plots(deployments: Sequence[Deployment], repo: Path) -> list[str
 
 
 def gather(
-    store: SqliteStore,
+    store: Store,
     facts: FactsFile,
     findings: Sequence[Finding],
     registries: Registries,
@@ -503,7 +502,7 @@ def render(data: Inputs) -> dict[str, str]:
 
 
 def regenerate(
-    store: SqliteStore, repo: Path, path: Path, now: Any, force: bool = False, write: bool = True
+    store: Store, repo: Path, path: Path, now: Any, force: bool = False, write: bool = True
 ) -> tuple[str, str]:
     """(current text, regenerated text) of the README at path; written when write and changed.
 

@@ -1,6 +1,10 @@
-"""The SQLite store: the one place the database is opened, with its pragmas and migrations.
+"""The lab store: the one place a database is opened. SQLite (one file per host, the default) is
+here; PostgreSQL (several hosts) is in swarm.pgstore, behind the same `write`/`read` interface.
 
-Every write runs in `BEGIN IMMEDIATE` (a deferred read-then-write gets SQLITE_BUSY without waiting
+The library's SQL is written once for both: `?` placeholders, portable expressions, and the few
+things that must differ (locking clauses, string aggregation) taken from `conn.dialect`.
+
+On SQLite every write runs in `BEGIN IMMEDIATE` (a deferred read-then-write gets SQLITE_BUSY without waiting
 for busy_timeout) and is retried with jitter when SQLite still reports busy: measured on this kind
 of machine, busy_timeout alone lets "database is locked" escape under fsync pressure
 (shared/research/queue_anchors.md, sections 3 and 7).
@@ -11,12 +15,14 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from swarm.errors import StoreUnavailable
 from swarm.migrations import MIGRATIONS
+from swarm.settings import is_postgres
 
 T = TypeVar("T")
 
@@ -47,6 +53,83 @@ NETWORK_FILESYSTEMS = frozenset(
     }
 )
 RETRY_DEADLINE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What the library's SQL needs to know about the database it runs on."""
+
+    name: str
+    ids_agg: str  # an aggregate joining a column's ids with \x1f, {} for the column
+    lock_rows: str  # after a SELECT whose rows the transaction goes on to change
+    skip_locked: str  # after a SELECT of rows to take, passing over rows others hold
+    claim_batch: int  # ready tasks offered to one claim statement
+    host_lock: str | None  # serialises GPU leasing on one host (? = a key), if writers overlap
+
+
+# SQLite serialises writers (BEGIN IMMEDIATE), so nothing needs locking and the first ready task
+# is always free to take.
+SQLITE = Dialect("sqlite", "group_concat({}, char(31))", "", "", 1, None)
+# PostgreSQL writers overlap: rows a transaction changes after reading are locked, claims pass
+# over tasks another claim holds, and GPU leases on one host are taken under an advisory lock.
+POSTGRES = Dialect(
+    "postgresql",
+    "string_agg({}, chr(31))",
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED",
+    16,
+    "SELECT pg_advisory_xact_lock(hashtext(?))",
+)
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """The connection a transaction function gets: sqlite3's, or the PostgreSQL adapter.
+
+    Rows answer both row[0] and row["name"], and dict(row) gives the columns.
+    """
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def execute(self, sql: str, params: Any = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor: ...
+
+
+Row = Any  # sqlite3.Row or swarm.pgstore.PgRow: both index by position and by column name
+
+
+class Store(Protocol):
+    """A lab database: run a function in a write transaction or on a read snapshot."""
+
+    dialect: Dialect
+    location: str  # what to show a person: the file, or the URL without its password
+
+    def write(self, fn: Callable[[Conn], T]) -> T: ...
+
+    def read(self, fn: Callable[[Conn], T]) -> T: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(location: str | Path, busy_timeout_ms: int = 30_000) -> Store:
+    """The store at a file path (SQLite) or a postgresql:// URL."""
+    if is_postgres(location):
+        from swarm.pgstore import PostgresStore  # psycopg loads only for PostgreSQL labs
+
+        return PostgresStore(str(location))
+    return SqliteStore(Path(location), busy_timeout_ms)
 
 
 def filesystem_type(path: Path, mounts: str) -> str | None:
@@ -88,11 +171,18 @@ def _is_busy(exc: sqlite3.DatabaseError) -> bool:
     return "locked" in text or "busy" in text
 
 
+class _SqliteConnection(sqlite3.Connection):
+    dialect = SQLITE
+
+
 class SqliteStore:
     """One connection to the lab database; `write` and `read` run a function in a transaction."""
 
+    dialect = SQLITE
+
     def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
         self.path = path
+        self.location = str(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -102,7 +192,11 @@ class SqliteStore:
             # isolation_level=None: we issue BEGIN ourselves; Python's implicit deferred BEGIN
             # would turn every claim into a read-then-upgrade (queue_anchors.md, pitfall 3).
             self.conn = sqlite3.connect(
-                path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+                path,
+                isolation_level=None,
+                timeout=busy_timeout_ms / 1000,
+                check_same_thread=False,
+                factory=_SqliteConnection,
             )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {path}: {exc}") from exc
@@ -129,7 +223,7 @@ class SqliteStore:
         if self.conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
             return
 
-        def apply(conn: sqlite3.Connection) -> None:
+        def apply(conn: Conn) -> None:
             done = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
@@ -162,7 +256,7 @@ class SqliteStore:
                 time.sleep(random.uniform(0, delay))  # full jitter
                 delay = min(delay * 2, 0.05)
 
-    def _transaction(self, begin: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, begin: str, fn: Callable[[Conn], T]) -> T:
         def attempt() -> T:
             self.conn.execute(begin)
             try:
@@ -176,11 +270,11 @@ class SqliteStore:
 
         return self._retry(attempt)
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, fn: Callable[[Conn], T]) -> T:
         """Run fn in one short write transaction; returns only after COMMIT. fn may re-run."""
         return self._transaction("BEGIN IMMEDIATE", fn)
 
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def read(self, fn: Callable[[Conn], T]) -> T:
         """Run fn on one consistent snapshot."""
         return self._transaction("BEGIN", fn)
 

@@ -11,12 +11,12 @@ from swarm import facts
 from swarm.errors import InvalidInput, NotFound
 from swarm.findings import Decision, Finding, NewFinding, add_findings, all_findings
 from swarm.reconcile import Conflict
-from swarm.store import SqliteStore
+from swarm.store import Store
 
 Action = Literal["accept", "reject", "split", "defer"]
 
 
-def find_conflict(store: SqliteStore, repo: Path, conflict_id: str) -> Conflict:
+def find_conflict(store: Store, repo: Path, conflict_id: str) -> Conflict:
     for conflict in facts.run(store, repo, write=False).facts.conflicts:
         if conflict.id == conflict_id:
             return conflict
@@ -24,7 +24,7 @@ def find_conflict(store: SqliteStore, repo: Path, conflict_id: str) -> Conflict:
 
 
 def decide(
-    store: SqliteStore,
+    store: Store,
     repo: Path,
     conflict_id: str,
     action: Action,
@@ -61,5 +61,5 @@ def decide(
     return add_findings(store, [finding], by, now)[0]
 
 
-def findings_by_id(store: SqliteStore) -> dict[str, Finding]:
+def findings_by_id(store: Store) -> dict[str, Finding]:
     return {f.id: f for f in all_findings(store)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from swarm import jobs, queue
 from swarm.errors import LeaseLost, NothingClaimable
 from swarm.models import Claim, Model
-from swarm.store import SqliteStore
+from swarm.store import Store
 
 Emit = Callable[[str], None]
 Progress = Callable[[str, float], None]  # (task id, seconds it has run)
@@ -29,7 +29,7 @@ class WorkerConfig:
     kinds: tuple[str, ...]
     repo: Path
     lab_dir: Path
-    db: Path
+    db: str
     lease_seconds: float = 600.0
     poll_seconds: float = 2.0
     once: bool = False
@@ -60,7 +60,7 @@ def _now() -> datetime:
 
 
 def _wait_for_result(
-    store: SqliteStore, cfg: WorkerConfig, claim: Claim, folder: Path, stop: threading.Event
+    store: Store, cfg: WorkerConfig, claim: Claim, folder: Path, stop: threading.Event
 ) -> jobs.JobResult | None:
     """Heartbeat until the job leaves a result; None when told to stop first."""
     task, epoch = claim.task.id, claim.lease.epoch
@@ -88,7 +88,7 @@ def _wait_for_result(
 
 
 def run_task(
-    store: SqliteStore, cfg: WorkerConfig, claim: Claim, stop: threading.Event, emit: Emit
+    store: Store, cfg: WorkerConfig, claim: Claim, stop: threading.Event, emit: Emit
 ) -> TaskOutcome:
     """Run (or adopt) the claimed task's job and report it; release on stop."""
     task = claim.task
@@ -103,7 +103,7 @@ def run_task(
             spec=task.spec,
             repo=str(cfg.repo),
             lab_dir=str(cfg.lab_dir),
-            db=str(cfg.db),
+            db=cfg.db,
         )
         started = jobs.start(spec, list(cfg.runner), cfg.agent, _now())
         emit(f"{cfg.agent}: {task.id} ({task.kind}) started as pid {started.pid}: {task.title}")
@@ -144,7 +144,7 @@ def run_task(
     )
 
 
-def work(store: SqliteStore, cfg: WorkerConfig, stop: threading.Event, emit: Emit) -> WorkerSummary:
+def work(store: Store, cfg: WorkerConfig, stop: threading.Event, emit: Emit) -> WorkerSummary:
     """Claim and run tasks of the configured kinds until stopped (or idle, or once)."""
     ran: list[TaskOutcome] = []
     idle: str | None = None
@@ -163,7 +163,7 @@ def work(store: SqliteStore, cfg: WorkerConfig, stop: threading.Event, emit: Emi
     return WorkerSummary(agent=cfg.agent, ran=ran, idle_reason=idle, stopped=stop.is_set())
 
 
-def waiting_reasons(store: SqliteStore, agent: str, kinds: Sequence[str] | None = None) -> str:
+def waiting_reasons(store: Store, agent: str, kinds: Sequence[str] | None = None) -> str:
     """What the remaining pending tasks wait for, as seen by this agent."""
     try:
         return queue.explain_unclaimable(store, agent, kinds)

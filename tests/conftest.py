@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,15 +12,46 @@ import pytest
 
 from swarm import agents
 from swarm.models import Capabilities, GpuInfo
-from swarm.store import SqliteStore
+from swarm.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+# A PostgreSQL server the tests may create schemas in (scripts/throwaway_postgres.sh starts one;
+# .ci/run does, and sets SWARM_TEST_REQUIRE_POSTGRES so that a missing server fails the run).
+POSTGRES = os.environ.get("SWARM_TEST_POSTGRES")
+BACKENDS = ("sqlite", "postgres")
+
+
+def postgres_lab() -> Iterator[str]:
+    """A URL of a fresh, empty schema on the test server, dropped afterwards."""
+    if not POSTGRES:
+        why = "no PostgreSQL: set SWARM_TEST_POSTGRES (scripts/throwaway_postgres.sh starts one)"
+        if os.environ.get("SWARM_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(why)
+        pytest.skip(why)
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in POSTGRES else "?"
+    yield f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A lab database on each backend: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "lab.db")
+    else:
+        yield from postgres_lab()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "lab.db")
+def store(db: str) -> Iterator[Store]:
+    s = open_store(db)
     yield s
     s.close()
 
@@ -34,7 +67,7 @@ def gpu(
 
 
 def register(
-    store: SqliteStore,
+    store: Store,
     agent: str,
     *gpus: GpuInfo,
     host: str = "pro6000",

@@ -13,18 +13,17 @@ import random
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from swarm import agents, queue
 from swarm.errors import LeaseLost, NothingClaimable, SwarmError
 from swarm.models import Capabilities
-from swarm.store import SqliteStore
+from swarm.store import open_store
 
 
 def main() -> None:
     db, agent, log_path = sys.argv[1], sys.argv[2], sys.argv[3]
     lease, work_min, work_max = (float(v) for v in sys.argv[4:7])
-    store = SqliteStore(Path(db))
+    store = open_store(db)
     log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115  # line-buffered
 
     def emit(**event: object) -> None:

@@ -511,7 +511,7 @@ def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
     from swarm.mcp_server import Lab, build_server
     from swarm.settings import Settings
 
-    lab = Lab(Settings(db_path=tmp_path / "lab.db", lease_seconds=600))
+    lab = Lab(Settings.for_db(tmp_path / "lab.db", lease_seconds=600))
 
     async def go() -> None:
         async with Client(build_server(lab)) as client:

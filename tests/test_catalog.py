@@ -8,7 +8,7 @@ from swarm import queue
 from swarm.board import board
 from swarm.catalog import load_catalog, read_catalog
 from swarm.errors import InvalidInput
-from swarm.store import SqliteStore
+from swarm.store import Store
 from tests.conftest import REPO, T0
 
 CATALOG = REPO / "tasks"
@@ -22,7 +22,7 @@ def test_every_catalog_file_validates_against_its_model() -> None:
 
 
 def test_the_seed_catalog_reproduces_the_seed_status_line_and_gpu_counts(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     report = load_catalog(store, CATALOG, T0)
     assert report.added == 218
@@ -38,7 +38,7 @@ def test_the_seed_catalog_reproduces_the_seed_status_line_and_gpu_counts(
     ]
 
 
-def test_loading_the_catalog_again_adds_nothing_and_keeps_progress(store: SqliteStore) -> None:
+def test_loading_the_catalog_again_adds_nothing_and_keeps_progress(store: Store) -> None:
     load_catalog(store, CATALOG, T0)
     pending = queue.list_tasks(store, states=["pending"], kinds=["deploy"], limit=1)[0]
     again = load_catalog(store, CATALOG, T0)
@@ -47,7 +47,7 @@ def test_loading_the_catalog_again_adds_nothing_and_keeps_progress(store: Sqlite
 
 
 def test_seed_benchmark_figures_are_kept_as_results_attributed_to_the_seed(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     load_catalog(store, CATALOG, T0)
     bench = next(
@@ -65,7 +65,7 @@ def test_seed_benchmark_figures_are_kept_as_results_attributed_to_the_seed(
     assert queue.get_task(store, bench.spec["deploy_task"]).state == "done"
 
 
-def test_seed_spellings_are_kept_and_repeats_carry_an_instance_number(store: SqliteStore) -> None:
+def test_seed_spellings_are_kept_and_repeats_carry_an_instance_number(store: Store) -> None:
     load_catalog(store, CATALOG, T0)
     deploys = queue.list_tasks(store, kinds=["deploy"])
     platforms = {t.spec["platform"] for t in deploys}
@@ -75,7 +75,7 @@ def test_seed_spellings_are_kept_and_repeats_carry_an_instance_number(store: Sql
     assert len({t.dedupe_key for t in deploys}) == 109
 
 
-def test_failed_deployments_keep_a_reason_and_block_their_benchmark(store: SqliteStore) -> None:
+def test_failed_deployments_keep_a_reason_and_block_their_benchmark(store: Store) -> None:
     load_catalog(store, CATALOG, T0)
     failed = queue.list_tasks(store, kinds=["deploy"], states=["failed"])
     assert len(failed) == 17 and all(t.note for t in failed)
@@ -88,7 +88,7 @@ def test_failed_deployments_keep_a_reason_and_block_their_benchmark(store: Sqlit
 
 
 def test_a_catalog_file_with_an_unknown_field_is_refused_naming_file_and_field(
-    store: SqliteStore, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     (tmp_path / "bad.toml").write_text(
         '[[deployment]]\ngpu="g"\narch="sm_89"\nmodel="m"\nplatform="p"\ncolour=1\n'
@@ -98,7 +98,7 @@ def test_a_catalog_file_with_an_unknown_field_is_refused_naming_file_and_field(
     assert queue.list_tasks(store) == []
 
 
-def test_plain_tasks_in_a_catalog_are_queued(store: SqliteStore, tmp_path: Path) -> None:
+def test_plain_tasks_in_a_catalog_are_queued(store: Store, tmp_path: Path) -> None:
     (tmp_path / "kernels.toml").write_text(
         '[[task]]\nid="kern-quant"\nkind="kernel"\ntitle="build nvfp4 quantize"\n'
         'spec={name="nvfp4_quantize"}\nrequires={tools=["nvcc"]}\n'

@@ -14,8 +14,15 @@ from swarm.cli import build_parser
 from tests.conftest import REPO
 
 
+@pytest.fixture(autouse=True)
+def lab_env(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every CLI call of a test goes to that test's lab, on each backend."""
+    monkeypatch.setenv("SWARM_DB", db)
+    monkeypatch.setenv("SWARM_LAB_DIR", str(tmp_path))
+
+
 def swarm(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db")}
+    env = dict(os.environ)
     env.pop("SWARM_AGENT", None)
     return subprocess.run(
         [sys.executable, "-m", "swarm.cli", *args],

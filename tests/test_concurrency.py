@@ -1,4 +1,4 @@
-"""Many OS processes on one SQLite file, ending in an audit of what the store and workers saw."""
+"""Many OS processes on one lab database (each backend), ending in an audit of what the store and workers saw."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,15 +18,15 @@ import pytest
 
 from swarm import queue
 from swarm.models import NewTask
-from swarm.store import SqliteStore
+from swarm.store import Conn, Store, open_store
 from tests.conftest import REPO, T0
 
 WORKER = REPO / "tests" / "queue_worker.py"
 pytestmark = pytest.mark.slow
 
 
-def seed(db: Path, n: int) -> list[str]:
-    store = SqliteStore(db)
+def seed(db: str, n: int) -> list[str]:
+    store = open_store(db)
     # Many attempts: these tests are about exactly-once under kills, not the give-up policy
     # (a task whose holders die max_attempts times ends failed, tested in test_queue.py).
     new = [NewTask(kind="other", title=f"t{i}", max_attempts=100) for i in range(n)]
@@ -37,13 +36,13 @@ def seed(db: Path, n: int) -> list[str]:
 
 
 def spawn(
-    db: Path, agent: str, logs: Path, lease: float, work: tuple[float, float]
+    db: str, agent: str, logs: Path, lease: float, work: tuple[float, float]
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = [
         sys.executable,
         str(WORKER),
-        str(db),
+        db,
         agent,
         str(logs / f"{agent}.jsonl"),
         str(lease),
@@ -60,23 +59,35 @@ def read_logs(logs: Path) -> list[dict[str, Any]]:
     return events
 
 
-def store_audit(db: Path) -> tuple[Counter[str], dict[str, int], dict[str, tuple[int, str]]]:
-    conn = sqlite3.connect(db)
-    states = Counter(r[0] for r in conn.execute("SELECT state FROM tasks"))
-    results = dict(
-        conn.execute("SELECT task_id, count(*) FROM results GROUP BY task_id").fetchall()
-    )
-    final = {
-        r[0]: (r[1], r[2])
-        for r in conn.execute(
-            "SELECT t.id, t.epoch, r.agent FROM tasks t JOIN results r ON r.task_id = t.id"
-        )
-    }
-    return states, results, final
+Audit = tuple[Counter[str], dict[str, int], dict[str, tuple[int, str]]]
 
 
-def test_twenty_processes_claim_every_task_exactly_once_and_lose_no_report(tmp_path: Path) -> None:
-    db, logs = tmp_path / "lab.db", tmp_path / "logs"
+def store_audit(db: str) -> Audit:
+    def read(conn: Conn) -> Audit:
+        states = Counter(r[0] for r in conn.execute("SELECT state FROM tasks"))
+        results = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT task_id, count(*) FROM results GROUP BY task_id")
+        }
+        final = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT t.id, t.epoch, r.agent FROM tasks t JOIN results r ON r.task_id = t.id"
+            )
+        }
+        return states, results, final
+
+    store = open_store(db)
+    try:
+        return store.read(read)
+    finally:
+        store.close()
+
+
+def test_twenty_processes_claim_every_task_exactly_once_and_lose_no_report(
+    tmp_path: Path, db: str
+) -> None:
+    logs = tmp_path / "logs"
     logs.mkdir()
     ids = seed(db, 600)
     workers = [spawn(db, f"w{i}", logs, 120.0, (0.0, 0.0)) for i in range(20)]
@@ -101,16 +112,18 @@ def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def _epoch(db: Path, task: str) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return int(conn.execute("SELECT epoch FROM tasks WHERE id = ?", (task,)).fetchone()[0])
-    finally:
-        conn.close()
+def _epoch(store: Store, task: str) -> int:
+    return int(
+        store.read(lambda c: c.execute("SELECT epoch FROM tasks WHERE id = ?", (task,)).fetchone())[
+            0
+        ]
+    )
 
 
-def test_a_worker_that_wakes_after_its_lease_was_reclaimed_is_refused(tmp_path: Path) -> None:
-    db, logs = tmp_path / "lab.db", tmp_path / "logs"
+def test_a_worker_that_wakes_after_its_lease_was_reclaimed_is_refused(
+    tmp_path: Path, db: str
+) -> None:
+    logs = tmp_path / "logs"
     logs.mkdir()
     (task,) = seed(db, 1)
     zombie = spawn(db, "zombie", logs, 0.5, (1.5, 1.5))
@@ -118,7 +131,9 @@ def test_a_worker_that_wakes_after_its_lease_was_reclaimed_is_refused(tmp_path: 
     zombie.send_signal(signal.SIGSTOP)  # frozen mid-task: no heartbeats
     time.sleep(0.7)
     rescuer = spawn(db, "rescuer", logs, 30.0, (0.0, 0.0))
-    _wait_for(lambda: _epoch(db, task) == 2)
+    store = open_store(db)
+    _wait_for(lambda: _epoch(store, task) == 2)
+    store.close()
     zombie.send_signal(signal.SIGCONT)
     rescuer.communicate(timeout=30)
     zombie.communicate(timeout=30)
@@ -131,9 +146,9 @@ def test_a_worker_that_wakes_after_its_lease_was_reclaimed_is_refused(tmp_path: 
 
 
 def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(
-    tmp_path: Path,
+    tmp_path: Path, db: str
 ) -> None:
-    db, logs = tmp_path / "lab.db", tmp_path / "logs"
+    logs = tmp_path / "logs"
     logs.mkdir()
     ids = seed(db, 200)
     lease, work = 0.6, (0.05, 0.3)

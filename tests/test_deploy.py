@@ -288,7 +288,7 @@ def test_the_mcp_deploy_tool_runs_as_a_job_and_reports_the_server(
     from swarm.settings import Settings
 
     folder = tiny(REPO / ".pytest-deploy" / tmp_path.name, "tiny-mcp", free_port())
-    lab = Lab(Settings(db_path=tmp_path / "lab.db"))
+    lab = Lab(Settings.for_db(tmp_path / "lab.db"))
 
     async def main() -> None:
         async with Client(build_server(lab)) as client:

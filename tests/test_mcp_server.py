@@ -27,7 +27,7 @@ from swarm import queue
 from swarm.mcp_server import Lab, build_server
 from swarm.models import NewTask
 from swarm.settings import Settings
-from swarm.store import SqliteStore
+from swarm.store import open_store
 from tests.conftest import REPO, T0, finished_job, free_port
 
 
@@ -40,12 +40,12 @@ def run(fn: Callable[[Client], Awaitable[None]], target: Any) -> None:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    return Lab(Settings(db_path=tmp_path / "lab.db", lease_seconds=600))
+def lab(db: str, tmp_path: Path) -> Lab:
+    return Lab(Settings.for_db(db, lab_dir=tmp_path, lease_seconds=600))
 
 
-def add(db: Path, n: int = 1, **fields: Any) -> list[str]:
-    store = SqliteStore(db)
+def add(db: str | Path, n: int = 1, **fields: Any) -> list[str]:
+    store = open_store(db)
     ids = [
         queue.add_task(store, NewTask(kind="other", title=f"t{i}", **fields), T0).id
         for i in range(n)
@@ -86,7 +86,7 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
 
 
 def test_the_claim_heartbeat_report_loop_works_and_a_retry_is_one_result(lab: Lab) -> None:
-    (task_id,) = add(lab.settings.db_path)
+    (task_id,) = add(lab.settings.db)
 
     async def loop(client: Client) -> None:
         claim = (await client.call_tool("claim_task", {"agent": "a1"})).structured_content
@@ -104,7 +104,7 @@ def test_the_claim_heartbeat_report_loop_works_and_a_retry_is_one_result(lab: La
 
 
 def test_a_stale_epoch_is_an_error_that_says_what_to_do(lab: Lab) -> None:
-    (task_id,) = add(lab.settings.db_path)
+    (task_id,) = add(lab.settings.db)
 
     async def stale(client: Client) -> None:
         await client.call_tool("claim_task", {"agent": "a1"})
@@ -122,7 +122,7 @@ def test_a_stale_epoch_is_an_error_that_says_what_to_do(lab: Lab) -> None:
 
 
 def test_nothing_claimable_is_an_answer_with_the_reason_not_an_error(lab: Lab) -> None:
-    add(lab.settings.db_path, requires={"arch": "sm_121"})
+    add(lab.settings.db, requires={"arch": "sm_121"})
 
     async def empty(client: Client) -> None:
         result = await client.call_tool("claim_task", {"agent": "cpu"})
@@ -134,7 +134,7 @@ def test_nothing_claimable_is_an_answer_with_the_reason_not_an_error(lab: Lab) -
 
 
 def test_list_tasks_is_paged_with_a_cursor_and_capped(lab: Lab) -> None:
-    ids = add(lab.settings.db_path, 5)
+    ids = add(lab.settings.db, 5)
 
     async def pages(client: Client) -> None:
         first = (await client.call_tool("list_tasks", {"limit": 2})).structured_content
@@ -171,7 +171,7 @@ def test_add_task_validates_the_spec_and_refuses_duplicates(lab: Lab) -> None:
 
 
 def test_any_call_of_a_lease_holder_renews_its_leases(lab: Lab) -> None:
-    (task_id,) = add(lab.settings.db_path)
+    (task_id,) = add(lab.settings.db)
 
     async def renew(client: Client) -> None:
         claim = (
@@ -200,12 +200,11 @@ def test_gpu_inventory_says_plainly_when_there_is_no_gpu(lab: Lab) -> None:
 # ---------------------------------------------------------------- stdio subprocess
 
 
-def _env(db: Path, **extra: str) -> dict[str, str]:
+def _env(db: str | Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "SWARM_DB": str(db), "PYTHONPATH": str(REPO), **extra}
 
 
-def test_swarm_serve_over_stdio_serves_a_real_client(tmp_path: Path) -> None:
-    db = tmp_path / "lab.db"
+def test_swarm_serve_over_stdio_serves_a_real_client(db: str) -> None:
     (task_id,) = add(db)
     params = StdioServerParameters(
         command=sys.executable,
@@ -219,7 +218,7 @@ def test_swarm_serve_over_stdio_serves_a_real_client(tmp_path: Path) -> None:
         await client.call_tool("report_result", {"task_id": task_id, "epoch": 1, "status": "done"})
 
     run(loop, params)
-    assert queue.get_task(SqliteStore(db), task_id).state == "done"  # read through, nothing cached
+    assert queue.get_task(open_store(db), task_id).state == "done"  # read through, nothing cached
 
 
 def _serve_stdio(db: Path, parent: bool) -> subprocess.Popen[bytes]:
@@ -270,11 +269,11 @@ def test_a_stdio_server_exits_when_its_parent_dies_even_with_stdin_still_open(
 
 
 @pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    db, port = tmp_path / "lab.db", free_port()
+def http_server(db: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "swarm.cli", "serve", "--http", "--port", str(port)],
-        env=_env(db),
+        env=_env(db, SWARM_LAB_DIR=str(tmp_path)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -308,7 +307,7 @@ def _post(url: str, token: str | None) -> int:
 
 
 def test_the_http_server_refuses_requests_without_the_bearer_token(
-    http_server: tuple[str, str, Path],
+    http_server: tuple[str, str, str],
 ) -> None:
     url, token, _ = http_server
     assert _post(url, None) == 401
@@ -317,7 +316,7 @@ def test_the_http_server_refuses_requests_without_the_bearer_token(
 
 
 def test_the_http_server_serves_a_client_that_presents_the_token(
-    http_server: tuple[str, str, Path],
+    http_server: tuple[str, str, str],
 ) -> None:
     url, token, db = http_server
     (task_id,) = add(db)
@@ -333,7 +332,7 @@ def test_the_http_server_serves_a_client_that_presents_the_token(
 
 @pytest.mark.slow
 def test_twenty_agent_processes_through_one_http_server_do_every_task_once(
-    http_server: tuple[str, str, Path], tmp_path: Path
+    http_server: tuple[str, str, str], tmp_path: Path
 ) -> None:
     url, token, db = http_server
     ids = add(db, 200)
@@ -356,13 +355,13 @@ def test_twenty_agent_processes_through_one_http_server_do_every_task_once(
     claims = Counter(e["task"] for e in events if e["event"] == "claimed")
     assert sorted(claims) == sorted(ids) and set(claims.values()) == {1}
     assert len([e for e in events if e["event"] == "reported"]) == 200
-    store = SqliteStore(db)
+    store = open_store(db)
     assert {t.state for t in queue.list_tasks(store)} == {"done"}
     assert all(len(queue.task_results(store, i)) == 1 for i in ids)
 
 
 def test_report_result_records_findings_and_verify_facts_reconciles_them(lab: Lab) -> None:
-    (task_id,) = add(lab.settings.db_path)
+    (task_id,) = add(lab.settings.db)
 
     async def loop(client: Client) -> None:
         before = (

@@ -15,18 +15,18 @@ from swarm.errors import (
     UnknownAgent,
 )
 from swarm.models import NewTask, Requires, TaskState
-from swarm.store import SqliteStore
+from swarm.store import Store
 from tests.conftest import T0, gpu, register
 
 LEASE = 60.0
 
 
-def add(store: SqliteStore, title: str = "t", **fields: object) -> str:
+def add(store: Store, title: str = "t", **fields: object) -> str:
     return queue.add_task(store, NewTask(kind="other", title=title, **fields), T0).id  # type: ignore[arg-type]
 
 
 def test_claim_returns_the_task_with_a_lease_whose_epoch_is_the_fencing_token(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     register(store, "a")
     task_id = add(store)
@@ -38,7 +38,7 @@ def test_claim_returns_the_task_with_a_lease_whose_epoch_is_the_fencing_token(
     assert claim.lease.expires_at == "2026-11-27T12:01:00.000000Z"
 
 
-def test_claim_takes_the_highest_priority_then_the_oldest(store: SqliteStore) -> None:
+def test_claim_takes_the_highest_priority_then_the_oldest(store: Store) -> None:
     register(store, "a")
     first_low, high, second_low = (
         add(store, "low1"),
@@ -49,7 +49,7 @@ def test_claim_takes_the_highest_priority_then_the_oldest(store: SqliteStore) ->
     assert order == [high, first_low, second_low]
 
 
-def test_a_task_is_not_claimable_until_its_dependencies_are_done(store: SqliteStore) -> None:
+def test_a_task_is_not_claimable_until_its_dependencies_are_done(store: Store) -> None:
     register(store, "a")
     dep = add(store, "dep")
     child = add(store, "child", depends_on=(dep,))
@@ -62,7 +62,7 @@ def test_a_task_is_not_claimable_until_its_dependencies_are_done(store: SqliteSt
     assert queue.claim(store, "a", T0, LEASE).task.id == child
 
 
-def test_nothing_claimable_says_what_the_pending_tasks_wait_for(store: SqliteStore) -> None:
+def test_nothing_claimable_says_what_the_pending_tasks_wait_for(store: Store) -> None:
     register(store, "cpu-only")
     add(store, "a", requires=Requires(arch="sm_121"))
     add(store, "b", requires=Requires(arch="sm_121"))
@@ -76,7 +76,7 @@ def test_nothing_claimable_says_what_the_pending_tasks_wait_for(store: SqliteSto
     assert err.value.exit_code == 3
 
 
-def test_claim_matches_arch_gpu_name_host_and_tools(store: SqliteStore) -> None:
+def test_claim_matches_arch_gpu_name_host_and_tools(store: Store) -> None:
     register(
         store, "spark", gpu("NVIDIA GB10", "sm_121", 128, "GPU-S"), host="spark", tools=("nvcc",)
     )
@@ -87,7 +87,7 @@ def test_claim_matches_arch_gpu_name_host_and_tools(store: SqliteStore) -> None:
     assert queue.claim(store, "spark", T0, LEASE).task.id == spark_task
 
 
-def test_gpu_shares_never_overcommit_a_gpu(store: SqliteStore) -> None:
+def test_gpu_shares_never_overcommit_a_gpu(store: Store) -> None:
     card = gpu(gb=96)
     register(store, "a", card)
     register(store, "b", card)  # a second agent on the same host sees the same GPU
@@ -105,7 +105,7 @@ def test_gpu_shares_never_overcommit_a_gpu(store: SqliteStore) -> None:
 
 
 def test_an_exclusive_task_waits_for_a_gpu_nobody_holds_and_then_blocks_others(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     register(store, "a", gpu())
     shared = add(store, "shared", requires=Requires(gpu_mem_gb=1))
@@ -125,7 +125,7 @@ def test_an_exclusive_task_waits_for_a_gpu_nobody_holds_and_then_blocks_others(
     assert queue.get_task(store, later).state == TaskState.pending
 
 
-def test_report_with_a_stale_epoch_is_refused_and_changes_nothing(store: SqliteStore) -> None:
+def test_report_with_a_stale_epoch_is_refused_and_changes_nothing(store: Store) -> None:
     register(store, "a")
     register(store, "b")
     task_id = add(store, max_attempts=5)
@@ -144,7 +144,7 @@ def test_report_with_a_stale_epoch_is_refused_and_changes_nothing(store: SqliteS
     assert queue.task_results(store, task_id) == []
 
 
-def test_the_same_report_twice_is_one_result(store: SqliteStore) -> None:
+def test_the_same_report_twice_is_one_result(store: Store) -> None:
     register(store, "a")
     task_id = add(store)
     claim = queue.claim(store, "a", T0, LEASE)
@@ -154,7 +154,7 @@ def test_the_same_report_twice_is_one_result(store: SqliteStore) -> None:
     assert len(queue.task_results(store, task_id)) == 1
 
 
-def test_a_different_report_for_the_same_attempt_is_a_conflict(store: SqliteStore) -> None:
+def test_a_different_report_for_the_same_attempt_is_a_conflict(store: Store) -> None:
     register(store, "a")
     task_id = add(store)
     claim = queue.claim(store, "a", T0, LEASE)
@@ -163,7 +163,7 @@ def test_a_different_report_for_the_same_attempt_is_a_conflict(store: SqliteStor
         queue.report(store, task_id, claim.lease.epoch, "failed", T0, {"tps": 0})
 
 
-def test_heartbeat_extends_the_lease_so_the_task_is_not_reclaimed(store: SqliteStore) -> None:
+def test_heartbeat_extends_the_lease_so_the_task_is_not_reclaimed(store: Store) -> None:
     register(store, "a")
     register(store, "b")
     task_id = add(store)
@@ -176,7 +176,7 @@ def test_heartbeat_extends_the_lease_so_the_task_is_not_reclaimed(store: SqliteS
     assert queue.reap(store, T0 + timedelta(seconds=100)) == []
 
 
-def test_expired_leases_go_back_to_pending_then_fail_after_max_attempts(store: SqliteStore) -> None:
+def test_expired_leases_go_back_to_pending_then_fail_after_max_attempts(store: Store) -> None:
     register(store, "a", gpu())
     task_id = add(store, max_attempts=2, requires=Requires(gpu_mem_gb=10))
     now = T0
@@ -194,7 +194,7 @@ def test_expired_leases_go_back_to_pending_then_fail_after_max_attempts(store: S
     assert actions == ["added", "claimed", "expired -> pending", "claimed", "expired -> failed"]
 
 
-def test_reaping_frees_the_gpu_share(store: SqliteStore) -> None:
+def test_reaping_frees_the_gpu_share(store: Store) -> None:
     register(store, "a", gpu())
     add(store, "x", requires=Requires(exclusive=True))
     y = add(store, "y", requires=Requires(exclusive=True))
@@ -203,7 +203,7 @@ def test_reaping_frees_the_gpu_share(store: SqliteStore) -> None:
     assert queue.claim(store, "a", later, LEASE).task.id != y  # x came back first, by order
 
 
-def test_release_returns_the_task_without_spending_an_attempt(store: SqliteStore) -> None:
+def test_release_returns_the_task_without_spending_an_attempt(store: Store) -> None:
     register(store, "a")
     task_id = add(store)
     claim = queue.claim(store, "a", T0, LEASE)
@@ -213,7 +213,7 @@ def test_release_returns_the_task_without_spending_an_attempt(store: SqliteStore
 
 
 def test_a_second_deploy_of_the_same_deployment_under_another_spelling_is_refused(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     spec = {
         "gpu": "RTX Pro 6000",
@@ -228,13 +228,13 @@ def test_a_second_deploy_of_the_same_deployment_under_another_spelling_is_refuse
     assert queue.get_task(store, first.id).spec["platform"] == "trt-llm"  # spelling kept
 
 
-def test_an_explicit_dedupe_key_is_normalised(store: SqliteStore) -> None:
+def test_an_explicit_dedupe_key_is_normalised(store: Store) -> None:
     add(store, dedupe_key="Check NVFP4  facts")
     with pytest.raises(Duplicate):
         add(store, dedupe_key="check_nvfp4_facts")
 
 
-def test_bad_input_is_refused_with_the_field_named_and_nothing_written(store: SqliteStore) -> None:
+def test_bad_input_is_refused_with_the_field_named_and_nothing_written(store: Store) -> None:
     with pytest.raises(InvalidInput, match="unknown kind 'dance'"):
         queue.add_task(store, NewTask(kind="dance", title="x"), T0)
     with pytest.raises(InvalidInput, match="invalid deploy spec: model: Field required"):
@@ -250,7 +250,7 @@ def test_bad_input_is_refused_with_the_field_named_and_nothing_written(store: Sq
     assert queue.list_tasks(store) == []
 
 
-def test_unknown_tasks_and_agents_are_reported_as_such(store: SqliteStore) -> None:
+def test_unknown_tasks_and_agents_are_reported_as_such(store: Store) -> None:
     with pytest.raises(NotFound, match="no task 'x'"):
         queue.get_task(store, "x")
     with pytest.raises(NotFound):
@@ -260,7 +260,7 @@ def test_unknown_tasks_and_agents_are_reported_as_such(store: SqliteStore) -> No
         queue.claim(store, "ghost", T0, LEASE)
 
 
-def test_list_tasks_pages_with_a_cursor_and_filters(store: SqliteStore) -> None:
+def test_list_tasks_pages_with_a_cursor_and_filters(store: Store) -> None:
     ids = [add(store, str(i)) for i in range(5)]
     page = queue.list_tasks(store, limit=2)
     assert [t.id for t in page] == ids[:2]
@@ -270,7 +270,7 @@ def test_list_tasks_pages_with_a_cursor_and_filters(store: SqliteStore) -> None:
     assert [t.id for t in queue.list_tasks(store, states=["claimed"])] == ids[:1]
 
 
-def test_claim_can_be_limited_to_kinds(store: SqliteStore) -> None:
+def test_claim_can_be_limited_to_kinds(store: Store) -> None:
     register(store, "a")
     add(store, "other first")
     research = queue.add_task(

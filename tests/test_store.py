@@ -74,15 +74,15 @@ def test_every_worktree_of_a_repo_shares_one_default_database(tmp_path: Path) ->
     _git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=repo)
     (repo / "deep").mkdir()
     main_db = resolve_db(None, {}, repo / "deep")
-    assert main_db == (repo / ".git" / "swarm" / "swarm.db").resolve()
+    assert main_db == str((repo / ".git" / "swarm" / "swarm.db").resolve())
     assert resolve_db(None, {}, tmp_path / "wt") == main_db
     assert git_common_dir(tmp_path) is None
 
 
 def test_the_db_flag_beats_the_environment_which_beats_the_default(tmp_path: Path) -> None:
     env = {"SWARM_DB": str(tmp_path / "env.db")}
-    assert resolve_db(str(tmp_path / "flag.db"), env, tmp_path) == tmp_path / "flag.db"
-    assert resolve_db(None, env, tmp_path) == tmp_path / "env.db"
+    assert resolve_db(str(tmp_path / "flag.db"), env, tmp_path) == str(tmp_path / "flag.db")
+    assert resolve_db(None, env, tmp_path) == str(tmp_path / "env.db")
     with pytest.raises(StoreUnavailable, match="not inside a git repository"):
         resolve_db(None, {}, tmp_path)
     assert load_settings(None, {**env, "SWARM_LEASE_SECONDS": "30"}, tmp_path).lease_seconds == 30

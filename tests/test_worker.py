@@ -109,7 +109,7 @@ def test_a_finished_orphaned_job_is_reported_without_running_again(tmp_path: Pat
         kinds=("verify",),
         repo=tmp_path,
         lab_dir=tmp_path,
-        db=tmp_path / "lab.db",
+        db=str(tmp_path / "lab.db"),
         runner=("false",),
         until_idle=True,
     )
@@ -130,7 +130,7 @@ def test_a_job_that_dies_without_a_result_fails_its_task_with_the_log_named(tmp_
         kinds=("verify",),
         repo=tmp_path,
         lab_dir=tmp_path,
-        db=tmp_path / "lab.db",
+        db=str(tmp_path / "lab.db"),
         runner=(sys.executable, "-c", "import sys; sys.exit(3)"),
         once=True,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from swarm.findings import Evidence, EvidenceKind, NewFinding
@@ -62,13 +61,13 @@ def server_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
     return None
 
 
-def deployed_endpoint(db: Path, task_id: str) -> str | None:
+def deployed_endpoint(db: str, task_id: str) -> str | None:
     """The endpoint in the latest done result of the spec's `deploy_task`, else of a deploy task
     this task depends on."""
     from swarm import queue
-    from swarm.store import SqliteStore
+    from swarm.store import open_store
 
-    store = SqliteStore(db)
+    store = open_store(db)
     task = queue.get_task(store, task_id)
     named = task.spec.get("deploy_task")
     for dep in ([named] if named else []) + list(task.depends_on):

@@ -43,10 +43,10 @@ def _verify_job(job: JobSpec) -> JobResult:
     from datetime import UTC, datetime
 
     from swarm import facts, readme
-    from swarm.store import SqliteStore
+    from swarm.store import open_store
 
     repo = Path(job.repo)
-    store = SqliteStore(Path(job.db))
+    store = open_store(job.db)
     outcome = facts.run(store, repo, write=True)
     before, after = readme.regenerate(store, repo, repo / "README.md", datetime.now(UTC))
     statuses, checks, conflicts = facts.tally(outcome)
@@ -68,11 +68,11 @@ def _benchmark_job(job: JobSpec) -> JobResult:
     import asyncio
 
     from swarm import queue
-    from swarm.store import SqliteStore
+    from swarm.store import open_store
     from tools import bench_lab, benchmark
 
-    task = queue.get_task(SqliteStore(Path(job.db)), job.task_id)
-    endpoint = job.spec.get("endpoint") or bench_lab.deployed_endpoint(Path(job.db), job.task_id)
+    task = queue.get_task(open_store(job.db), job.task_id)
+    endpoint = job.spec.get("endpoint") or bench_lab.deployed_endpoint(job.db, job.task_id)
     if not endpoint:
         return JobResult(
             status="failed", note="no endpoint: none in the spec, none in a deploy result"

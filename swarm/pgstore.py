@@ -1,0 +1,182 @@
+"""The PostgreSQL store, for labs spanning several hosts: `SWARM_DB=postgresql://…`.
+
+Same interface and SQL as the SQLite store. The differences are about overlap: SQLite lets one
+writer in at a time, PostgreSQL runs writers side by side at READ COMMITTED, so the library
+locks what it reads-then-changes (`conn.dialect`), and this store retries a transaction that
+lost a race the database detected (serialization failure, deadlock, or a unique key another
+writer took first: on retry the function sees that row and answers as it would on SQLite).
+Connections come from a pool (psycopg_pool), never one per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from swarm.errors import StoreUnavailable
+from swarm.migrations import POSTGRES_MIGRATIONS
+from swarm.store import POSTGRES, Conn, Cursor
+
+T = TypeVar("T")
+
+RETRIES = 8
+MIGRATION_LOCK = 0x5357_4D00  # an advisory lock key of our own: "SWM\0"
+RACES = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@functools.lru_cache(maxsize=512)
+def to_pyformat(sql: str) -> str:
+    """The library's `?` placeholders as psycopg's `%s` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgRow:
+    """A row that indexes like sqlite3.Row: by position or by column name."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: int | str) -> Any:
+        return self._values[key if isinstance(key, int) else self._index[key]]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: PgRow(values, index)
+
+
+class PgConnection:
+    """A pooled psycopg connection seen through the library's Conn interface."""
+
+    dialect = POSTGRES
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Any = (), /) -> Cursor:
+        return self.raw.execute(to_pyformat(sql), params)
+
+    def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor:
+        cursor = self.raw.cursor()
+        cursor.executemany(to_pyformat(sql), list(params))
+        return cursor
+
+
+class PostgresStore:
+    """A connection pool to one PostgreSQL database; `write` and `read` as on SQLite."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, max_connections: int = 8, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.location = redact(url)
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            # autocommit: we send BEGIN with the isolation each transaction needs, and COMMIT
+            kwargs={"autocommit": True, "row_factory": _row_factory},
+            open=False,
+            name="swarm",
+        )
+        try:
+            self.pool.open(wait=True, timeout=connect_timeout_s)
+        except (PoolTimeout, psycopg.Error) as exc:
+            self.pool.close()
+            raise StoreUnavailable(
+                f"cannot connect to {self.location} within {connect_timeout_s:g} s; "
+                "is PostgreSQL running there and the URL right (user, password, database)?"
+            ) from exc
+        self._migrate()
+
+    def _migrate(self) -> None:
+        names = [name for name, _ in POSTGRES_MIGRATIONS]
+
+        def apply(conn: Conn) -> None:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations "
+                '(name TEXT COLLATE "C" PRIMARY KEY, applied_at TEXT NOT NULL)'
+            )
+            done = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
+            if done != names[: len(done)]:
+                raise StoreUnavailable(
+                    f"{self.location} has migrations {done}, this swarm knows {names}: "
+                    "upgrade swarm before opening this database"
+                )
+            for name, sql in POSTGRES_MIGRATIONS[len(done) :]:
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO migrations VALUES (?, to_char(now() AT TIME ZONE 'UTC', "
+                    '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\'))',
+                    (name,),
+                )
+
+        self.write(apply)
+
+    def _transaction(self, begin: str, fn: Callable[[Conn], T]) -> T:
+        delay = 0.001
+        for attempt in range(RETRIES):
+            try:
+                with self.pool.connection() as raw:
+                    raw.execute(begin)
+                    try:
+                        value = fn(PgConnection(raw))
+                        raw.execute("COMMIT")
+                    except BaseException:
+                        if not raw.closed:
+                            raw.execute("ROLLBACK")
+                        raise
+                    return value
+            except RACES as exc:
+                if attempt == RETRIES - 1:
+                    raise StoreUnavailable(
+                        f"{self.location}: still losing a race after {RETRIES} tries: {exc}"
+                    ) from exc
+                time.sleep(random.uniform(0, delay))  # full jitter, as on SQLite
+                delay = min(delay * 2, 0.05)
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise StoreUnavailable(f"{self.location}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def write(self, fn: Callable[[Conn], T]) -> T:
+        """Run fn in one READ COMMITTED transaction; returns after COMMIT. fn may re-run."""
+        return self._transaction("BEGIN", fn)
+
+    def read(self, fn: Callable[[Conn], T]) -> T:
+        """Run fn on one snapshot (REPEATABLE READ, read only)."""
+        return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn)
+
+    def close(self) -> None:
+        self.pool.close()
