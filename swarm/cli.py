@@ -965,6 +965,26 @@ def _bench_table(report: Any) -> str:
     return "\n".join(rows)
 
 
+def cmd_migrate(ctx: Context) -> None:
+    from swarm.settings import resolve_db
+    from swarm.store import open_store
+    from swarm.transfer import copy_lab
+
+    target = open_store(resolve_db(ctx.args.to, {}, Path.cwd()))
+    try:
+        report = copy_lab(ctx.store, target)
+    finally:
+        target.close()
+    ctx.emit(
+        report,
+        lambda: "\n".join(
+            [f"copied {report.source} -> {report.target}"]
+            + [f"  {t.table:<16} {t.rows:>8} rows  sha256 {t.sha256[:16]}" for t in report.tables]
+            + [f"verified: {report.rows} rows; counts and checksums agree on both sides"]
+        ),
+    )
+
+
 def cmd_serve(ctx: Context) -> None:
     from swarm import mcp_server
 
@@ -1023,7 +1043,9 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
     common.add_argument(
-        "--db", help="lab database path (default: SWARM_DB, else in the git common dir)"
+        "--db",
+        help="lab database: a SQLite path or a postgresql:// URL "
+        "(default: SWARM_DB, else swarm/swarm.db in the git common dir)",
     )
     return common
 
@@ -1135,6 +1157,18 @@ def build_parser() -> Parser:
     )
     p.add_argument("--file", help="the README to update (default: README.md of this repo)")
 
+    p = command(
+        "migrate",
+        cmd_migrate,
+        "copy this lab into another, empty database (SQLite <-> PostgreSQL), verified by counts "
+        "and checksums",
+    )
+    p.add_argument(
+        "--to",
+        required=True,
+        metavar="URL_OR_PATH",
+        help="the target: a postgresql:// URL or a SQLite file path; it must hold no lab yet",
+    )
     p = command(
         "serve", cmd_serve, "the MCP server: stdio (default, one per agent) or --http (shared)"
     )

@@ -211,15 +211,27 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
-# Tables in the order a copy must fill them (a row's references come first), each with the
-# columns that identify its rows in a stable order.
-TABLES: tuple[tuple[str, str], ...] = (
-    ("tasks", "rowid"),
-    ("task_deps", "task_id, depends_on"),
-    ("gpu_leases", "task_id"),
-    ("agents", "id"),
-    ("events", "seq"),
-    ("results", "id"),
-    ("findings", "id"),
-    ("evidence_checks", "finding_id, idx"),
+# Every table a lab copy moves, in the order a copy must fill them (a row's references first),
+# with the columns it moves (tasks keep their rowid, so their order survives the copy) and the
+# columns that order its rows for the checksum.
+TABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "tasks",
+        "rowid, id, kind, title, spec, state, priority, requires, attempts, max_attempts, "
+        "dedupe_key, epoch, holder, claimed_at, expires_at, note, created_at, updated_at",
+        "rowid",
+    ),
+    ("task_deps", "task_id, depends_on", "task_id, depends_on"),
+    ("gpu_leases", "task_id, epoch, host, gpu_uuid, gpu_name, gb, exclusive", "task_id"),
+    ("agents", "id, capabilities, registered_at, last_seen", "id"),
+    ("events", "seq, task_id, at, actor, action, epoch, detail", "seq"),
+    (
+        "results",
+        "id, task_id, epoch, agent, status, payload, note, idempotency_key, created_at",
+        "id",
+    ),
+    ("findings", "id, kind, subject, predicate, body, agent, task_id, observed_at", "id"),
+    ("evidence_checks", "finding_id, idx, status, message, score", "finding_id, idx"),
 )
+# Columns the database numbers itself, to move past the copied numbers after a copy.
+NUMBERED = (("tasks", "rowid"), ("events", "seq"))

@@ -65,11 +65,12 @@ class Dialect:
     skip_locked: str  # after a SELECT of rows to take, passing over rows others hold
     claim_batch: int  # ready tasks offered to one claim statement
     host_lock: str | None  # serialises GPU leasing on one host (? = a key), if writers overlap
+    renumber: str | None  # after copying rows in: next {column} of {table} follows the copies
 
 
 # SQLite serialises writers (BEGIN IMMEDIATE), so nothing needs locking and the first ready task
 # is always free to take.
-SQLITE = Dialect("sqlite", "group_concat({}, char(31))", "", "", 1, None)
+SQLITE = Dialect("sqlite", "group_concat({}, char(31))", "", "", 1, None, None)
 # PostgreSQL writers overlap: rows a transaction changes after reading are locked, claims pass
 # over tasks another claim holds, and GPU leases on one host are taken under an advisory lock.
 POSTGRES = Dialect(
@@ -79,6 +80,8 @@ POSTGRES = Dialect(
     " FOR UPDATE SKIP LOCKED",
     16,
     "SELECT pg_advisory_xact_lock(hashtext(?))",
+    "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+    "coalesce(max({column}), 0) + 1, false) FROM {table}",
 )
 
 

@@ -50,6 +50,12 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL lab (schema) for tests that need one beside a SQLite lab."""
+    yield from postgres_lab()
+
+
+@pytest.fixture
 def store(db: str) -> Iterator[Store]:
     s = open_store(db)
     yield s
