@@ -2,6 +2,7 @@
 """Queue throughput and claim latency under W worker processes, beside two baselines, one run.
 
     python scripts/bench_queue.py [--tasks N] [--workers 1,4,20,40] [--cli-runs N] [--json]
+        [--backend sqlite|postgres|both] [--postgres URL]
 
 Designs, each on a fresh SQLite file with the same pragmas (WAL, synchronous=NORMAL):
   swarm  claim -> report with the full semantics (leases, epochs, events, results, lazy reaping)
@@ -9,6 +10,11 @@ claims/s counts whole cycles (claim and its report); latencies are per call.
   bare   one autocommit `UPDATE … RETURNING` claim and one guarded `UPDATE` done: no leases,
          no events (the floor of a correct SQLite claim)
   huey   huey's SqliteStorage enqueue/dequeue (deletes on dequeue: no lease, no report)
+With --backend postgres (or both), each on a fresh schema of the server at --postgres (default
+$SWARM_TEST_POSTGRES; scripts/throwaway_postgres.sh starts one):
+  swarm-pg  the same full cycle on the PostgreSQL store (a pool per worker process)
+  bare-pg   one autocommit `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
+            claim and a guarded `UPDATE` done (the floor of a correct PostgreSQL claim)
 Each worker counts double claims (a task id seen twice), lost tasks (never claimed) and errors
 that escaped to the caller. Also times `swarm claim --json` as a process against `python -c
 'import sqlite3'`, the floor of any Python CLI. Prints a table; --json prints the report.
@@ -39,12 +45,12 @@ sys.path.insert(0, str(REPO))
 # ---------------------------------------------------------------- designs: setup + one worker
 
 
-def setup_swarm(path: Path, n: int) -> None:
+def setup_swarm(path: str, n: int) -> None:
     from swarm.models import NewTask
     from swarm.queue import insert_task
-    from swarm.store import SqliteStore
+    from swarm.store import open_store
 
-    store = SqliteStore(path)
+    store = open_store(path)
     now = datetime.now(UTC)
     store.write(
         lambda conn: [
@@ -54,13 +60,13 @@ def setup_swarm(path: Path, n: int) -> None:
     store.close()
 
 
-def worker_swarm(path: Path, name: str) -> Any:
+def worker_swarm(path: str, name: str) -> Any:
     from swarm import agents, queue
     from swarm.errors import NothingClaimable, SwarmError
     from swarm.models import Capabilities
-    from swarm.store import SqliteStore
+    from swarm.store import open_store
 
-    store = SqliteStore(path)
+    store = open_store(path)
     agents.register(store, name, Capabilities(host="bench"), datetime.now(UTC))
 
     def claim() -> Any:
@@ -76,14 +82,14 @@ def worker_swarm(path: Path, name: str) -> Any:
     return claim, finish, SwarmError
 
 
-def _bare_conn(path: Path) -> sqlite3.Connection:
+def _bare_conn(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
-def setup_bare(path: Path, n: int) -> None:
+def setup_bare(path: str, n: int) -> None:
     conn = _bare_conn(path)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, state TEXT NOT NULL, owner TEXT)")
     conn.execute("CREATE INDEX t_state ON t(state, id)")
@@ -93,7 +99,7 @@ def setup_bare(path: Path, n: int) -> None:
     conn.close()
 
 
-def worker_bare(path: Path, name: str) -> Any:
+def worker_bare(path: str, name: str) -> Any:
     conn = _bare_conn(path)
 
     def claim() -> Any:
@@ -111,7 +117,7 @@ def worker_bare(path: Path, name: str) -> Any:
     return claim, finish, sqlite3.OperationalError
 
 
-def setup_huey(path: Path, n: int) -> None:
+def setup_huey(path: str, n: int) -> None:
     from huey.storage import SqliteStorage
 
     storage = SqliteStorage(name="bench", filename=str(path))
@@ -120,7 +126,7 @@ def setup_huey(path: Path, n: int) -> None:
     storage.close()
 
 
-def worker_huey(path: Path, name: str) -> Any:
+def worker_huey(path: str, name: str) -> Any:
     from huey.storage import SqliteStorage
 
     storage = SqliteStorage(name="bench", filename=str(path))
@@ -134,16 +140,86 @@ def worker_huey(path: Path, name: str) -> Any:
     return claim, finish, sqlite3.OperationalError
 
 
+def setup_bare_pg(url: str, n: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, state TEXT NOT NULL, owner TEXT)")
+        conn.execute("CREATE INDEX t_ready ON t(id) WHERE state = 'ready'")
+        conn.execute(
+            "INSERT INTO t (id, state) SELECT i, 'ready' FROM generate_series(0, %s - 1) i", (n,)
+        )
+
+
+def worker_bare_pg(url: str, name: str) -> Any:
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+
+    def claim() -> Any:
+        row = conn.execute(
+            "UPDATE t SET state='claimed', owner=%s WHERE id = (SELECT id FROM t WHERE "
+            "state='ready' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
+            (name,),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def finish(task_id: int) -> str:
+        conn.execute("UPDATE t SET state='done' WHERE id=%s AND owner=%s", (task_id, name))
+        return str(task_id)
+
+    return claim, finish, psycopg.OperationalError
+
+
 DESIGNS = {
     "swarm": (setup_swarm, worker_swarm),
     "bare": (setup_bare, worker_bare),
     "huey": (setup_huey, worker_huey),
+    "swarm-pg": (setup_swarm, worker_swarm),
+    "bare-pg": (setup_bare_pg, worker_bare_pg),
 }
+BACKENDS = {
+    "sqlite": "swarm,bare,huey",
+    "postgres": "swarm-pg,bare-pg",
+    "both": "swarm,bare,huey,swarm-pg,bare-pg",
+}
+PEERS = {"swarm": "bare", "swarm-pg": "bare-pg"}  # each design's floor on its own backend
+
+
+def fresh_location(design: str, workers: int, folder: Path, postgres: str | None) -> str:
+    """A new SQLite file, or a new schema on the PostgreSQL server, for one measurement."""
+    if not design.endswith("-pg"):
+        return str(folder / f"{design}-{workers}.db")
+    if not postgres:
+        sys.exit("--backend postgres needs --postgres URL (or SWARM_TEST_POSTGRES)")
+    import psycopg
+
+    schema = f"bench_{design.replace('-', '_')}_{workers}_{os.getpid()}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.execute(f"CREATE SCHEMA {schema}")
+    return f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+
+
+def postgres_version(url: str | None) -> str | None:
+    import psycopg
+
+    with psycopg.connect(url or "", autocommit=True) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+
+
+def drop_location(location: str, postgres: str | None) -> None:
+    if postgres and location.startswith(postgres):
+        import psycopg
+
+        schema = location.rsplit("%3D", 1)[1]
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 # ---------------------------------------------------------------- the harness
 
 
-def run_worker(design: str, path: Path, name: str, barrier: Any, out: Any) -> None:
+def run_worker(design: str, path: str, name: str, barrier: Any, out: Any) -> None:
     claim, finish, retryable = DESIGNS[design][1](path, name)
     claimed: list[str] = []
     claim_lat: list[float] = []
@@ -175,8 +251,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def measure(design: str, workers: int, n: int, folder: Path) -> dict[str, Any]:
-    path = folder / f"{design}-{workers}.db"
+def measure(
+    design: str, workers: int, n: int, folder: Path, postgres: str | None
+) -> dict[str, Any]:
+    path = fresh_location(design, workers, folder, postgres)
     DESIGNS[design][0](path, n)
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(workers + 1), ctx.Queue()
@@ -192,6 +270,7 @@ def measure(design: str, workers: int, n: int, folder: Path) -> dict[str, Any]:
     wall = time.perf_counter() - start
     for p in procs:
         p.join()
+    drop_location(path, postgres)
     seen = Counter(task for claimed, *_ in reports for task in claimed)
     claims = [lat for _, lats, _, _ in reports for lat in lats]
     finishes = [lat for _, _, lats, _ in reports for lat in lats]
@@ -220,7 +299,7 @@ def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]
 
 def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
     db = folder / "cli.db"
-    setup_swarm(db, runs + 5)
+    setup_swarm(str(db), runs + 5)
     env = {**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "cli-bench"}
     swarm_bin = shutil.which("swarm")
     argv = (
@@ -245,21 +324,25 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=4000)
     parser.add_argument("--workers", default="1,4,20,40")
-    parser.add_argument("--designs", default="swarm,bare,huey")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="sqlite")
+    parser.add_argument("--designs", help="a comma list of designs (default: the backend's)")
+    parser.add_argument("--postgres", default=os.environ.get("SWARM_TEST_POSTGRES"))
     parser.add_argument("--cli-runs", type=int, default=30)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []
+    designs = (args.designs or BACKENDS[args.backend]).split(",")
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         for w in (int(x) for x in args.workers.split(",")):
-            for design in args.designs.split(","):
-                rows.append(measure(design, w, args.tasks, Path(tmp)))
+            for design in designs:
+                rows.append(measure(design, w, args.tasks, Path(tmp), args.postgres))
                 if not args.json:
                     print(f"  measured {design} W={w}", file=sys.stderr)
         cli = measure_cli(args.cli_runs, Path(tmp)) if args.cli_runs else None
     by = {(r["design"], r["workers"]): r for r in rows}
     for r in rows:
-        bare, huey = by.get(("bare", r["workers"])), by.get(("huey", r["workers"]))
+        peer = PEERS.get(r["design"], r["design"])
+        bare, huey = by.get((peer, r["workers"])), by.get(("huey", r["workers"]))
         r["vs_bare"] = round(r["claims_per_s"] / bare["claims_per_s"], 2) if bare else None
         r["vs_huey"] = round(r["claims_per_s"] / huey["claims_per_s"], 2) if huey else None
     report = {
@@ -270,6 +353,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
             "load_avg_1m": os.getloadavg()[0],
+            "postgres": postgres_version(args.postgres) if "pg" in ",".join(designs) else None,
         },
         "rows": rows,
         "cli": cli,

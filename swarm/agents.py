@@ -11,22 +11,22 @@ from swarm.store import Conn, Store
 TOUCH_EVERY = timedelta(seconds=30)
 
 
-def raw_capabilities_in(conn: Conn, agent_id: str) -> str:
-    """The agent's capabilities as stored (JSON); raises UnknownAgent."""
-    row = conn.execute("SELECT capabilities FROM agents WHERE id = ?", (agent_id,)).fetchone()
+def raw_capabilities_in(conn: Conn, agent_id: str) -> tuple[str, str]:
+    """The agent's capabilities as stored (JSON) and when it was last seen; raises UnknownAgent."""
+    row = conn.execute(
+        "SELECT capabilities, last_seen FROM agents WHERE id = ?", (agent_id,)
+    ).fetchone()
     if row is None:
         raise UnknownAgent(
             f"agent {agent_id!r} is not registered: run `swarm agent register --name {agent_id}`"
         )
-    return str(row[0])
+    return str(row[0]), str(row[1])
 
 
-def touch(conn: Conn, agent_id: str, now: datetime) -> None:
+def touch(conn: Conn, agent_id: str, now: datetime, last_seen: str) -> None:
     """Record that the agent is alive; writes at most every TOUCH_EVERY (claims are hot)."""
-    conn.execute(
-        "UPDATE agents SET last_seen = ? WHERE id = ? AND last_seen < ?",
-        (iso(now), agent_id, iso(now - TOUCH_EVERY)),
-    )
+    if last_seen < iso(now - TOUCH_EVERY):
+        conn.execute("UPDATE agents SET last_seen = ? WHERE id = ?", (iso(now), agent_id))
 
 
 def register(store: Store, agent_id: str, caps: Capabilities, now: datetime) -> Agent:

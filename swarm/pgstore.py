@@ -27,6 +27,7 @@ from swarm.store import POSTGRES, Conn, Cursor
 
 T = TypeVar("T")
 
+IDLE = psycopg.pq.TransactionStatus.IDLE
 RETRIES = 8
 MIGRATION_LOCK = 0x5357_4D00  # an advisory lock key of our own: "SWM\0"
 RACES = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.UniqueViolation)
@@ -75,21 +76,49 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
     return lambda values: PgRow(values, index)
 
 
+class PgCursor:
+    """A cursor in pipeline mode: statements go out without waiting; reading a row or the row
+    count waits for the results sent so far."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor.fetchall())
+
+
 class PgConnection:
-    """A pooled psycopg connection seen through the library's Conn interface."""
+    """A pooled psycopg connection, in pipeline mode, seen through the Conn interface.
+
+    Pipelining matters on a network: a statement whose result nobody reads (an event insert, the
+    COMMIT) costs no round trip of its own, so a claim waits on 5 round trips instead of 8.
+    """
 
     dialect = POSTGRES
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> None:
         self.raw = raw
+        self.pipeline = pipeline
 
     def execute(self, sql: str, params: Any = (), /) -> Cursor:
-        return self.raw.execute(to_pyformat(sql), params)
+        return PgCursor(self.raw.execute(to_pyformat(sql), params), self.pipeline)
 
     def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor:
         cursor = self.raw.cursor()
         cursor.executemany(to_pyformat(sql), list(params))
-        return cursor
+        return PgCursor(cursor, self.pipeline)
 
 
 class PostgresStore:
@@ -150,12 +179,13 @@ class PostgresStore:
         for attempt in range(RETRIES):
             try:
                 with self.pool.connection() as raw:
-                    raw.execute(begin)
                     try:
-                        value = fn(PgConnection(raw))
-                        raw.execute("COMMIT")
+                        with raw.pipeline() as pipeline:  # leaving it waits for every result
+                            raw.execute(begin)
+                            value = fn(PgConnection(raw, pipeline))
+                            raw.execute("COMMIT")
                     except BaseException:
-                        if not raw.closed:
+                        if not raw.closed and raw.info.transaction_status != IDLE:
                             raw.execute("ROLLBACK")
                         raise
                     return value

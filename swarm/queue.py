@@ -51,7 +51,7 @@ WHERE t.state = 'pending' {kind_filter} {after}
 ORDER BY t.priority DESC, t.rowid
 LIMIT ?
 """
-READY_PAGE = 64
+READY_PAGE = 256  # pages after the first, which is one claim batch: most claims take from it
 AFTER_SQL = "AND (t.priority < ? OR (t.priority = ? AND t.rowid > ?))"  # keyset: the next page
 NO_REQUIREMENTS = "{}"
 
@@ -285,7 +285,7 @@ class _Scan:
 
     def __init__(self, conn: Conn, agent_id: str) -> None:
         self.conn = conn
-        self.raw_caps = agents.raw_capabilities_in(conn, agent_id)  # raises UnknownAgent
+        self.raw_caps, self.last_seen = agents.raw_capabilities_in(conn, agent_id)
         self._caps: Capabilities | None = None
         self._usage: GpuUsage | None = None
 
@@ -312,21 +312,22 @@ class _Scan:
         kind_sql, params = _kind_filter(kinds, task_id)
         ids_agg = self.conn.dialect.ids_agg.format("depends_on")
         after: list[object] = []
+        page = self.conn.dialect.claim_batch
         while True:
             sql = READY_SQL.format(
                 ids_agg=ids_agg, kind_filter=kind_sql, after=AFTER_SQL if after else ""
             )
-            rows = self.conn.execute(sql, [*params, *after, READY_PAGE]).fetchall()
+            rows = self.conn.execute(sql, [*params, *after, page]).fetchall()
             for row in rows:
                 if row["requires"] == NO_REQUIREMENTS:
                     yield row, Requires(), None
                     continue
                 requires = Requires.model_validate_json(row["requires"])
                 yield row, requires, unmet(requires, self.caps, self.usage)
-            if len(rows) < READY_PAGE:
+            if len(rows) < page:
                 return
             last = rows[-1]
-            after = [last["priority"], last["priority"], last["rowid"]]
+            after, page = [last["priority"], last["priority"], last["rowid"]], READY_PAGE
 
     def lease_for(self, requires: Requires) -> GpuLease | None:
         """The GPU share a task with these (met) requirements would lease, if it needs one."""
@@ -392,15 +393,20 @@ def _claim_in(
         row = conn.execute(sql, (agent_id, stamp, expires, stamp, *batch)).fetchone()
         if row is not None:
             ready, gpu = batch[row["id"]]
-            return _take(conn, row, ready, gpu, agent_id, now)
+            return _take(conn, row, ready, gpu, (agent_id, scan.last_seen), now)
     return None
 
 
 def _take(
-    conn: Conn, row: Row, ready: Row, gpu: GpuLease | None, agent_id: str, now: datetime
+    conn: Conn,
+    row: Row,
+    ready: Row,
+    gpu: GpuLease | None,
+    agent: tuple[str, str],
+    now: datetime,
 ) -> ClaimRows:
     """Record what goes with a claimed task: its GPU lease, the event, the agent's last_seen."""
-    task_id = row["id"]
+    task_id, (agent_id, last_seen) = row["id"], agent
     if gpu is not None:
         conn.execute(
             "INSERT INTO gpu_leases VALUES (?,?,?,?,?,?,?)",
@@ -416,7 +422,7 @@ def _take(
         )
     detail = f"gpu {gpu.gpu_name} {gpu.gb:g} GB" if gpu else None
     _event(conn, task_id, now, agent_id, "claimed", row["epoch"], detail)
-    agents.touch(conn, agent_id, now)
+    agents.touch(conn, agent_id, now, last_seen)
     # a ready task's dependencies are all done
     deps = [
         (dep, TaskState.done.value) for dep in sorted((ready["deps"] or "").split("\x1f")) if dep
@@ -668,29 +674,23 @@ def report(
     key = idempotency_key or f"{task_id}@{epoch}"
 
     def finish(conn: Conn) -> Result:
-        holder = conn.execute(  # locked: a concurrent reaper or retry waits for this report
-            "SELECT holder FROM tasks WHERE id = ? AND state = 'claimed' AND epoch = ?"
-            + conn.dialect.lock_rows,
-            (task_id, epoch),
+        live = conn.execute(  # locked: a concurrent reaper or retry waits for this report
+            "SELECT holder, EXISTS (SELECT 1 FROM results WHERE id = ?) FROM tasks "
+            "WHERE id = ? AND state = 'claimed' AND epoch = ?" + conn.dialect.lock_rows,
+            (result_id(task_id, key), task_id, epoch),
         ).fetchone()
-        if holder is None:
+        if live is None or live[1]:  # not the live lease, or this report is already recorded
             return _retried_report(conn, task_id, epoch, status, payload, note, key)
-        if conn.execute(
-            "SELECT 1 FROM results WHERE id = ?", (result_id(task_id, key),)
-        ).fetchone():
-            return _retried_report(conn, task_id, epoch, status, payload, note, key)
-        result = record_result(conn, task_id, epoch, holder[0], status, payload, note, key, now)
-        insert_findings(conn, cite_own_result(findings, result.id), holder[0], now, task_id)
-        _fenced_update(
-            conn,
-            task_id,
-            epoch,
-            "state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
-            "note = coalesce(?, note), updated_at = ?",
-            (status, note, iso(now)),
+        holder = live[0]
+        result = record_result(conn, task_id, epoch, holder, status, payload, note, key, now)
+        insert_findings(conn, cite_own_result(findings, result.id), holder, now, task_id)
+        conn.execute(  # the lease is live and ours (checked above, under the lock)
+            "UPDATE tasks SET state = ?, holder = NULL, claimed_at = NULL, expires_at = NULL, "
+            "note = coalesce(?, note), updated_at = ? WHERE id = ?",
+            (status, note, iso(now), task_id),
         )
         conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
-        _event(conn, task_id, now, holder[0], f"reported {status}", epoch, note)
+        _event(conn, task_id, now, holder, f"reported {status}", epoch, note)
         return result
 
     return store.write(finish)

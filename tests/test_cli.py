@@ -14,7 +14,7 @@ from swarm.cli import build_parser
 from tests.conftest import REPO
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def lab_env(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every CLI call of a test goes to that test's lab, on each backend."""
     monkeypatch.setenv("SWARM_DB", db)
@@ -70,7 +70,7 @@ def test_every_command_has_help_text_and_is_documented_in_the_readme() -> None:
         assert re.search(rf"`swarm {name}\b", readme), f"README does not document `swarm {name}`"
 
 
-def test_the_agent_loop_works_end_to_end_from_a_shell(tmp_path: Path) -> None:
+def test_the_agent_loop_works_end_to_end_from_a_shell(tmp_path: Path, lab_env: None) -> None:
     added = ok(tmp_path, "add", "other", "probe the intrinsic", "--spec", '{"n": 1}')
     claim = ok(tmp_path, "claim", "--agent", "a1")
     task, epoch = claim["task"]["id"], str(claim["lease"]["epoch"])
@@ -98,7 +98,9 @@ def test_the_agent_loop_works_end_to_end_from_a_shell(tmp_path: Path) -> None:
     assert ok(tmp_path, "status")["by_state"] == {"done": 1}
 
 
-def test_claim_exits_3_with_the_reason_when_nothing_is_claimable(tmp_path: Path) -> None:
+def test_claim_exits_3_with_the_reason_when_nothing_is_claimable(
+    tmp_path: Path, lab_env: None
+) -> None:
     ok(tmp_path, "add", "kernel", "build", "--spec", '{"name": "k"}', "--arch", "sm_120")
     ok(tmp_path, "agent", "register", "--name", "cpu", "--no-gpu")
     proc = swarm(tmp_path, "claim", "--agent", "cpu", "--json")
@@ -108,7 +110,7 @@ def test_claim_exits_3_with_the_reason_when_nothing_is_claimable(tmp_path: Path)
     assert plain.returncode == 3 and "1 task waits for an sm_120 host" in plain.stderr
 
 
-def test_a_stale_epoch_exits_4_and_changes_nothing(tmp_path: Path) -> None:
+def test_a_stale_epoch_exits_4_and_changes_nothing(tmp_path: Path, lab_env: None) -> None:
     ok(tmp_path, "add", "other", "t")
     task = ok(tmp_path, "claim", "--agent", "a1")["task"]["id"]
     proc = swarm(tmp_path, "report", task, "--epoch", "7", "--status", "done", "--json")
@@ -117,7 +119,7 @@ def test_a_stale_epoch_exits_4_and_changes_nothing(tmp_path: Path) -> None:
     assert ok(tmp_path, "show", task)["task"]["state"] == "claimed"
 
 
-def test_bad_input_gets_a_clear_error_in_the_requested_form(tmp_path: Path) -> None:
+def test_bad_input_gets_a_clear_error_in_the_requested_form(tmp_path: Path, lab_env: None) -> None:
     proc = swarm(tmp_path, "add", "deploy", "x", "--spec", '{"gpu": "g"}', "--json")
     assert proc.returncode == 7 and "model: Field required" in error(proc)["message"]
     proc = swarm(tmp_path, "add", "deploy", "x", "--spec", "{not json", "--json")
@@ -132,7 +134,7 @@ def test_bad_input_gets_a_clear_error_in_the_requested_form(tmp_path: Path) -> N
     assert proc.returncode == 2
 
 
-def test_a_duplicate_add_names_the_existing_task(tmp_path: Path) -> None:
+def test_a_duplicate_add_names_the_existing_task(tmp_path: Path, lab_env: None) -> None:
     spec = '{"gpu": "RTX 4090", "model": "Qwen3-8B", "platform": "vllm"}'
     first = ok(tmp_path, "add", "deploy", "d", "--spec", spec)
     proc = swarm(
@@ -141,7 +143,7 @@ def test_a_duplicate_add_names_the_existing_task(tmp_path: Path) -> None:
     assert proc.returncode == 6 and first["id"] in error(proc)["message"]
 
 
-def test_agent_register_uses_flags_over_detection(tmp_path: Path) -> None:
+def test_agent_register_uses_flags_over_detection(tmp_path: Path, lab_env: None) -> None:
     agent = ok(
         tmp_path,
         "agent",
@@ -181,5 +183,7 @@ def test_init_in_a_git_repo_puts_the_lab_in_the_common_dir_and_loads_the_catalog
 
 
 @pytest.mark.parametrize("command", [["ls"], ["status"], ["reap"], ["agent", "ls"]])
-def test_read_commands_work_on_an_empty_lab(tmp_path: Path, command: list[str]) -> None:
+def test_read_commands_work_on_an_empty_lab(
+    tmp_path: Path, lab_env: None, command: list[str]
+) -> None:
     assert swarm(tmp_path, *command).returncode == 0

@@ -37,7 +37,9 @@ def busy_lab(store: Store) -> str:
         statement="m decodes 12.5 tok/s single-stream",
         evidence=[{"kind": "run", "locator": "this"}],  # type: ignore[list-item]
     )
-    queue.report(store, done.task.id, done.lease.epoch, "done", T0, {"tok_s": 12.5}, findings=[finding])
+    queue.report(
+        store, done.task.id, done.lease.epoch, "done", T0, {"tok_s": 12.5}, findings=[finding]
+    )
     return held.task.id
 
 
@@ -87,4 +89,7 @@ def test_swarm_migrate_copies_from_the_command_line_and_reports_the_checksums(
     report = json.loads(out.stdout)
     assert report["verified"] and {t["table"] for t in report["tables"]} >= {"tasks", "events"}
     again = subprocess.run([*run, "--to", postgres_url], env=env, capture_output=True, text=True)
-    assert again.returncode == 6 and "already holds a lab" in json.loads(again.stdout)["error"]["message"]
+    assert (
+        again.returncode == 6
+        and "already holds a lab" in json.loads(again.stdout)["error"]["message"]
+    )
