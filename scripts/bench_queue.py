@@ -216,6 +216,7 @@ def drop_location(location: str, postgres: str | None) -> None:
         with psycopg.connect(postgres, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
+
 # ---------------------------------------------------------------- the harness
 
 

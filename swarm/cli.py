@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from swarm.remote import RemoteLab
     from swarm.settings import Settings
     from swarm.store import Store
 
@@ -43,6 +44,9 @@ def _now() -> datetime:
 # ---------------------------------------------------------------- plumbing
 
 
+REMOTE_COMMANDS = ("add", "claim", "heartbeat", "release", "report", "ls", "show", "agent register")
+
+
 class Context:
     """What every command gets: parsed args, settings resolved once, the store opened once."""
 
@@ -58,7 +62,29 @@ class Context:
         return load_settings(self.args.db)
 
     @property
+    def remote(self) -> RemoteLab | None:
+        """The lab through `swarm serve --http`, when --server (or SWARM_SERVER) names one."""
+        server = self.args.server or os.environ.get("SWARM_SERVER")
+        if not server:
+            return None
+        from swarm.remote import RemoteLab
+
+        token = self.args.token or os.environ.get("SWARM_TOKEN")
+        if not token:
+            raise UsageError(
+                "--server needs the token `swarm serve --http` printed: --token or SWARM_TOKEN"
+            )
+        agent = getattr(self.args, "agent", None) or os.environ.get("SWARM_AGENT")
+        return RemoteLab(server, token, agent)
+
+    @property
     def store(self) -> Store:
+        if self.args.server or os.environ.get("SWARM_SERVER"):
+            raise UsageError(
+                f"`swarm {self.args.command}` needs the lab database; through --server only "
+                f"{', '.join(REMOTE_COMMANDS)} work (drop --server/SWARM_SERVER on a host that "
+                "has the database)"
+            )
         if self._store is None:
             from swarm.store import open_store
 
@@ -164,7 +190,10 @@ def cmd_add(ctx: Context) -> None:
         dedupe_key=a.dedupe_key,
         id=a.id,
     )
-    task = queue.add_task(ctx.store, new, _now(), actor=os.environ.get("SWARM_AGENT", "cli"))
+    if ctx.remote:
+        task = ctx.remote.add(new)
+    else:
+        task = queue.add_task(ctx.store, new, _now(), actor=os.environ.get("SWARM_AGENT", "cli"))
     ctx.emit(task, lambda: f"added {task.id}\n" + render.task(task))
 
 
@@ -173,6 +202,10 @@ def cmd_claim(ctx: Context) -> None:
     from swarm.errors import UnknownAgent
 
     agent, kinds = _agent(ctx.args), ctx.args.kind or None
+    if ctx.remote:  # the server's lease length unless --lease
+        claim = ctx.remote.claim(ctx.args.lease, kinds)
+        ctx.emit(claim, lambda: render.claim(claim))
+        return
     lease = ctx.args.lease or ctx.settings.lease_seconds
     try:
         claim = queue.claim(ctx.store, agent, _now(), lease, kinds)
@@ -186,9 +219,12 @@ def cmd_heartbeat(ctx: Context) -> None:
     from swarm import queue
 
     a = ctx.args
-    lease = queue.heartbeat(
-        ctx.store, a.task, a.epoch, _now(), a.lease or ctx.settings.lease_seconds
-    )
+    if ctx.remote:
+        lease = ctx.remote.heartbeat(a.task, a.epoch, a.lease)
+    else:
+        lease = queue.heartbeat(
+            ctx.store, a.task, a.epoch, _now(), a.lease or ctx.settings.lease_seconds
+        )
     ctx.emit(lease, lambda: f"{a.task}: lease (epoch {lease.epoch}) extended to {lease.expires_at}")
 
 
@@ -196,7 +232,10 @@ def cmd_release(ctx: Context) -> None:
     from swarm import queue
 
     a = ctx.args
-    task = queue.release(ctx.store, a.task, a.epoch, _now(), a.note)
+    if ctx.remote:
+        task = ctx.remote.release(a.task, a.epoch, a.note)
+    else:
+        task = queue.release(ctx.store, a.task, a.epoch, _now(), a.note)
     ctx.emit(task, lambda: f"released {task.id}: back to {task.state}")
 
 
@@ -204,9 +243,11 @@ def cmd_report(ctx: Context) -> None:
     from swarm import queue
 
     a = ctx.args
-    result = queue.report(
-        ctx.store, a.task, a.epoch, a.status, _now(), _read_json(a.result), a.note, a.key
-    )
+    payload = _read_json(a.result)
+    if ctx.remote:
+        result = ctx.remote.report(a.task, a.epoch, a.status, payload, a.note, a.key)
+    else:
+        result = queue.report(ctx.store, a.task, a.epoch, a.status, _now(), payload, a.note, a.key)
     ctx.emit(result, lambda: f"{a.task}: {result.status} (result {result.id})")
 
 
@@ -214,6 +255,13 @@ def cmd_ls(ctx: Context) -> None:
     from swarm import queue, render
 
     a = ctx.args
+    if ctx.remote:  # the server lists summaries, at most 100 a page
+        rows, more = ctx.remote.list_tasks(a.state or (), a.kind or (), min(a.limit, 100), a.after)
+        ctx.emit(
+            {"tasks": [t.model_dump(mode="json") for t in rows], "next_cursor": more},
+            lambda: render.tasks(rows) + (f"\n(more: --after {more})" if more else ""),
+        )
+        return
     items = queue.list_tasks(ctx.store, a.state or (), a.kind or (), a.limit, a.after)
     cursor = items[-1].id if len(items) == a.limit else None
     ctx.emit(
@@ -225,8 +273,11 @@ def cmd_ls(ctx: Context) -> None:
 def cmd_show(ctx: Context) -> None:
     from swarm import queue, render
 
-    task = queue.get_task(ctx.store, ctx.args.task)
-    results = queue.task_results(ctx.store, task.id)
+    if ctx.remote:
+        task, results = ctx.remote.get_task(ctx.args.task)
+    else:
+        task = queue.get_task(ctx.store, ctx.args.task)
+        results = queue.task_results(ctx.store, task.id)
     ctx.emit(
         {
             "task": task.model_dump(mode="json"),
@@ -303,6 +354,8 @@ def _register(ctx: Context, agent: str) -> Any:
         gpus = tuple(_parse_gpu(text, i) for i, text in enumerate(a.gpu))
     tools = tuple(a.tool) if getattr(a, "tool", None) else None
     caps = detect(host=getattr(a, "host", None), gpus=gpus, tools=tools)
+    if ctx.remote:
+        return ctx.remote.register(caps)
     return agents.register(ctx.store, agent, caps, _now())
 
 
@@ -1042,6 +1095,14 @@ def cmd_hooks_check(ctx: Context) -> None:
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
+    common.add_argument(
+        "--server",
+        metavar="URL",
+        help="work through a remote `swarm serve --http` (e.g. http://lab:8765/mcp; default: "
+        "SWARM_SERVER) instead of the database: add, claim, heartbeat, release, report, ls, show, "
+        "agent register",
+    )
+    common.add_argument("--token", help="the server's bearer token (default: SWARM_TOKEN)")
     common.add_argument(
         "--db",
         help="lab database: a SQLite path or a postgresql:// URL "

@@ -11,6 +11,12 @@ class SwarmError(Exception):
 
     exit_code = 1
 
+    @classmethod
+    def code(cls) -> str:
+        """LeaseLost -> LEASE_LOST: how the MCP server names the error before its message."""
+        name = cls.__name__
+        return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper()
+
 
 class InvalidInput(SwarmError):
     """A spec, flag or file does not validate; nothing was changed."""
@@ -56,3 +62,16 @@ class StoreUnavailable(SwarmError):
     """The database cannot be opened or used safely (location, filesystem, lock timeout)."""
 
     exit_code = 8
+
+
+def from_code(code: str, message: str) -> SwarmError:
+    """The error a `CODE: message` from the MCP server stands for (remote CLI calls)."""
+    classes: list[type[SwarmError]] = [SwarmError, *_subclasses(SwarmError)]
+    for cls in classes:
+        if cls.code() == code:
+            return cls(message)
+    return SwarmError(f"{code}: {message}")
+
+
+def _subclasses(cls: type[SwarmError]) -> list[type[SwarmError]]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]

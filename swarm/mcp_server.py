@@ -29,7 +29,19 @@ from pydantic import Field
 from swarm import SCHEMA_VERSION, __version__, queue
 from swarm.errors import NothingClaimable, SwarmError
 from swarm.findings import NewFinding
-from swarm.models import Claim, Lease, Model, NewTask, Requires, Result, Task, TaskState
+from swarm.models import (
+    Agent,
+    Capabilities,
+    Claim,
+    Lease,
+    Model,
+    NewTask,
+    Requires,
+    Result,
+    Task,
+    TaskState,
+    TaskSummary,
+)
 from swarm.settings import Settings, repo_root
 from swarm.store import open_store
 from tools.registry import LAB_TOOLS
@@ -61,16 +73,6 @@ class JobStarted(Model):
     )
     state: Literal["running"] = "running"
     started_by: str
-
-
-class TaskSummary(Model):
-    id: str
-    kind: str
-    state: TaskState
-    title: str
-    priority: int
-    holder: str | None = None
-    blocked: bool = False
 
 
 class TaskPage(Model):
@@ -118,23 +120,6 @@ def _facts_report(outcome: Any, limit: int) -> FactsReport:
     )
 
 
-def _summary(task: Task) -> TaskSummary:
-    return TaskSummary(
-        id=task.id,
-        kind=task.kind,
-        state=task.state,
-        title=task.title,
-        priority=task.priority,
-        holder=task.lease.holder if task.lease else None,
-        blocked=bool(task.blocked_by),
-    )
-
-
-def _code(exc: SwarmError) -> str:
-    name = type(exc).__name__
-    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper()
-
-
 class Lab:
     """What every tool call needs: the store (one connection, serialised) and the settings."""
 
@@ -152,7 +137,7 @@ class Lab:
             try:
                 return fn()
             except SwarmError as exc:
-                raise ToolError(f"{_code(exc)}: {exc}") from exc
+                raise ToolError(f"{exc.code()}: {exc}") from exc
 
     def agent(self, ctx: Context, explicit: str | None) -> str:
         """The calling agent: the argument, else SWARM_AGENT, else the client's name + session."""
@@ -283,6 +268,15 @@ def build_server(lab: Lab) -> MCPServer:
         return lab.call(do)
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
+    def register_agent(ctx: Context, capabilities: Capabilities, agent: AgentArg = None) -> Agent:
+        """Record what your host has (host name, GPUs with arch and memory, tools) so claims route
+        GPU work to you; re-registering replaces it. `swarm agent register --server` sends this."""
+        from swarm import agents
+
+        who = lab.agent(ctx, agent)
+        return lab.call(lambda: agents.register(lab.store, who, capabilities, _now()))
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
     def heartbeat(
         task_id: TaskId,
         epoch: Epoch,
@@ -327,7 +321,9 @@ def build_server(lab: Lab) -> MCPServer:
     @server.tool(annotations=WRITE)
     def release_task(task_id: TaskId, epoch: Epoch, note: str | None = None) -> TaskSummary:
         """Give a claimed task back to the queue (no attempt spent), e.g. when it needs other hardware."""
-        return lab.call(lambda: _summary(queue.release(lab.store, task_id, epoch, _now(), note)))
+        return lab.call(
+            lambda: TaskSummary.of(queue.release(lab.store, task_id, epoch, _now(), note))
+        )
 
     @server.tool(annotations=READ)
     def list_tasks(
@@ -346,7 +342,7 @@ def build_server(lab: Lab) -> MCPServer:
                 lab.store, [s.value for s in state or ()], kind or (), limit, cursor
             )
             more = items[-1].id if len(items) == limit else None
-            return TaskPage(tasks=[_summary(t) for t in items], next_cursor=more)
+            return TaskPage(tasks=[TaskSummary.of(t) for t in items], next_cursor=more)
 
         return lab.call(page)
 
@@ -386,7 +382,7 @@ def build_server(lab: Lab) -> MCPServer:
             dedupe_key=dedupe_key,
         )
         who = lab.agent(ctx, agent)
-        return lab.call(lambda: _summary(queue.add_task(lab.store, new, _now(), actor=who)))
+        return lab.call(lambda: TaskSummary.of(queue.add_task(lab.store, new, _now(), actor=who)))
 
     @server.tool(annotations=READ)
     def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:

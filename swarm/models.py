@@ -137,6 +137,30 @@ class Task(Model):
     updated_at: str
 
 
+class TaskSummary(Model):
+    """The few fields a task list shows (MCP list_tasks, and `swarm ls` through a server)."""
+
+    id: str
+    kind: str
+    state: TaskState
+    title: str
+    priority: int
+    holder: str | None = None
+    blocked: bool = False
+
+    @classmethod
+    def of(cls, task: Task) -> TaskSummary:
+        return cls(
+            id=task.id,
+            kind=task.kind,
+            state=task.state,
+            title=task.title,
+            priority=task.priority,
+            holder=task.lease.holder if task.lease else None,
+            blocked=bool(task.blocked_by),
+        )
+
+
 class Event(Model):
     seq: int
     task_id: str

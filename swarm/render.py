@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from swarm.board import Board
     from swarm.findings import Finding
-    from swarm.models import Agent, Claim, Event, Result, Task
+    from swarm.models import Agent, Claim, Event, Result, Task, TaskSummary
     from swarm.reconcile import Conflict, FactsFile
     from tools.kernel_build import KernelReport
 
@@ -24,19 +24,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def tasks(items: Sequence[Task]) -> str:
+def tasks(items: Sequence[Task | TaskSummary]) -> str:
+    from swarm.models import TaskSummary
+
     if not items:
         return "no tasks"
+    summaries = [t if isinstance(t, TaskSummary) else TaskSummary.of(t) for t in items]
     rows = [
         (
             t.id,
             t.kind,
-            t.state + (" (blocked)" if t.blocked_by else ""),
+            t.state + (" (blocked)" if t.blocked else ""),
             t.priority,
-            t.lease.holder if t.lease else "",
+            t.holder or "",
             t.title,
         )
-        for t in items
+        for t in summaries
     ]
     return table(("ID", "KIND", "STATE", "PRI", "HOLDER", "TITLE"), rows)
 

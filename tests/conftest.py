@@ -3,6 +3,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,3 +104,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(db: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """A `swarm serve --http` on loopback over the test's lab: (URL, bearer token, database)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swarm.cli", "serve", "--http", "--port", str(port)],
+        env={**os.environ, "SWARM_DB": db, "SWARM_LAB_DIR": str(tmp_path), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+    token = (tmp_path / "http_token").read_text().strip()
+    yield url, token, db
+    proc.terminate()
+    proc.wait(timeout=10)
+    assert proc.stderr is not None
+    assert "new bearer token" in proc.stderr.read().decode()

@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from swarm.mcp_server import Lab, build_server
 from swarm.models import NewTask
 from swarm.settings import Settings
 from swarm.store import open_store
-from tests.conftest import REPO, T0, finished_job, free_port
+from tests.conftest import REPO, T0, finished_job
 
 
 def run(fn: Callable[[Client], Awaitable[None]], target: Any) -> None:
@@ -62,6 +61,7 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {
             "claim_task",
+            "register_agent",
             "heartbeat",
             "report_result",
             "release_task",
@@ -266,32 +266,6 @@ def test_a_stdio_server_exits_when_its_parent_dies_even_with_stdin_still_open(
 
 
 # ---------------------------------------------------------------- HTTP
-
-
-@pytest.fixture
-def http_server(db: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "swarm.cli", "serve", "--http", "--port", str(port)],
-        env=_env(db, SWARM_LAB_DIR=str(tmp_path)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-    token = (tmp_path / "http_token").read_text().strip()
-    yield url, token, db
-    proc.terminate()
-    proc.wait(timeout=10)
-    assert proc.stderr is not None
-    assert "new bearer token" in proc.stderr.read().decode()
 
 
 def _post(url: str, token: str | None) -> int:

@@ -73,7 +73,7 @@ def test_migrating_into_a_database_that_holds_a_lab_is_refused_and_changes_nothi
     before = tally(pg)
     source = open_store(tmp_path / "lab.db")
     busy_lab(source)
-    with pytest.raises(Conflict, match="already holds a lab .*1 tasks"):
+    with pytest.raises(Conflict, match=r"already holds a lab .*1 tasks"):
         copy_lab(source, pg)
     assert tally(pg) == before
 

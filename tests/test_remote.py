@@ -1,0 +1,85 @@
+"""The CLI through a remote `swarm serve --http` (--server + token), on a host with no database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from swarm import queue
+from swarm.store import open_store
+from tests.conftest import REPO
+
+Server = tuple[str, str, str]
+
+
+def remote(
+    tmp_path: Path, server: Server, *args: str, agent: str = "gpu-box"
+) -> subprocess.CompletedProcess[str]:
+    """`swarm ARGS --json` where no database can be found: not in a repo, no SWARM_DB."""
+    url, token, _ = server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    env |= {"SWARM_SERVER": url, "SWARM_TOKEN": token, "SWARM_AGENT": agent}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "swarm.cli", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+def ok(tmp_path: Path, server: Server, *args: str) -> Any:
+    proc = remote(tmp_path, server, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_a_gpu_host_registers_claims_beats_and_reports_through_the_server(
+    tmp_path: Path, http_server: Server
+) -> None:
+    agent = ok(tmp_path, http_server, "agent", "register", "--gpu", "RTX Pro 6000:sm_120:96")
+    assert agent["capabilities"]["gpus"][0]["arch"] == "sm_120"
+    added = ok(
+        tmp_path, http_server, "add", "other", "probe", "--arch", "sm_120", "--gpu-mem", "40"
+    )
+    claim = ok(tmp_path, http_server, "claim")
+    task, epoch = claim["task"]["id"], claim["lease"]["epoch"]
+    assert (
+        task == added["id"]
+        and claim["lease"]["gpu"]["gb"] == 40
+        and claim["lease"]["holder"] == "gpu-box"
+    )
+    ok(tmp_path, http_server, "heartbeat", task, "--epoch", str(epoch))
+    result = ok(tmp_path, http_server, "report", task, "--epoch", str(epoch), "--status", "done",
+                "--result", '{"tok_s": 41.5}')  # fmt: skip
+    shown = ok(tmp_path, http_server, "show", task)
+    assert shown["task"]["state"] == "done" and shown["results"][0]["id"] == result["id"]
+    listed = ok(tmp_path, http_server, "ls", "--state", "done")
+    assert [t["id"] for t in listed["tasks"]] == [task]
+    # the same lab, read directly from the database
+    assert queue.get_task(open_store(http_server[2]), task).state == "done"
+
+
+def test_errors_through_the_server_keep_their_exit_codes(
+    tmp_path: Path, http_server: Server
+) -> None:
+    assert remote(tmp_path, http_server, "claim").returncode == 3  # nothing claimable
+    added = ok(tmp_path, http_server, "add", "other", "t")
+    claim = ok(tmp_path, http_server, "claim")
+    ok(tmp_path, http_server, "release", added["id"], "--epoch", str(claim["lease"]["epoch"]))
+    stale = remote(tmp_path, http_server, "heartbeat", added["id"], "--epoch", "1")
+    assert stale.returncode == 4 and "lease" in json.loads(stale.stdout)["error"]["message"]
+    assert remote(tmp_path, http_server, "show", "nope").returncode == 5
+    url, _, db = http_server
+    wrong = remote(tmp_path, (url, "not-the-token", db), "ls")
+    assert (
+        wrong.returncode == 8
+        and "refused the token" in json.loads(wrong.stdout)["error"]["message"]
+    )
+    local_only = remote(tmp_path, http_server, "status")
+    assert local_only.returncode == 2 and "needs the lab database" in local_only.stdout
