@@ -1,6 +1,8 @@
 """A worker process for the concurrency tests: claim -> (work, heartbeat) -> report, logged.
 
-    python tests/queue_worker.py DB AGENT LOG LEASE_S WORK_MIN_S WORK_MAX_S
+    python tests/queue_worker.py DB AGENT LOG LEASE_S WORK_MIN_S WORK_MAX_S [GPU_GB]
+
+With GPU_GB, the agent registers one GPU of that size (the same GPU for every agent: one host).
 
 Each line of LOG is one JSON event (claimed / reported / refused / error), flushed at once so a
 SIGKILL loses nothing that happened before it. Exits when no pending or claimed task is left.
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 
 from swarm import agents, queue
 from swarm.errors import LeaseLost, NothingClaimable, SwarmError
-from swarm.models import Capabilities
+from swarm.models import Capabilities, GpuInfo
 from swarm.store import open_store
 
 
@@ -29,7 +31,13 @@ def main() -> None:
     def emit(**event: object) -> None:
         log.write(json.dumps({"agent": agent, "t": time.time(), **event}) + "\n")
 
-    agents.register(store, agent, Capabilities(host="test"), datetime.now(UTC))
+    gpus = ()
+    if len(sys.argv) > 7:
+        gb = float(sys.argv[7])
+        gpus = (
+            GpuInfo(index=0, name="RTX Pro 6000", uuid="GPU-0", arch="sm_120", memory_total_gb=gb),
+        )
+    agents.register(store, agent, Capabilities(host="test", gpus=gpus), datetime.now(UTC))
     while True:
         try:
             claim = queue.claim(store, agent, datetime.now(UTC), lease)

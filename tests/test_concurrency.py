@@ -25,18 +25,18 @@ WORKER = REPO / "tests" / "queue_worker.py"
 pytestmark = pytest.mark.slow
 
 
-def seed(db: str, n: int) -> list[str]:
+def seed(db: str, n: int, **fields: Any) -> list[str]:
     store = open_store(db)
     # Many attempts: these tests are about exactly-once under kills, not the give-up policy
     # (a task whose holders die max_attempts times ends failed, tested in test_queue.py).
-    new = [NewTask(kind="other", title=f"t{i}", max_attempts=100) for i in range(n)]
+    new = [NewTask(kind="other", title=f"t{i}", max_attempts=100, **fields) for i in range(n)]
     ids = [queue.add_task(store, task, T0).id for task in new]
     store.close()
     return ids
 
 
 def spawn(
-    db: str, agent: str, logs: Path, lease: float, work: tuple[float, float]
+    db: str, agent: str, logs: Path, lease: float, work: tuple[float, float], *gpu_gb: str
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = [
@@ -48,6 +48,7 @@ def spawn(
         str(lease),
         str(work[0]),
         str(work[1]),
+        *gpu_gb,
     ]
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -195,3 +196,31 @@ def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(
     assert all(e["epoch"] < final[e["task"]][0] for e in refused), "refused: superseded leases only"
     assert killed == 12 and frozen == 12
     assert max(epoch for epoch, _ in final.values()) > 1, "some task really was reclaimed"
+
+
+def test_concurrent_claims_on_one_host_never_overcommit_its_gpu(tmp_path: Path, db: str) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    seed(db, 60, requires={"gpu_mem_gb": 40})  # 96 GB: two at a time fit, never three
+    workers = [spawn(db, f"w{i}", logs, 30.0, (0.01, 0.04), "96") for i in range(8)]
+    for w in workers:
+        _, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err.decode()
+
+    def replay(conn: Conn) -> list[float]:
+        """GB leased after each event, in the order the store numbered them."""
+        leased, held, totals = {}, 0.0, []
+        for task, action in conn.execute("SELECT task_id, action FROM events ORDER BY seq"):
+            if action == "claimed":
+                leased[task] = 40.0
+            elif action.startswith(("reported", "released", "expired")):
+                leased.pop(task, None)
+            held = sum(leased.values())
+            totals.append(held)
+        return totals
+
+    store = open_store(db)
+    totals = store.read(replay)
+    assert max(totals) == 80.0  # two shares at once happened, a third never did
+    states, results, _ = store_audit(db)
+    assert states == {"done": 60} and set(results.values()) == {1}

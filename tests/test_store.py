@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from swarm.errors import StoreUnavailable
-from swarm.migrations import MIGRATIONS
+from swarm.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
 from swarm.settings import git_common_dir, load_settings, resolve_db
-from swarm.store import SqliteStore, filesystem_type, refuse_network_filesystem
+from swarm.store import SqliteStore, filesystem_type, open_store, refuse_network_filesystem
+from tests.conftest import free_port
 
 MOUNTS = """\
 /dev/vda1 / ext4 rw,relatime 0 0
@@ -86,3 +87,37 @@ def test_the_db_flag_beats_the_environment_which_beats_the_default(tmp_path: Pat
     with pytest.raises(StoreUnavailable, match="not inside a git repository"):
         resolve_db(None, {}, tmp_path)
     assert load_settings(None, {**env, "SWARM_LEASE_SECONDS": "30"}, tmp_path).lease_seconds == 30
+
+
+def test_a_postgresql_url_keeps_its_password_out_of_messages() -> None:
+    pytest.importorskip("psycopg")
+    from swarm.pgstore import redact
+
+    assert redact("postgresql://lab:s3cret@db:5432/swarm") == "postgresql://lab:***@db:5432/swarm"
+    assert redact("postgresql://lab@db/swarm") == "postgresql://lab@db/swarm"
+
+
+def test_an_unreachable_postgresql_is_store_unavailable_naming_the_url_not_the_password() -> None:
+    pytest.importorskip("psycopg")
+    from swarm.pgstore import PostgresStore
+
+    url = f"postgresql://lab:s3cret@127.0.0.1:{free_port()}/swarm"
+    with pytest.raises(
+        StoreUnavailable, match="cannot connect to postgresql://lab:\\*\\*\\*@"
+    ) as err:
+        PostgresStore(url, connect_timeout_s=1.0)
+    assert "s3cret" not in str(err.value)
+
+
+def test_a_postgresql_lab_from_a_newer_swarm_is_refused(postgres_url: str) -> None:
+    open_store(postgres_url).close()
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
+    with pytest.raises(StoreUnavailable, match="upgrade swarm"):
+        open_store(postgres_url)
+
+
+def test_both_backends_have_the_same_migrations_in_the_same_order() -> None:
+    assert [name for name, _ in POSTGRES_MIGRATIONS] == [name for name, _ in MIGRATIONS]
