@@ -1,7 +1,8 @@
 """The task queue: add, claim, heartbeat, release, report, reap; reads for ls/show/log.
 
-Every function takes `now` (time is a parameter) and runs each write in one short
-`BEGIN IMMEDIATE` transaction of the store: no subprocess, network or model call inside.
+Every function takes `now` (time is a parameter) and runs each write in one short transaction
+of the store (SQLite's BEGIN IMMEDIATE, or PostgreSQL's READ COMMITTED with the row locks
+`conn.dialect` adds): no subprocess, network or model call inside.
 Fencing: each claim bumps the task's epoch; heartbeat, release and report must present the
 current epoch, so a worker that wakes after its lease was reclaimed cannot overwrite anything.
 """
