@@ -57,6 +57,8 @@ def setup_swarm(path: str, n: int) -> None:
             insert_task(conn, NewTask(kind="other", title=f"t{i}"), now, "bench") for i in range(n)
         ]
     )
+    if store.dialect.refresh_stats:  # a live lab's autovacuum has analyzed its tables
+        store.write(lambda conn: conn.execute(str(store.dialect.refresh_stats)))
     store.close()
 
 
@@ -302,6 +304,14 @@ def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
     db = folder / "cli.db"
     setup_swarm(str(db), runs + 5)
     env = {**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "cli-bench"}
+    # Bytecode as an installed swarm has it (pip byte-compiles at install; an editable install
+    # or PYTHONDONTWRITEBYTECODE would make every run compile the package from source).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "swarm"), str(REPO / "tools")],
+        env=env,
+        check=True,
+    )
     swarm_bin = shutil.which("swarm")
     argv = (
         [swarm_bin, "claim", "--json"]

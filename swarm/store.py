@@ -66,11 +66,12 @@ class Dialect:
     claim_batch: int  # ready tasks offered to one claim statement
     host_lock: str | None  # serialises GPU leasing on one host (? = a key), if writers overlap
     renumber: str | None  # after copying rows in: next {column} of {table} follows the copies
+    refresh_stats: str | None  # after a bulk load, so the planner sees the rows (else minutes)
 
 
 # SQLite serialises writers (BEGIN IMMEDIATE), so nothing needs locking and the first ready task
 # is always free to take.
-SQLITE = Dialect("sqlite", "group_concat({}, char(31))", "", "", 1, None, None)
+SQLITE = Dialect("sqlite", "group_concat({}, char(31))", "", "", 1, None, None, None)
 # PostgreSQL writers overlap: rows a transaction changes after reading are locked, claims pass
 # over tasks another claim holds, and GPU leases on one host are taken under an advisory lock.
 POSTGRES = Dialect(
@@ -82,6 +83,9 @@ POSTGRES = Dialect(
     "SELECT pg_advisory_xact_lock(hashtext(?))",
     "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
     "coalesce(max({column}), 0) + 1, false) FROM {table}",
+    # Until autovacuum analyzes a freshly filled table (a minute or more), the planner thinks it
+    # is empty and a claim scans every pending task instead of taking the first by index.
+    "ANALYZE",
 )
 
 
@@ -129,8 +133,13 @@ class Store(Protocol):
 def open_store(location: str | Path, busy_timeout_ms: int = 30_000) -> Store:
     """The store at a file path (SQLite) or a postgresql:// URL."""
     if is_postgres(location):
-        from swarm.pgstore import PostgresStore  # psycopg loads only for PostgreSQL labs
-
+        try:
+            from swarm.pgstore import PostgresStore  # psycopg loads only for PostgreSQL labs
+        except ImportError as exc:
+            raise StoreUnavailable(
+                f"a PostgreSQL lab needs psycopg ({exc.name} is missing): "
+                "pip install 'swarm[postgres]' (or -e '.[postgres]' in a clone)"
+            ) from exc
         return PostgresStore(str(location))
     return SqliteStore(Path(location), busy_timeout_ms)
 

@@ -89,6 +89,8 @@ def copy_lab(source: Store, target: Store) -> MigrateReport:
         if conn.dialect.renumber:
             for table, column in NUMBERED:
                 conn.execute(conn.dialect.renumber.format(table=table, column=column))
+        if conn.dialect.refresh_stats:
+            conn.execute(conn.dialect.refresh_stats)
 
     target.write(fill)
     expected = {table: (len(rows), _digest(rows)) for table, rows in snapshot.items()}
