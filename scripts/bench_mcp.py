@@ -6,7 +6,9 @@
 1. spawn -> ready (process start to a listed tool) of `swarm serve` vs the bare server (stdio);
 2. per-call latency of claim_task vs the bare `ping` over stdio and over Streamable HTTP;
 3. 20 agent processes claiming and reporting through one `swarm serve --http`: claim p50/p99,
-   once with agents pausing --pace seconds between tasks (as agents that think do), once flat out.
+   with agents pausing --pace seconds between tasks (as agents that think do) in lockstep (all
+   wake together: the worst case), then for a uniform [0, 2*pace] (the same mean load), then
+   flat out. Each client is warmed first (the SDK compiles a tool's output schema on first use).
 Servers bind 127.0.0.1 only and are stopped at the end.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -29,6 +32,8 @@ import anyio
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchenv import as_installed  # noqa: E402  # beside this script
 
 
 def serve_bare(transport: str, port: int) -> None:
@@ -63,7 +68,9 @@ def load_tasks(db: Path, n: int) -> None:
 
 
 def env_for(db: Path) -> dict[str, str]:
-    return {**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "bench", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "bench", "PYTHONPATH": str(REPO)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # swarm as installed: main() compiled it once
+    return env
 
 
 def stdio_params(kind: str, db: Path) -> Any:
@@ -156,18 +163,26 @@ async def http_latency(url: str, token: str | None, kind: str, calls: int) -> li
         return await call_latency(client, kind, calls)
 
 
-async def agent_loop(url: str, token: str, name: str, out: str, pace: str) -> None:
+async def agent_loop(url: str, token: str, name: str, out: str, pace: str, mode: str) -> None:
     http, client = http_client(url, token)
     claims = []
     async with http, client:
         # Start-up (importing the SDK, connecting) is not what is measured: warm up, say ready,
-        # and wait until every agent is, so the claims run with all 20 agents live.
+        # and wait until every agent is, so the claims run with all 20 agents live. The SDK
+        # client compiles a tool's output schema on its first call (100-350 ms each with 20
+        # agents starting at once, measured): a claim of a kind nobody queued warms claim_task
+        # without taking a task.
         await client.call_tool("list_tasks", {"limit": 1, "agent": name})
+        await client.call_tool("claim_task", {"agent": name, "kinds": ["research"]})
         Path(out + ".ready").touch()
         while not Path(out).with_name("go").exists():
             await anyio.sleep(0.01)
+        rng = random.Random(name)
         while True:
-            await anyio.sleep(float(pace))  # an agent thinks between calls
+            # An agent thinks between calls: exactly `pace` (lockstep: all 20 wake together, the
+            # worst case) or uniform over [0, 2*pace] (jittered: the same mean load).
+            think = float(pace) if mode == "lockstep" else rng.uniform(0, 2 * float(pace))
+            await anyio.sleep(think)
             start = time.perf_counter()
             body = (await client.call_tool("claim_task", {"agent": name})).structured_content
             claims.append(time.perf_counter() - start)
@@ -180,7 +195,9 @@ async def agent_loop(url: str, token: str, name: str, out: str, pace: str) -> No
     Path(out).write_text(json.dumps(claims[:-1]))
 
 
-def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dict[str, Any]:
+def concurrent_agents(
+    db: Path, n_agents: int, n_tasks: int, pace: float, mode: str = "lockstep"
+) -> dict[str, Any]:
     load_tasks(db, n_tasks)
     proc, url, token = start_http("swarm", db)
     try:
@@ -197,6 +214,7 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dic
                     f"a{i}",
                     str(out),
                     str(pace),
+                    mode,
                 ],
                 env=env_for(db),
             )
@@ -216,6 +234,7 @@ def concurrent_agents(db: Path, n_agents: int, n_tasks: int, pace: float) -> dic
     return {
         "agents": n_agents,
         "pace_s": pace,
+        "mode": mode,
         "claims": len(claims),
         "claim_p50_ms": pct(claims, 0.5),
         "claim_p99_ms": pct(claims, 0.99),
@@ -237,13 +256,14 @@ def main() -> None:
     parser.add_argument(
         "--pace", type=float, default=0.5, help="seconds an agent waits between tasks (0: flat out)"
     )
-    parser.add_argument("--agent", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--agent", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         return serve_bare(args.serve_bare, args.port)
     if args.agent:
         return anyio.run(agent_loop, *args.agent)
 
+    as_installed(os.environ)  # bytecode for swarm, as pip leaves it (scripts/benchenv.py)
     report: dict[str, Any] = {
         "schema_version": 1,
         "environment": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
@@ -286,6 +306,11 @@ def main() -> None:
         report["concurrent_http"] = [
             concurrent_agents(agents_db, args.agents, args.tasks, args.pace)
         ]
+        jitter_db = folder / "jitter" / "lab.db"
+        jitter_db.parent.mkdir()
+        report["concurrent_http"].append(
+            concurrent_agents(jitter_db, args.agents, args.tasks, args.pace, "jittered")
+        )
         flat_db = folder / "flat" / "lab.db"
         flat_db.parent.mkdir()
         report["concurrent_http"].append(concurrent_agents(flat_db, args.agents, args.tasks, 0.0))
@@ -307,7 +332,8 @@ def main() -> None:
     print(f"ratios (p50, claim_task / ping): {report['call_ratio_p50']}")
     for c in report["concurrent_http"]:
         print(
-            f"\n{c['agents']} agent processes on one HTTP server, {c['pace_s']} s between tasks: "
+            f"\n{c['agents']} agent processes on one HTTP server, {c['pace_s']} s between tasks "
+            f"({c['mode']}): "
             f"{c['claims']} claims, claim p50 {c['claim_p50_ms']} ms, p99 {c['claim_p99_ms']} ms ({c['wall_s']} s)"
         )
     print(f"environment: {report['environment']}")

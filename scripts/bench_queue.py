@@ -42,6 +42,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchenv import as_installed  # noqa: E402  # beside this script
+
 # ---------------------------------------------------------------- designs: setup + one worker
 
 
@@ -303,15 +305,7 @@ def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]
 def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
     db = folder / "cli.db"
     setup_swarm(str(db), runs + 5)
-    env = {**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "cli-bench"}
-    # Bytecode as an installed swarm has it (pip byte-compiles at install; an editable install
-    # or PYTHONDONTWRITEBYTECODE would make every run compile the package from source).
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(REPO / "swarm"), str(REPO / "tools")],
-        env=env,
-        check=True,
-    )
+    env = as_installed({**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "cli-bench"})
     swarm_bin = shutil.which("swarm")
     argv = (
         [swarm_bin, "claim", "--json"]

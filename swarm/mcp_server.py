@@ -41,6 +41,7 @@ from swarm.models import (
     Task,
     TaskState,
     TaskSummary,
+    build_all_models,
 )
 from swarm.settings import Settings, repo_root
 from swarm.store import open_store
@@ -616,6 +617,7 @@ class BearerAuth:
 
 def http_app(settings: Settings, host: str) -> tuple[Any, str, bool]:
     token, created = http_token(settings.lab_dir)
+    build_all_models()  # the shared server: build models now, not racing in the first calls
     app = build_server(Lab(settings)).streamable_http_app(host=host)
     return BearerAuth(app, token), token, created
 

@@ -44,6 +44,19 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+def build_all_models() -> int:
+    """Build every deferred model now (a long-running server: its first calls should not each
+    pay for, or race to do, the building). Returns how many were built."""
+    pending = list(Model.__subclasses__())
+    built = 0
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        model.model_rebuild(force=True)
+        built += 1
+    return built
+
+
 class TaskState(StrEnum):
     pending = "pending"
     claimed = "claimed"
