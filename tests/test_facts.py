@@ -18,7 +18,7 @@ from swarm import facts, queue
 from swarm.findings import NewFinding, add_findings, all_findings
 from swarm.models import NewTask
 from swarm.seed import seed_findings
-from swarm.store import SqliteStore
+from swarm.store import SqliteStore, Store, open_store
 from tests.conftest import REPO, T0, register
 
 
@@ -35,8 +35,9 @@ def test_the_committed_facts_rebuild_byte_for_byte_from_the_committed_log() -> N
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    """A copy of the repo's facts/ and tasks/ in a fresh git repo."""
+def lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repo's facts/ and tasks/ in a fresh git repo; its database in SWARM_DB."""
+    monkeypatch.setenv("SWARM_DB", db)
     for folder in ("facts", "tasks"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     for generated in (facts.LOG, facts.FACTS, facts.RUNS):
@@ -46,7 +47,7 @@ def lab(tmp_path: Path) -> Path:
 
 
 def test_the_seed_reconciles_to_the_conflicts_a_person_must_see(lab: Path) -> None:
-    store = SqliteStore(lab / "lab.db")
+    store = open_store(os.environ["SWARM_DB"])
     add_findings(store, seed_findings(lab), "seed", T0)
     out = facts.run(store, lab).facts
     reasons = sorted(c.reason for c in out.conflicts)
@@ -69,7 +70,7 @@ def test_the_seed_reconciles_to_the_conflicts_a_person_must_see(lab: Path) -> No
 def _swarm(
     lab: Path, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "SWARM_DB": str(lab / "lab.db"), "PYTHONPATH": str(REPO), **env}
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}  # SWARM_DB: the lab fixture's
     return subprocess.run(
         [sys.executable, "-m", "swarm.cli", *args],
         cwd=lab,
@@ -181,8 +182,7 @@ def test_interactive_triage_asks_a_person_for_each_open_conflict(lab: Path) -> N
     assert states.count("deferred") == 1
 
 
-def test_a_report_can_carry_findings_that_cite_the_run(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "lab.db")
+def test_a_report_can_carry_findings_that_cite_the_run(store: Store, tmp_path: Path) -> None:
     register(store, "a")
     task = queue.add_task(store, NewTask(kind="other", title="bench"), T0)
     claim = queue.claim(store, "a", T0, 60)

@@ -16,7 +16,7 @@ from swarm.catalog import load_catalog
 from swarm.errors import Conflict
 from swarm.findings import read_log
 from swarm.registry import Registries
-from swarm.store import SqliteStore
+from swarm.store import SqliteStore, open_store
 from tests.conftest import REPO, T0
 
 SEED = json.loads((REPO / "facts" / "evidence" / "lab_seed.json").read_text())
@@ -38,8 +38,8 @@ def test_a_region_edited_by_hand_is_refused_unless_forced() -> None:
     assert "generated again" in readme.apply(edited, {"a": "generated again"}, force=True)
 
 
-def _seed_inputs(tmp_path: Path) -> readme.Inputs:
-    store = SqliteStore(tmp_path / "lab.db")
+def _seed_inputs(db: str) -> readme.Inputs:
+    store = open_store(db)
     load_catalog(store, REPO / "tasks", T0)
     return readme.gather(
         store,
@@ -50,8 +50,8 @@ def _seed_inputs(tmp_path: Path) -> readme.Inputs:
     )
 
 
-def test_with_the_seed_catalog_the_dashboard_reproduces_the_seed(tmp_path: Path) -> None:
-    sections = readme.render(_seed_inputs(tmp_path))
+def test_with_the_seed_catalog_the_dashboard_reproduces_the_seed(db: str) -> None:
+    sections = readme.render(_seed_inputs(db))
     assert SEED["headline"] in sections["status"]
     for gpu, count in (("RTX Pro 6000", 46), ("DGX Spark", 41), ("RTX 4090", 22)):
         assert f"| {gpu} (" in sections["gpus"] and f"| {count} deployments |" in sections["gpus"]
@@ -70,10 +70,10 @@ def test_with_the_seed_catalog_the_dashboard_reproduces_the_seed(tmp_path: Path)
 
 
 def test_the_committed_readme_is_what_the_generator_makes_from_the_catalog_and_facts(
-    tmp_path: Path,
+    db: str,
 ) -> None:
     committed = (REPO / "README.md").read_text()
-    assert readme.apply(committed, readme.render(_seed_inputs(tmp_path))) == committed
+    assert readme.apply(committed, readme.render(_seed_inputs(db))) == committed
 
 
 def _git_repo(tmp_path: Path) -> Path:

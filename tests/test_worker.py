@@ -28,7 +28,7 @@ def clone(tmp_path: Path) -> Path:
     return target
 
 
-def swarm(repo: Path, db: Path, *args: str) -> subprocess.Popen[str]:
+def swarm(repo: Path, db: str | Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["SWARM_DB"] = str(db)
     return subprocess.Popen(
@@ -43,8 +43,8 @@ def swarm(repo: Path, db: Path, *args: str) -> subprocess.Popen[str]:
 
 @needs_nvcc
 @pytest.mark.slow
-def test_the_main_job_runs_what_this_host_can_and_says_what_waits(tmp_path: Path) -> None:
-    repo, db = clone(tmp_path), tmp_path / "lab.db"
+def test_the_main_job_runs_what_this_host_can_and_says_what_waits(tmp_path: Path, db: str) -> None:
+    repo = clone(tmp_path)
     out, err = swarm(repo, db, "work", "--until-idle", "--json").communicate(timeout=300)
     summary = json.loads(out.strip().splitlines()[-1])
     assert {(t["kind"], t["status"]) for t in summary["ran"]} == {
