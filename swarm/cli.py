@@ -54,6 +54,7 @@ class Context:
         self.args = args
         self.exit_code = 0
         self._store: Store | None = None
+        self._remote: RemoteLab | None = None
 
     @property
     def settings(self) -> Settings:
@@ -65,8 +66,10 @@ class Context:
     def remote(self) -> RemoteLab | None:
         """The lab through `swarm serve --http`, when --server (or SWARM_SERVER) names one."""
         server = self.args.server or os.environ.get("SWARM_SERVER")
-        if not server:
-            return None
+        if not server or self._remote is not None:
+            return self._remote
+        if self.args.server and self.args.db:
+            raise UsageError("give --server (a remote lab) or --db (a database here), not both")
         from swarm.remote import RemoteLab
 
         token = self.args.token or os.environ.get("SWARM_TOKEN")
@@ -75,7 +78,8 @@ class Context:
                 "--server needs the token `swarm serve --http` printed: --token or SWARM_TOKEN"
             )
         agent = getattr(self.args, "agent", None) or os.environ.get("SWARM_AGENT")
-        return RemoteLab(server, token, agent)
+        self._remote = RemoteLab(server, token, agent)
+        return self._remote
 
     @property
     def store(self) -> Store:

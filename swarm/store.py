@@ -4,10 +4,10 @@ here; PostgreSQL (several hosts) is in swarm.pgstore, behind the same `write`/`r
 The library's SQL is written once for both: `?` placeholders, portable expressions, and the few
 things that must differ (locking clauses, string aggregation) taken from `conn.dialect`.
 
-On SQLite every write runs in `BEGIN IMMEDIATE` (a deferred read-then-write gets SQLITE_BUSY without waiting
-for busy_timeout) and is retried with jitter when SQLite still reports busy: measured on this kind
-of machine, busy_timeout alone lets "database is locked" escape under fsync pressure
-(shared/research/queue_anchors.md, sections 3 and 7).
+On SQLite every write runs in `BEGIN IMMEDIATE` (a deferred read-then-write gets SQLITE_BUSY
+without waiting for busy_timeout) and is retried with jitter when SQLite still reports busy:
+measured on this kind of machine, busy_timeout alone lets "database is locked" escape under fsync
+pressure (shared/research/queue_anchors.md, sections 3 and 7).
 """
 
 from __future__ import annotations
@@ -71,21 +71,30 @@ class Dialect:
 
 # SQLite serialises writers (BEGIN IMMEDIATE), so nothing needs locking and the first ready task
 # is always free to take.
-SQLITE = Dialect("sqlite", "group_concat({}, char(31))", "", "", 1, None, None, None)
+SQLITE = Dialect(
+    name="sqlite",
+    ids_agg="group_concat({}, char(31))",
+    lock_rows="",
+    skip_locked="",
+    claim_batch=1,
+    host_lock=None,
+    renumber=None,
+    refresh_stats=None,
+)
 # PostgreSQL writers overlap: rows a transaction changes after reading are locked, claims pass
 # over tasks another claim holds, and GPU leases on one host are taken under an advisory lock.
 POSTGRES = Dialect(
-    "postgresql",
-    "string_agg({}, chr(31))",
-    " FOR UPDATE",
-    " FOR UPDATE SKIP LOCKED",
-    16,
-    "SELECT pg_advisory_xact_lock(hashtext(?))",
-    "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+    name="postgresql",
+    ids_agg="string_agg({}, chr(31))",
+    lock_rows=" FOR UPDATE",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    claim_batch=16,
+    host_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
+    renumber="SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
     "coalesce(max({column}), 0) + 1, false) FROM {table}",
     # Until autovacuum analyzes a freshly filled table (a minute or more), the planner thinks it
     # is empty and a claim scans every pending task instead of taking the first by index.
-    "ANALYZE",
+    refresh_stats="ANALYZE",
 )
 
 
