@@ -245,13 +245,17 @@ def cmd_release(ctx: Context) -> None:
 
 def cmd_report(ctx: Context) -> None:
     from swarm import queue
+    from swarm.findings import parse_findings
 
     a = ctx.args
     payload = _read_json(a.result)
+    findings = parse_findings(_read_json_list(a.findings)) if a.findings else []
     if ctx.remote:
-        result = ctx.remote.report(a.task, a.epoch, a.status, payload, a.note, a.key)
+        result = ctx.remote.report(a.task, a.epoch, a.status, payload, a.note, a.key, findings)
     else:
-        result = queue.report(ctx.store, a.task, a.epoch, a.status, _now(), payload, a.note, a.key)
+        result = queue.report(
+            ctx.store, a.task, a.epoch, a.status, _now(), payload, a.note, a.key, findings
+        )
     ctx.emit(result, lambda: f"{a.task}: {result.status} (result {result.id})")
 
 

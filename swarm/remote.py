@@ -12,7 +12,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from swarm import errors
 from swarm.errors import NothingClaimable, StoreUnavailable, SwarmError
@@ -26,6 +26,9 @@ from swarm.models import (
     Task,
     TaskSummary,
 )
+
+if TYPE_CHECKING:
+    from swarm.findings import NewFinding
 
 T = TypeVar("T")
 Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -155,6 +158,7 @@ class RemoteLab:
         payload: dict[str, Any],
         note: str | None,
         key: str | None,
+        findings: Sequence[NewFinding] = (),
     ) -> Result:
         args = {
             "task_id": task_id,
@@ -163,6 +167,7 @@ class RemoteLab:
             "result": payload,
             "note": note,
             "idempotency_key": key,
+            "findings": [f.model_dump(mode="json") for f in findings] or None,
         }
         return Result.model_validate(self._one("report_result", args))
 

@@ -98,6 +98,26 @@ def test_the_agent_loop_works_end_to_end_from_a_shell(tmp_path: Path, lab_env: N
     assert ok(tmp_path, "status")["by_state"] == {"done": 1}
 
 
+FINDING = {
+    "subject": "probe",
+    "predicate": "max_abs_err",
+    "value": 0,
+    "statement": "the probe matches the reference exactly",
+    "evidence": [{"kind": "run", "locator": "this", "metric": "max_abs_err"}],
+}
+
+
+def test_a_report_records_its_findings_citing_the_run(tmp_path: Path, lab_env: None) -> None:
+    ok(tmp_path, "add", "other", "probe")
+    claim = ok(tmp_path, "claim", "--agent", "a1")
+    (tmp_path / "findings.json").write_text(json.dumps([FINDING]))
+    task, epoch = claim["task"]["id"], str(claim["lease"]["epoch"])
+    args = ["--result", '{"max_abs_err": 0}', "--findings", str(tmp_path / "findings.json")]
+    result = ok(tmp_path, "report", task, "--epoch", epoch, "--status", "done", *args)
+    (finding,) = ok(tmp_path, "finding", "ls")["findings"]
+    assert finding["task_id"] == task and finding["evidence"][0]["locator"] == result["id"]
+
+
 def test_claim_exits_3_with_the_reason_when_nothing_is_claimable(
     tmp_path: Path, lab_env: None
 ) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from swarm import queue
+from swarm.findings import all_findings
 from swarm.store import open_store
 from tests.conftest import REPO
+from tests.test_cli import FINDING
 
 Server = tuple[str, str, str]
 
@@ -55,14 +57,18 @@ def test_a_gpu_host_registers_claims_beats_and_reports_through_the_server(
         and claim["lease"]["holder"] == "gpu-box"
     )
     ok(tmp_path, http_server, "heartbeat", task, "--epoch", str(epoch))
+    (tmp_path / "findings.json").write_text(json.dumps([FINDING]))
     result = ok(tmp_path, http_server, "report", task, "--epoch", str(epoch), "--status", "done",
-                "--result", '{"tok_s": 41.5}')  # fmt: skip
+                "--result", '{"max_abs_err": 0}', "--findings", str(tmp_path / "findings.json"))  # fmt: skip
     shown = ok(tmp_path, http_server, "show", task)
     assert shown["task"]["state"] == "done" and shown["results"][0]["id"] == result["id"]
     listed = ok(tmp_path, http_server, "ls", "--state", "done")
     assert [t["id"] for t in listed["tasks"]] == [task]
     # the same lab, read directly from the database
-    assert queue.get_task(open_store(http_server[2]), task).state == "done"
+    store = open_store(http_server[2])
+    assert queue.get_task(store, task).state == "done"
+    (finding,) = all_findings(store)
+    assert finding.task_id == task and finding.evidence[0].locator == result["id"]
 
 
 def test_errors_through_the_server_keep_their_exit_codes(
