@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,31 @@ async def finished_job(client: Any, job: str, seconds: float = 60.0) -> dict[str
             if detail["task"]["state"] != "claimed":
                 return detail
             await anyio.sleep(0.05)
+
+
+def run_swarm(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`swarm ARGS` as its own process in cwd, importing this checkout; env replaces this
+    process's environment when given."""
+    environ = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "swarm.cli", *args],
+        cwd=cwd,
+        env=environ,
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+
+
+def swarm_json(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> Any:
+    """`swarm ARGS --json` that must succeed: its parsed output."""
+    proc = run_swarm(cwd, *args, "--json", env=env, stdin=stdin)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from swarm.cli import build_parser
-from tests.conftest import REPO
+from tests.conftest import REPO, run_swarm, swarm_json
 
 
 @pytest.fixture
@@ -21,23 +21,16 @@ def lab_env(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWARM_LAB_DIR", str(tmp_path))
 
 
+def _no_agent() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "SWARM_AGENT"}
+
+
 def swarm(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("SWARM_AGENT", None)
-    return subprocess.run(
-        [sys.executable, "-m", "swarm.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    return run_swarm(tmp_path, *args, env=_no_agent(), stdin=stdin)
 
 
 def ok(tmp_path: Path, *args: str, stdin: str | None = None) -> Any:
-    proc = swarm(tmp_path, *args, "--json", stdin=stdin)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    return swarm_json(tmp_path, *args, env=_no_agent(), stdin=stdin)
 
 
 def error(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import tomli_w
 
 from swarm.errors import InvalidInput
-from tests.conftest import REPO, finished_job, free_port
+from tests.conftest import REPO, finished_job, free_port, run_swarm
 from tools import deploy
 
 IMAGE = "swarm-test/tinyserver:1"
@@ -180,13 +179,7 @@ def tiny(
 
 
 def swarm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "swarm.cli", "deploy", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        cwd=REPO,
-    )
+    return run_swarm(REPO, "deploy", *args, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.docker

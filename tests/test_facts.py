@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from swarm.findings import NewFinding, add_findings, all_findings
 from swarm.models import NewTask
 from swarm.seed import seed_findings
 from swarm.store import SqliteStore, Store, open_store
-from tests.conftest import REPO, T0, register
+from tests.conftest import REPO, T0, register, run_swarm, swarm_json
 
 
 def test_the_committed_verified_facts_validate_against_the_committed_schema() -> None:
@@ -70,21 +69,11 @@ def test_the_seed_reconciles_to_the_conflicts_a_person_must_see(lab: Path) -> No
 def _swarm(
     lab: Path, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}  # SWARM_DB: the lab fixture's
-    return subprocess.run(
-        [sys.executable, "-m", "swarm.cli", *args],
-        cwd=lab,
-        env=environ,
-        input=stdin,
-        capture_output=True,
-        text=True,
-    )
+    return run_swarm(lab, *args, env={**os.environ, **env}, stdin=stdin)  # SWARM_DB: the lab's
 
 
 def _ok(lab: Path, *args: str, stdin: str | None = None) -> Any:
-    proc = _swarm(lab, *args, "--json", stdin=stdin)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    return swarm_json(lab, *args, stdin=stdin)
 
 
 def test_findings_added_from_the_cli_are_checked_and_reconciled(lab: Path) -> None:

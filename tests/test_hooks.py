@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from swarm.hooks import DEFAULT_BLOCK, Identity, Policy, message_problems
-from tests.conftest import REPO
+from tests.conftest import REPO, run_swarm
 
 LAB = "dev@primitivecontext.com"
 POLICY = f'[tool.swarm.attribution]\nidentities = [{{ email = "{LAB}" }}]\n'
@@ -249,13 +248,7 @@ def test_pre_commit_refuses_a_tracked_agent_doc_mirror(repo: Repo) -> None:
 def swarm_cli(
     repo: Repo, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "swarm.cli", *args],
-        cwd=repo.path,
-        env=_env(repo.home, PYTHONPATH=str(REPO), **(env or {})),
-        capture_output=True,
-        text=True,
-    )
+    return run_swarm(repo.path, *args, env=_env(repo.home, **(env or {})))
 
 
 def test_hooks_check_reports_every_bad_commit_of_a_range(repo: Repo) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from swarm.errors import Conflict
 from swarm.findings import read_log
 from swarm.registry import Registries
 from swarm.store import SqliteStore, open_store
-from tests.conftest import REPO, T0
+from tests.conftest import REPO, T0, run_swarm
 
 SEED = json.loads((REPO / "facts" / "evidence" / "lab_seed.json").read_text())
 
@@ -135,12 +134,10 @@ def test_swarm_readme_check_fails_when_out_of_date(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     shutil.copytree(REPO / "facts", tmp_path / "facts")
     (tmp_path / "README.md").write_text("# lab\n")
-    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db"), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db")}
 
     def swarm(*args: str) -> int:
-        return subprocess.run(
-            [sys.executable, "-m", "swarm.cli", *args], cwd=tmp_path, env=env, capture_output=True
-        ).returncode
+        return run_swarm(tmp_path, *args, env=env).returncode
 
     assert swarm("readme", "--check") == 1
     assert swarm("readme") == 0 and swarm("readme", "--check") == 0

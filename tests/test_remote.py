@@ -5,40 +5,31 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from swarm import queue
 from swarm.findings import all_findings
 from swarm.store import open_store
-from tests.conftest import REPO
+from tests.conftest import run_swarm, swarm_json
 from tests.test_cli import FINDING
 
 Server = tuple[str, str, str]
 
 
-def remote(
-    tmp_path: Path, server: Server, *args: str, agent: str = "gpu-box"
-) -> subprocess.CompletedProcess[str]:
-    """`swarm ARGS --json` where no database can be found: not in a repo, no SWARM_DB."""
+def _env(server: Server) -> dict[str, str]:
+    """No database can be found: the test runs outside a repo, with no SWARM_DB."""
     url, token, _ = server
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
-    env |= {"SWARM_SERVER": url, "SWARM_TOKEN": token, "SWARM_AGENT": agent}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "swarm.cli", *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    return env | {"SWARM_SERVER": url, "SWARM_TOKEN": token, "SWARM_AGENT": "gpu-box"}
+
+
+def remote(tmp_path: Path, server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_swarm(tmp_path, *args, "--json", env=_env(server))
 
 
 def ok(tmp_path: Path, server: Server, *args: str) -> Any:
-    proc = remote(tmp_path, server, *args)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    return swarm_json(tmp_path, *args, env=_env(server))
 
 
 def test_a_gpu_host_registers_claims_beats_and_reports_through_the_server(

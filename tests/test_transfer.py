@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from swarm.findings import NewFinding
 from swarm.models import NewTask
 from swarm.store import Store, open_store
 from swarm.transfer import copy_lab, tally
-from tests.conftest import REPO, T0, gpu, register
+from tests.conftest import REPO, T0, gpu, register, run_swarm, swarm_json
 
 LEASE = 600.0
 
@@ -82,13 +80,10 @@ def test_swarm_migrate_copies_from_the_command_line_and_reports_the_checksums(
     tmp_path: Path, postgres_url: str
 ) -> None:
     busy_lab(open_store(tmp_path / "lab.db"))
-    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db"), "PYTHONPATH": str(REPO)}
-    run = [sys.executable, "-m", "swarm.cli", "migrate", "--json"]
-    out = subprocess.run([*run, "--to", postgres_url], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db")}
+    report = swarm_json(tmp_path, "migrate", "--to", postgres_url, env=env)
     assert report["verified"] and {t["table"] for t in report["tables"]} >= {"tasks", "events"}
-    again = subprocess.run([*run, "--to", postgres_url], env=env, capture_output=True, text=True)
+    again = run_swarm(tmp_path, "migrate", "--to", postgres_url, "--json", env=env)
     assert (
         again.returncode == 6
         and "already holds a lab" in json.loads(again.stdout)["error"]["message"]
