@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import anyio
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchenv import as_installed  # noqa: E402  # beside this script
+from benchenv import as_installed, seed_tasks  # noqa: E402  # beside this script
 
 
 def serve_bare(transport: str, port: int) -> None:
@@ -50,21 +49,6 @@ def serve_bare(transport: str, port: int) -> None:
         server.run("stdio")
     else:
         server.run("streamable-http", host="127.0.0.1", port=port)
-
-
-def load_tasks(db: Path, n: int) -> None:
-    from swarm.models import NewTask
-    from swarm.queue import insert_task
-    from swarm.store import SqliteStore
-
-    store = SqliteStore(db)
-    now = datetime.now(UTC)
-    store.write(
-        lambda conn: [
-            insert_task(conn, NewTask(kind="other", title=f"t{i}"), now, "bench") for i in range(n)
-        ]
-    )
-    store.close()
 
 
 def env_for(db: Path) -> dict[str, str]:
@@ -198,7 +182,7 @@ async def agent_loop(url: str, token: str, name: str, out: str, pace: str, mode:
 def concurrent_agents(
     db: Path, n_agents: int, n_tasks: int, pace: float, mode: str = "lockstep"
 ) -> dict[str, Any]:
-    load_tasks(db, n_tasks)
+    seed_tasks(db, n_tasks)
     proc, url, token = start_http("swarm", db)
     try:
         outs = [db.parent / f"agent{i}.json" for i in range(n_agents)]
@@ -283,7 +267,7 @@ def main() -> None:
 
         db = folder / "calls" / "lab.db"
         db.parent.mkdir()
-        load_tasks(db, 2 * args.calls + 20)
+        seed_tasks(db, 2 * args.calls + 20)
         latency: dict[str, dict[str, float]] = {}
         for kind in ("swarm", "bare"):
             samples = anyio.run(stdio_latency, kind, db, args.calls)
@@ -313,7 +297,9 @@ def main() -> None:
         )
         flat_db = folder / "flat" / "lab.db"
         flat_db.parent.mkdir()
-        report["concurrent_http"].append(concurrent_agents(flat_db, args.agents, args.tasks, 0.0))
+        report["concurrent_http"].append(
+            concurrent_agents(flat_db, args.agents, args.tasks, 0.0, "flat out")
+        )
 
     if args.json:
         print(json.dumps(report, indent=2))

@@ -42,26 +42,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchenv import as_installed  # noqa: E402  # beside this script
+from benchenv import as_installed, seed_tasks  # noqa: E402  # beside this script
 
 # ---------------------------------------------------------------- designs: setup + one worker
-
-
-def setup_swarm(path: str, n: int) -> None:
-    from swarm.models import NewTask
-    from swarm.queue import insert_task
-    from swarm.store import open_store
-
-    store = open_store(path)
-    now = datetime.now(UTC)
-    store.write(
-        lambda conn: [
-            insert_task(conn, NewTask(kind="other", title=f"t{i}"), now, "bench") for i in range(n)
-        ]
-    )
-    if store.dialect.refresh_stats:  # a live lab's autovacuum has analyzed its tables
-        store.write(lambda conn: conn.execute(str(store.dialect.refresh_stats)))
-    store.close()
 
 
 def worker_swarm(path: str, name: str) -> Any:
@@ -176,10 +159,10 @@ def worker_bare_pg(url: str, name: str) -> Any:
 
 
 DESIGNS = {
-    "swarm": (setup_swarm, worker_swarm),
+    "swarm": (seed_tasks, worker_swarm),
     "bare": (setup_bare, worker_bare),
     "huey": (setup_huey, worker_huey),
-    "swarm-pg": (setup_swarm, worker_swarm),
+    "swarm-pg": (seed_tasks, worker_swarm),
     "bare-pg": (setup_bare_pg, worker_bare_pg),
 }
 BACKENDS = {
@@ -304,7 +287,7 @@ def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]
 
 def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
     db = folder / "cli.db"
-    setup_swarm(str(db), runs + 5)
+    seed_tasks(db, runs + 5)
     env = as_installed({**os.environ, "SWARM_DB": str(db), "SWARM_AGENT": "cli-bench"})
     swarm_bin = shutil.which("swarm")
     argv = (

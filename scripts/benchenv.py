@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,3 +22,21 @@ def as_installed(env: Mapping[str, str]) -> dict[str, str]:
     folders = [str(REPO / "swarm"), str(REPO / "tools")]
     subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], env=out, check=True)
     return out
+
+
+def seed_tasks(location: str | Path, n: int) -> None:
+    """A lab at location (a SQLite path or a postgresql:// URL) with n plain pending tasks."""
+    from swarm.models import NewTask
+    from swarm.queue import insert_task
+    from swarm.store import open_store
+
+    store = open_store(location)
+    now = datetime.now(UTC)
+    store.write(
+        lambda conn: [
+            insert_task(conn, NewTask(kind="other", title=f"t{i}"), now, "bench") for i in range(n)
+        ]
+    )
+    if store.dialect.refresh_stats:  # a live lab's autovacuum has analyzed its tables
+        store.write(lambda conn: conn.execute(str(store.dialect.refresh_stats)))
+    store.close()
