@@ -71,9 +71,11 @@ class RemoteLab:
     def _session(self, work: Callable[[Call], Awaitable[T]]) -> T:
         """Open one MCP session, run work with a `call(tool, args)`, close it."""
         import anyio
+        import httpx2  # the SDK's HTTP client
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client  # the SDK's timeouts
+        from mcp.shared.exceptions import MCPError
 
         async def main() -> T:
             http = create_mcp_http_client(headers={"Authorization": f"Bearer {self.token}"})
@@ -95,6 +97,8 @@ class RemoteLab:
             cause = _root_cause(exc)
             if isinstance(cause, SwarmError):
                 raise cause from None
+            if not isinstance(cause, (OSError, httpx2.HTTPError, MCPError)):
+                raise  # not the connection: a bug here, shown as one
             if refuses_token(self.url, self.token):
                 raise StoreUnavailable(
                     f"{self.url} refused the token: pass the one `swarm serve --http` printed "

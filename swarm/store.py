@@ -59,7 +59,6 @@ RETRY_DEADLINE_S = 60.0
 class Dialect:
     """What the library's SQL needs to know about the database it runs on."""
 
-    name: str
     ids_agg: str  # an aggregate joining a column's ids with \x1f, {} for the column
     lock_rows: str  # after a SELECT whose rows the transaction goes on to change
     skip_locked: str  # after a SELECT of rows to take, passing over rows others hold
@@ -72,7 +71,6 @@ class Dialect:
 # SQLite serialises writers (BEGIN IMMEDIATE), so nothing needs locking and the first ready task
 # is always free to take.
 SQLITE = Dialect(
-    name="sqlite",
     ids_agg="group_concat({}, char(31))",
     lock_rows="",
     skip_locked="",
@@ -84,7 +82,6 @@ SQLITE = Dialect(
 # PostgreSQL writers overlap: rows a transaction changes after reading are locked, claims pass
 # over tasks another claim holds, and GPU leases on one host are taken under an advisory lock.
 POSTGRES = Dialect(
-    name="postgresql",
     ids_agg="string_agg({}, chr(31))",
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",

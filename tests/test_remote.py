@@ -11,7 +11,7 @@ from typing import Any
 from swarm import queue
 from swarm.findings import all_findings
 from swarm.store import open_store
-from tests.conftest import run_swarm, swarm_json
+from tests.conftest import free_port, run_swarm, swarm_json
 from tests.test_cli import FINDING
 
 Server = tuple[str, str, str]
@@ -78,5 +78,7 @@ def test_errors_through_the_server_keep_their_exit_codes(
         wrong.returncode == 8
         and "refused the token" in json.loads(wrong.stdout)["error"]["message"]
     )
+    gone = remote(tmp_path, (f"http://127.0.0.1:{free_port()}/mcp", "t", db), "ls")
+    assert gone.returncode == 8 and "cannot reach" in json.loads(gone.stdout)["error"]["message"]
     local_only = remote(tmp_path, http_server, "status")
     assert local_only.returncode == 2 and "needs the lab database" in local_only.stdout
