@@ -143,6 +143,17 @@ def parse_findings(raw: Iterable[object]) -> list[NewFinding]:
         raise InvalidInput(f"invalid finding: {validation_message(exc)}") from exc
 
 
+INSERT_FINDING = (
+    "INSERT INTO findings (id, kind, subject, predicate, body, agent, task_id, observed_at) "
+    "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"
+)
+
+
+def _finding_row(f: Finding) -> tuple[object, ...]:
+    return (f.id, f.kind, f.subject, f.predicate, f.model_dump_json(), f.agent, f.task_id,
+            f.observed_at)  # fmt: skip
+
+
 def insert_findings(
     conn: Conn,
     items: Iterable[NewFinding],
@@ -151,30 +162,18 @@ def insert_findings(
     task_id: str | None = None,
 ) -> list[Finding]:
     """Append findings inside the caller's transaction; an existing id is kept as it was."""
-    out = []
-    for new in items:
-        finding = Finding(
+    out = [
+        Finding(
             **new.model_dump(),
             id=finding_id(new, agent),
             agent=agent,
             task_id=task_id,
             observed_at=iso(now),
         )
-        conn.execute(
-            "INSERT INTO findings (id, kind, subject, predicate, body, agent, task_id, observed_at) "
-            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-            (
-                finding.id,
-                finding.kind,
-                finding.subject,
-                finding.predicate,
-                finding.model_dump_json(),
-                agent,
-                task_id,
-                finding.observed_at,
-            ),
-        )
-        out.append(finding)
+        for new in items
+    ]
+    if out:
+        conn.executemany(INSERT_FINDING, [_finding_row(f) for f in out])
     return out
 
 
@@ -209,24 +208,9 @@ def read_log(path: Path) -> list[Finding]:
 def merge_log(store: Store, findings: Iterable[Finding]) -> int:
     """Bring findings from a log (another clone's) into the store; returns how many were new."""
 
+    rows = [_finding_row(f) for f in findings]
+
     def merge(conn: Conn) -> int:
-        added = 0
-        for f in findings:
-            cur = conn.execute(
-                "INSERT INTO findings (id, kind, subject, predicate, body, agent, task_id, observed_at) "
-                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-                (
-                    f.id,
-                    f.kind,
-                    f.subject,
-                    f.predicate,
-                    f.model_dump_json(),
-                    f.agent,
-                    f.task_id,
-                    f.observed_at,
-                ),
-            )
-            added += cur.rowcount
-        return added
+        return conn.executemany(INSERT_FINDING, rows).rowcount if rows else 0  # the new ones
 
     return store.write(merge)

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from swarm import facts, queue
-from swarm.findings import NewFinding, add_findings, all_findings
+from swarm.findings import NewFinding, add_findings, all_findings, merge_log, read_log
 from swarm.models import NewTask
 from swarm.seed import seed_findings
 from swarm.store import SqliteStore, Store, open_store
@@ -216,3 +216,11 @@ def test_a_fresh_store_starts_from_the_committed_log_and_never_drops_it(lab: Pat
     assert len(outcome.facts.facts) == len(
         json.loads((REPO / "facts" / facts.FACTS).read_text())["facts"]
     )
+
+
+def test_merging_a_log_counts_only_the_findings_the_store_did_not_have(store: Store) -> None:
+    log = read_log(REPO / "facts" / "findings.jsonl")
+    assert merge_log(store, log[:10]) == 10
+    assert merge_log(store, log) == len(log) - 10
+    assert merge_log(store, log) == 0
+    assert [f.id for f in all_findings(store)] == sorted(f.id for f in log)
