@@ -148,8 +148,15 @@ class PostgresStore:
             ) from exc
         self._migrate()
 
+    def _applied(self, conn: Conn) -> list[str]:
+        if conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is None:
+            return []
+        return [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
+
     def _migrate(self) -> None:
         names = [name for name, _ in POSTGRES_MIGRATIONS]
+        if self.read(self._applied) == names:
+            return  # the usual open: no lock, nothing to write
 
         def apply(conn: Conn) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
@@ -157,7 +164,7 @@ class PostgresStore:
                 "CREATE TABLE IF NOT EXISTS migrations "
                 '(name TEXT COLLATE "C" PRIMARY KEY, applied_at TEXT NOT NULL)'
             )
-            done = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
+            done = self._applied(conn)  # again, under the lock
             if done != names[: len(done)]:
                 raise StoreUnavailable(
                     f"{self.location} has migrations {done}, this swarm knows {names}: "
