@@ -122,23 +122,21 @@ def _facts_report(outcome: Any, limit: int) -> FactsReport:
 
 
 class Lab:
-    """What every tool call needs: the store (one connection, serialised) and the settings."""
+    """What every tool call needs: the store (safe to share between the tool threads) and the
+    settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = open_store(settings.db)
-        # Sync tools run on worker threads; one SQLite connection must not interleave transactions.
-        self._lock = threading.RLock()  # a job start calls back into call() on the same thread
         self.default_agent = os.environ.get("SWARM_AGENT")
         self.repo = repo_root(Path.cwd())
         self._server_agent: str | None = None
 
     def call(self, fn: Callable[[], T]) -> T:
-        with self._lock:
-            try:
-                return fn()
-            except SwarmError as exc:
-                raise ToolError(f"{exc.code()}: {exc}") from exc
+        try:
+            return fn()
+        except SwarmError as exc:
+            raise ToolError(f"{exc.code()}: {exc}") from exc
 
     def agent(self, ctx: Context, explicit: str | None) -> str:
         """The calling agent: the argument, else SWARM_AGENT, else the client's name + session."""

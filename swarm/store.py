@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -194,13 +195,18 @@ class _SqliteConnection(sqlite3.Connection):
 
 
 class SqliteStore:
-    """One connection to the lab database; `write` and `read` run a function in a transaction."""
+    """One connection to the lab database; `write` and `read` run a function in a transaction.
+
+    Threads may share it (the MCP server's tools run on worker threads): one transaction at a
+    time holds the connection, so none interleaves its statements with another's.
+    """
 
     dialect = SQLITE
 
     def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
         self.path = path
         self.location = str(path)
+        self._lock = threading.RLock()  # a nested call fails as SQLite says, never hangs
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -276,15 +282,16 @@ class SqliteStore:
 
     def _transaction(self, begin: str, fn: Callable[[Conn], T]) -> T:
         def attempt() -> T:
-            self.conn.execute(begin)
-            try:
-                value = fn(self.conn)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            return value
+            with self._lock:  # held per attempt: the back-off between attempts lets others in
+                self.conn.execute(begin)
+                try:
+                    value = fn(self.conn)
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+                return value
 
         return self._retry(attempt)
 
