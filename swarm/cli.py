@@ -1107,8 +1107,7 @@ def _common() -> argparse.ArgumentParser:
         "--server",
         metavar="URL",
         help="work through a remote `swarm serve --http` (e.g. http://lab:8765/mcp; default: "
-        "SWARM_SERVER) instead of the database: add, claim, heartbeat, release, report, ls, show, "
-        "agent register",
+        f"SWARM_SERVER) instead of the database: {', '.join(REMOTE_COMMANDS)}",
     )
     common.add_argument("--token", help="the server's bearer token (default: SWARM_TOKEN)")
     common.add_argument(
