@@ -138,6 +138,12 @@ class Lab:
         except SwarmError as exc:
             raise ToolError(f"{exc.code()}: {exc}") from exc
 
+    def require_repo(self) -> Path:
+        """The lab repository, for the tools that work on its files."""
+        if self.repo is None:
+            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
+        return self.repo
+
     def agent(self, ctx: Context, explicit: str | None) -> str:
         """The calling agent: the argument, else SWARM_AGENT, else the client's name + session."""
         if explicit:
@@ -387,11 +393,9 @@ def build_server(lab: Lab) -> MCPServer:
     def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:
         """Check every citation offline and reconcile the lab's findings (nothing is written):
         counts of facts by status, citations that are not ok, and the open conflicts with why."""
-        if lab.repo is None:
-            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
+        repo = lab.require_repo()
         from swarm import facts  # the facts pipeline loads only when asked for
 
-        repo = lab.repo
         return lab.call(
             lambda: _facts_report(facts.run(lab.store, repo, write=False), max_conflicts)
         )
@@ -406,9 +410,7 @@ def build_server(lab: Lab) -> MCPServer:
         and with test=true check them against the numpy reference on this host's GPU. Returns a
         job id at once; get_task(job) shows the result: per kernel and target the registers,
         spills and shared memory, the first error lines of a failed build, and test outcomes."""
-        if lab.repo is None:
-            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
-        repo, names, archs = lab.repo, tuple(name or ()), tuple(arch) if arch else None
+        repo, names, archs = lab.require_repo(), tuple(name or ()), tuple(arch) if arch else None
         spec = {"name": ",".join(names) or "all", "archs": list(archs or ()), "test": test}
         new = NewTask(
             kind="kernel",
@@ -444,10 +446,9 @@ def build_server(lab: Lab) -> MCPServer:
         """Start (up), stop (down) or plan (dry-run) a model server from a deployment directory,
         through the Docker Engine API. Returns a job id at once; get_task(job) shows the result:
         the container, image digest, endpoint and readiness time, or the server's last log lines."""
-        if lab.repo is None:
-            raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
-        folder = (lab.repo / directory).resolve()
-        if not folder.is_relative_to(lab.repo.resolve()):
+        repo = lab.require_repo()
+        folder = (repo / directory).resolve()
+        if not folder.is_relative_to(repo.resolve()):
             raise ToolError(f"INVALID_INPUT: {directory!r} is outside the repository")
         spec = {"directory": directory, "action": action}
         new = NewTask(
