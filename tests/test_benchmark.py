@@ -218,14 +218,19 @@ def _run_against(server: FakeServer, **config: object) -> benchmark.BenchmarkRep
     return asyncio.run(go())
 
 
-def test_against_the_scripted_server_ttft_and_tpot_match_the_script_within_a_millisecond() -> None:
+def test_against_the_scripted_server_ttft_and_tpot_match_the_script_not_a_neighbouring_event() -> (
+    None
+):
+    # The exact definitions are pinned by the golden streams above; this end-to-end check only
+    # tells the right event from its neighbours (role chunk at 0 ms, second token at 70 ms), with
+    # room for a loaded CI machine's scheduling delay, which only ever adds time.
     report = _run(
-        Script(style="vllm", ttft_s=0.050, itl_s=0.010), output_len=8, requests=6, warmup=1
+        Script(style="vllm", ttft_s=0.050, itl_s=0.020), output_len=8, requests=6, warmup=1
     )
     m = report.levels[0].metrics
-    assert abs(m["median_ttft_ms"] - 50.0) < 1.0, m
-    assert abs(m["median_tpot_ms"] - 10.0) < 1.0, m
-    assert abs(m["median_itl_ms"] - 10.0) < 1.0, m
+    assert 50.0 <= m["median_ttft_ms"] < 60.0, m
+    assert 19.0 <= m["median_tpot_ms"] < 25.0, m
+    assert 19.0 <= m["median_itl_ms"] < 25.0, m
 
 
 @pytest.mark.parametrize("style", ["vllm", "sglang", "trt-llm", "transformers", "openai"])
@@ -247,7 +252,8 @@ def test_open_loop_sends_every_request_and_reuses_connections() -> None:
     report = _run_against(server, rate=200.0, output_len=4, requests=30, warmup=0)
     (level,) = report.levels
     assert level.rate == 200.0 and level.completed == 30 and level.total_output_tokens == 120
-    assert server.requests == 30 and server.connections < 10  # idle connections were taken again
+    # idle connections were taken again (how many overlap depends on the machine's load)
+    assert server.requests == 30 and server.connections < 30
 
 
 @pytest.mark.parametrize(
