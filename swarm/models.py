@@ -138,7 +138,8 @@ class Task(Model):
     state: TaskState
     blocked_by: tuple[str, ...] = Field((), description="unfinished dependencies (derived)")
     priority: int = 0
-    requires: Requires = Requires()
+    # a factory, not an instance: an instance default builds Requires' validator at import
+    requires: Requires = Field(default_factory=Requires)
     depends_on: tuple[str, ...] = ()
     attempts: int = 0
     max_attempts: int = 3
@@ -219,7 +220,7 @@ class NewTask(Model):
     title: str
     spec: dict[str, Any] = {}
     priority: int = 0
-    requires: Requires = Requires()
+    requires: Requires = Field(default_factory=Requires)
     depends_on: tuple[str, ...] = ()
     max_attempts: int = Field(3, ge=1)
     dedupe_key: str | None = None
