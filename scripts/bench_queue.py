@@ -16,8 +16,9 @@ $SWARM_TEST_POSTGRES; scripts/throwaway_postgres.sh starts one):
   bare-pg   one autocommit `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
             claim and a guarded `UPDATE` done (the floor of a correct PostgreSQL claim)
 Each worker counts double claims (a task id seen twice), lost tasks (never claimed) and errors
-that escaped to the caller. Also times `swarm claim --json` as a process against `python -c
-'import sqlite3'`, the floor of any Python CLI. Prints a table; --json prints the report.
+that escaped to the caller. Also times `swarm claim --json` as a process against three floors:
+`python -c 'import sqlite3'` (any Python CLI), importing pydantic's BaseModel (any CLI whose
+schema is pydantic models) and importing swarm's models. Prints a table; --json the report.
 """
 
 from __future__ import annotations
@@ -277,11 +278,15 @@ def measure(
 
 
 def time_command(argv: list[str], runs: int, env: dict[str, str]) -> list[float]:
+    """Wall times of `runs` runs of argv; a run that fails stops the benchmark (a command that
+    dies at import would otherwise look fast)."""
     walls = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         walls.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()[-500:]}")
     return walls
 
 
@@ -296,14 +301,23 @@ def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
         else [sys.executable, "-m", "swarm.cli", "claim", "--json"]
     )
     subprocess.run([*argv[:-2], "agent", "register", "--no-gpu"], env=env, capture_output=True)
-    floor = time_command([sys.executable, "-c", "import sqlite3"], runs, env)
+    out: dict[str, Any] = {"runs": runs}
+    # the floors under a claim: Python itself, then the schema library swarm's models are
+    # built on, then those models, before any swarm code runs
+    for name, code in CLI_FLOORS.items():
+        walls = time_command([sys.executable, "-c", code], runs, env)
+        out[f"{name}_p50_ms"] = round(statistics.median(walls) * 1000, 1)
     claim = time_command(argv, runs, env)
-    return {
-        "runs": runs,
-        "python_import_sqlite3_p50_ms": round(statistics.median(floor) * 1000, 1),
-        "swarm_claim_json_p50_ms": round(statistics.median(claim) * 1000, 1),
-        "swarm_claim_json_p90_ms": round(percentile(claim, 0.9) * 1000, 1),
-    }
+    out["swarm_claim_json_p50_ms"] = round(statistics.median(claim) * 1000, 1)
+    out["swarm_claim_json_p90_ms"] = round(percentile(claim, 0.9) * 1000, 1)
+    return out
+
+
+CLI_FLOORS = {
+    "python_import_sqlite3": "import sqlite3",
+    "python_import_pydantic_basemodel": "from pydantic import BaseModel",
+    "python_import_swarm_models": "import swarm.models",
+}
 
 
 def main() -> None:
@@ -367,10 +381,12 @@ def main() -> None:
     for r in rows:
         print(" | ".join(str(r[c]) for c in cols))
     if cli:
+        print(f"\nCLI, p50 of {cli['runs']} runs each:")
+        for name, code in CLI_FLOORS.items():
+            print(f"  python -c '{code}': {cli[name + '_p50_ms']} ms")
         print(
-            f"\nCLI ({cli['runs']} runs): `swarm claim --json` p50 {cli['swarm_claim_json_p50_ms']} ms "
-            f"(p90 {cli['swarm_claim_json_p90_ms']} ms) vs `python -c 'import sqlite3'` "
-            f"p50 {cli['python_import_sqlite3_p50_ms']} ms"
+            f"  swarm claim --json: {cli['swarm_claim_json_p50_ms']} ms "
+            f"(p90 {cli['swarm_claim_json_p90_ms']} ms)"
         )
     print(f"environment: {report['environment']}")
 
