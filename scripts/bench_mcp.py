@@ -3,12 +3,13 @@
 
     python scripts/bench_mcp.py [--spawns 8] [--calls 200] [--agents 20] [--tasks 400] [--json]
 
-1. spawn -> ready (process start to a listed tool) of `swarm serve` vs the bare server (stdio);
+1. spawn -> ready (process start to the listed tools) of `swarm serve` vs the bare server
+   (stdio), and vs a bare server with as many trivial tools as swarm lists;
 2. per-call latency of claim_task vs the bare `ping` over stdio and over Streamable HTTP;
 3. 20 agent processes claiming and reporting through one `swarm serve --http`: claim p50/p99,
-   with agents pausing --pace seconds between tasks (as agents that think do) in lockstep (all
-   wake together: the worst case), then for a uniform [0, 2*pace] (the same mean load), then
-   flat out. Each client is warmed first (the SDK compiles a tool's output schema on first use).
+   beside 20 agents making the same two calls per cycle to the bare server as `ping`. Agents
+   pause --pace seconds between tasks (as agents that think do) in lockstep (all wake together:
+   the worst case), then for a uniform [0, 2*pace] (the same mean load), then flat out. Each client is warmed first (the SDK compiles a tool's output schema on first use).
 Servers bind 127.0.0.1 only and are stopped at the end.
 """
 
@@ -35,15 +36,18 @@ sys.path.insert(0, str(REPO))
 from benchenv import as_installed, seed_tasks  # noqa: E402  # beside this script
 
 
-def serve_bare(transport: str, port: int) -> None:
+def serve_bare(transport: str, port: int, tools: int = 1) -> None:
+    """A bare MCPServer: `ping`, and tools - 1 more trivial tools like it."""
     from mcp.server import MCPServer
 
     server = MCPServer("bare", log_level="WARNING")
 
-    @server.tool()
     def ping(x: int) -> int:
         """x + 1"""
         return x + 1
+
+    for i in range(tools):
+        server.add_tool(ping, name="ping" if i == 0 else f"ping{i}")
 
     if transport == "stdio":
         server.run("stdio")
@@ -57,16 +61,15 @@ def env_for(db: Path) -> dict[str, str]:
     return env
 
 
-def stdio_params(kind: str, db: Path) -> Any:
+def stdio_params(kind: str, db: Path, tools: int = 1) -> Any:
     from mcp import StdioServerParameters
 
     if kind == "swarm":
         return StdioServerParameters(
             command=sys.executable, args=["-m", "swarm.cli", "serve"], env=env_for(db)
         )
-    return StdioServerParameters(
-        command=sys.executable, args=[__file__, "--serve-bare", "stdio"], env=env_for(db)
-    )
+    args = [__file__, "--serve-bare", "stdio", "--bare-tools", str(tools)]
+    return StdioServerParameters(command=sys.executable, args=args, env=env_for(db))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -74,13 +77,14 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
-async def spawn_to_ready(kind: str, db: Path) -> float:
+async def spawn_to_ready(kind: str, db: Path, tools: int = 1) -> tuple[float, int]:
+    """Seconds from spawning the server to its tool list, and how many tools it listed."""
     from mcp import Client
 
     start = time.perf_counter()
-    async with Client(stdio_params(kind, db)) as client:
-        await client.list_tools()
-        return time.perf_counter() - start
+    async with Client(stdio_params(kind, db, tools)) as client:
+        listed = await client.list_tools()
+        return time.perf_counter() - start, len(listed.tools)
 
 
 async def call_latency(client: Any, kind: str, calls: int) -> list[float]:
@@ -147,8 +151,12 @@ async def http_latency(url: str, token: str | None, kind: str, calls: int) -> li
         return await call_latency(client, kind, calls)
 
 
-async def agent_loop(url: str, token: str, name: str, out: str, pace: str, mode: str) -> None:
-    http, client = http_client(url, token)
+async def agent_loop(
+    url: str, token: str, name: str, out: str, pace: str, mode: str, kind: str, cycles: str
+) -> None:
+    """One agent process: claim -> report until the queue is empty (swarm), or the same two calls
+    per cycle as `ping` for `cycles` cycles (bare: the SDK's own cost under the same load)."""
+    http, client = http_client(url, None if token == "-" else token)
     claims = []
     async with http, client:
         # Start-up (importing the SDK, connecting) is not what is measured: warm up, say ready,
@@ -156,34 +164,47 @@ async def agent_loop(url: str, token: str, name: str, out: str, pace: str, mode:
         # client compiles a tool's output schema on its first call (100-350 ms each with 20
         # agents starting at once, measured): a claim of a kind nobody queued warms claim_task
         # without taking a task.
-        await client.call_tool("list_tasks", {"limit": 1, "agent": name})
-        await client.call_tool("claim_task", {"agent": name, "kinds": ["research"]})
+        if kind == "swarm":
+            await client.call_tool("list_tasks", {"limit": 1, "agent": name})
+            await client.call_tool("claim_task", {"agent": name, "kinds": ["research"]})
+        else:
+            await client.call_tool("ping", {"x": 0})
         Path(out + ".ready").touch()
         while not Path(out).with_name("go").exists():
             await anyio.sleep(0.01)
         rng = random.Random(name)
-        while True:
+        for cycle in range(int(cycles)):
             # An agent thinks between calls: exactly `pace` (lockstep: all 20 wake together, the
             # worst case) or uniform over [0, 2*pace] (jittered: the same mean load).
             think = float(pace) if mode == "lockstep" else rng.uniform(0, 2 * float(pace))
             await anyio.sleep(think)
             start = time.perf_counter()
+            if kind == "bare":
+                await client.call_tool("ping", {"x": cycle})
+                claims.append(time.perf_counter() - start)
+                await client.call_tool("ping", {"x": cycle})
+                continue
             body = (await client.call_tool("claim_task", {"agent": name})).structured_content
             claims.append(time.perf_counter() - start)
             if not body or not body["claimed"]:
+                claims.pop()  # the empty queue's answer ends the run; it is not a claim
                 break
             await client.call_tool(
                 "report_result",
                 {"task_id": body["task"]["id"], "epoch": body["lease"]["epoch"], "status": "done"},
             )
-    Path(out).write_text(json.dumps(claims[:-1]))
+    Path(out).write_text(json.dumps(claims))
 
 
 def concurrent_agents(
-    db: Path, n_agents: int, n_tasks: int, pace: float, mode: str = "lockstep"
+    db: Path, n_agents: int, n_tasks: int, pace: float, mode: str, kind: str
 ) -> dict[str, Any]:
+    db.parent.mkdir()
     seed_tasks(db, n_tasks)
-    proc, url, token = start_http("swarm", db)
+    proc, url, token = start_http(kind, db)
+    # swarm agents run until the queue is empty; bare ones make as many cycles (and one more,
+    # as a swarm agent's last claim finds the queue empty)
+    cycles = n_tasks if kind == "swarm" else -(-n_tasks // n_agents)
     try:
         outs = [db.parent / f"agent{i}.json" for i in range(n_agents)]
         start = time.perf_counter()
@@ -194,11 +215,13 @@ def concurrent_agents(
                     __file__,
                     "--agent",
                     url,
-                    str(token),
+                    token or "-",
                     f"a{i}",
                     str(out),
                     str(pace),
                     mode,
+                    kind,
+                    str(cycles),
                 ],
                 env=env_for(db),
             )
@@ -216,6 +239,7 @@ def concurrent_agents(
         proc.terminate()
         proc.wait(timeout=10)
     return {
+        "server": kind,
         "agents": n_agents,
         "pace_s": pace,
         "mode": mode,
@@ -237,13 +261,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve-bare", choices=("stdio", "http"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-tools", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument(
         "--pace", type=float, default=0.5, help="seconds an agent waits between tasks (0: flat out)"
     )
-    parser.add_argument("--agent", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--agent", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
-        return serve_bare(args.serve_bare, args.port)
+        return serve_bare(args.serve_bare, args.port, args.bare_tools)
     if args.agent:
         return anyio.run(agent_loop, *args.agent)
 
@@ -254,15 +279,27 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         folder = Path(tmp)
-        spawn: dict[str, list[float]] = {"swarm": [], "bare": []}
+        # bare-N: a bare server with as many trivial tools as swarm lists, which tells the
+        # SDK's cost of registering and listing tools from swarm's own
+        spawn: dict[str, list[float]] = {"swarm": [], "bare": [], "bare-N": []}
+        n_tools = 1
         for i in range(args.spawns):  # interleaved, so load drifts hit both alike
-            for kind in ("swarm", "bare"):
-                spawn[kind].append(anyio.run(spawn_to_ready, kind, folder / f"spawn{i}" / "lab.db"))
+            for kind in spawn:
+                wall, listed = anyio.run(
+                    spawn_to_ready, kind.removesuffix("-N"), folder / f"spawn{i}" / "lab.db",
+                    n_tools if kind == "bare-N" else 1,
+                )  # fmt: skip
+                n_tools = listed if kind == "swarm" else n_tools
+                spawn[kind].append(wall)
         report["spawn_to_ready_ms"] = {
             k: round(statistics.median(v) * 1000, 1) for k, v in spawn.items()
         }
+        report["tools_listed"] = n_tools
         report["spawn_ratio"] = round(
             statistics.median(spawn["swarm"]) / statistics.median(spawn["bare"]), 2
+        )
+        report["spawn_ratio_vs_bare_n"] = round(
+            statistics.median(spawn["swarm"]) / statistics.median(spawn["bare-N"]), 2
         )
 
         db = folder / "calls" / "lab.db"
@@ -285,29 +322,28 @@ def main() -> None:
             t: round(latency[f"{t} swarm"]["p50_ms"] / latency[f"{t} bare"]["p50_ms"], 2)
             for t in ("stdio", "http")
         }
-        agents_db = folder / "agents" / "lab.db"
-        agents_db.parent.mkdir()
         report["concurrent_http"] = [
-            concurrent_agents(agents_db, args.agents, args.tasks, args.pace)
+            concurrent_agents(
+                folder / f"{kind}-{mode.replace(' ', '-')}" / "lab.db",
+                args.agents,
+                args.tasks,
+                pace,
+                mode,
+                kind,
+            )
+            for mode, pace in (("lockstep", args.pace), ("jittered", args.pace), ("flat out", 0.0))
+            for kind in ("swarm", "bare")
         ]
-        jitter_db = folder / "jitter" / "lab.db"
-        jitter_db.parent.mkdir()
-        report["concurrent_http"].append(
-            concurrent_agents(jitter_db, args.agents, args.tasks, args.pace, "jittered")
-        )
-        flat_db = folder / "flat" / "lab.db"
-        flat_db.parent.mkdir()
-        report["concurrent_http"].append(
-            concurrent_agents(flat_db, args.agents, args.tasks, 0.0, "flat out")
-        )
 
     if args.json:
         print(json.dumps(report, indent=2))
         return
     s = report["spawn_to_ready_ms"]
+    n = report["tools_listed"]
     print(
-        f"spawn -> ready (stdio, median of {args.spawns}): swarm serve {s['swarm']} ms, bare MCPServer "
-        f"{s['bare']} ms, ratio {report['spawn_ratio']}"
+        f"spawn -> ready (stdio, median of {args.spawns}): swarm serve ({n} tools) {s['swarm']} ms,"
+        f" bare MCPServer (1 tool) {s['bare']} ms, ratio {report['spawn_ratio']}; bare with {n}"
+        f" trivial tools {s['bare-N']} ms, ratio {report['spawn_ratio_vs_bare_n']}"
     )
     print("\ntransport | server | p50 ms | p99 ms")
     print("--- | --- | --- | ---")
@@ -316,11 +352,14 @@ def main() -> None:
         tool = "claim_task" if kind == "swarm" else "ping (bare)"
         print(f"{transport} | {tool} | {v['p50_ms']} | {v['p99_ms']}")
     print(f"ratios (p50, claim_task / ping): {report['call_ratio_p50']}")
+    print(f"\n{args.agents} agent processes on one HTTP server, each call timed by its agent")
+    print("agents wake | s between tasks | call | calls | p50 ms | p99 ms | wall s")
+    print("--- | --- | --- | --- | --- | --- | ---")
     for c in report["concurrent_http"]:
+        call = "claim_task" if c["server"] == "swarm" else "ping (bare)"
         print(
-            f"\n{c['agents']} agent processes on one HTTP server, {c['pace_s']} s between tasks "
-            f"({c['mode']}): "
-            f"{c['claims']} claims, claim p50 {c['claim_p50_ms']} ms, p99 {c['claim_p99_ms']} ms ({c['wall_s']} s)"
+            f"{c['mode']} | {c['pace_s']} | {call} | {c['claims']} | {c['claim_p50_ms']} | "
+            f"{c['claim_p99_ms']} | {c['wall_s']}"
         )
     print(f"environment: {report['environment']}")
 
