@@ -38,10 +38,19 @@ def validation_message(exc: ValidationError) -> str:
     )
 
 
+def _untitled(schema: dict[str, Any]) -> None:
+    """Drop the title pydantic gives each property (its name, title-cased): it tells a reader
+    nothing the key does not, and agents pay tokens for every byte of a tool's schema."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
 class Model(BaseModel):
     # defer_build: a model's validator is built on first use, so a CLI call pays only for the
     # models it touches (measured: most of `swarm claim`'s import time otherwise).
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, defer_build=True, json_schema_extra=_untitled
+    )
 
 
 def build_all_models() -> int:

@@ -85,6 +85,21 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
     run(check, build_server(lab))
 
 
+def test_output_schemas_name_each_field_once_without_a_title_repeating_it(lab: Lab) -> None:
+    def properties(schema: object) -> list[dict[str, object]]:
+        if isinstance(schema, dict):
+            own = list(schema.get("properties", {}).values())
+            return own + [p for v in schema.values() for p in properties(v)]
+        return [p for v in schema for p in properties(v)] if isinstance(schema, list) else []
+
+    async def check(client: Client) -> None:
+        for tool in (await client.list_tools()).tools:
+            fields = properties(tool.output_schema)
+            assert fields and not [f for f in fields if "title" in f], tool.name
+
+    run(check, build_server(lab))
+
+
 def test_the_claim_heartbeat_report_loop_works_and_a_retry_is_one_result(lab: Lab) -> None:
     (task_id,) = add(lab.settings.db)
 
