@@ -125,6 +125,15 @@ def swarm_json(
     return json.loads(proc.stdout)
 
 
+def git(*args: str, cwd: Path) -> str:
+    """`git ARGS` in cwd with a test identity, which must succeed: its output, stripped."""
+    identity = ("-c", "user.email=t@example.com", "-c", "user.name=t")
+    done = subprocess.run(
+        ["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
 def free_port() -> int:
     """A loopback port free right now (for servers the tests start)."""
     with socket.socket() as s:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from swarm.citations import CheckContext, anchor, check
 from swarm.findings import Evidence, Finding, Quote
+from tests.conftest import git
 
 TEXT = """The quick brown fox
 jumps over the lazy dog.
@@ -35,7 +35,7 @@ def finding(value: Any = 131.0, *evidence: Evidence) -> Finding:
 def repo(tmp_path: Path) -> Path:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "note.md").write_text(TEXT)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    git("init", "-q", cwd=tmp_path)
     return tmp_path
 
 
@@ -95,23 +95,8 @@ def test_a_run_must_exist_and_carry_the_findings_number(repo: Path) -> None:
 
 
 def test_a_commit_must_exist_in_this_repo_and_be_spelled_in_full(repo: Path) -> None:
-    run = {"cwd": repo, "check": True, "capture_output": True, "text": True}
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.email=t@e.x",
-            "-c",
-            "user.name=t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-        **run,
-    )
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+    git("commit", "-q", "--allow-empty", "-m", "x", cwd=repo)
+    sha = git("rev-parse", "HEAD", cwd=repo)
     assert check(Evidence(kind="commit", locator=sha), finding(), ctx(repo)).status == "ok"
     assert check(Evidence(kind="commit", locator="f" * 40), finding(), ctx(repo)).status == "broken"
     short = check(Evidence(kind="commit", locator=sha[:10]), finding(), ctx(repo))

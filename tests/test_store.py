@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from swarm.errors import StoreUnavailable
 from swarm.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
 from swarm.settings import git_common_dir, load_settings, resolve_db
 from swarm.store import SqliteStore, filesystem_type, open_store, refuse_network_filesystem
-from tests.conftest import free_port
+from tests.conftest import free_port, git
 
 MOUNTS = """\
 /dev/vda1 / ext4 rw,relatime 0 0
@@ -52,27 +51,12 @@ def test_a_file_that_is_not_a_database_is_reported_plainly(tmp_path: Path) -> No
         SqliteStore(path)
 
 
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def test_every_worktree_of_a_repo_shares_one_default_database(tmp_path: Path) -> None:
     repo = tmp_path / "lab"
     repo.mkdir()
-    _git("init", "-q", "-b", "main", cwd=repo)
-    _git(
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "user.name=t",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "init",
-        cwd=repo,
-    )
-    _git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=repo)
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "init", cwd=repo)
+    git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side", cwd=repo)
     (repo / "deep").mkdir()
     main_db = resolve_db(None, {}, repo / "deep")
     assert main_db == str((repo / ".git" / "swarm" / "swarm.db").resolve())
