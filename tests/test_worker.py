@@ -97,6 +97,15 @@ def test_sigterm_releases_the_lease_and_the_next_worker_adopts_the_running_job(
     assert result.payload["job"]["adopted"] is True
 
 
+def _verify_worker(
+    lab: Path, runner: tuple[str, ...], once: bool = False, until_idle: bool = False
+) -> worker.WorkerConfig:
+    """A worker for verify tasks of the lab in `lab`, starting its jobs with `runner`."""
+    return worker.WorkerConfig(agent="w", kinds=("verify",), repo=lab, lab_dir=lab,
+                               db=str(lab / "lab.db"), runner=runner, once=once,
+                               until_idle=until_idle)  # fmt: skip
+
+
 def test_a_finished_orphaned_job_is_reported_without_running_again(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "lab.db")
     register(store, "w")
@@ -104,15 +113,7 @@ def test_a_finished_orphaned_job_is_reported_without_running_again(tmp_path: Pat
     folder = jobs.job_dir(tmp_path, task.id)
     folder.mkdir(parents=True)
     jobs.write_result(folder, jobs.JobResult(status="done", payload={"facts": 3}, seconds=1.5))
-    cfg = worker.WorkerConfig(
-        agent="w",
-        kinds=("verify",),
-        repo=tmp_path,
-        lab_dir=tmp_path,
-        db=str(tmp_path / "lab.db"),
-        runner=("false",),
-        until_idle=True,
-    )
+    cfg = _verify_worker(tmp_path, runner=("false",), until_idle=True)
     lines: list[str] = []
     summary = worker.work(store, cfg, threading.Event(), lines.append)
     assert [(t.status, t.adopted) for t in summary.ran] == [("done", True)]
@@ -125,14 +126,8 @@ def test_a_job_that_dies_without_a_result_fails_its_task_with_the_log_named(tmp_
     store = SqliteStore(tmp_path / "lab.db")
     register(store, "w")
     task = queue.add_task(store, NewTask(kind="verify", title="facts"), T0)
-    cfg = worker.WorkerConfig(
-        agent="w",
-        kinds=("verify",),
-        repo=tmp_path,
-        lab_dir=tmp_path,
-        db=str(tmp_path / "lab.db"),
-        runner=(sys.executable, "-c", "import sys; sys.exit(3)"),
-        once=True,
+    cfg = _verify_worker(
+        tmp_path, runner=(sys.executable, "-c", "import sys; sys.exit(3)"), once=True
     )
     summary = worker.work(store, cfg, threading.Event(), lambda _: None)
     assert summary.ran[0].status == "failed" and "exited without a result" in (
