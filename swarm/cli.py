@@ -650,6 +650,32 @@ def cmd_triage(ctx: Context) -> None:
         print(f"recorded {finding.id}\n")
 
 
+def cmd_search(ctx: Context) -> None:
+    from swarm import render, search
+
+    a = ctx.args
+    found = search.search(ctx.store, a.text, a.kind or (), a.limit)
+    ctx.emit(found, lambda: render.search_results(found))
+
+
+def cmd_export(ctx: Context) -> None:
+    from swarm import export
+
+    a = ctx.args
+    if a.output in (None, "-"):
+        export.export(ctx.store, a.table, a.format, sys.stdout)
+        return
+    path = Path(a.output)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
+            rows = export.export(ctx.store, a.table, a.format, out)
+        tmp.replace(path)  # a reader sees the whole export or none of it
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {rows} {a.table} rows to {path} ({a.format})", file=sys.stderr)
+
+
 def cmd_readme(ctx: Context) -> None:
     from swarm import readme
 
@@ -1333,6 +1359,27 @@ def build_parser() -> Parser:
     )
     q.add_argument("--reason", required=True, help="why, for the people after you")
     q.add_argument("--by", help="who decides (default: git user.name)")
+
+    p = command(
+        "search",
+        cmd_search,
+        "full-text search of findings, task titles and notes, results' notes and job logs",
+    )
+    p.add_argument("text", help="words to find (all of them, else any; stems match: overflows)")
+    p.add_argument(
+        "--kind",
+        action="append",
+        choices=("finding", "task", "result", "log"),
+        help="only this kind of document (repeatable)",
+    )
+    p.add_argument("--limit", type=int, default=20, help="at most this many hits (1-100)")
+
+    p = command(
+        "export", cmd_export, "write a table of the lab as JSON, CSV or newline-delimited JSON"
+    )
+    p.add_argument("table", choices=("tasks", "results", "findings", "events"))
+    p.add_argument("--format", choices=("json", "csv", "nljson"), default="json")
+    p.add_argument("-o", "--output", help="file to write (atomically; default: stdout)")
 
     p = command(
         "work",

@@ -119,6 +119,16 @@ def python_runner() -> list[str]:
     return [sys.executable, "-m", "tools.run_job"]
 
 
+def log_tail(folder: Path, limit: int = 4000) -> str | None:
+    """The last `limit` characters of the job's log (what a search finds a failure by)."""
+    path = folder / LOG
+    if not path.exists():
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - limit))
+        return handle.read().decode("utf-8", errors="replace")
+
+
 def load_spec(folder: Path) -> JobSpec:
     return JobSpec.model_validate_json((folder / JOB).read_text(encoding="utf-8"))
 

@@ -43,6 +43,7 @@ from swarm.models import (
     TaskSummary,
     build_all_models,
 )
+from swarm.search import SearchResults
 from swarm.settings import Settings, repo_root
 from swarm.store import open_store
 from tools.registry import LAB_TOOLS
@@ -388,6 +389,17 @@ def build_server(lab: Lab) -> MCPServer:
         )
         who = lab.agent(ctx, agent)
         return lab.call(lambda: TaskSummary.of(queue.add_task(lab.store, new, _now(), actor=who)))
+
+    @server.tool(annotations=READ)
+    def search(
+        text: Annotated[str, Field(min_length=1, max_length=500)],
+        kind: list[Literal["finding", "task", "result", "log"]] | None = None,
+        limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 10,
+    ) -> SearchResults:
+        """Full-text search of findings, tasks, results and job logs (has anyone seen this?)."""
+        from swarm.search import search as find
+
+        return lab.call(lambda: find(lab.store, text, kind or (), limit))
 
     @server.tool(annotations=READ)
     def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:

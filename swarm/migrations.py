@@ -5,7 +5,91 @@ Never edit or reorder an entry that has shipped: add a new one.
 
 from __future__ import annotations
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
+from collections.abc import Callable
+from typing import Any
+
+# A step is SQL (statements split on ";") or a function of the migration's connection, for
+# steps built by a library (sqlite-utils' FTS tables and triggers).
+Step = str | Callable[[Any], None]
+
+# What search indexes, one document per row: (kind, the id to follow, its task, title, body).
+# One template per source table, filled with `new` in the triggers and the table in the backfill,
+# so the two cannot drift. Scope and spec go in as their JSON text: the tokenizer keeps the
+# words (gpu, RTX, Pro, 6000) and drops the punctuation.
+SEARCH_SOURCES: dict[str, str] = {
+    "findings": "'finding', {r}.id, {r}.task_id, {r}.subject || ' ' || {r}.predicate, "
+    "coalesce(json_extract({r}.body, '$.statement'), '') || ' ' || "
+    "CASE WHEN json_extract({r}.body, '$.value') = json_extract({r}.body, '$.statement') "
+    "THEN '' ELSE coalesce(json_extract({r}.body, '$.value'), '') END || ' ' || "
+    "coalesce(json_extract({r}.body, '$.unit'), '') || ' ' || "
+    "coalesce(json_extract({r}.body, '$.scope'), '')",
+    "tasks": "'task', {r}.id, {r}.id, {r}.title, "
+    "{r}.kind || ' ' || {r}.id || ' ' || coalesce({r}.note, '') || ' ' || {r}.spec",
+    "results": "'result', {r}.id, {r}.task_id, {r}.status || ' ' || {r}.agent, "
+    "coalesce({r}.note, '') || ' ' || coalesce(json_extract({r}.payload, '$.error'), '')",
+}
+# A job's log tail rides in its result's payload (job.log_tail): a document of its own.
+SEARCH_LOG = (
+    "'log', {r}.id, {r}.task_id, 'log of ' || {r}.task_id, "
+    "json_extract({r}.payload, '$.job.log_tail')"
+)
+SEARCH_DOC_COLUMNS = "kind, ref, task_id, title, body"
+
+
+def _search_triggers() -> str:
+    docs = f"INSERT INTO search_docs ({SEARCH_DOC_COLUMNS})"
+    f, t, r = (SEARCH_SOURCES[k].format(r="new") for k in ("findings", "tasks", "results"))
+    has_log = "json_extract(new.payload, '$.job.log_tail') IS NOT NULL"
+    return f"""
+    CREATE TRIGGER findings_search AFTER INSERT ON findings BEGIN
+      {docs} VALUES ({f});
+    END;
+    CREATE TRIGGER tasks_search AFTER INSERT ON tasks BEGIN
+      {docs} VALUES ({t});
+    END;
+    CREATE TRIGGER tasks_search_note AFTER UPDATE OF title, note ON tasks
+    WHEN old.note IS NOT new.note OR old.title IS NOT new.title BEGIN
+      DELETE FROM search_docs WHERE kind = 'task' AND ref = new.id;
+      {docs} VALUES ({t});
+    END;
+    CREATE TRIGGER results_search AFTER INSERT ON results BEGIN
+      {docs} VALUES ({r});
+      {docs} SELECT {SEARCH_LOG.format(r="new")} WHERE {has_log};
+    END;
+    """
+
+
+def sqlite_search(conn: Any) -> None:
+    """0003_search on SQLite: one search_docs row per finding, task, result and job log, kept
+    by triggers on those tables, and sqlite-utils' FTS5 index (porter stemming: "overflows"
+    finds "overflow") with its own triggers over search_docs.
+
+    findings and results are WITHOUT ROWID tables, which an external-content FTS5 table cannot
+    index directly; search_docs gives every document a rowid.
+    """
+    import sqlite_utils  # loads only when a lab database is created or upgraded
+
+    # Inside the store's transaction: sqlite-utils runs its scripts statement by statement
+    # there (no implicit COMMIT), so a crash leaves the migration wholly applied or not at all.
+    db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+    db.execute(
+        "CREATE TABLE search_docs (rowid INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+        "ref TEXT NOT NULL, task_id TEXT, title TEXT NOT NULL, body TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX search_docs_by_ref ON search_docs(ref)")
+    for table, template in SEARCH_SOURCES.items():
+        source = template.format(r=table)
+        db.execute(f"INSERT INTO search_docs ({SEARCH_DOC_COLUMNS}) SELECT {source} FROM {table}")
+    log = SEARCH_LOG.format(r="results")
+    db.execute(
+        f"INSERT INTO search_docs ({SEARCH_DOC_COLUMNS}) SELECT {log} FROM results "
+        "WHERE json_extract(results.payload, '$.job.log_tail') IS NOT NULL"
+    )
+    db.executescript(_search_triggers())
+    db.table("search_docs").enable_fts(["title", "body"], create_triggers=True, tokenize="porter")
+
+
+MIGRATIONS: tuple[tuple[str, Step], ...] = (
     (
         "0001_queue",
         """
@@ -107,12 +191,36 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    ("0003_search", sqlite_search),
 )
 
 # The same schema on PostgreSQL, entry for entry (same names, same order, same columns).
 # Text sorts bytewise (COLLATE "C"), as in SQLite, so both stores list things in one order;
 # REAL is double precision, as SQLite's is; tasks keep an explicit `rowid` (SQLite's implicit
 # one is their insertion order) so the same SQL pages and orders them on both.
+# PostgreSQL's search documents: kind -> (title, text) over the kind's table; the text
+# expression is also what the kind's GIN index is built on. No `;` in them (the migration is
+# split on it).
+PG_SEARCH: dict[str, tuple[str, str]] = {
+    "finding": (
+        "subject || ' ' || predicate",
+        "subject || ' ' || predicate || ' ' || coalesce(body::jsonb ->> 'statement', '') "
+        "|| ' ' || CASE WHEN body::jsonb ->> 'value' = body::jsonb ->> 'statement' THEN '' "
+        "ELSE coalesce(body::jsonb ->> 'value', '') END || ' ' "
+        "|| coalesce(body::jsonb ->> 'unit', '') || ' ' || coalesce(body::jsonb ->> 'scope', '')",
+    ),
+    "task": (
+        "title",
+        "title || ' ' || kind || ' ' || id || ' ' || coalesce(note, '') || ' ' || spec",
+    ),
+    "result": (
+        "status || ' ' || agent",
+        "status || ' ' || agent || ' ' || coalesce(note, '') || ' ' "
+        "|| coalesce(payload::jsonb ->> 'error', '')",
+    ),
+    "log": ("'log of ' || task_id", "coalesce(payload::jsonb -> 'job' ->> 'log_tail', '')"),
+}
+
 POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "0001_queue",
@@ -208,6 +316,24 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
             PRIMARY KEY (finding_id, idx)
         )
         """,
+    ),
+    (
+        "0003_search",
+        # The same documents as SQLite's search_docs, read straight from their tables through
+        # expression indexes (always current, nothing to keep): swarm.search queries these
+        # exact expressions, which is what lets PostgreSQL use the indexes.
+        "CREATE INDEX findings_search ON findings USING gin (to_tsvector('english', "
+        + PG_SEARCH["finding"][1]
+        + "));"
+        "CREATE INDEX tasks_search ON tasks USING gin (to_tsvector('english', "
+        + PG_SEARCH["task"][1]
+        + "));"
+        "CREATE INDEX results_search ON results USING gin (to_tsvector('english', "
+        + PG_SEARCH["result"][1]
+        + "));"
+        "CREATE INDEX results_log_search ON results USING gin (to_tsvector('english', "
+        + PG_SEARCH["log"][1]
+        + "))",
     ),
 )
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from swarm.findings import Finding
     from swarm.models import Agent, Claim, Event, Result, Task, TaskSummary
     from swarm.reconcile import Conflict, FactsFile
+    from swarm.search import SearchResults
     from tools.kernel_build import KernelReport
 
 
@@ -174,3 +175,18 @@ def kernel_report(r: KernelReport) -> str:
         out.append("")
         out += [f"test {name}: {t.status} - {t.reason}" for name, t in r.tests.items()]
     return "\n".join(out)
+
+
+def search_results(found: SearchResults) -> str:
+    if not found.hits:
+        return f"nothing found for {found.query!r}"
+    lines = (
+        [] if found.match == "all" else [f"no document has every word; some of {found.query!r}:"]
+    )
+    for hit in found.hits:
+        task = f" (task {hit.task_id})" if hit.task_id and hit.task_id != hit.id else ""
+        lines.append(f"{hit.kind:<8} {hit.id}{task}  {hit.title}")
+        lines.append(f"         {hit.snippet}")
+        if hit.related:
+            lines.append(f"         failed deployments it names: {', '.join(hit.related)}")
+    return "\n".join(lines)

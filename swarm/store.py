@@ -252,9 +252,12 @@ class SqliteStore:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
             )
-            for name, sql in MIGRATIONS[done:]:
-                for statement in filter(str.strip, sql.split(";")):
-                    conn.execute(statement)
+            for name, step in MIGRATIONS[done:]:
+                if isinstance(step, str):
+                    for statement in filter(str.strip, step.split(";")):
+                        conn.execute(statement)
+                else:
+                    step(conn)
                 conn.execute(
                     "INSERT INTO migrations VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
                     (name,),

@@ -119,7 +119,12 @@ def run_task(
             return outcome.model_copy(update={"status": "released", "note": note})
         payload = {
             **result.payload,
-            "job": {"folder": str(folder), "adopted": adopted, "seconds": result.seconds},
+            "job": {
+                "folder": str(folder),
+                "adopted": adopted,
+                "seconds": result.seconds,
+                "log_tail": jobs.log_tail(folder),  # indexed for `swarm search`
+            },
         }
         queue.report(
             store,

@@ -70,6 +70,7 @@ def test_every_tool_is_annotated_and_the_lab_tools_come_from_the_registry(lab: L
             "add_task",
             "gpu_inventory",
             "verify_facts",
+            "search",
             "build_kernel",
             "deploy",
             "benchmark",
