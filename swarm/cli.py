@@ -114,41 +114,66 @@ def _agent(args: argparse.Namespace) -> str:
     return str(agent)
 
 
-def _read_json_list(source: str) -> list[Any]:
+def _read_text(source: str, field: str, max_bytes: int) -> str:
+    """The text of '-' (stdin), '@FILE' or a file path; InvalidInput naming field when it is
+    missing, unreadable, not UTF-8 or larger than max_bytes (read no further than that)."""
     from swarm.errors import InvalidInput
 
+    where = "stdin" if source == "-" else source.removeprefix("@")
     try:
-        text = (
-            Path(source.removeprefix("@")).read_text(encoding="utf-8")
-            if not source.lstrip().startswith("[")
-            else source
-        )
-        value = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"cannot read a JSON list from {source!r}: {exc}") from exc
+        if source == "-":
+            data = sys.stdin.buffer.read(max_bytes + 1)
+        else:
+            with Path(where).open("rb") as file:
+                data = file.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise InvalidInput(f"{field} must be at most {max_bytes} bytes (got more in {where})")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{field} must be UTF-8 text ({where}: {exc.reason} at byte {exc.start})"
+        ) from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidInput(f"cannot read {field} from {where!a}: {reason}") from exc
+
+
+def _read_any_json(source: str, field: str, max_bytes: int) -> Any:
+    """JSON from a literal, '@FILE', a file path or '-' (stdin), under the limits."""
+    from swarm.limits import parse_json
+
+    literal = source.lstrip().startswith(("{", "["))
+    if source == "-" or source.startswith("@") or (not literal and _is_file(source)):
+        source = _read_text(source, field, max_bytes)
+    return parse_json(source, field, max_bytes)
+
+
+def _is_file(source: str) -> bool:
+    try:
+        return Path(source).is_file()
+    except (OSError, ValueError):  # a NUL byte or an over-long name: not a file we can read
+        return False
+
+
+def _read_json_list(source: str, field: str = "findings") -> list[Any]:
+    from swarm.limits import MAX_RESULT_BYTES
+
+    value = _read_any_json(source, field, MAX_RESULT_BYTES)
     return value if isinstance(value, list) else [value]
 
 
-def _read_json(source: str | None) -> dict[str, Any]:
+def _read_json(
+    source: str | None, field: str = "spec", max_bytes: int | None = None
+) -> dict[str, Any]:
     """JSON object from a literal, '@file', a file path or '-' (stdin)."""
     from swarm.errors import InvalidInput
+    from swarm.limits import MAX_SPEC_BYTES
 
     if source is None:
         return {}
-    try:
-        if source == "-":
-            text = sys.stdin.read()
-        elif source.startswith("@") or (
-            not source.lstrip().startswith("{") and Path(source).is_file()
-        ):
-            text = Path(source.removeprefix("@")).read_text(encoding="utf-8")
-        else:
-            text = source
-        value = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"cannot read JSON from {source!r}: {exc}") from exc
+    value = _read_any_json(source, field, max_bytes or MAX_SPEC_BYTES)
     if not isinstance(value, dict):
-        raise InvalidInput(f"expected a JSON object from {source!r}, got {type(value).__name__}")
+        raise InvalidInput(f"{field} must be a JSON object (got {type(value).__name__})")
     return value
 
 
@@ -210,7 +235,7 @@ def cmd_claim(ctx: Context) -> None:
         claim = ctx.remote.claim(ctx.args.lease, kinds)
         ctx.emit(claim, lambda: render.claim(claim))
         return
-    lease = ctx.args.lease or ctx.settings.lease_seconds
+    lease = ctx.settings.lease_seconds if ctx.args.lease is None else ctx.args.lease
     try:
         claim = queue.claim(ctx.store, agent, _now(), lease, kinds)
     except UnknownAgent:
@@ -226,9 +251,8 @@ def cmd_heartbeat(ctx: Context) -> None:
     if ctx.remote:
         lease = ctx.remote.heartbeat(a.task, a.epoch, a.lease)
     else:
-        lease = queue.heartbeat(
-            ctx.store, a.task, a.epoch, _now(), a.lease or ctx.settings.lease_seconds
-        )
+        seconds = ctx.settings.lease_seconds if a.lease is None else a.lease
+        lease = queue.heartbeat(ctx.store, a.task, a.epoch, _now(), seconds)
     ctx.emit(lease, lambda: f"{a.task}: lease (epoch {lease.epoch}) extended to {lease.expires_at}")
 
 
@@ -246,9 +270,10 @@ def cmd_release(ctx: Context) -> None:
 def cmd_report(ctx: Context) -> None:
     from swarm import queue
     from swarm.findings import parse_findings
+    from swarm.limits import MAX_RESULT_BYTES
 
     a = ctx.args
-    payload = _read_json(a.result)
+    payload = _read_json(a.result, "result", MAX_RESULT_BYTES)
     findings = parse_findings(_read_json_list(a.findings)) if a.findings else []
     if ctx.remote:
         result = ctx.remote.report(a.task, a.epoch, a.status, payload, a.note, a.key, findings)
@@ -413,12 +438,7 @@ def _finding_items(a: argparse.Namespace) -> list[Any]:
     from swarm.findings import parse_findings
 
     if a.file:
-        raw: Any = (
-            json.loads(Path(a.file).read_text(encoding="utf-8"))
-            if a.file != "-"
-            else json.load(sys.stdin)
-        )
-        return parse_findings(raw if isinstance(raw, list) else [raw])
+        return parse_findings(_read_json_list(a.file if a.file == "-" else "@" + a.file))
     missing = [
         flag
         for flag, v in (
@@ -430,7 +450,7 @@ def _finding_items(a: argparse.Namespace) -> list[Any]:
     ]
     if missing:
         raise UsageError(f"swarm finding add: give {', '.join(missing)} (or --file FINDINGS.json)")
-    evidence = [_read_json(e) for e in a.evidence]
+    evidence = [_read_json(e, "evidence") for e in a.evidence]
     return parse_findings(
         [
             {
@@ -1555,7 +1575,15 @@ def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
+    # Text that came in as non-UTF-8 argv (surrogate escapes) must not crash the printing of a
+    # message about it.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    from pydantic import ValidationError
+
     from swarm.errors import SwarmError
+    from swarm.limits import describe
 
     try:
         args = build_parser().parse_args(argv)
@@ -1565,8 +1593,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(2, "UsageError", str(exc), as_json)
     except SwarmError as exc:
         return _fail(exc.exit_code, type(exc).__name__, str(exc), as_json)
+    except ValidationError as exc:  # a model built from a flag: the same wording as MCP's
+        return _fail(7, "InvalidInput", describe(exc), as_json)
     except BrokenPipeError:
         return 1
+    except Exception as exc:  # a bug: still one line (and JSON with --json), never a traceback
+        if os.environ.get("SWARM_DEBUG"):
+            raise
+        message = f"internal error (a bug; SWARM_DEBUG=1 shows where): {type(exc).__name__}: {exc}"
+        return _fail(1, "InternalError", message, as_json)
     return ctx.exit_code
 
 

@@ -18,10 +18,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from swarm import SCHEMA_VERSION
 from swarm.errors import InvalidInput
-from swarm.models import Model, iso, validation_message
+from swarm.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
+from swarm.models import InputModel, Model, iso, validation_message
 from swarm.store import Conn, Store
-
-Scalar = str | int | float | bool
 
 
 class EvidenceKind(StrEnum):
@@ -98,7 +97,7 @@ class Decision(Model):
     by: str
 
 
-class NewFinding(Model):
+class NewFinding(InputModel):
     """What an agent records; the store adds id and timestamps."""
 
     subject: str = Field(min_length=1)

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from swarm import SCHEMA_VERSION
+from swarm.limits import (
+    Arch,
+    Attempts,
+    Finite,
+    GigaBytes,
+    Int32,
+    Name,
+    Note,
+    Payload,
+    Spec,
+    Title,
+    describe,
+    normalize_arch,
+    refuse_bad_values,
+)
 
-_ARCH_RE = re.compile(r"^sm_?(\d{2,3})([a-z]?)$")
-
-
-def normalize_arch(value: str) -> str:
-    """'SM120', 'sm120', 'sm_120' -> 'sm_120'; 'sm_120a' keeps its suffix."""
-    match = _ARCH_RE.match(value.strip().lower())
-    if not match:
-        raise ValueError(f"GPU arch must look like sm_120 or SM121, got {value!r}")
-    return f"sm_{match.group(1)}{match.group(2)}"
+__all__ = ["normalize_arch"]  # re-exported: raises ValueError naming the accepted forms
 
 
 def iso(moment: datetime) -> str:
@@ -32,10 +38,8 @@ def parse_iso(text: str) -> datetime:
 
 
 def validation_message(exc: ValidationError) -> str:
-    """'deployment.0.colour: Extra inputs are not permitted; …' — the field named, no URL."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-    )
+    """'deployment.0.colour is not a known field (got …); …' — the field named, no URL."""
+    return describe(exc)
 
 
 def _untitled(schema: dict[str, Any]) -> None:
@@ -51,6 +55,16 @@ class Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, defer_build=True, json_schema_extra=_untitled
     )
+
+
+class InputModel(Model):
+    """A model built from what a caller sent: no NUL byte, unpaired surrogate, NaN/inf or
+    integer beyond BIGINT anywhere in it (PostgreSQL would refuse what SQLite takes)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bad_values(cls, data: Any) -> Any:
+        return refuse_bad_values(data)
 
 
 def build_all_models() -> int:
@@ -77,41 +91,36 @@ class TaskState(StrEnum):
 TERMINAL_STATES = frozenset({TaskState.done, TaskState.failed, TaskState.cancelled})
 
 
-class Requires(Model):
+class Requires(InputModel):
     """Hard constraints a claiming agent must meet."""
 
-    arch: str | None = Field(None, description="GPU architecture, e.g. sm_120")
-    gpu: str | None = Field(None, description="GPU name, e.g. 'RTX Pro 6000' (case-insensitive)")
-    gpu_mem_gb: float | None = Field(None, gt=0, description="GPU memory share to lease, GB")
+    arch: Arch | None = Field(None, description="GPU architecture, e.g. sm_120")
+    gpu: Title | None = Field(None, description="GPU name, e.g. 'RTX Pro 6000' (case-insensitive)")
+    gpu_mem_gb: GigaBytes | None = Field(None, description="GPU memory share to lease, GB")
     exclusive: bool = Field(False, description="lease the whole GPU (no co-tenant)")
-    host: str | None = None
-    tools: tuple[str, ...] = Field((), description="executables needed, e.g. docker, nvcc")
-
-    @field_validator("arch")
-    @classmethod
-    def _arch(cls, value: str | None) -> str | None:
-        return None if value is None else normalize_arch(value)
+    host: Name | None = None
+    tools: tuple[Name, ...] = Field((), description="executables needed, e.g. docker, nvcc")
 
     @property
     def needs_gpu(self) -> bool:
         return bool(self.arch or self.gpu or self.gpu_mem_gb or self.exclusive)
 
 
-class GpuInfo(Model):
-    index: int
-    name: str
-    uuid: str
-    arch: str | None = None
-    memory_total_gb: float
-    memory_free_gb: float | None = None
+class GpuInfo(InputModel):
+    index: int = Field(ge=0, le=1024)
+    name: Title
+    uuid: Title
+    arch: Arch | None = None
+    memory_total_gb: GigaBytes
+    memory_free_gb: Finite | None = Field(None, ge=0)
     unified_memory: bool = False
 
 
-class Capabilities(Model):
-    host: str
+class Capabilities(InputModel):
+    host: Name
     gpus: tuple[GpuInfo, ...] = ()
-    tools: tuple[str, ...] = ()
-    gpu_note: str | None = Field(None, description="why no GPUs were found, when none were")
+    tools: tuple[Name, ...] = ()
+    gpu_note: Note | None = Field(None, description="why no GPUs were found, when none were")
 
 
 class Agent(Model):
@@ -143,7 +152,8 @@ class Task(Model):
     id: str
     kind: str
     title: str
-    spec: dict[str, Any] = {}
+    # checked again on the way out: a claim whose spec could not be rendered is never made
+    spec: Spec = {}
     state: TaskState
     blocked_by: tuple[str, ...] = Field((), description="unfinished dependencies (derived)")
     priority: int = 0
@@ -201,8 +211,8 @@ class Result(Model):
     epoch: int
     agent: str
     status: Literal["done", "failed"]
-    payload: dict[str, Any] = {}
-    note: str | None = None
+    payload: Payload = {}
+    note: Note | None = None
     idempotency_key: str
     created_at: str
 
@@ -222,15 +232,15 @@ class Reclaimed(Model):
     new_state: TaskState
 
 
-class NewTask(Model):
+class NewTask(InputModel):
     """Input of add: everything a caller may set; the store sets the rest."""
 
-    kind: str
-    title: str
-    spec: dict[str, Any] = {}
-    priority: int = 0
+    kind: Name
+    title: Title
+    spec: Spec = {}
+    priority: Int32 = 0
     requires: Requires = Field(default_factory=Requires)
-    depends_on: tuple[str, ...] = ()
-    max_attempts: int = Field(3, ge=1)
-    dedupe_key: str | None = None
+    depends_on: tuple[Name, ...] = ()
+    max_attempts: Attempts = 3
+    dedupe_key: Title | None = None
     id: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{2,63}$")

@@ -16,8 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
 
-from swarm import agents
-from swarm.errors import Conflict, Duplicate, LeaseLost, NotFound, NothingClaimable
+from pydantic import ValidationError
+
+from swarm import agents, limits
+from swarm.errors import Conflict, Duplicate, InvalidInput, LeaseLost, NotFound, NothingClaimable
 from swarm.findings import NewFinding, insert_findings
 from swarm.models import (
     Capabilities,
@@ -132,6 +134,7 @@ def _to_task(conn: Conn, row: Row) -> Task:
 
 
 def _row(conn: Conn, task_id: str) -> Row:
+    limits.check(limits.Name, task_id, "task")
     row: Row | None = conn.execute(
         f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
     ).fetchone()
@@ -379,7 +382,9 @@ def _claim_in(
     now: datetime,
     lease_seconds: float,
     task_id: str | None = None,
-) -> ClaimRows | None:
+) -> Task | str | None:
+    """The claimed task; or the id of a task found undeliverable and failed (claim again);
+    or None when nothing is claimable."""
     scan = _Scan(conn, agent_id)
     _reap(conn, now)
     stamp, expires = iso(now), iso(now + timedelta(seconds=lease_seconds))
@@ -394,8 +399,27 @@ def _claim_in(
         row = conn.execute(sql, (agent_id, stamp, expires, stamp, *batch)).fetchone()
         if row is not None:
             ready, gpu = batch[row["id"]]
-            return _take(conn, row, ready, gpu, (agent_id, scan.last_seen), now)
+            taken = _take(conn, row, ready, gpu, (agent_id, scan.last_seen), now)
+            # Built before COMMIT: a task whose answer cannot be rendered (a spec stored before
+            # the limits, nested too deep) is never handed out and then lost (issue #17).
+            try:
+                return _task_model(*taken)
+            except ValidationError as exc:
+                return _fail_undeliverable(conn, row, agent_id, now, limits.describe(exc))
     return None
+
+
+def _fail_undeliverable(conn: Conn, row: Row, agent_id: str, now: datetime, why: str) -> str:
+    """Fail a just-claimed task that cannot be delivered, saying why; returns its id."""
+    note = f"cannot be delivered to an agent: {why}"[: limits.MAX_NOTE_BYTES // 4]
+    conn.execute(
+        "UPDATE tasks SET state = 'failed', holder = NULL, claimed_at = NULL, expires_at = NULL, "
+        "note = ?, updated_at = ? WHERE id = ?",
+        (note, iso(now), row["id"]),
+    )
+    conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (row["id"],))
+    _event(conn, row["id"], now, agent_id, "failed undeliverable", row["epoch"], note)
+    return str(row["id"])
 
 
 def _take(
@@ -441,11 +465,19 @@ def claim(
 ) -> Claim:
     """Atomically claim the best ready task this agent can run (or that one task), with its GPU lease.
 
-    Raises NothingClaimable (saying what the ready tasks wait for) or UnknownAgent.
+    Raises NothingClaimable (saying what the ready tasks wait for), UnknownAgent, InvalidInput.
     """
-    claimed = store.write(
-        lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds, task_id)
-    )
+    _check_claim_args(agent_id, lease_seconds, kinds, task_id)
+    while True:  # each pass that meets an undeliverable task fails it, so this ends
+        claimed = store.write(
+            lambda conn: _claim_in(conn, agent_id, kinds, now, lease_seconds, task_id)
+        )
+        if not isinstance(claimed, str):
+            break
+        if claimed == task_id:
+            raise InvalidInput(
+                f"{task_id} cannot be delivered; it was failed: `swarm show {task_id}`"
+            )
     if claimed is None:
         if task_id is not None:
             task = get_task(store, task_id)
@@ -455,9 +487,19 @@ def claim(
                 + ")"
             )
         raise NothingClaimable(explain_unclaimable(store, agent_id, kinds))
-    task = _task_model(*claimed)  # built after COMMIT: the write lock is held for SQL only
-    assert task.lease is not None
-    return Claim(task=task, lease=task.lease)
+    assert claimed.lease is not None
+    return Claim(task=claimed, lease=claimed.lease)
+
+
+def _check_claim_args(
+    agent_id: str, lease_seconds: float, kinds: Sequence[str] | None, task_id: str | None
+) -> None:
+    limits.check(limits.Name, agent_id, "agent")
+    limits.check(limits.LeaseSeconds, lease_seconds, "lease")
+    for kind in kinds or ():
+        limits.check(limits.Name, kind, "kind")
+    if task_id is not None:
+        limits.check(limits.Name, task_id, "task")
 
 
 def explain_unclaimable(store: Store, agent_id: str, kinds: Sequence[str] | None) -> str:
@@ -528,8 +570,17 @@ def _fenced_update(
     return row
 
 
+def _check_lease_args(task_id: str, epoch: int, note: str | None = None) -> None:
+    limits.check(limits.Name, task_id, "task")
+    limits.check(limits.Epoch, epoch, "epoch")
+    if note is not None:
+        limits.check(limits.Note, note, "note")
+
+
 def heartbeat(store: Store, task_id: str, epoch: int, now: datetime, lease_seconds: float) -> Lease:
     """Extend the lease; raises LeaseLost when epoch is not current, NotFound for no task."""
+    _check_lease_args(task_id, epoch)
+    limits.check(limits.LeaseSeconds, lease_seconds, "lease")
 
     def beat(conn: Conn) -> tuple[Row, GpuLease | None]:
         expires = iso(now + timedelta(seconds=lease_seconds))
@@ -553,6 +604,7 @@ def heartbeat(store: Store, task_id: str, epoch: int, now: datetime, lease_secon
 def renew_holder(store: Store, agent_id: str, now: datetime, lease_seconds: float) -> int:
     """Extend every lease the agent holds; returns how many. The MCP server calls this on any
     call of a lease holder, so an agent that forgets to heartbeat while it works keeps its tasks."""
+    limits.check(limits.LeaseSeconds, lease_seconds, "lease")
     expires = iso(now + timedelta(seconds=lease_seconds))
 
     def renew(conn: Conn) -> int:
@@ -566,6 +618,7 @@ def renew_holder(store: Store, agent_id: str, now: datetime, lease_seconds: floa
 
 def release(store: Store, task_id: str, epoch: int, now: datetime, note: str | None = None) -> Task:
     """Hand a claimed task back to pending without spending an attempt."""
+    _check_lease_args(task_id, epoch, note)
 
     def give_back(conn: Conn) -> Task:
         holder = _row(conn, task_id)["holder"]
@@ -671,8 +724,10 @@ def report(
 
     Raises LeaseLost for a stale epoch, Conflict for a different report under a used key.
     """
-    payload = payload or {}
+    _check_lease_args(task_id, epoch, note)
+    payload = limits.check_json(payload or {}, "result", limits.MAX_RESULT_BYTES)
     key = idempotency_key or f"{task_id}@{epoch}"
+    limits.check(limits.Title, key, "key")
 
     def finish(conn: Conn) -> Result:
         live = conn.execute(  # locked: a concurrent reaper or retry waits for this report
@@ -736,6 +791,10 @@ def list_tasks(
     after: str | None = None,
 ) -> list[Task]:
     """Tasks in insertion order; `after` is the last id of the previous page (a cursor)."""
+    limits.check(limits.Page, limit, "limit")
+    for field, values in (("state", states), ("kind", kinds), ("after", [after] if after else [])):
+        for value in values:
+            limits.check(limits.Name, value, field)
     clauses, params = ["1=1"], []
     for column, values in (("state", list(states)), ("kind", list(kinds))):
         if values:

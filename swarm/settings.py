@@ -102,11 +102,12 @@ def load_settings(
     cwd: Path | None = None,
 ) -> Settings:
     env = os.environ if env is None else env
+    from swarm.limits import LeaseSeconds, check
+
     lease = env.get("SWARM_LEASE_SECONDS")
-    try:
-        lease_seconds = float(lease) if lease else DEFAULT_LEASE_SECONDS
-    except ValueError as exc:
-        raise InvalidInput(f"SWARM_LEASE_SECONDS must be a number, got {lease!r}") from exc
+    lease_seconds = (
+        check(LeaseSeconds, lease, "SWARM_LEASE_SECONDS") if lease else DEFAULT_LEASE_SECONDS
+    )
     cwd = cwd or Path.cwd()
     db = resolve_db(db_flag, env, cwd)
     return Settings(db=db, lab_dir=resolve_lab_dir(db, env, cwd), lease_seconds=lease_seconds)

@@ -134,9 +134,9 @@ def test_a_stale_epoch_exits_4_and_changes_nothing(tmp_path: Path, lab_env: None
 
 def test_bad_input_gets_a_clear_error_in_the_requested_form(tmp_path: Path, lab_env: None) -> None:
     proc = swarm(tmp_path, "add", "deploy", "x", "--spec", '{"gpu": "g"}', "--json")
-    assert proc.returncode == 7 and "model: Field required" in error(proc)["message"]
+    assert proc.returncode == 7 and "model is required" in error(proc)["message"]
     proc = swarm(tmp_path, "add", "deploy", "x", "--spec", "{not json", "--json")
-    assert proc.returncode == 7 and "cannot read JSON" in error(proc)["message"]
+    assert proc.returncode == 7 and "spec must be valid JSON" in error(proc)["message"]
     proc = swarm(tmp_path, "show", "nope", "--json")
     assert proc.returncode == 5
     proc = swarm(tmp_path, "claim", "--json")

@@ -181,7 +181,7 @@ def test_add_task_validates_the_spec_and_refuses_duplicates(lab: Lab) -> None:
         bad = await client.call_tool(
             "add_task", {"kind": "deploy", "title": "d", "spec": {"gpu": "x"}}
         )
-        assert bad.is_error and "model: Field required" in bad.content[0].text
+        assert bad.is_error and "model is required" in bad.content[0].text
 
     run(adds, build_server(lab))
 
