@@ -4,6 +4,37 @@
 #include <cstdint>
 #include <cstring>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+// ---------------------------------------------------------------- per-target tuning
+// Every choice that depends on the architecture being compiled is made here, once per target
+// (the host pass sees none of these and uses the software paths):
+//   NVFP4_HW_E2M1   cvt.rn.satfinite.e2m1x2.f32 packs two floats into E2M1; it exists only on
+//                   sm_120a / sm_121a. Elsewhere the exact "magic add" encoder below.
+//   NVFP4_HW_FP8    float <-> E4M3 through the hardware conversions (cvt...e4m3x2, one
+//                   instruction for two values) on sm_89 and sm_90, where the FP8 probe found
+//                   __nv_cvt_float_to_fp8 identical to float_to_fp8_e4m3_sw on all 2^32 float32
+//                   inputs (H100 and H200, kernels/results/). SM120 keeps the software encoder
+//                   until the probe has run on such a GPU (the seed reports the intrinsic wrong
+//                   there).
+//   NVFP4_UNROLL    16-element blocks each thread loads before it computes (bytes in flight per
+//                   thread): 1 everywhere measured so far (kernels/README.md, "H200").
+#if defined(__CUDA_ARCH_FEAT_SM120_ALL) || defined(__CUDA_ARCH_FEAT_SM121_ALL)
+#define NVFP4_HW_E2M1 1
+#else
+#define NVFP4_HW_E2M1 0
+#endif
+#ifndef NVFP4_HW_FP8  // -DNVFP4_HW_FP8=0 times the software path on any GPU (kernels/probe)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890 && __CUDA_ARCH__ < 1000
+#define NVFP4_HW_FP8 1
+#else
+#define NVFP4_HW_FP8 0
+#endif
+#endif
+#ifndef NVFP4_UNROLL
+#define NVFP4_UNROLL 1
+#endif
 
 namespace nvfp4 {
 
@@ -113,6 +144,80 @@ __device__ inline uint8_t pack_e2m1x2(float lo, float hi) {
   return static_cast<uint8_t>(out);
 #else
   return static_cast<uint8_t>(float_to_e2m1_fast(lo) | (float_to_e2m1_fast(hi) << 4));
+#endif
+}
+
+__host__ __device__ inline uint32_t float_bits(float x) {
+  uint32_t bits;
+  memcpy(&bits, &x, 4);
+  return bits;
+}
+
+// |p| -> E2M1 magnitude code (RNE, saturating: code 7 = 6.0) in the low three bits of the
+// returned float's bits, the rest being kMagic's. Four FMA-pipe operations and three min, no
+// integer work: with kMagic = 1.5 * 2^23, where floats are spaced exactly 1 apart,
+//   fma(a, 2, M) = M + rint(2a),  a + (M + 2) = M + rint(a) + 2,  fma(a, 1/2, M + 4) = M + rint(a/2) + 4
+// each rounded once, ties to even (M and the offsets are even, so the float's parity is the
+// code's). E2M1's code is rint of the concave min(2a, a + 2, a/2 + 4) (grid 1/2 below 2, 1 up
+// to 4, 2 above), and rint commutes with min because it is monotone; min with M + 7 saturates.
+// Equal to float_to_e2m1_sw for every float but NaN (exhaustive host check; NaN gives 7).
+constexpr float kE2m1Magic = 12582912.0f;
+__host__ __device__ inline uint32_t e2m1_magic_bits(float p) {
+  const float a = fabsf(p);
+  const float low = fminf(fmaf(a, 2.0f, kE2m1Magic), a + (kE2m1Magic + 2.0f));
+  const float high = fminf(fmaf(a, 0.5f, kE2m1Magic + 4.0f), kE2m1Magic + 7.0f);
+  return float_bits(fminf(low, high));
+}
+
+// Eight floats -> eight E2M1 nibbles in one word, p[0] in the low nibble. Per element one shift
+// brings in the sign bit and one multiply-add the magic code; the magic's own bits ride along
+// modulo 2^32 and one subtraction removes all eight at the end.
+constexpr uint32_t kE2m1MagicPacked = 0x4B400000u * 0x11111111u;
+__host__ __device__ inline uint32_t encode_e2m1x8(const float* p) {
+#if NVFP4_HW_E2M1
+  uint32_t acc = 0;
+#pragma unroll
+  for (int i = 3; i >= 0; --i) {
+    uint16_t byte;  // the instruction puts its first source in the high nibble, hence (hi, lo)
+    asm("{\n .reg .b8 b;\n cvt.rn.satfinite.e2m1x2.f32 b, %1, %2;\n cvt.u16.u8 %0, b;\n}"
+        : "=h"(byte) : "f"(p[2 * i + 1]), "f"(p[2 * i]));
+    acc = (acc << 8) | byte;
+  }
+  return acc;
+#else
+  uint32_t acc = 0;
+#pragma unroll
+  for (int i = 7; i >= 0; --i) {
+    acc = (acc << 1) | (float_bits(p[i]) >> 31);
+    acc = acc * 8u + e2m1_magic_bits(p[i]);
+  }
+  return acc - kE2m1MagicPacked;
+#endif
+}
+
+// Non-negative float -> E4M3 (RNE, satfinite) and E4M3 -> float, per target (see the top).
+__device__ inline uint8_t fp8_nonneg(float x) {
+#if NVFP4_HW_FP8
+  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3));
+#else
+  return fp8_e4m3_nonneg_sat(x);
+#endif
+}
+
+// Two non-negative floats -> two E4M3 codes, `lo` in the low byte.
+__device__ inline uint32_t fp8x2_nonneg(float lo, float hi) {
+#if NVFP4_HW_FP8
+  return __nv_cvt_float2_to_fp8x2(make_float2(lo, hi), __NV_SATFINITE, __NV_E4M3);
+#else
+  return fp8_e4m3_nonneg_sat(lo) | (static_cast<uint32_t>(fp8_e4m3_nonneg_sat(hi)) << 8);
+#endif
+}
+
+__device__ inline float e4m3_decode(uint8_t code) {
+#if NVFP4_HW_FP8
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(code, __NV_E4M3)));  // exact: E4M3 fits FP16
+#else
+  return e4m3_to_float(code);
 #endif
 }
 

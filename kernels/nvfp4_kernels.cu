@@ -21,90 +21,190 @@ using nvfp4::kBlock;
 namespace {
 
 
-// One thread per 16-element block: 32 B of BF16 in (two 16-byte streaming loads), 8 B of E2M1 and
-// one scale byte out. (Two lanes per block with a shuffle for the maximum coalesces the loads
-// better but doubles the per-block work: measured slower on H100, 61% of copy bandwidth.)
+// Each kernel is a grid-stride loop over 16-element blocks around one per-block function below
+// (scripts/probe: the same functions with the memory or the arithmetic taken out). One thread per
+// block: 32 B of BF16 in as two 16-byte streaming loads, 8 B of E2M1 and one scale byte out; the
+// dequantize kernels the other way round. NVFP4_UNROLL blocks per thread are loaded before any is
+// computed (nvfp4.cuh, per target).
+
+// BF16 pair in one word -> two floats (element 2i is the low half).
+__device__ inline void bf16x2_to_float(uint32_t w, float* out) {
+  out[0] = __uint_as_float(w << 16);
+  out[1] = __uint_as_float(w & 0xFFFF0000u);
+}
+
+struct QuantBlock {
+  uint2 packed;
+  uint8_t scale;
+};
+
+// One block of 16 floats -> 8 bytes of E2M1 and its E4M3 scale (TransformerEngine's order, see
+// kernels/README.md): sf = e4m3(vmax * S_enc/6), q = e2m1(x * rcp_rn(fp32(sf) * (1/S_enc))).
+__device__ inline QuantBlock quantize_block(const float* v, float scale_coef, float s_dec) {
+  float vmax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kBlock; ++i) vmax = fmaxf(vmax, fabsf(v[i]));
+  const uint8_t sf = nvfp4::fp8_nonneg(vmax * scale_coef);
+  const float dec = nvfp4::e4m3_decode(sf) * s_dec;
+  const float enc = dec == 0.0f ? 0.0f : __frcp_rn(dec);  // correctly rounded: equals 1.0f / dec
+  float p[kBlock];
+#pragma unroll
+  for (int i = 0; i < kBlock; ++i) p[i] = v[i] * enc;
+  return {make_uint2(nvfp4::encode_e2m1x8(p), nvfp4::encode_e2m1x8(p + 8)), sf};
+}
+
 template <typename T>
-__global__ void quantize_kernel(const T* __restrict__ x, int64_t n_blocks, int64_t blocks_per_row,
-                                float s_enc, int swizzle, uint8_t* __restrict__ packed,
-                                uint8_t* __restrict__ scales) {
+__device__ inline void load_block(const T* __restrict__ x, int64_t b, float* v) {
+  if constexpr (sizeof(T) == 2) {
+    const uint4* src = reinterpret_cast<const uint4*>(x + b * kBlock);
+    const uint4 r0 = __ldcs(src), r1 = __ldcs(src + 1);  // streamed: every byte is read once
+    const uint32_t w[8] = {r0.x, r0.y, r0.z, r0.w, r1.x, r1.y, r1.z, r1.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) bf16x2_to_float(w[i], v + 2 * i);
+  } else {
+    const float4* src = reinterpret_cast<const float4*>(x + b * kBlock);
+#pragma unroll
+    for (int i = 0; i < kBlock / 4; ++i) {
+      const float4 f = __ldcs(src + i);
+      v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256) quantize_kernel(const T* __restrict__ x, int64_t n_blocks, int64_t blocks_per_row,
+                                                       float s_enc, int swizzle, uint8_t* __restrict__ packed,
+                                                       uint8_t* __restrict__ scales) {
   const float scale_coef = s_enc * (1.0f / 6.0f);
   const float s_dec = 1.0f / s_enc;
-  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < n_blocks;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float v[kBlock];
-    if constexpr (sizeof(T) == 2) {
-      const uint4* src = reinterpret_cast<const uint4*>(x + b * kBlock);
-      uint4 raw[2] = {__ldcs(src), __ldcs(src + 1)};  // streamed: every byte is read once
-      const __nv_bfloat16* h = reinterpret_cast<const __nv_bfloat16*>(raw);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t b0 = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b0 < n_blocks;
+       b0 += NVFP4_UNROLL * stride) {
+    float v[NVFP4_UNROLL][kBlock];
 #pragma unroll
-      for (int i = 0; i < kBlock; ++i) v[i] = __bfloat162float(h[i]);
-    } else {
-      const float4* src = reinterpret_cast<const float4*>(x + b * kBlock);
+    for (int u = 0; u < NVFP4_UNROLL; ++u)
+      if (b0 + u * stride < n_blocks) load_block(x, b0 + u * stride, v[u]);
 #pragma unroll
-      for (int i = 0; i < kBlock / 4; ++i) {
-        const float4 f = __ldcs(src + i);
-        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
-      }
+    for (int u = 0; u < NVFP4_UNROLL; ++u) {
+      const int64_t b = b0 + u * stride;
+      if (b >= n_blocks) break;
+      const QuantBlock q = quantize_block(v[u], scale_coef, s_dec);
+      __stcs(reinterpret_cast<uint2*>(packed + b * (kBlock / 2)), q.packed);
+      // 64-bit division costs ~100 instructions: only the swizzled layout needs (row, kb)
+      scales[swizzle ? nvfp4::swizzle_offset(b / blocks_per_row, b % blocks_per_row, blocks_per_row) : b] = q.scale;
     }
-    float vmax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kBlock; ++i) vmax = fmaxf(vmax, fabsf(v[i]));
-    const uint8_t sf = nvfp4::fp8_e4m3_nonneg_sat(vmax * scale_coef);
-    const float dec = nvfp4::e4m3_to_float(sf) * s_dec;
-    const float enc = dec == 0.0f ? 0.0f : __frcp_rn(dec);  // correctly rounded: equals 1.0f / dec
-    uint8_t out[kBlock / 2];
-#pragma unroll
-    for (int i = 0; i < kBlock / 2; ++i) out[i] = nvfp4::pack_e2m1x2(v[2 * i] * enc, v[2 * i + 1] * enc);
-    __stcs(reinterpret_cast<uint2*>(packed + b * (kBlock / 2)), *reinterpret_cast<const uint2*>(out));
-    // 64-bit division costs ~100 instructions: only the swizzled layout needs (row, kb)
-    scales[swizzle ? nvfp4::swizzle_offset(b / blocks_per_row, b % blocks_per_row, blocks_per_row) : b] = sf;
   }
 }
 
-__global__ void dequantize_bf16_kernel(const uint8_t* __restrict__ packed, const uint8_t* __restrict__ scales,
-                                       int64_t n_blocks, float s_dec, __nv_bfloat16* __restrict__ out) {
-  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < n_blocks;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint2 q = *reinterpret_cast<const uint2*>(packed + b * (kBlock / 2));
-    const uint8_t* bytes = reinterpret_cast<const uint8_t*>(&q);
-    const float sf = nvfp4::e4m3_to_float(scales[b]);
-    __align__(16) __nv_bfloat16 h[kBlock];
+// Byte k of the result is 0xFF where element k of the 4-element group `g` (0..3) of the packed
+// block is negative: the E2M1 sign is bit 3 of a nibble, so `q << 4` lifts the even elements'
+// sign to a byte's top bit and PRMT's sign-replicate mode (selector bit 3) spreads it.
+__device__ inline uint32_t negative_bytes(uint2 q, int g) {
+  const uint32_t word = g < 2 ? q.x : q.y;
+  return __byte_perm(word << 4, word, (g & 1) ? 0xFBEA : 0xD9C8);
+}
+
+// The 4 E2M1 magnitudes (selector nibbles 0..7, sign bits cleared) of group g.
+__device__ inline uint32_t magnitude_selector(uint2 q, int g) {
+  return ((g < 2 ? q.x : q.y) >> (16 * (g & 1))) & 0x7777u;
+}
+
+// A block has one scale, so its 16 elements take at most 8 magnitudes: each kernel converts those
+// 8 once (exactly as the reference rounds each element) into a byte table, and PRMT picks a byte
+// per element with the E2M1 magnitude as the selector.
+__device__ constexpr float kE2m1Values[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+
+// 16 E2M1 nibbles + scale -> 16 BF16 of e2m1(q) * fp32(sf) * (1/S_enc).
+__device__ inline uint4 dequantize_bf16_half(uint32_t lo_tab0, uint32_t lo_tab1, uint32_t hi_tab0, uint32_t hi_tab1,
+                                              uint2 q, int g0) {
+  uint32_t o[4];
 #pragma unroll
-    for (int i = 0; i < kBlock / 2; ++i) {
-      h[2 * i] = __float2bfloat16_rn(nvfp4::e2m1_to_float(bytes[i] & 0xF) * sf * s_dec);
-      h[2 * i + 1] = __float2bfloat16_rn(nvfp4::e2m1_to_float(bytes[i] >> 4) * sf * s_dec);
+  for (int g = g0; g < g0 + 2; ++g) {
+    const uint32_t sel = magnitude_selector(q, g);
+    const uint32_t lo = __byte_perm(lo_tab0, lo_tab1, sel);
+    const uint32_t hi = __byte_perm(hi_tab0, hi_tab1, sel) | (negative_bytes(q, g) & 0x80808080u);
+    o[2 * (g - g0)] = __byte_perm(lo, hi, 0x5140);  // elements 4g, 4g+1
+    o[2 * (g - g0) + 1] = __byte_perm(lo, hi, 0x7362);
+  }
+  return make_uint4(o[0], o[1], o[2], o[3]);
+}
+
+struct Bf16Block {
+  uint4 lo, hi;
+};
+
+__device__ inline Bf16Block dequantize_bf16_block(uint2 q, uint8_t scale, float s_dec) {
+  const float sf = nvfp4::e4m3_decode(scale);
+  uint32_t pair[4];  // BF16 of magnitudes 2k, 2k+1
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(kE2m1Values[2 * k] * sf * s_dec, kE2m1Values[2 * k + 1] * sf * s_dec);
+    pair[k] = *reinterpret_cast<const uint32_t*>(&h);
+  }
+  const uint32_t lo0 = __byte_perm(pair[0], pair[1], 0x6420), hi0 = __byte_perm(pair[0], pair[1], 0x7531);
+  const uint32_t lo1 = __byte_perm(pair[2], pair[3], 0x6420), hi1 = __byte_perm(pair[2], pair[3], 0x7531);
+  return {dequantize_bf16_half(lo0, lo1, hi0, hi1, q, 0), dequantize_bf16_half(lo0, lo1, hi0, hi1, q, 2)};
+}
+
+// 16 E2M1 nibbles + scale -> 16 E4M3 codes of e2m1(q) * fp32(sf) / 8 (the FP8 tensor's scale is
+// 8 / S_enc, so values stay at or below 336 < 448).
+__device__ inline uint4 dequantize_fp8_block(uint2 q, uint8_t scale) {
+  const float sf8 = nvfp4::e4m3_decode(scale) * 0.125f;  // m * sf / 8 is exact for every m
+  uint32_t c[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) c[k] = nvfp4::fp8x2_nonneg(kE2m1Values[2 * k] * sf8, kE2m1Values[2 * k + 1] * sf8);
+  const uint32_t tab0 = __byte_perm(c[0], c[1], 0x5410), tab1 = __byte_perm(c[2], c[3], 0x5410);
+  uint32_t o[4];
+#pragma unroll
+  for (int g = 0; g < 4; ++g)
+    o[g] = __byte_perm(tab0, tab1, magnitude_selector(q, g)) | (negative_bytes(q, g) & 0x80808080u);
+  return make_uint4(o[0], o[1], o[2], o[3]);
+}
+
+__global__ void __launch_bounds__(256) dequantize_bf16_kernel(const uint8_t* __restrict__ packed,
+                                                              const uint8_t* __restrict__ scales, int64_t n_blocks,
+                                                              float s_dec, __nv_bfloat16* __restrict__ out) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t b0 = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b0 < n_blocks;
+       b0 += NVFP4_UNROLL * stride) {
+    uint2 q[NVFP4_UNROLL];
+    uint8_t sf[NVFP4_UNROLL];
+#pragma unroll
+    for (int u = 0; u < NVFP4_UNROLL; ++u) {
+      const int64_t b = b0 + u * stride;
+      if (b < n_blocks) q[u] = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2))), sf[u] = __ldcs(scales + b);
     }
-    uint4* dst = reinterpret_cast<uint4*>(out + b * kBlock);
-    __stcs(dst, reinterpret_cast<const uint4*>(h)[0]);
-    __stcs(dst + 1, reinterpret_cast<const uint4*>(h)[1]);
+#pragma unroll
+    for (int u = 0; u < NVFP4_UNROLL; ++u) {
+      const int64_t b = b0 + u * stride;
+      if (b >= n_blocks) break;
+      const Bf16Block o = dequantize_bf16_block(q[u], sf[u], s_dec);
+      uint4* dst = reinterpret_cast<uint4*>(out + b * kBlock);
+      __stcs(dst, o.lo);
+      __stcs(dst + 1, o.hi);
+    }
   }
 }
 
-__global__ void dequantize_fp8_kernel(const uint8_t* __restrict__ packed, const uint8_t* __restrict__ scales,
-                                      int64_t n_blocks, uint8_t* __restrict__ out) {
-  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < n_blocks;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint2 q = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2)));
-    const float sf8 = nvfp4::e4m3_to_float(scales[b]) * 0.125f;  // FP8 tensor scale is 8 / S_enc
-    // A block has one scale, so its 16 elements take at most 8 magnitudes: convert those once,
-    // keep the 8 codes in two registers, and let PRMT pick a byte per element (selector nibble
-    // = the E2M1 magnitude; bit 3 cleared so PRMT copies rather than sign-replicates).
-    uint32_t lo = 0, hi = 0;
+__global__ void __launch_bounds__(256) dequantize_fp8_kernel(const uint8_t* __restrict__ packed,
+                                                             const uint8_t* __restrict__ scales, int64_t n_blocks,
+                                                             uint8_t* __restrict__ out) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t b0 = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b0 < n_blocks;
+       b0 += NVFP4_UNROLL * stride) {
+    uint2 q[NVFP4_UNROLL];
+    uint8_t sf[NVFP4_UNROLL];
 #pragma unroll
-    for (int m = 0; m < 4; ++m) {
-      lo |= static_cast<uint32_t>(nvfp4::fp8_e4m3_nonneg_sat(nvfp4::e2m1_to_float(static_cast<uint8_t>(m)) * sf8)) << (8 * m);
-      hi |= static_cast<uint32_t>(nvfp4::fp8_e4m3_nonneg_sat(nvfp4::e2m1_to_float(static_cast<uint8_t>(m + 4)) * sf8)) << (8 * m);
+    for (int u = 0; u < NVFP4_UNROLL; ++u) {
+      const int64_t b = b0 + u * stride;
+      if (b < n_blocks) q[u] = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2))), sf[u] = __ldcs(scales + b);
     }
-    uint32_t o[4];
 #pragma unroll
-    for (int w = 0; w < 4; ++w) {
-      const uint32_t nibbles = (w < 2 ? q.x : q.y) >> (16 * (w & 1));  // 4 elements in 16 bits
-      const uint32_t sign = ((nibbles & 0x8u) << 4) | ((nibbles & 0x80u) << 8) | ((nibbles & 0x800u) << 12) |
-                            ((nibbles & 0x8000u) << 16);
-      o[w] = __byte_perm(lo, hi, nibbles & 0x7777u) | sign;
+    for (int u = 0; u < NVFP4_UNROLL; ++u) {
+      const int64_t b = b0 + u * stride;
+      if (b >= n_blocks) break;
+      __stcs(reinterpret_cast<uint4*>(out + b * kBlock), dequantize_fp8_block(q[u], sf[u]));
     }
-    __stcs(reinterpret_cast<uint4*>(out + b * kBlock), make_uint4(o[0], o[1], o[2], o[3]));
   }
 }
 
@@ -135,12 +235,19 @@ __global__ void fill_kernel(__nv_bfloat16* x, int64_t n, uint32_t seed) {
   }
 }
 
-int grid_for(int64_t n_items, int threads) {
-  int device = 0, sms = 0;
+// One wave of thread blocks: as many as the occupancy calculator says fit on every SM at once,
+// each looping over the work (or fewer, for small inputs). A grid of more blocks than fit leaves
+// a partial last wave: the old fixed 32 blocks per SM made 5.33 waves at 2^28 when 6 were
+// resident (kernels/README.md, "tail").
+template <typename Kernel>
+int grid_for(Kernel kernel, int64_t n_items, int threads) {
+  int device = 0, sms = 0, per_sm = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0);
   const int64_t needed = (n_items + threads - 1) / threads;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(needed, static_cast<int64_t>(sms) * 32)));
+  const int64_t wave = static_cast<int64_t>(sms) * std::max(per_sm, 1);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(needed, wave)));
 }
 
 constexpr int kThreads = 256;
@@ -158,7 +265,7 @@ int quantize_host(const T* x, int64_t rows, int64_t cols, float s_enc, int swizz
   cudaMemcpy(d_x, x, n * sizeof(T), cudaMemcpyHostToDevice);
   cudaMemset(d_p, 0xA5, n / 2);  // poisoned: a byte the kernel forgets shows up in the comparison
   cudaMemset(d_s, swizzle ? 0 : 0xA5, scales_bytes);  // swizzle padding must read 0
-  quantize_kernel<T><<<grid_for(n_blocks, kThreads), kThreads>>>(d_x, n_blocks, cols / kBlock, s_enc, swizzle, d_p, d_s);
+  quantize_kernel<T><<<grid_for(quantize_kernel<T>, n_blocks, kThreads), kThreads>>>(d_x, n_blocks, cols / kBlock, s_enc, swizzle, d_p, d_s);
   cudaMemcpy(packed, d_p, n / 2, cudaMemcpyDeviceToHost);
   cudaMemcpy(scales, d_s, scales_bytes, cudaMemcpyDeviceToHost);
   const int err = static_cast<int>(cudaGetLastError());
@@ -214,9 +321,9 @@ int nvfp4_dequantize(const uint8_t* packed, const uint8_t* scales, int64_t n, fl
   cudaMemcpy(d_p, packed, n / 2, cudaMemcpyHostToDevice);
   cudaMemcpy(d_s, scales, n_blocks, cudaMemcpyHostToDevice);
   cudaMemset(d_bf, 0xA5, n * 2), cudaMemset(d_f8, 0xA5, n);
-  const int grid = grid_for(n_blocks, kThreads);
-  dequantize_bf16_kernel<<<grid, kThreads>>>(d_p, d_s, n_blocks, 1.0f / s_enc, d_bf);
-  dequantize_fp8_kernel<<<grid, kThreads>>>(d_p, d_s, n_blocks, d_f8);
+  dequantize_bf16_kernel<<<grid_for(dequantize_bf16_kernel, n_blocks, kThreads), kThreads>>>(d_p, d_s, n_blocks,
+                                                                                             1.0f / s_enc, d_bf);
+  dequantize_fp8_kernel<<<grid_for(dequantize_fp8_kernel, n_blocks, kThreads), kThreads>>>(d_p, d_s, n_blocks, d_f8);
   cudaMemcpy(out_bf16, d_bf, n * 2, cudaMemcpyDeviceToHost);
   cudaMemcpy(out_fp8, d_f8, n, cudaMemcpyDeviceToHost);
   const int err = static_cast<int>(cudaGetLastError());
@@ -231,7 +338,7 @@ int fp8_probe(uint64_t start, uint64_t count, unsigned long long* mismatches, ui
   uint32_t* d_ex = nullptr;
   cudaMalloc(&d_n, sizeof(unsigned long long)), cudaMalloc(&d_ex, sizeof(uint32_t) * std::max(1, max_examples));
   cudaMemset(d_n, 0, sizeof(unsigned long long));
-  fp8_probe_kernel<<<grid_for(static_cast<int64_t>(std::min<uint64_t>(count, 1ull << 40)), kThreads), kThreads>>>(
+  fp8_probe_kernel<<<grid_for(fp8_probe_kernel, static_cast<int64_t>(std::min<uint64_t>(count, 1ull << 40)), kThreads), kThreads>>>(
       start, count, d_n, d_ex, max_examples);
   cudaMemcpy(mismatches, d_n, sizeof(unsigned long long), cudaMemcpyDeviceToHost);
   cudaMemcpy(examples, d_ex, sizeof(uint32_t) * std::max(1, max_examples), cudaMemcpyDeviceToHost);
@@ -248,13 +355,15 @@ int nvfp4_bench(int64_t n, int iters, float* copy_ms, float* quant_ms, float* de
   uint8_t *d_p = nullptr, *d_s = nullptr, *d_f8 = nullptr;
   cudaMalloc(&d_x, n * 2), cudaMalloc(&d_copy, n * 2), cudaMalloc(&d_bf, n * 2);
   cudaMalloc(&d_p, n / 2), cudaMalloc(&d_s, n_blocks), cudaMalloc(&d_f8, n);
-  fill_kernel<<<grid_for(n, kThreads), kThreads>>>(d_x, n, 12345u);
-  const int grid = grid_for(n_blocks, kThreads);
+  fill_kernel<<<grid_for(fill_kernel, n, kThreads), kThreads>>>(d_x, n, 12345u);
+  const int q_grid = grid_for(quantize_kernel<__nv_bfloat16>, n_blocks, kThreads);
+  const int bf_grid = grid_for(dequantize_bf16_kernel, n_blocks, kThreads);
+  const int f8_grid = grid_for(dequantize_fp8_kernel, n_blocks, kThreads);
   const float s_enc = 448.0f * 6.0f / 4.0f;
   *copy_ms = time_median([&] { cudaMemcpyAsync(d_copy, d_x, n * 2, cudaMemcpyDeviceToDevice); }, iters);
-  *quant_ms = time_median([&] { quantize_kernel<__nv_bfloat16><<<grid, kThreads>>>(d_x, n_blocks, n_blocks, s_enc, 0, d_p, d_s); }, iters);
-  *deq_bf16_ms = time_median([&] { dequantize_bf16_kernel<<<grid, kThreads>>>(d_p, d_s, n_blocks, 1.0f / s_enc, d_bf); }, iters);
-  *deq_fp8_ms = time_median([&] { dequantize_fp8_kernel<<<grid, kThreads>>>(d_p, d_s, n_blocks, d_f8); }, iters);
+  *quant_ms = time_median([&] { quantize_kernel<__nv_bfloat16><<<q_grid, kThreads>>>(d_x, n_blocks, n_blocks, s_enc, 0, d_p, d_s); }, iters);
+  *deq_bf16_ms = time_median([&] { dequantize_bf16_kernel<<<bf_grid, kThreads>>>(d_p, d_s, n_blocks, 1.0f / s_enc, d_bf); }, iters);
+  *deq_fp8_ms = time_median([&] { dequantize_fp8_kernel<<<f8_grid, kThreads>>>(d_p, d_s, n_blocks, d_f8); }, iters);
   const int err = static_cast<int>(cudaGetLastError());
   cudaFree(d_x), cudaFree(d_copy), cudaFree(d_bf), cudaFree(d_p), cudaFree(d_s), cudaFree(d_f8);
   return err;
