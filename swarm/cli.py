@@ -995,6 +995,8 @@ def cmd_bench(ctx: Context) -> None:
         raise UsageError(f"--concurrency takes a list like 1,2,4: {exc}") from exc
     if any(p < 1 for p in levels) or a.output_len < 1 or a.input_len < 1:
         raise UsageError("--concurrency, --input-len and --output-len must be positive")
+    if not 0 <= a.max_error_rate <= 1 or (a.timeout is not None and a.timeout <= 0):
+        raise UsageError("--max-error-rate is a share from 0 to 1 and --timeout must be positive")
     try:
         Target.from_url(a.endpoint, "")
         if a.tokenizer:
@@ -1012,7 +1014,7 @@ def cmd_bench(ctx: Context) -> None:
             else a.server_kind, concurrency=levels, rate=a.rate,
             burstiness=a.burstiness, input_len=a.input_len, output_len=a.output_len,
             requests=a.requests, duration_s=a.duration, warmup=a.warmup, seed=a.seed,
-            timeout_s=a.timeout, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
+            timeout_s=a.timeout, max_error_rate=a.max_error_rate, knee_gain=a.knee_gain, ttft_stop_ms=a.ttft_stop_ms,
             slo=benchmark.Slo(ttft_ms=a.slo_ttft_ms, tpot_ms=a.slo_tpot_ms, e2el_ms=a.slo_e2el_ms),
             lab=_pairs(a.lab, "--lab"), per_process=a.per_process, server_version=server_version(a.endpoint),
             tokenizer=a.tokenizer, per_request=a.per_request,
@@ -1032,8 +1034,17 @@ def cmd_bench(ctx: Context) -> None:
         from tools.bench_plot import write_sweep_png
 
         write_sweep_png(report, Path(a.plot))
+    if a.save_result:
+        from tools.bench_vllm import file_name
+
+        folder = Path(a.save_result)
+        folder.mkdir(parents=True, exist_ok=True)
+        for lv in report.levels:
+            (folder / file_name(lv.vllm)).write_text(
+                json.dumps(lv.vllm, indent=2), encoding="utf-8"
+            )
     ctx.emit(report, lambda: _bench_table(report))
-    if all(lv.completed == 0 for lv in report.levels):
+    if not any(lv.valid for lv in report.levels):  # no number the lab could stand behind
         ctx.exit_code = 1
 
 
@@ -1054,7 +1065,8 @@ def _bench_table(report: Any) -> str:
     for lv in report.levels:
         m = lv.metrics
         notes = ", ".join(
-            [f"{k} x{v}" for k, v in lv.errors.items()]
+            ([f"INVALID ({lv.invalid_reason})"] if not lv.valid else [])
+            + [f"{k} x{v}" for k, v in lv.error_counts.items()]
             + ([f"{lv.length_mismatch_count} length mismatches"] if lv.length_mismatch_count else [])
             + (["client-limited"] if lv.client_limited else [])
             + ([f"tokens from {', '.join(lv.token_count_source)}"] if lv.completed and "usage" not in lv.token_count_source else [])
@@ -1442,10 +1454,11 @@ def build_parser() -> Parser:
         "--generate", action="store_true", help="write compose.yaml a person can run by hand"
     )
     how.add_argument("--down", action="store_true", help="stop and remove (idempotent)")
-    how.add_argument(
+    p.add_argument(
         "--shared-tenancy",
         action="store_true",
-        help="several servers on one GPU, within its memory, in order",
+        help="several servers on one GPU, within its memory, in order (with --dry-run or "
+        "--generate: their plans and compose files)",
     )
     p.add_argument(
         "--gpu-total-gb", type=float, help="the GPU's memory when NVML cannot say (no driver here)"
@@ -1474,7 +1487,12 @@ def build_parser() -> Parser:
     p.add_argument(
         "--burstiness", type=float, default=1.0, help="gamma shape of arrivals (1 = Poisson)"
     )
-    p.add_argument("--input-len", type=int, default=128, help="prompt words (default 128)")
+    p.add_argument(
+        "--input-len",
+        type=int,
+        default=128,
+        help="prompt length: tokens with --tokenizer, else words (default 128)",
+    )
     p.add_argument("--output-len", type=int, default=128, help="forced output tokens (default 128)")
     p.add_argument("--requests", type=int, help="per level (default max(8*P, 64))")
     p.add_argument("--duration", type=float, help="seconds per level instead of a request count")
@@ -1482,7 +1500,18 @@ def build_parser() -> Parser:
         "--warmup", type=int, help="warm-up requests per level (default min(P, 16), ≥ 2)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="per request, seconds (default 30 + 0.25 per output token); a timeout is a failure",
+    )
+    p.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.01,
+        help="a level with more failed requests than this share is invalid: kept in the report, "
+        "never a finding; no valid level exits 1 (default 0.01)",
+    )
     p.add_argument("--slo-ttft-ms", type=float, help="goodput SLO")
     p.add_argument("--slo-tpot-ms", type=float, help="goodput SLO")
     p.add_argument("--slo-e2el-ms", type=float, help="goodput SLO")
@@ -1520,6 +1549,11 @@ def build_parser() -> Parser:
         help="keep each request's send time, TTFT, E2EL, tokens, count source and error",
     )
     p.add_argument("--out", help="write the full JSON report here")
+    p.add_argument(
+        "--save-result",
+        metavar="DIR",
+        help="also write each level as `vllm bench serve --save-result` does (its keys and file names)",
+    )
     p.add_argument("--plot", help="write the sweep plot (PNG) here")
 
     kernel = sub.add_parser("kernel", help="build and check the CUDA kernels under kernels/")

@@ -530,7 +530,7 @@ def build_server(lab: Lab) -> MCPServer:
             from tools import bench_lab, benchmark
 
             report = asyncio.run(benchmark.run(bench_lab.config_from_spec(spec, endpoint)))
-            ok = any(lv.completed for lv in report.levels)
+            ok = any(lv.valid for lv in report.levels)  # invalid levels are never findings
             return ("done" if ok else "failed"), bench_lab.payload(report)
 
         def lab_findings(task: Task, payload: dict[str, Any]) -> Sequence[NewFinding]:

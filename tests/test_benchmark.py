@@ -6,8 +6,9 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,7 +137,14 @@ def test_a_level_reports_throughput_over_first_send_to_last_end_and_realized_con
     failed = RequestRecord(t_send=0, end=int(50e6), error="HTTP 500: overloaded")
     level = benchmark.summarize([*records, failed], benchmark.Load(concurrency=2), output_len=3,
                                 slo=benchmark.Slo(ttft_ms=120))  # fmt: skip
-    assert (level.completed, level.failed, level.errors) == (3, 1, {"HTTP 500": 1})
+    assert (level.completed, level.failed, level.error_counts) == (3, 1, {"HTTP 500": 1})
+    assert sorted(level.errors) == [
+        "",
+        "",
+        "",
+        "HTTP 500: overloaded",
+    ]  # vLLM's shape: one a request
+    assert not level.valid and "1 of 4 requests failed" in (level.invalid_reason or "")
     assert (
         level.duration_s == 1.0
         and level.total_output_tokens == 10
@@ -155,13 +163,16 @@ def test_the_knee_is_where_each_added_stream_adds_under_a_quarter_of_a_single_st
 ):
     def lv(p: int, tps: float) -> benchmark.LevelReport:
         return benchmark.summarize([], benchmark.Load(concurrency=p), 1, benchmark.Slo()).model_copy(
-            update={"output_throughput": tps})  # fmt: skip
+            update={"output_throughput": tps, "valid": True})  # fmt: skip
 
     linear_then_flat = [lv(1, 100), lv(2, 200), lv(4, 390), lv(8, 500), lv(16, 600), lv(32, 640)]
-    # gains per added stream: 1.0, 0.95, 0.275, then 0.125 and 0.025 (both under 0.25)
-    assert benchmark.knee(linear_then_flat, 100, 0.25) == 16
+    # gains per added stream: 1.0, 0.95, 0.275, then 0.125 and 0.025 (both under 0.25): 8 is the
+    # last level that still added; 16 only queued (the old answer, one level late)
+    assert benchmark.knee(linear_then_flat, 100, 0.25) == 8
     assert benchmark.knee([lv(1, 100), lv(2, 200), lv(4, 400)], 100, 0.25) is None
-    assert benchmark.knee([lv(1, 100), lv(2, 102)], 100, 0.25) == 2  # < 5% more when P doubled
+    assert benchmark.knee([lv(1, 100), lv(2, 102)], 100, 0.25) == 1  # < 5% more when P doubled
+    sparse = [lv(1, 100), lv(4, 400), lv(16, 800), lv(64, 800)]  # the issue's 1,4,16,64 sweep
+    assert benchmark.knee(sparse, 100, 0.25) == 16
 
 
 def test_open_loop_arrivals_are_seeded_and_average_the_requested_rate() -> None:
@@ -206,11 +217,14 @@ def _run(script: Script, **config: object) -> benchmark.BenchmarkReport:
     return _run_against(FakeServer(script), **config)
 
 
-def _run_against(server: FakeServer, **config: object) -> benchmark.BenchmarkReport:
+def _run_against(
+    server: FakeServer, endpoint_path: str = "", **config: object
+) -> benchmark.BenchmarkReport:
     async def go() -> benchmark.BenchmarkReport:
         port = await server.start()
         try:
-            cfg = benchmark.BenchConfig(endpoint=f"http://127.0.0.1:{port}", model="fake", **config)  # type: ignore[arg-type]
+            url = f"http://127.0.0.1:{port}{endpoint_path}"
+            cfg = benchmark.BenchConfig(endpoint=url, model="fake", **config)  # type: ignore[arg-type]
             return await benchmark.run(cfg)
         finally:
             await server.stop()
@@ -266,7 +280,7 @@ def test_open_loop_sends_every_request_and_reuses_connections() -> None:
 def test_a_failing_server_is_counted_per_level_never_a_crash(script: Script, error: str) -> None:
     report = _run(script, concurrency=[1, 2], output_len=8, requests=5, warmup=0)
     level = report.levels[0]
-    assert level.completed == 0 and level.errors == {error: 5}
+    assert level.completed == 0 and level.error_counts == {error: 5} and not level.valid
     assert report.stopped_early is not None and len(report.levels) == 1
 
 
@@ -365,16 +379,22 @@ def test_per_request_rows_keep_each_requests_numbers_and_errors() -> None:
 def test_a_blocked_event_loop_shows_as_loop_lag() -> None:
     import time
 
-    async def go() -> float:
-        worst = [0.0]
-        monitor = asyncio.create_task(benchmark._loop_lag(worst))
+    async def go() -> benchmark.LoopLag:
+        lag = benchmark.LoopLag()
+        monitor = asyncio.create_task(benchmark._loop_lag(lag))
         await asyncio.sleep(0.02)
         time.sleep(0.15)  # the client's own work holding the loop
         await asyncio.sleep(0.02)
         monitor.cancel()
-        return worst[0]
+        return lag
 
-    assert asyncio.run(go()) >= 50.0
+    assert asyncio.run(go()).worst_ms >= 50.0
+
+
+def test_one_late_wake_up_is_not_client_limited_but_sustained_lag_is() -> None:
+    once = benchmark.LoopLag([0.1, 0.2, 40.0, 0.1, 0.3, 0.2, 0.1, 0.2, 0.1, 0.2])
+    assert once.worst_ms == 40.0 and not once.sustained  # the old rule flagged this level
+    assert benchmark.LoopLag([6.0, 0.2, 7.5, 9.0, 0.1, 6.2]).sustained
 
 
 def test_a_server_that_ignores_max_tokens_shows_as_length_mismatches() -> None:
@@ -587,3 +607,163 @@ def test_a_real_transformers_server_is_benchmarked_with_token_totals_matching_it
         assert level["token_count_source"] == {"usage": 6}
         assert level["length_mismatch_count"] == 0 and level["total_output_tokens"] == 72
         assert level["metrics"]["median_ttft_ms"] > 0 and level["metrics"]["median_tpot_ms"] > 0
+
+
+# ---------------------------------------------------------------- issue #18's measurement defects
+
+
+def test_the_knee_is_the_servers_capacity_on_a_server_with_four_slots() -> None:
+    from tools.bench_plot import knee_concurrency
+
+    # 4 decode slots: 1, 2 and 4 streams each add a stream's worth; 8 and 16 only queue
+    report = _run(Script(itl_s=0.004, slots=4), concurrency=[1, 2, 4, 8, 16], output_len=6,
+                  requests=24, warmup=0)  # fmt: skip
+    assert report.summary["knee"]["concurrency"] == 4
+    assert knee_concurrency(report) == 4  # the plot marks the same level
+
+
+def test_a_dying_server_makes_its_level_invalid_never_the_labs_number() -> None:
+    from tools import bench_lab
+
+    # the first 6 requests answer, then every one fails: 86% of the level failed
+    report = _run(Script(fail_after=6), concurrency=[1, 2], output_len=4, requests=20, warmup=0)
+    first, second = report.levels
+    assert first.valid is False and "over --max-error-rate 1.0%" in (first.invalid_reason or "")
+    assert second.valid is False and report.summary["single_tps"] is None
+    assert report.summary["batched_tps"] == {} and set(report.summary["invalid_levels"]) == {
+        "c=1",
+        "c=2",
+    }
+    payload = bench_lab.payload(report)
+    assert "batched_tps" not in payload and payload["single_tps"] is None  # no finding can cite it
+
+
+def test_a_hung_request_times_out_as_a_failure_and_the_level_stays_short() -> None:
+    import time
+
+    start = time.monotonic()
+    report = _run(Script(hang_every=5), concurrency=[2], output_len=4, requests=10, warmup=0,
+                  timeout_s=0.5)  # fmt: skip
+    level = report.levels[0]
+    assert time.monotonic() - start < 5 and level.failed == 2 and not level.valid
+    assert level.error_counts == {"TimeoutError": 2}
+    tolerant = _run(Script(hang_every=5), concurrency=[2], output_len=4, requests=10, warmup=0,
+                    timeout_s=0.5, max_error_rate=0.25)  # fmt: skip
+    assert tolerant.levels[0].valid and tolerant.summary["valid_levels"] == 1
+
+
+def test_the_default_per_request_timeout_scales_with_the_output_length() -> None:
+    short = benchmark.BenchConfig(endpoint="http://127.0.0.1:1", model="m", output_len=16)
+    long = short.model_copy(update={"output_len": 2048})
+    assert short.request_timeout_s == 34.0 and long.request_timeout_s == 542.0
+    assert short.model_copy(update={"timeout_s": 5.0}).request_timeout_s == 5.0
+
+
+def test_swarm_bench_exits_1_when_no_level_is_valid(tmp_path: Path) -> None:
+    refused = swarm(tmp_path, "bench", "--endpoint", f"http://127.0.0.1:{free_port()}", "--model", "m",
+                    "--requests", "2", "--warmup", "0", "--json")  # fmt: skip
+    level = json.loads(refused.stdout)["levels"][0]
+    assert refused.returncode == 1 and level["valid"] is False and level["invalid_reason"]
+
+
+FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "server_answers.json").read_text())
+
+
+@pytest.fixture
+def recorded_server() -> Iterator[Callable[[str], str]]:
+    """A loopback server answering GETs with one engine's recorded answers (404 where it has none)."""
+    import http.server
+    import threading
+
+    answers: dict[str, Any] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = answers.get(self.path)
+            raw = json.dumps(body).encode() if body is not None else b"not found"
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(kind: str) -> str:
+        answers.clear()
+        answers.update(FIXTURES[kind])
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("kind", "version"),
+    [("vllm", "0.20.1"), ("sglang", "0.5.6"), ("trt-llm", "1.3.0rc13"), ("transformers", None),
+     ("openai", None)],
+)  # fmt: skip
+def test_each_server_kind_is_detected_from_its_recorded_answers(
+    recorded_server: Callable[[str], str], kind: str, version: str | None
+) -> None:
+    from tools import bench_lab
+
+    url = recorded_server(kind)
+    detected, model = bench_lab.probe(url)
+    assert detected == kind and model == FIXTURES[kind]["/v1/models"]["data"][0]["id"]
+    assert bench_lab.server_version(url) == version
+
+
+def test_tensorrt_llm_gets_its_output_length_forced_and_usage_requested() -> None:
+    body = json.loads(request_body("m", "hi", 64, "trt-llm", 0))
+    assert body["ignore_eos"] is True and body["max_tokens"] == body["min_tokens"] == 64
+    assert body["stream_options"] == {"include_usage": True}
+
+
+def test_a_completions_endpoint_is_sent_a_completions_body() -> None:
+    server = FakeServer(Script())
+    report = _run_against(
+        server, endpoint_path="/v1/completions", output_len=5, requests=3, warmup=0
+    )
+    assert "prompt" in server.bodies[-1] and "messages" not in server.bodies[-1]
+    level = report.levels[0]
+    assert level.valid and level.total_output_tokens == 15 and level.vllm["backend"] == "openai"
+
+
+def test_input_len_counts_tokens_with_a_tokenizer_and_says_words_without(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(
+        [benchmark._WORD_TEXT] * 3, trainers.BpeTrainer(vocab_size=60, special_tokens=["<unk>"])
+    )
+    tok.save(str(tmp_path / "tokenizer.json"))
+    tokens = benchmark.load_tokens(str(tmp_path))
+    import random
+
+    text = benchmark.prompt(37, random.Random(1), tokens)
+    assert len(tokens[0](text)) == 37
+    config = benchmark.BenchConfig(endpoint="http://127.0.0.1:1", model="m")
+    assert config.input_unit == "words"
+    assert config.model_copy(update={"tokenizer": str(tmp_path)}).input_unit == "tokens"
+
+
+def test_each_level_carries_the_keys_vllm_bench_serve_saves(tmp_path: Path) -> None:
+    report = _run(Script(), concurrency=[2], output_len=4, requests=6, warmup=0, per_request=True)
+    vllm = report.levels[0].vllm
+    expected = {"date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts",
+                "request_rate", "burstiness", "max_concurrency", "duration", "completed", "failed",
+                "total_input_tokens", "total_output_tokens", "request_throughput", "request_goodput",
+                "output_throughput", "total_token_throughput", "max_output_tokens_per_s",
+                "max_concurrent_requests", "mean_ttft_ms", "median_ttft_ms", "std_ttft_ms", "p99_ttft_ms",
+                "mean_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms",
+                "errors", "input_lens", "output_lens", "ttfts", "itls", "start_times", "generated_texts"}  # fmt: skip
+    assert expected <= set(vllm)
+    assert (
+        vllm["errors"] == [""] * 6 and vllm["output_lens"] == [4] * 6 and len(vllm["itls"][0]) == 3
+    )
+    assert vllm["request_rate"] == "inf" and vllm["max_concurrency"] == 2 and vllm["completed"] == 6

@@ -171,10 +171,9 @@ def tiny(
         gpu=False,
         port=port,
         command=command or serve,
-        memlock_unlimited=False,
         shm_size="64m",
         ready_timeout_s=30.0,
-        **extra,
+        **({"memlock_unlimited": False} | extra),
     )
 
 
@@ -298,3 +297,105 @@ def test_the_mcp_deploy_tool_runs_as_a_job_and_reports_the_server(
     finally:
         deploy.down("tiny-mcp")
         shutil.rmtree(REPO / ".pytest-deploy", ignore_errors=True)
+
+
+# ---------------------------------------------------------------- issue #18: memory shares, secrets
+
+
+def test_a_share_larger_than_the_gpu_is_refused_not_turned_into_a_fraction_over_1(
+    tmp_path: Path,
+) -> None:
+    cfg = deploy.load_config(vllm(tmp_path / "big", gpu_memory_gb=500.0))
+    with pytest.raises(InvalidInput, match="500 is more than the GPU's 96 GB"):
+        deploy.plan(cfg, 96.0)
+
+
+def test_a_share_on_a_gpu_of_unknown_memory_needs_an_explicit_fraction(tmp_path: Path) -> None:
+    cfg = deploy.load_config(vllm(tmp_path / "a", gpu_memory_gb=40.0))
+    with pytest.raises(InvalidInput, match="--gpu-total-gb N, or set gpu_memory_fraction"):
+        deploy.plan(cfg, None)
+    explicit = deploy.plan(cfg.model_copy(update={"gpu_memory_fraction": 0.4}), None)
+    assert explicit.command[explicit.command.index("--gpu-memory-utilization") + 1] == "0.4"
+    proc = swarm(
+        str(vllm(tmp_path / "b", gpu_memory_gb=40.0, gpus=["GPU-none"])), "--dry-run", "--json"
+    )
+    assert proc.returncode == 7 and "gpu_memory_fraction" in proc.stdout
+
+
+def test_sglang_counts_the_memory_other_tenants_already_hold(tmp_path: Path) -> None:
+    a = deploy.load_config(vllm(tmp_path / "a", name="a", gpu_memory_gb=40.0))
+    b = deploy.load_config(
+        vllm(tmp_path / "b", name="b", platform="sglang", gpu_memory_gb=30.0, port=8001)
+    )
+    plans, _ = deploy.shared_tenancy([a, b], 96.0)
+    # SGLang takes (free at start) - total * (1 - f): 56 - 96 * (1 - f) = 30 GB => f = 70/96
+    assert plans[1].memory.fraction == round((40 + 30) / 96, 4)
+    alone = deploy.plan(b, 96.0)
+    assert alone.memory.fraction == round(30 / 96, 4)
+
+
+def test_shared_tenancy_works_with_dry_run_and_generate(tmp_path: Path) -> None:
+    a = vllm(tmp_path / "a", name="a", gpu_memory_gb=40.0)
+    b = vllm(tmp_path / "b", name="b", gpu_memory_gb=30.0, port=8001)
+    dry = swarm(str(a), str(b), "--shared-tenancy", "--dry-run", "--gpu-total-gb", "96")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    body = json.loads(dry.stdout)
+    assert [p["name"] for p in body["plans"]] == ["a", "b"] and "start order a -> b" in body[
+        "memory"
+    ]
+    gen = swarm(str(a), str(b), "--shared-tenancy", "--generate", "--gpu-total-gb", "96")
+    assert gen.returncode == 0 and json.loads(gen.stdout)["written"] == [
+        str(a / "compose.yaml"),
+        str(b / "compose.yaml"),
+    ]
+
+
+def test_secrets_a_server_prints_are_redacted_from_failure_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "plain-secret-value")
+    text = (
+        "token plain-secret-value loaded\nusing hf_AbCdEfGhIjKlMnOpQrSt\n"
+        "Authorization: Bearer sk-abcdefghijklmnop\nWANDB_API_KEY=abc123 ok"
+    )
+    out = deploy.redact(text, ["HF_TOKEN"])
+    for secret in (
+        "plain-secret-value",
+        "hf_AbCdEfGhIjKlMnOpQrSt",
+        "sk-abcdefghijklmnop",
+        "abc123",
+    ):
+        assert secret not in out
+    assert "<$HF_TOKEN>" in out and "WANDB_API_KEY=<redacted>" in out
+
+
+@pytest.mark.docker
+def test_a_failed_start_redacts_the_secrets_it_printed(engine: Any, tmp_path: Path) -> None:
+    folder = tiny(
+        tmp_path / "leak",
+        "tiny-leak",
+        free_port(),
+        command=[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo token=$HF_TOKEN hf_ZyXwVuTsRqPoNmLkJi >&2; exit 3",
+        ],
+    )
+    proc = swarm(str(folder), "--json", env={"HF_TOKEN": "s3cr3t-in-env"})
+    assert proc.returncode == 1
+    assert "s3cr3t-in-env" not in proc.stdout and "hf_ZyXwVuTsRqPoNmLkJi" not in proc.stdout
+    assert not engine.containers.list(all=True, filters={"label": "swarm.deploy=tiny-leak"})
+
+
+@pytest.mark.docker
+def test_memlock_refused_for_lack_of_cap_sys_resource_names_the_setting_and_fix(
+    engine: Any, tmp_path: Path
+) -> None:
+    folder = tiny(tmp_path / "mem", "tiny-memlock", free_port(), memlock_unlimited=True)
+    proc = swarm(str(folder), "--json")
+    if proc.returncode == 0:  # an engine with CAP_SYS_RESOURCE starts it: nothing to explain
+        swarm(str(folder), "--down")
+        pytest.skip("this Docker engine may raise memlock; the refusal cannot be shown here")
+    message = json.loads(proc.stdout)["error"]["message"]
+    assert "memlock_unlimited = false" in message and "CAP_SYS_RESOURCE" in message

@@ -206,10 +206,16 @@ class Connection:
                 yield data
 
 
-def request_body(model: str, prompt: str, output_len: int, server_kind: str, seed: int) -> bytes:
-    """The chat request, forcing the output length the way each server kind accepts."""
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True,
-                            "temperature": 0, "seed": seed}  # fmt: skip
+def request_body(
+    model: str, prompt: str, output_len: int, server_kind: str, seed: int, completions: bool = False
+) -> bytes:
+    """The chat request (or, for /v1/completions, the completions request with a `prompt`),
+    forcing the output length the way each server kind accepts."""
+    body: dict[str, Any] = {"model": model, "stream": True, "temperature": 0, "seed": seed}
+    if completions:
+        body["prompt"] = prompt
+    else:
+        body["messages"] = [{"role": "user", "content": prompt}]
     if server_kind != "openai":
         body["stream_options"] = {"include_usage": True}
     if server_kind in ("vllm", "sglang") or server_kind == "trt-llm":

@@ -14,7 +14,7 @@ from swarm.findings import Evidence, EvidenceKind, NewFinding
 from swarm.models import Task
 from swarm.specs import BenchmarkSpec
 from tools.bench_client import Target
-from tools.benchmark import SERVER_KINDS, BenchConfig, BenchmarkReport
+from tools.benchmark import BenchConfig, BenchmarkReport
 
 # The spec keys that say how to measure: those a benchmark spec and BenchConfig share, except
 # the target (endpoint, model, server_kind), which config_from_spec resolves.
@@ -36,24 +36,37 @@ def _get_json(endpoint: str, path: str, timeout_s: float) -> Any:
         return None
 
 
+# What each engine writes into `owned_by` on /v1/models, read in its own source (recorded answers:
+# tests/fixtures/server_answers.json): vLLM "vllm", SGLang "sglang", TensorRT-LLM "tensorrt_llm"
+# (once mistaken for plain OpenAI, so output length was not forced: issue #18).
+OWNER_KINDS = {"vllm": "vllm", "sglang": "sglang", "tensorrt_llm": "trt-llm", "tensorrt-llm": "trt-llm",
+               "trtllm": "trt-llm"}  # fmt: skip
+
+
+def kind_of(models: list[dict[str, Any]]) -> str:
+    """The server kind a /v1/models listing names: the engine's own `owned_by`, else transformers
+    serve's load `status` (its owned_by is "local" or the repo's organisation), else openai."""
+    for model in models:
+        owner = str(model.get("owned_by", "")).strip().lower()
+        if owner in OWNER_KINDS:
+            return OWNER_KINDS[owner]
+    if any(isinstance(m.get("status"), dict) for m in models):
+        return "transformers"
+    return "openai"
+
+
 def probe(endpoint: str, timeout_s: float = 5.0) -> tuple[str, str | None]:
-    """The server kind from `/v1/models` `owned_by` ('openai' when nothing says otherwise) and
-    the first served model id."""
+    """The server kind from `/v1/models` ('openai' when nothing says otherwise) and the first
+    served model id."""
     listing = _get_json(endpoint, "/v1/models", timeout_s)
     data = listing.get("data", []) if isinstance(listing, dict) else []
     models = [m for m in data if isinstance(m, dict)]
-    owners = {str(m.get("owned_by", "")).lower().replace("_", "").replace("-", "") for m in models}
-    kind = next((k for k in SERVER_KINDS for o in owners if k.replace("-", "") in o), None)
-    if kind is None:  # transformers serve says owned_by "local" but gives each model a load status
-        serve_shape = any(isinstance(m.get("status"), dict) for m in models)
-        kind = (
-            "transformers" if serve_shape or any("huggingface" in o for o in owners) else "openai"
-        )
-    return kind, (str(models[0]["id"]) if models and "id" in models[0] else None)
+    return kind_of(models), (str(models[0]["id"]) if models and "id" in models[0] else None)
 
 
 def server_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
-    """The engine's version where it says: vLLM `/version`, SGLang `/server_info`."""
+    """The engine's version where it says: vLLM and TensorRT-LLM `/version`, SGLang
+    `/server_info` (older SGLang `/get_server_info`)."""
     for path in ("/version", "/server_info", "/get_server_info"):
         body = _get_json(endpoint, path, timeout_s)
         if isinstance(body, dict) and isinstance(body.get("version"), str):
@@ -107,7 +120,7 @@ def config_from_spec(spec: dict[str, Any], endpoint: str) -> BenchConfig:
 def payload(report: BenchmarkReport) -> dict[str, Any]:
     """The task result: the lab's numbers as top-level keys a finding can cite, and the report."""
     best = max(
-        (lv for lv in report.levels if lv.concurrency),
+        (lv for lv in report.levels if lv.concurrency and lv.valid),  # never an invalid level
         key=lambda lv: lv.output_throughput,
         default=None,
     )

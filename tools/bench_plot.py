@@ -8,6 +8,12 @@ from pathlib import Path
 from tools.benchmark import BenchmarkReport
 
 
+def knee_concurrency(report: BenchmarkReport) -> int | None:
+    """Where the plot marks the knee: the summary's level, the last one that still added."""
+    value = (report.summary.get("knee") or {}).get("concurrency")
+    return int(value) if value else None
+
+
 def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
     path.write_bytes(render_png(report))
     return path
@@ -36,11 +42,13 @@ def render_png(report: BenchmarkReport) -> bytes:
               label="median TTFT (ms)")  # fmt: skip
     ttft.set_ylabel("median TTFT (ms)", color="tab:red")
     ttft.set_ylim(bottom=0)
-    knee = (report.summary.get("knee") or {}).get("concurrency")
+    knee = knee_concurrency(report)
     if knee:
         ax.axvline(knee, color="grey", linestyle=":", label=f"knee c={knee}")
     for lv in levels:
-        if lv.client_limited:
+        if not lv.valid:  # drawn, so the gap is visible, but never read as a result
+            ax.annotate("invalid", (lv.concurrency, lv.output_throughput), fontsize=7, color="red")
+        elif lv.client_limited:
             ax.annotate("client-limited", (lv.concurrency, lv.output_throughput), fontsize=7)
     lines, labels = ax.get_legend_handles_labels()
     more_lines, more_labels = ttft.get_legend_handles_labels()

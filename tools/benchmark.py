@@ -15,13 +15,20 @@ open-loop (Poisson, or gamma with `burstiness`, arrivals precomputed from the se
 each level at its own concurrency, stops early once TTFT p50 passes `ttft_stop_ms` or the knee is
 passed twice, and flags a level `client_limited` when its output throughput is over half the
 client's own ceiling measured against the zero-latency fake server (`calibrate`), or when the
-client's event loop woke more than 5 ms late. Above `per_process` workers a level is sharded over
+client's event loop was late by more than 5 ms for a sustained share of the level (one late
+wake-up is noise, not a saturated client). Above `per_process` workers a level is sharded over
 several client processes.
+
+A level is `valid` only when at most `max_error_rate` of its requests failed (a timed-out request
+is a failure: the per-request timeout scales with the output length). An invalid level is kept in
+the report, marked with why, and never feeds the summary, the knee or a finding (issue #18: a
+server dying mid-level once became the lab's 309.9 tok/s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import math
 import os
@@ -34,14 +41,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from tools.bench_client import Connection, RequestRecord, Target, request_body
+from tools.bench_vllm import vllm_result
 
 SCHEMA_VERSION = 1
 SERVER_KINDS = ("vllm", "sglang", "trt-llm", "transformers", "openai")
@@ -74,6 +83,13 @@ class Slo(BaseModel):
     e2el_ms: float | None = None
 
 
+# The per-request timeout when none is given: a floor for the prefill and queueing, plus a slow
+# stream's 4 tokens/s for each forced output token (issue #18: one request that never answered
+# held a level for the old flat 300 s).
+TIMEOUT_FLOOR_S = 30.0
+TIMEOUT_PER_TOKEN_S = 0.25
+
+
 class BenchConfig(BaseModel):
     endpoint: str
     model: str
@@ -87,7 +103,12 @@ class BenchConfig(BaseModel):
     duration_s: float | None = None
     warmup: int | None = None  # default min(P, 16), at least 2
     seed: int = 0
-    timeout_s: float = 300.0
+    timeout_s: float | None = Field(
+        None, description="per request; default 30 s + 0.25 s per output token"
+    )
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="a level with more failed requests than this is invalid"
+    )
     slo: Slo = Field(default_factory=Slo)
     knee_gain: float = 0.25
     ttft_stop_ms: float | None = None
@@ -105,6 +126,23 @@ class BenchConfig(BaseModel):
         description="what was measured: model, params, type, quant, platform, gpu, arch, tp, vram_gb",
     )
 
+    @property
+    def request_timeout_s(self) -> float:
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return TIMEOUT_FLOOR_S + TIMEOUT_PER_TOKEN_S * self.output_len
+
+    @property
+    def input_unit(self) -> str:
+        """What `input_len` counts: tokens when a tokenizer sizes the prompt, else words."""
+        return "tokens" if self.tokenizer else "words"
+
+    @property
+    def completions(self) -> bool:
+        """The endpoint is the legacy /v1/completions (a `prompt` body), not chat."""
+        path = urlsplit(self.endpoint).path.rstrip("/")
+        return path.endswith("/completions") and not path.endswith("/chat/completions")
+
 
 class LevelReport(BaseModel):
     load: str
@@ -112,10 +150,16 @@ class LevelReport(BaseModel):
     rate: float | None
     completed: int
     failed: int
-    errors: dict[str, int]
+    errors: list[str] = Field(
+        default_factory=list, description="vLLM's shape: one per request in send order, '' if ok"
+    )
+    error_counts: dict[str, int] = Field(default_factory=dict)
+    valid: bool = True
+    invalid_reason: str | None = None
     token_count_source: dict[str, int]
     length_mismatch_count: int
     duration_s: float
+    duration: float = Field(0.0, description="vLLM's name for duration_s")
     total_input_tokens: int
     total_output_tokens: int
     request_throughput: float
@@ -129,8 +173,16 @@ class LevelReport(BaseModel):
     client_limited: bool = False
     client_cpu_s: float = 0.0
     client_processes: int = 1
-    max_loop_lag_ms: float = 0.0  # how late this process's event loop woke; > 5 ms: client-limited
+    max_loop_lag_ms: float = 0.0  # how late this process's event loop woke at worst
+    lagging_share: float = (
+        0.0  # share of loop probes more than 5 ms late; sustained = client-limited
+    )
+    max_output_tokens_per_s: float = 0.0  # vLLM: the busiest 1-second bucket of token arrivals
+    max_concurrent_requests: int = 0  # vLLM's name for peak_concurrency
     requests: list[dict[str, Any]] | None = None  # per request, with --per-request
+    vllm: dict[str, Any] = Field(
+        default_factory=dict, description="this level as `vllm bench serve --save-result` writes it"
+    )
 
 
 class Knee(BaseModel):
@@ -151,9 +203,19 @@ class BenchmarkReport(BaseModel):
     stopped_early: str | None = None
 
 
-def prompt(input_len: int, rng: random.Random) -> str:
-    """`input_len` random common words: no tokenizer needed; usage.prompt_tokens says the truth."""
-    return " ".join(rng.choice(_WORDS) for _ in range(input_len))
+def prompt(input_len: int, rng: random.Random, tokens: Tokens | None = None) -> str:
+    """`input_len` random common words, or with a tokenizer exactly `input_len` tokens of them
+    (encoded, cut, decoded: vLLM's random dataset does the same); usage.prompt_tokens says the
+    server's own count either way."""
+    if tokens is None:
+        return " ".join(rng.choice(_WORDS) for _ in range(input_len))
+    encode, decode = tokens
+    words: list[str] = []
+    ids: list[int] = []
+    while len(ids) < input_len:
+        words += [rng.choice(_WORDS) for _ in range(input_len - len(ids))]
+        ids = encode(" ".join(words))
+    return decode(ids[:input_len])
 
 
 def stats(name: str, values: Sequence[float]) -> dict[str, float]:
@@ -200,9 +262,12 @@ def request_metrics(
     return RequestMetrics(ttft, e2el, tpot, itl, n_out, n_in, source, len(times))
 
 
-def tokenizer_counter(path: str) -> Callable[[str], int]:
-    """Counts tokens with a local tokenizer: a tokenizer.json, or a model directory holding one.
-    Special tokens are not added: the count is of generated text only."""
+# A tokenizer's encode (text -> ids, no special tokens) and decode (ids -> text).
+Tokens = tuple[Callable[[str], list[int]], Callable[[list[int]], str]]
+
+
+def load_tokens(path: str) -> Tokens:
+    """A local tokenizer: a tokenizer.json, or a model directory holding one; raises ValueError."""
     from pathlib import Path
 
     from tokenizers import Tokenizer
@@ -211,13 +276,30 @@ def tokenizer_counter(path: str) -> Callable[[str], int]:
     if not file.is_file():
         raise ValueError(f"no tokenizer at {path} (want a tokenizer.json or a directory with one)")
     tok = Tokenizer.from_file(str(file))
-    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
+    return (lambda text: list(tok.encode(text, add_special_tokens=False).ids)), tok.decode
+
+
+def tokenizer_counter(path: str) -> Callable[[str], int]:
+    """Counts tokens with a local tokenizer. Special tokens are not added: the count is of
+    generated text only."""
+    encode, _ = load_tokens(path)
+    return lambda text: len(encode(text))
 
 
 def _error_key(record: RequestRecord) -> str:
     if record.error is None:
         return "no content" if not record.content_times else ""
     return record.error.split(":")[0]
+
+
+def _max_tokens_per_s(records: Sequence[RequestRecord]) -> float:
+    """vLLM's max_output_tokens_per_s: the fullest 1-second bucket of content events, counted
+    from the first send (each event one token, as vLLM counts)."""
+    t0 = min((r.t_send for r in records), default=0)
+    buckets = Counter(
+        int((t - t0) // 1_000_000_000) for r in records if r.ok for t in r.content_times
+    )
+    return float(max(buckets.values(), default=0))
 
 
 def _peak(records: Sequence[RequestRecord]) -> int:
@@ -235,10 +317,19 @@ def summarize(
     output_len: int,
     slo: Slo,
     recount: Callable[[str], int] | None = None,
+    max_error_rate: float = 0.01,
 ) -> LevelReport:
-    """One level's report from its records (warm-up excluded by the caller)."""
+    """One level's report from its records (warm-up excluded by the caller); a level whose
+    failures exceed `max_error_rate` of its requests is marked invalid with the reason."""
     good = [r for r in records if r.ok]
     errors = Counter(_error_key(r) for r in records if not r.ok)
+    failed = len(records) - len(good)
+    invalid = None
+    if not good:
+        invalid = "no request completed"
+    elif failed > max_error_rate * len(records):
+        invalid = (f"{failed} of {len(records)} requests failed ({failed / len(records):.1%}), "
+                   f"over --max-error-rate {max_error_rate:.1%}: {dict(errors)}")  # fmt: skip
     per = [request_metrics(r, recount) for r in good]
     duration = (
         (max(r.end for r in records) - min(r.t_send for r in records)) / 1e9 if records else 0.0
@@ -256,13 +347,15 @@ def summarize(
         goodput = rate(sum(1 for m in per if _meets(m, slo)))
     return LevelReport(
         load=load.label, concurrency=load.concurrency, rate=load.rate,
-        completed=len(good), failed=len(records) - len(good), errors=dict(errors),
+        completed=len(good), failed=failed, error_counts=dict(errors), valid=invalid is None,
+        invalid_reason=invalid, errors=[r.error or _error_key(r) for r in sorted(records, key=lambda r: r.t_send)],
         token_count_source=dict(Counter(m.source for m in per)),
         length_mismatch_count=sum(1 for m in per if m.n_out != output_len),
-        duration_s=duration, total_input_tokens=in_tokens, total_output_tokens=out_tokens,
+        duration_s=duration, duration=duration, total_input_tokens=in_tokens, total_output_tokens=out_tokens,
         request_throughput=rate(len(good)), output_throughput=rate(out_tokens),
         total_token_throughput=rate(out_tokens + in_tokens), request_goodput=goodput,
         realized_concurrency=rate(sum(m.e2el_ms for m in per) / 1e3), peak_concurrency=_peak(records),
+        max_concurrent_requests=_peak(records), max_output_tokens_per_s=_max_tokens_per_s(records),
         tokens_per_chunk=out_tokens / max(1, sum(m.chunks for m in per)), metrics=metrics,
     )  # fmt: skip
 
@@ -336,16 +429,23 @@ async def run_open(target: Target, bodies: Sequence[bytes], load: Load, seed: in
     return records
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_tokens(path: str) -> Tokens:
+    return load_tokens(path)  # once per process: a shard process loads its own
+
+
 def _body_stream(config: BenchConfig, salt: int) -> Iterator[bytes]:
     """Request bodies without end, seeded per level (a --duration level draws as it goes)."""
     rng = random.Random(config.seed * 1_000_003 + salt)
+    tokens = _cached_tokens(config.tokenizer) if config.tokenizer else None
     while True:
         yield request_body(
             config.model,
-            prompt(config.input_len, rng),
+            prompt(config.input_len, rng, tokens),
             config.output_len,
             config.server_kind,
             config.seed,
+            completions=config.completions,
         )
 
 
@@ -355,9 +455,12 @@ def _bodies(config: BenchConfig, n: int, salt: int) -> list[bytes]:
 
 
 def knee(levels: Sequence[LevelReport], single_tps: float, gain: float) -> int | None:
-    """The smallest swept P whose marginal gain per added stream stays under `gain` of a single
-    stream for two steps, or where throughput rises < 5% when P doubles (bench_anchors §7)."""
-    closed = [lv for lv in levels if lv.concurrency]
+    """The swept P past which added concurrency stops adding throughput: the level whose next
+    step gains under `gain` of a single stream per added stream (and the step after, if any,
+    too), or whose next step rises < 5% though P doubled. It is this level, not the next: the
+    next one only queues (issue #18: with 8 server slots a doubling sweep said 16, not 8).
+    Invalid levels are left out."""
+    closed = [lv for lv in levels if lv.concurrency and lv.valid]
     if single_tps <= 0:
         return None
     low = []
@@ -368,14 +471,16 @@ def knee(levels: Sequence[LevelReport], single_tps: float, gain: float) -> int |
         )
         doubled = cur.concurrency >= 2 * prev.concurrency
         flat = doubled and cur.output_throughput < 1.05 * prev.output_throughput
-        low.append((cur.concurrency, g < gain, flat))
+        low.append((prev.concurrency, g < gain, flat))
     for i, (p, is_low, flat) in enumerate(low):
-        if flat or (is_low and i + 1 < len(low) and low[i + 1][1]):
+        if flat or (is_low and (i + 1 == len(low) or low[i + 1][1])):
             return p
     return None
 
 
-def summary(levels: Sequence[LevelReport], config: BenchConfig) -> dict[str, Any]:
+def summary(all_levels: Sequence[LevelReport], config: BenchConfig) -> dict[str, Any]:
+    """The lab's numbers, from valid levels only; the invalid ones are listed with why."""
+    levels = [lv for lv in all_levels if lv.valid]
     single = next((lv.output_throughput for lv in levels if lv.concurrency == 1), None)
     batched = {
         str(lv.concurrency): round(lv.output_throughput, 2) for lv in levels if lv.concurrency
@@ -393,6 +498,8 @@ def summary(levels: Sequence[LevelReport], config: BenchConfig) -> dict[str, Any
             concurrency=knee(levels, single, config.knee_gain), knee_gain=config.knee_gain
         ).model_dump()
     out["single_tps_definition"] = "output_throughput at concurrency 1 (tokens/s, usage-counted)"
+    out["invalid_levels"] = {lv.load: lv.invalid_reason for lv in all_levels if not lv.valid}
+    out["valid_levels"] = len(levels)
     best = max(batched.values(), default=None)
     lab = config.lab
     out["readme_row"] = {  # the columns of the README's benchmarked tables
@@ -428,7 +535,7 @@ def _shard(target: Target, bodies: list[bytes] | None, config: BenchConfig, work
     time.sleep(max(0.0, start_at - time.monotonic()))
     stream: Iterable[bytes] = bodies if bodies is not None else _body_stream(config, salt)
     deadline = start_at + config.duration_s if bodies is None and config.duration_s else None
-    return asyncio.run(run_closed(target, stream, workers, config.timeout_s, deadline))
+    return asyncio.run(run_closed(target, stream, workers, config.request_timeout_s, deadline))
 
 
 async def run_sharded(config: BenchConfig, target: Target, concurrency: int, shards: int, index: int,
@@ -461,15 +568,38 @@ LAG_LIMIT_MS = 5.0
 
 
 LAG_PERIOD_S = 0.1  # a faster probe measurably delayed the loop's other timers (TTFT +1.6 ms)
+# A level is client-limited when at least this share of its loop probes woke > LAG_LIMIT_MS
+# late: saturation is sustained; one late wake-up (a GC pause, a page fault) is not (issue #18).
+LAG_SUSTAINED_SHARE = 0.25
 
 
-async def _loop_lag(worst: list[float]) -> None:
+@dataclass
+class LoopLag:
+    """How late the event loop woke from each short sleep during a level."""
+
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def worst_ms(self) -> float:
+        return max(self.samples, default=0.0)
+
+    @property
+    def lagging_share(self) -> float:
+        late = sum(1 for s in self.samples if s > LAG_LIMIT_MS)
+        return late / len(self.samples) if self.samples else 0.0
+
+    @property
+    def sustained(self) -> bool:
+        return len(self.samples) >= 2 and self.lagging_share >= LAG_SUSTAINED_SHARE
+
+
+async def _loop_lag(lag: LoopLag) -> None:
     """How late the event loop wakes from a short sleep: when the client's own loop is saturated
-    its timestamps are late too, so a lagging level is flagged, not trusted."""
+    its timestamps are late too, so a level that lags throughout is flagged, not trusted."""
     while True:
         t = time.perf_counter()
         await asyncio.sleep(LAG_PERIOD_S)
-        worst[0] = max(worst[0], (time.perf_counter() - t - LAG_PERIOD_S) * 1e3)
+        lag.samples.append((time.perf_counter() - t - LAG_PERIOD_S) * 1e3)
 
 
 def request_rows(
@@ -512,7 +642,7 @@ async def run_level(
         n = math.ceil(load.rate * config.duration_s)
     warm = config.warmup if config.warmup is not None else max(2, min(p, 16))
     if warm:
-        await run_closed(target, _bodies(config, warm, -index - 1), p, config.timeout_s)
+        await run_closed(target, _bodies(config, warm, -index - 1), p, config.request_timeout_s)
     timed = bool(config.duration_s and load.concurrency)  # the deadline ends the level
     bodies: Iterable[bytes] = _body_stream(config, index) if timed else _bodies(config, n, index)
     cpu0 = _cpu_s()
@@ -523,7 +653,7 @@ async def run_level(
         if watch
         else None
     )
-    lag = [0.0]
+    lag = LoopLag()
     lag_task = asyncio.create_task(_loop_lag(lag))
     try:
         if load.concurrency and shards > 1:  # progress shows at the end: the shards report then
@@ -531,36 +661,40 @@ async def run_level(
                                          None if timed else list(bodies))  # fmt: skip
         elif load.concurrency:
             deadline = time.monotonic() + config.duration_s if config.duration_s else None
-            await run_closed(target, bodies, load.concurrency, config.timeout_s, deadline, records)
+            await run_closed(
+                target, bodies, load.concurrency, config.request_timeout_s, deadline, records
+            )
         else:
             await run_open(
-                target, list(bodies), load, config.seed + index, config.timeout_s, records
+                target, list(bodies), load, config.seed + index, config.request_timeout_s, records
             )
     finally:
         lag_task.cancel()
         if watch is not None and ticker is not None:
             ticker.cancel()
             watch(load.label, len(records), None if timed else n)
-    level = summarize(records, load, config.output_len, config.slo, recount)
+    level = summarize(records, load, config.output_len, config.slo, recount, config.max_error_rate)
     level.client_cpu_s = round(_cpu_s() - cpu0, 3)
     level.client_processes = shards if load.concurrency else 1
-    level.max_loop_lag_ms = round(lag[0], 3)
+    level.max_loop_lag_ms = round(lag.worst_ms, 3)
+    level.lagging_share = round(lag.lagging_share, 3)
     ceiling = config.client_ceiling_tok_s
     near_ceiling = bool(ceiling and level.output_throughput > 0.5 * ceiling)
-    level.client_limited = near_ceiling or (shards == 1 and lag[0] > LAG_LIMIT_MS)
+    level.client_limited = near_ceiling or (shards == 1 and lag.sustained)
     if config.per_request:
         level.requests = request_rows(records, recount)
+    level.vllm = vllm_result(config, level, records if config.per_request else None)
     return level
 
 
 def _stop_reason(levels: Sequence[LevelReport], config: BenchConfig) -> str | None:
     last = levels[-1]
     if last.completed == 0:
-        return f"{last.load}: every request failed ({last.errors})"
+        return f"{last.load}: every request failed ({last.error_counts})"
     p50 = last.metrics.get("median_ttft_ms", 0.0)
     if config.ttft_stop_ms and p50 > config.ttft_stop_ms:
         return f"{last.load}: median TTFT {p50:.0f} ms > ttft_stop_ms {config.ttft_stop_ms:.0f}"
-    single = next((lv.output_throughput for lv in levels if lv.concurrency == 1), 0.0)
+    single = next((lv.output_throughput for lv in levels if lv.concurrency == 1 and lv.valid), 0.0)
     k = knee(levels, single, config.knee_gain)
     if k is not None and sum(1 for lv in levels if (lv.concurrency or 0) > k) >= 2:
         return f"saturated: the knee at c={k} was passed twice"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import tomllib
 import urllib.error
@@ -68,6 +69,13 @@ class DeployConfig(Model):
     max_context: int | None = Field(None, ge=1)
     gpu_memory_gb: float | None = Field(
         None, gt=0, description="the GPU memory this server may take"
+    )
+    gpu_memory_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="the engine's own memory fraction, passed as is (for a GPU whose memory is "
+        "unknown here); gpu_memory_gb wins when the GPU's memory is known",
     )
     weights_gb: float | None = Field(
         None, gt=0, description="weights size, for TensorRT-LLM's fraction of free memory"
@@ -164,30 +172,65 @@ class Plan(Model):
     memory: MemoryBudget
 
 
+FRACTION_FLAGS = {
+    "vllm": "--gpu-memory-utilization",
+    "sglang": "--mem-fraction-static",
+    "tensorrt-llm": "--kv_cache_free_gpu_memory_fraction",
+}
+
+
 def memory_budget(
     cfg: DeployConfig, gpu_total_gb: float | None, free_before_gb: float | None = None
 ) -> MemoryBudget:
-    """Each engine's own meaning of a memory share (shared/research/deploy_notes.md, section 4)."""
+    """Each engine's own meaning of a memory share (shared/research/deploy_notes.md, section 4).
+
+    Raises InvalidInput for a share larger than the GPU (once 500 GB on 96 GB became a fraction
+    of 5.2) and for a share on a GPU whose memory is unknown here without an explicit
+    gpu_memory_fraction (dropping it silently let vLLM take its default 90%)."""
     share, total = cfg.gpu_memory_gb, gpu_total_gb
     free = free_before_gb if free_before_gb is not None else total
+    if share is not None and total is not None and share > total:
+        raise InvalidInput(
+            f"{cfg.name}: gpu_memory_gb = {share:g} is more than the GPU's {total:g} GB"
+        )
+    if share is not None and total is None and cfg.gpu_memory_fraction is None:
+        raise InvalidInput(
+            f"{cfg.name}: gpu_memory_gb = {share:g} needs the GPU's memory, which is unknown here "
+            "(no NVML): pass --gpu-total-gb N, or set gpu_memory_fraction in deploy.toml"
+        )
     if share is None or total is None:
+        fraction = cfg.gpu_memory_fraction
+        flag = FRACTION_FLAGS.get(cfg.platform) if fraction is not None else None
+        note = (
+            f"explicit fraction {fraction:g} for {flag}"
+            if flag
+            else "no share set: the engine's default applies"
+        )
         return MemoryBudget(
-            gpu_total_gb=total, share_gb=share, note="no share set: the engine's default applies"
+            gpu_total_gb=total, share_gb=share, fraction=fraction, flag=flag, note=note
         )
-    if cfg.platform in ("vllm", "sglang"):
-        kind = (
-            "of total memory"
-            if cfg.platform == "vllm"
-            else "static, of total memory (start-order dependent)"
-        )
-        flag = "--gpu-memory-utilization" if cfg.platform == "vllm" else "--mem-fraction-static"
+    if cfg.platform == "vllm":
         return MemoryBudget(
             gpu_total_gb=total,
             share_gb=share,
             free_before_gb=free,
             fraction=round(share / total, 4),
-            flag=flag,
-            note=f"{cfg.platform}: fraction {kind}",
+            flag=FRACTION_FLAGS["vllm"],
+            note="vllm: fraction of total memory",
+        )
+    if cfg.platform == "sglang":
+        # SGLang sizes its pool as (free at start) - total * (1 - f), so what it takes in all is
+        # free - total * (1 - f). For it to take `share` beside tenants already holding
+        # (total - free), f = (total - free + share) / total; share/total alone would leave a
+        # second tenant a negative pool (sglang #3265).
+        held = total - (free if free is not None else total)
+        return MemoryBudget(
+            gpu_total_gb=total,
+            share_gb=share,
+            free_before_gb=free,
+            fraction=round(min(1.0, (held + share) / total), 4),
+            flag=FRACTION_FLAGS["sglang"],
+            note=f"sglang: static fraction of total (start-order dependent), counting the {held:g} GB other tenants hold",
         )
     if cfg.platform == "tensorrt-llm":
         weights = cfg.weights_gb or 0.0
@@ -385,6 +428,10 @@ def _log_tail(container: Any, lines: int = 30) -> str:
         return "(no logs)"
 
 
+def _secret_names(p: Plan) -> list[str]:
+    return [k for k, v in p.environment.items() if v.startswith("<from $")]
+
+
 def wait_ready(
     container: Any,
     p: Plan,
@@ -400,12 +447,14 @@ def wait_ready(
         while _get(base + path) != 200:
             container.reload()
             if container.status in ("exited", "dead"):
+                tail = redact(_log_tail(container), _secret_names(p))
                 raise DeployFailed(
-                    f"{p.name} exited before {path} answered; last log lines:\n{_log_tail(container)}"
+                    f"{p.name} exited before {path} answered; last log lines:\n{tail}"
                 )
             if clock() > deadline:
+                tail = redact(_log_tail(container), _secret_names(p))
                 raise DeployFailed(
-                    f"{p.name}: {path} did not answer within {timeout_s:g} s; last log lines:\n{_log_tail(container)}"
+                    f"{p.name}: {path} did not answer within {timeout_s:g} s; last log lines:\n{tail}"
                 )
             time.sleep(0.25)
 
@@ -458,9 +507,7 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
         if container is not None:  # a failed start leaves nothing behind
             container.remove(force=True)
         if isinstance(exc, docker.errors.APIError):
-            raise DeployFailed(
-                f"{cfg.name}: the engine refused to start it: {exc.explanation or exc}"
-            ) from exc
+            raise DeployFailed(engine_refusal(cfg, str(exc.explanation or exc))) from exc
         raise
     ready = time.time()
     return Deployment(
@@ -514,12 +561,43 @@ def shared_tenancy(configs: Sequence[DeployConfig], gpu_total_gb: float) -> tupl
     )
 
 
+def engine_refusal(cfg: DeployConfig, explanation: str) -> str:
+    """The engine's refusal, with the fix when it is one we know: runc reports a memlock it may
+    not raise as "error setting rlimit type 8" (RLIMIT_MEMLOCK), which names neither the setting
+    nor the missing capability."""
+    text = f"{cfg.name}: the engine refused to start it: {explanation}"
+    if "rlimit type 8" in explanation or (
+        "memlock" in explanation and "not permitted" in explanation
+    ):
+        text += (
+            "\nmemlock_unlimited = true (ulimit memlock -1) needs CAP_SYS_RESOURCE, which this Docker "
+            "engine lacks (rootless or sandboxed dockerd). Fix: set memlock_unlimited = false in "
+            "deploy.toml, or run dockerd with CAP_SYS_RESOURCE."
+        )
+    return redact(text, cfg.secret_env)
+
+
+# Secrets a server may print whatever their variable's name: Hugging Face tokens, bearer tokens,
+# and KEY=value pairs whose key says secret. Replaced before text is shown or stored.
+_SECRET_PATTERNS = (
+    re.compile(r"\bhf_[A-Za-z0-9]{16,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/-]{12,}=*"),
+    re.compile(
+        r"(?i)\b([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|API_KEY)[A-Z0-9_]*\s*[=:]\s*)[^\s'\",]+"
+    ),
+)
+
+
 def redact(text: str, names: Sequence[str]) -> str:
-    """Remove secret values (from this environment) from text that may be shown or stored."""
+    """Remove secret values (from this environment, and any that look like tokens) from text
+    that may be shown or stored."""
     for name in names:
         value = os.environ.get(name)
         if value:
             text = text.replace(value, f"<${name}>")
+    text = _SECRET_PATTERNS[0].sub("<redacted>", text)
+    for pattern in _SECRET_PATTERNS[1:]:
+        text = pattern.sub(lambda m: m.group(1) + "<redacted>", text)
     return text
 
 

@@ -79,11 +79,12 @@ def _benchmark_job(job: JobSpec) -> JobResult:
         )
     report = asyncio.run(benchmark.run(bench_lab.config_from_spec(job.spec, str(endpoint))))
     payload = bench_lab.payload(report)
-    ok = any(lv.completed for lv in report.levels)
+    ok = any(lv.valid for lv in report.levels)  # an invalid level never becomes a finding
+    invalid = "; ".join(f"{k} invalid: {v}" for k, v in report.summary["invalid_levels"].items())
     return JobResult(
         status="done" if ok else "failed",
         payload=payload,
-        note=report.stopped_early,
+        note="; ".join(n for n in (report.stopped_early, invalid) if n) or None,
         findings=tuple(bench_lab.findings(task, payload)) if ok else (),
     )
 
