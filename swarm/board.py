@@ -124,3 +124,96 @@ def board(store: Store, now: datetime) -> Board:
         )
 
     return store.read(read)
+
+
+class Tenant(Model):
+    task_id: str
+    holder: str | None
+    gb: float
+    exclusive: bool
+
+
+class GpuTenancy(Model):
+    """One GPU of a host: what registered agents say it has, and the leases on it now."""
+
+    host: str
+    uuid: str
+    name: str
+    arch: str | None
+    memory_gb: float
+    leased_gb: float
+    tenants: tuple[Tenant, ...]
+
+
+class AgentSeen(Model):
+    id: str
+    host: str
+    gpus: int
+    last_seen: str
+    seen_ago_s: float
+
+
+class Hosts(Model):
+    """Who runs where: each host's GPUs with their tenants, and each agent's last sign of life."""
+
+    schema_version: int = SCHEMA_VERSION
+    gpus: tuple[GpuTenancy, ...]
+    agents: tuple[AgentSeen, ...]
+
+
+def _tenants(conn: Conn) -> dict[tuple[str, str], list[Tenant]]:
+    rows = conn.execute(
+        "SELECT l.host, l.gpu_uuid, l.task_id, t.holder, l.gb, l.exclusive FROM gpu_leases l "
+        "LEFT JOIN tasks t ON t.id = l.task_id ORDER BY l.task_id"
+    )
+    out: dict[tuple[str, str], list[Tenant]] = {}
+    for r in rows:
+        tenant = Tenant(task_id=r[2], holder=r[3], gb=r[4], exclusive=bool(r[5]))
+        out.setdefault((r[0], r[1]), []).append(tenant)
+    return out
+
+
+def hosts(store: Store, now: datetime) -> Hosts:
+    """GPUs per host (from the agents' registrations) with their leases, and the agents."""
+    from swarm.models import Capabilities
+
+    def read(conn: Conn) -> Hosts:
+        tenants = _tenants(conn)
+        gpus: dict[tuple[str, str], GpuTenancy] = {}
+        seen = []
+        for r in conn.execute("SELECT id, capabilities, last_seen FROM agents ORDER BY id"):
+            caps = Capabilities.model_validate_json(r[1])
+            ago = round((now - parse_iso(r[2])).total_seconds(), 1)
+            seen.append(
+                AgentSeen(
+                    id=r[0], host=caps.host, gpus=len(caps.gpus), last_seen=r[2], seen_ago_s=ago
+                )
+            )
+            for g in caps.gpus:  # agents on one host see the same GPUs: one row per GPU
+                on = tuple(tenants.pop((caps.host, g.uuid), ()))
+                gpus.setdefault(
+                    (caps.host, g.uuid),
+                    GpuTenancy(
+                        host=caps.host,
+                        uuid=g.uuid,
+                        name=g.name,
+                        arch=g.arch,
+                        memory_gb=g.memory_total_gb,
+                        leased_gb=round(sum(t.gb for t in on), 2),
+                        tenants=on,
+                    ),
+                )
+        for (host, uuid), left in tenants.items():  # leases on a GPU no agent reports any more
+            gpus[(host, uuid)] = GpuTenancy(
+                host=host,
+                uuid=uuid,
+                name="(unregistered)",
+                arch=None,
+                memory_gb=0.0,
+                leased_gb=sum(t.gb for t in left),
+                tenants=tuple(left),
+            )
+        ordered = tuple(gpus[k] for k in sorted(gpus))
+        return Hosts(gpus=ordered, agents=tuple(seen))
+
+    return store.read(read)

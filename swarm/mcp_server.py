@@ -54,6 +54,7 @@ heartbeat before the lease expires (any call of yours also renews your leases) -
 with the task_id and epoch claim_task returned. A LEASE_LOST error means another agent owns the
 task now: drop that work and claim a new task."""
 PAGE_MAX = 100
+MCP_PATH = "/mcp"  # the SDK's Streamable HTTP path; everything else is the web page
 
 
 class ClaimResponse(Model):
@@ -601,13 +602,14 @@ def http_token(lab_dir: Path) -> tuple[str, bool]:
 
 
 class BearerAuth:
-    """ASGI middleware: every request needs `Authorization: Bearer <token>`, else 401."""
+    """ASGI middleware: every MCP request needs `Authorization: Bearer <token>`, else 401.
+    The web page's routes check their own session (a cookie, or the same bearer header)."""
 
     def __init__(self, app: Any, token: str) -> None:
         self.app, self.expected = app, f"Bearer {token}".encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"].startswith(MCP_PATH):
             given = dict(scope.get("headers") or ()).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 body = b'{"error": "missing or wrong bearer token (see the lab dir http_token)"}'
@@ -629,7 +631,12 @@ class BearerAuth:
 def http_app(settings: Settings, host: str) -> tuple[Any, str, bool]:
     token, created = http_token(settings.lab_dir)
     build_all_models()  # the shared server: build models now, not racing in the first calls
-    app = build_server(Lab(settings)).streamable_http_app(host=host)
+    lab = Lab(settings)
+    app = build_server(lab).streamable_http_app(host=host)
+    from swarm import web  # the page for people, at / beside /mcp in the same app
+
+    resolve = web.operator_only(token)
+    app.router.routes.extend(web.routes(lab.store, lab.repo, settings.lab_dir, resolve))
     return BearerAuth(app, token), token, created
 
 
@@ -643,4 +650,8 @@ def serve_http(settings: Settings, host: str, port: int) -> None:
             file=sys.stderr,
         )
     print(f"swarm serve: MCP over Streamable HTTP at http://{host}:{port}/mcp", file=sys.stderr)
+    print(
+        f"swarm serve: the lab's web page at http://{host}:{port}/ (log in with a token)",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

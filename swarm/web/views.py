@@ -1,0 +1,278 @@
+"""What the pages show, assembled from library calls: conflicts side by side with their evidence,
+the facts table with its filters, a task with its history. No SQL that changes anything here."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from swarm import facts, jobs
+from swarm.findings import Finding
+from swarm.models import Capabilities, Event, Model, Result, Task
+from swarm.reconcile import Conflict, ConflictSide, Fact
+from swarm.store import Conn, Store
+
+FACTS_TTL_S = 30.0  # evidence files can change on disk without a write to the store
+FACTS_PAGE = 100
+LOG_TAIL = 8000
+
+
+class Reconciled:
+    """The last reconcile (checks and facts, nothing written), redone when findings were added
+    or when it is older than FACTS_TTL_S: a page view must not re-check every citation."""
+
+    def __init__(self, store: Store, repo: Path) -> None:
+        self.store, self.repo = store, repo
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._version: tuple[Any, ...] | None = None
+        self._outcome: facts.Outcome | None = None
+
+    def version(self) -> tuple[Any, ...]:
+        return tuple(
+            self.store.read(lambda c: c.execute("SELECT count(*) FROM findings").fetchone())
+        )
+
+    def outcome(self) -> facts.Outcome:
+        version = self.version()
+        with self._lock:  # one reconcile at a time; the others wait for its answer
+            fresh = time.monotonic() - self._at < FACTS_TTL_S
+            if self._outcome is None or version != self._version or not fresh:
+                self._outcome = facts.run(self.store, self.repo, write=False)
+                self._version, self._at = self.version(), time.monotonic()
+            return self._outcome
+
+    def forget(self) -> None:
+        """After a decision: the next page reconciles again."""
+        with self._lock:
+            self._outcome = None
+
+
+def findings_by_id(store: Store, ids: Iterable[str]) -> dict[str, Finding]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+
+    def read(conn: Conn) -> list[Any]:
+        marks = ", ".join("?" for _ in wanted)
+        return conn.execute(f"SELECT body FROM findings WHERE id IN ({marks})", wanted).fetchall()
+
+    return {f.id: f for f in (Finding.model_validate_json(r[0]) for r in store.read(read))}
+
+
+def agent_hosts(store: Store) -> dict[str, str]:
+    rows = store.read(lambda c: c.execute("SELECT id, capabilities FROM agents").fetchall())
+    return {r[0]: Capabilities.model_validate_json(r[1]).host for r in rows}
+
+
+# ---------------------------------------------------------------- conflicts
+
+
+class EvidenceView(Model):
+    kind: str
+    locator: str
+    tier: str
+    status: str  # the check's outcome: ok / drifted / broken / unverifiable-offline
+    message: str
+    quote: str | None = None
+    metric: str | None = None
+
+
+class FindingView(Model):
+    id: str
+    agent: str
+    host: str | None
+    value: Any
+    unit: str | None
+    statement: str
+    scope: dict[str, Any]
+    attributes: dict[str, Any]
+    observed_at: str
+    evidence: tuple[EvidenceView, ...]
+
+
+class SideView(Model):
+    index: int
+    side: ConflictSide
+    unit: str | None
+    findings: tuple[FindingView, ...]
+
+
+class DecisionView(Model):
+    finding: str
+    action: str
+    accept: tuple[str, ...]
+    reason: str
+    by: str
+    at: str
+
+
+class ConflictView(Model):
+    conflict: Conflict
+    sides: tuple[SideView, ...]
+    split_options: tuple[str, ...]
+    decisions: tuple[DecisionView, ...]
+
+
+def _finding_view(f: Finding, outcome: facts.Outcome, hosts: dict[str, str]) -> FindingView:
+    evidence = []
+    for i, ev in enumerate(f.evidence):
+        check = outcome.checks.get((f.id, i))
+        evidence.append(
+            EvidenceView(
+                kind=ev.kind,
+                locator=ev.locator,
+                tier=ev.effective_tier,
+                status=check.status if check else "unchecked",
+                message=check.message if check else "",
+                quote=ev.quote.exact if ev.quote else None,
+                metric=ev.metric,
+            )
+        )
+    return FindingView(
+        id=f.id,
+        agent=f.agent,
+        host=hosts.get(f.agent),
+        value=f.value,
+        unit=f.unit,
+        statement=f.statement,
+        scope=f.scope,
+        attributes=f.attributes,
+        observed_at=f.observed_at,
+        evidence=tuple(evidence),
+    )
+
+
+def split_options(sides: Sequence[Sequence[Finding]]) -> tuple[str, ...]:
+    """Attributes to split by: those whose values differ between the sides, else every
+    attribute and scope key the sides' findings carry."""
+    keys = sorted({k for side in sides for f in side for k in (*f.attributes, *f.scope)})
+
+    def values(side: Sequence[Finding], key: str) -> frozenset[str]:
+        return frozenset(json.dumps(f.attributes.get(key, f.scope.get(key))) for f in side)
+
+    differing = [k for k in keys if len({values(side, k) for side in sides}) > 1]
+    return tuple(differing or keys)
+
+
+def decisions_on(findings: Iterable[Finding], conflict_id: str) -> tuple[DecisionView, ...]:
+    out = [
+        DecisionView(
+            finding=f.id,
+            action=f.decision.action,
+            accept=f.decision.accept,
+            reason=f.decision.reason,
+            by=f.decision.by,
+            at=f.observed_at,
+        )
+        for f in findings
+        if f.decision is not None and f.decision.conflict == conflict_id
+    ]
+    return tuple(sorted(out, key=lambda d: (d.at, d.finding)))
+
+
+def decision_findings(store: Store) -> list[Finding]:
+    rows = store.read(
+        lambda c: c.execute("SELECT body FROM findings WHERE kind = 'decision'").fetchall()
+    )
+    return [Finding.model_validate_json(r[0]) for r in rows]
+
+
+def conflict_views(store: Store, outcome: facts.Outcome, which: str = "open") -> list[ConflictView]:
+    chosen = [c for c in outcome.facts.conflicts if which == "all" or c.state == which]
+    by_id = findings_by_id(store, (fid for c in chosen for s in c.sides for fid in s.findings))
+    hosts, decided = agent_hosts(store), decision_findings(store)
+    views = []
+    for c in chosen:
+        side_findings = [[by_id[fid] for fid in s.findings if fid in by_id] for s in c.sides]
+        sides = tuple(
+            SideView(
+                index=i,
+                side=s,
+                unit=next((f.unit for f in fs if f.unit), None),
+                findings=tuple(_finding_view(f, outcome, hosts) for f in fs),
+            )
+            for i, (s, fs) in enumerate(zip(c.sides, side_findings, strict=True))
+        )
+        views.append(
+            ConflictView(
+                conflict=c,
+                sides=sides,
+                split_options=split_options(side_findings),
+                decisions=decisions_on(decided, c.id),
+            )
+        )
+    return views
+
+
+# ---------------------------------------------------------------- facts
+
+
+FILTERS = ("gpu", "platform", "model", "status")
+
+
+def _field(fact: Fact, name: str) -> str:
+    if name == "status":
+        return str(fact.status)
+    if name == "model":
+        return str(fact.scope.get("model", fact.subject))
+    return str(fact.scope.get(name, ""))
+
+
+def filter_facts(items: Sequence[Fact], wanted: dict[str, str]) -> list[Fact]:
+    """Facts whose GPU, platform, model and status match the filters (case-insensitive;
+    a model filter matches part of the name)."""
+    out = list(items)
+    for name, value in wanted.items():
+        if not value:
+            continue
+        v = value.lower()
+        if name == "model":
+            out = [f for f in out if v in _field(f, name).lower()]
+        else:
+            out = [f for f in out if _field(f, name).lower() == v]
+    return out
+
+
+def filter_choices(items: Sequence[Fact]) -> dict[str, list[str]]:
+    return {n: sorted({_field(f, n) for f in items} - {""}) for n in FILTERS if n != "model"}
+
+
+# ---------------------------------------------------------------- tasks
+
+
+class TaskPage(Model):
+    task: Task
+    events: tuple[Event, ...]
+    results: tuple[Result, ...]
+    log_tail: str | None
+    plots: tuple[str, ...]  # result ids whose payload holds a benchmark sweep
+
+
+def has_sweep(result: Result) -> bool:
+    report = result.payload.get("report")
+    levels = report.get("levels") if isinstance(report, dict) else None
+    return isinstance(levels, list) and sum(bool(lv.get("concurrency")) for lv in levels) >= 1
+
+
+def task_page(store: Store, task_id: str, lab_dir: Path) -> TaskPage:
+    """Raises NotFound for an unknown task."""
+    from swarm import queue
+
+    task = queue.get_task(store, task_id)
+    results = tuple(queue.task_results(store, task_id))
+    tail = jobs.log_tail(jobs.job_dir(lab_dir, task_id), LOG_TAIL)
+    if tail is None:  # no job folder here: the tail its last report carried, if any
+        tails = [r.payload.get("job", {}).get("log_tail") for r in results]
+        tail = next((t for t in reversed(tails) if isinstance(t, str)), None)
+    return TaskPage(
+        task=task,
+        events=tuple(queue.task_events(store, task_id)),
+        results=results,
+        log_tail=tail,
+        plots=tuple(r.id for r in results if has_sweep(r)),
+    )
