@@ -1,22 +1,37 @@
-"""Offline citation checks: each piece of evidence against the repo, git and the store.
+"""Offline citation checks: each piece of evidence against the repo, git and the store, and what
+it proves about the claim that cites it.
 
-A check never reaches the network. A path must stay inside the repo (no `..`, no symlink out);
-a snapshot's sha256 must match; a quote is found exactly, then whitespace-normalised, then
-fuzzily (a score, reported as 'drifted'); a run must exist and carry the finding's number; a
-commit must exist in this repo.
+A check answers two questions. Is the citation intact (`status`: the path stays inside the repo,
+the snapshot's sha256 matches, the quote is still there, the run and the commit exist)? And what
+does it prove about *this* claim (`strength`: a tier, or None when it is only context)? The
+strength is derived here, never taken from the finding: a run is local evidence only if its task
+finished done, its named metric equals the value within the predicate's tolerance and the agent
+that reported it is registered on hardware matching the claim's gpu/arch; a test only if it
+passed; a file, document, commit, issue or URL supports a value only with a quote containing it.
+A declared tier can only lower what a citation proves (a vendor manual cited as `doc` may say
+primary), never raise it above the kind's ceiling.
+
+Bounded work: files are hashed and searched in 1 MiB chunks (memory stays well under 64 MB for
+any file); the fuzzy fallback reads at most FUZZY_MAX_BYTES; a file over QUOTE_SEARCH_MAX_BYTES is
+checked by hash only, and the outcome says so. A check never reaches the network.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import math
 import re
+import subprocess
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from swarm.findings import Evidence, EvidenceKind, Finding, Quote
+from pydantic import Field
+
+from swarm.findings import TIER_RANK, Evidence, EvidenceKind, Finding, Quote, Scalar, Tier
 from swarm.models import Model
 
 CheckStatus = Literal["ok", "drifted", "broken", "unverifiable-offline"]
@@ -25,49 +40,205 @@ SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 FUZZY_ACCEPT = (
     90.0  # rapidfuzz partial_ratio: at or above this a quote has drifted, below it is gone
 )
+CHUNK = 1 << 20
+FUZZY_MAX_BYTES = 4 << 20  # the fuzzy fallback aligns against the whole text: only this small
+QUOTE_SEARCH_MAX_BYTES = 64 << 20  # above this a file is checked by its sha256 only
+
+# What each kind of citation can prove at best, and what it proves when it declares nothing.
+CEILING = {
+    EvidenceKind.run: Tier.local,
+    EvidenceKind.test: Tier.local,
+    EvidenceKind.commit: Tier.primary,
+    EvidenceKind.file: Tier.primary,
+    EvidenceKind.issue: Tier.primary,
+    EvidenceKind.doc: Tier.primary,
+    EvidenceKind.url: Tier.primary,
+}
+DEFAULT = {
+    **CEILING,
+    EvidenceKind.doc: Tier.secondary,
+    EvidenceKind.url: Tier.secondary,
+}
 
 
 class Check(Model):
-    status: CheckStatus
+    status: CheckStatus = Field(description="is the citation intact")
     message: str
     score: float | None = None
+    strength: Tier | None = Field(
+        None, description="what it proves about this claim; None: context, shown but not counted"
+    )
+    origin: str | None = Field(
+        None, description="who stands behind it: agent@host for a run or test, else the source"
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="a run's recorded engine, driver, CUDA, image digest"
+    )
+
+
+class RunGpu(Model):
+    name: str
+    arch: str | None = None
+
+
+class RunRecord(Model):
+    """A result as run evidence needs it: its outcome, its task's state, who ran it and where."""
+
+    id: str
+    task_id: str | None = None
+    status: str | None = Field(None, description="the result's status (done, failed)")
+    task_state: str | None = None
+    agent: str | None = None
+    host: str | None = None
+    gpus: tuple[RunGpu, ...] = Field((), description="the reporting agent's registered GPUs")
+    payload: dict[str, Any] = {}
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the run recorded of its software stack (payload key `environment`)."""
+        env = self.payload.get("environment")
+        if not isinstance(env, dict):
+            return {}
+        return {k: str(env[k]) for k in ENVIRONMENT_KEYS if env.get(k) not in (None, "")}
+
+
+# What a run's payload may record of its stack, in the order a supersession message names them.
+ENVIRONMENT_KEYS = ("engine", "engine_version", "driver", "cuda", "image_digest")
 
 
 @dataclass(frozen=True)
 class CheckContext:
     repo: Path
-    run_payload: Callable[[str], dict[str, Any] | None]  # result id -> payload, None if absent
+    run: Callable[[str], RunRecord | None] = lambda _rid: None
+    # the claim's predicate tolerance (relative, absolute), by predicate name
+    tolerance: Callable[[str], tuple[float, float]] = lambda _p: (0.0, 0.0)
+    # canonical GPU name and that GPU's arch, so a run's hardware can be compared with the scope
+    gpu_name: Callable[[str], str] = lambda name: name
+    gpu_arch: Callable[[str], str | None] = lambda _name: None
+    arch_name: Callable[[str], str] = lambda arch: arch
 
 
-def _ok(message: str, score: float | None = None) -> Check:
-    return Check(status="ok", message=message, score=score)
+def _ok(message: str, score: float | None = None, strength: Tier | None = None) -> Check:
+    return Check(status="ok", message=message, score=score, strength=strength)
 
 
 def _broken(message: str) -> Check:
     return Check(status="broken", message=message)
 
 
+def _context(check: Check, why: str) -> Check:
+    return check.model_copy(update={"strength": None, "message": f"{check.message}; {why}"})
+
+
 def normalise(text: str) -> str:
-    text = (
+    return _collapse(_typography(text)).strip()
+
+
+def _typography(text: str) -> str:
+    return (
         unicodedata.normalize("NFKC", text)
         .replace("\u2019", "'")
         .replace("\u201c", '"')
         .replace("\u201d", '"')
     )
-    return re.sub(r"\s+", " ", text).strip()
+
+
+def _collapse(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+# ---------------------------------------------------------------- numbers in quotes
+
+NUMBER_RE = re.compile(
+    r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:[,\u202f\u00a0]\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+    r"(?:\s?(?P<k>[kK])(?![\w]))?(?![\w.]|\.\d)"
+)
+
+
+def numbers_in(text: str) -> list[tuple[float, float]]:
+    """Every number written in the text, with the half-step of its last written digit.
+
+    '6,396' -> (6396, 0.5); '20.2' -> (20.2, 0.05); '1.8k' -> (1800, 50); a Unicode minus counts as '-'.
+    Digits inside words ('Qwen3-14B', 'sm_120') are not numbers.
+    """
+    out = []
+    for m in NUMBER_RE.finditer(normalise(text)):
+        raw = m.group(0)
+        scale = 1000.0 if m.group("k") else 1.0
+        digits = raw.rstrip("kK ").replace("\u2212", "-")
+        digits = re.sub(r"[,\u202f\u00a0]", "", digits)
+        try:
+            value = float(digits)
+        except ValueError:
+            continue
+        mantissa = digits.lower().split("e")[0]
+        decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        exponent = int(digits.lower().split("e")[1]) if "e" in digits.lower() else 0
+        half = 0.5 * 10.0 ** (exponent - decimals) * scale
+        if math.isfinite(value):
+            out.append((value * scale, half))
+    return out
+
+
+def quote_holds(value: Scalar, quote: Quote) -> bool:
+    """Does the quote contain the value? Numbers as written (rounded, separators, 'k')."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True  # a found quote is what a bool or a text claim can show
+    text = " ".join(part for part in (quote.exact,) if part)
+    return any(abs(n - value) <= half + 1e-9 * max(1.0, abs(value)) for n, half in numbers_in(text))
+
+
+# ---------------------------------------------------------------- streamed text
+
+
+def _chunks(read: Callable[[int], bytes]) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while data := read(CHUNK):
+        yield decoder.decode(data)
+    yield decoder.decode(b"", final=True)
+
+
+def contains(chunks: Iterable[str], needles: tuple[str, str]) -> Literal["exact", "normalised", ""]:
+    """Whether the stream holds the exact needle, or the normalised one once normalised.
+
+    Streams: each window keeps only the tail a match could straddle.
+    """
+    exact, loose = needles
+    tail_raw, tail_norm = "", ""
+    found_norm = False
+    for chunk in chunks:
+        buf = tail_raw + chunk
+        if exact in buf:
+            return "exact"
+        tail_raw = buf[-(len(exact) - 1) :] if len(exact) > 1 else ""
+        if not found_norm and loose:
+            norm = _collapse(tail_norm + _collapse(_typography(chunk)))
+            found_norm = loose in norm
+            tail_norm = norm[-len(loose) :]
+    return "normalised" if found_norm else ""
 
 
 def anchor(quote: Quote, text: str) -> Check:
-    """Find a quote: exact, then whitespace-normalised, then fuzzy with a score."""
-    if quote.exact in text:
+    """Find a quote in a text: exact, then whitespace-normalised, then fuzzy with a score."""
+    return _anchor(quote, lambda: iter((text,)), len(text.encode()), lambda: text)
+
+
+def _anchor(
+    quote: Quote, chunks: Callable[[], Iterator[str]], size: int, whole: Callable[[], str]
+) -> Check:
+    how = contains(chunks(), (quote.exact, normalise(quote.exact)))
+    if how == "exact":
         return _ok("quote found exactly")
-    if normalise(quote.exact) in normalise(text):
+    if how == "normalised":
         return _ok("quote found once whitespace and typography are normalised")
+    if size > FUZZY_MAX_BYTES:
+        return _broken(f"quote not found (no fuzzy search over {FUZZY_MAX_BYTES >> 20} MiB)")
     from rapidfuzz import fuzz  # imported only when a quote has moved
 
-    match = fuzz.partial_ratio_alignment(normalise(quote.exact), normalise(text))
+    text = normalise(whole())
+    match = fuzz.partial_ratio_alignment(normalise(quote.exact), text)
     if match is not None and match.score >= FUZZY_ACCEPT:
-        found = normalise(text)[match.dest_start : match.dest_end]
+        found = text[match.dest_start : match.dest_end]
         return Check(
             status="drifted",
             score=round(match.score, 1),
@@ -77,13 +248,15 @@ def anchor(quote: Quote, text: str) -> Check:
 
 
 def repo_file(repo: Path, rel: str) -> Path | Check:
-    """The file a repo path names, or why it cannot be used (escape, missing)."""
+    """The file a repo path names, or why it cannot be used (escape, missing, odd name)."""
+    if "\x00" in rel:
+        return _broken(f"{rel!r} is not a path (it holds a NUL byte)")
     if Path(rel).is_absolute() or ".." in Path(rel).parts:
         return _broken(f"{rel!r} must be a path inside the repo (no absolute path, no '..')")
     path = repo / rel
     try:
         resolved = path.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return _broken(f"{rel} does not exist in the repo")
     if not resolved.is_relative_to(repo.resolve()):
         return _broken(f"{rel} resolves outside the repo (through a symlink)")
@@ -92,79 +265,206 @@ def repo_file(repo: Path, rel: str) -> Path | Check:
     return resolved
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while data := fh.read(CHUNK):
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def _file_chunks(path: Path) -> Iterator[str]:
+    with path.open("rb") as fh:
+        yield from _chunks(fh.read)
+
+
 def _check_text(repo: Path, rel: str, sha256: str | None, quote: Quote | None) -> Check:
     found = repo_file(repo, rel)
     if isinstance(found, Check):
         return found
-    data = found.read_bytes()
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+    size = found.stat().st_size
+    if sha256 is not None and file_sha256(found) != sha256:
         return _broken(f"{rel} changed since it was cited (sha256 differs)")
+    hashed = " and its sha256 matches" if sha256 else ""
     if quote is None:
-        return _ok(f"{rel} exists" + (" and its sha256 matches" if sha256 else ""))
-    return anchor(quote, data.decode("utf-8", errors="replace"))
+        return _ok(f"{rel} exists{hashed}")
+    if size > QUOTE_SEARCH_MAX_BYTES:
+        return _ok(
+            f"{rel} is over {QUOTE_SEARCH_MAX_BYTES >> 20} MiB: checked by hash only"
+            f"{' (matches)' if sha256 else ' (no sha256 given)'}, quote not searched"
+        )
+    return _anchor(
+        quote,
+        lambda: _file_chunks(found),
+        size,
+        lambda: found.read_bytes().decode("utf-8", errors="replace"),
+    )
+
+
+def _document_strength(evidence: Evidence, finding: Finding, intact: Check) -> Check:
+    """A document, file, commit, issue or URL supports a value only through a quote holding it."""
+    if intact.status != "ok":
+        return intact
+    if evidence.quote is None:
+        return _context(intact, "no quote: context, not support")
+    if "quote not searched" in intact.message:
+        return _context(intact, "an unsearched quote supports nothing")
+    if not quote_holds(finding.value, evidence.quote):
+        return _context(intact, f"the quote does not contain the value {finding.value!r}")
+    return intact.model_copy(update={"strength": capped(evidence), "origin": source(evidence)})
+
+
+def source(evidence: Evidence) -> str:
+    """A document's origin is the source itself: twenty agents citing one page are one origin."""
+    return f"{evidence.kind}:{evidence.snapshot or evidence.locator}".lower()
+
+
+def capped(evidence: Evidence) -> Tier:
+    """The declared tier (or the kind's default), never above what the kind can prove."""
+    ceiling = CEILING[evidence.kind]
+    wanted = evidence.tier or DEFAULT[evidence.kind]
+    return wanted if TIER_RANK[wanted] <= TIER_RANK[ceiling] else ceiling
+
+
+# ---------------------------------------------------------------- runs
+
+
+def _agree(a: float, b: float, tolerance: tuple[float, float]) -> bool:
+    rel, abs_ = tolerance
+    return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)), 1e-9 * max(1.0, abs(a)))
+
+
+def _hardware_mismatch(record: RunRecord, finding: Finding, ctx: CheckContext) -> str | None:
+    gpu, arch = finding.scope.get("gpu"), finding.scope.get("arch")
+    if gpu is None and arch is None:
+        return None
+    names = {ctx.gpu_name(g.name) for g in record.gpus}
+    archs = {ctx.arch_name(g.arch) for g in record.gpus if g.arch}
+    archs |= {a for n in names if (a := ctx.gpu_arch(n))}
+    where = f"agent {record.agent or '?'} is registered with " + (
+        ", ".join(sorted(names)) or "no GPU"
+    )
+    if gpu is not None and ctx.gpu_name(str(gpu)) not in names:
+        return f"{where}, not {gpu}"
+    if arch is not None and ctx.arch_name(str(arch)) not in archs:
+        return f"{where}, not {arch}"
+    return None
 
 
 def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
-    payload = ctx.run_payload(evidence.locator)
-    if payload is None:
-        return _broken(f"no result {evidence.locator} in the store")
+    record = ctx.run(evidence.locator)
+    if record is None:
+        return _broken(f"no result {evidence.locator} in the store or facts/runs.jsonl")
     if evidence.metric is None:
-        return _ok(f"result {evidence.locator} exists")
-    recorded = payload.get(evidence.metric)
+        return _ok(f"result {evidence.locator} exists; names no metric: context, not support")
+    recorded = record.payload.get(evidence.metric)
     if recorded is None:
         return _broken(f"result {evidence.locator} has no {evidence.metric!r}")
-    if isinstance(finding.value, bool) or not isinstance(finding.value, int | float):
-        same = recorded == finding.value
+    value = finding.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        same = recorded == value
     else:
-        same = isinstance(recorded, int | float) and abs(recorded - finding.value) <= 1e-6 * max(
-            1.0, abs(recorded)
+        same = (
+            isinstance(recorded, int | float)
+            and not isinstance(recorded, bool)
+            and _agree(float(recorded), float(value), ctx.tolerance(finding.predicate))
         )
     if not same:
         return _broken(
-            f"result {evidence.locator} says {evidence.metric} = {recorded}, the finding {finding.value}"
+            f"result {evidence.locator} says {evidence.metric} = {recorded}, the finding {value}"
         )
-    return _ok(f"result {evidence.locator} records {evidence.metric} = {recorded}")
+    intact = _ok(f"result {evidence.locator} records {evidence.metric} = {recorded}")
+    if record.status != "done" or record.task_state not in (None, "done"):
+        state = record.status or "unknown"
+        return _context(intact, f"the result is {state}, not done: supports nothing")
+    mismatch = _hardware_mismatch(record, finding, ctx)
+    if mismatch:
+        return _context(intact, f"{mismatch}: supports nothing for this scope")
+    origin = f"{record.agent or finding.agent}@{record.host or '?'}"
+    return intact.model_copy(
+        update={
+            "strength": capped(evidence),
+            "origin": origin,
+            "environment": record.environment,
+        }
+    )
 
 
-def _check_commit(evidence: Evidence, ctx: CheckContext) -> Check:
-    if not SHA_RE.match(evidence.locator):
-        return _broken(f"{evidence.locator!r} is not a full commit sha (abbreviations are refused)")
-    import git  # gitpython, imported only for commit evidence
+# ---------------------------------------------------------------- commits, tests, snapshots
 
+
+def _git_chunks(repo: Path, *args: str) -> Iterator[str]:
+    proc = subprocess.Popen(
+        ["git", "-C", str(repo), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
     try:
-        git.Repo(ctx.repo, search_parent_directories=True).commit(evidence.locator)
-    except (git.BadName, ValueError, git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-        return _broken(f"commit {evidence.locator[:12]} is not in this repo ({type(exc).__name__})")
-    return _ok(f"commit {evidence.locator[:12]} exists")
+        yield from _chunks(proc.stdout.read)
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
 
 
-def _check_snapshotted(evidence: Evidence, ctx: CheckContext, what: str) -> Check:
+def _check_commit(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
+    sha = evidence.locator
+    if not SHA_RE.match(sha):
+        return _broken(f"{sha!r} is not a full commit sha (abbreviations are refused)")
+    exists = subprocess.run(
+        ["git", "-C", str(ctx.repo), "cat-file", "-e", f"{sha}^{{commit}}"],
+        capture_output=True,
+    )
+    if exists.returncode != 0:
+        return _broken(f"commit {sha[:12]} is not in this repo")
+    intact = _ok(f"commit {sha[:12]} exists")
+    if evidence.quote is not None:
+        # the quote is searched in the commit's message and patch, streamed from git
+        how = contains(
+            _git_chunks(ctx.repo, "show", "--no-color", "--format=%B", sha),
+            (evidence.quote.exact, normalise(evidence.quote.exact)),
+        )
+        if not how:
+            return _broken(f"commit {sha[:12]}: quote not found in its message or patch")
+        intact = _ok(f"commit {sha[:12]} exists and holds the quote")
+    return _document_strength(evidence, finding, intact)
+
+
+def _check_snapshotted(evidence: Evidence, finding: Finding, ctx: CheckContext, what: str) -> Check:
     if evidence.snapshot is None:
         return Check(
             status="unverifiable-offline", message=f"{what}: no local snapshot to check offline"
         )
-    return _check_text(ctx.repo, evidence.snapshot, evidence.sha256, evidence.quote)
+    intact = _check_text(ctx.repo, evidence.snapshot, evidence.sha256, evidence.quote)
+    return _document_strength(evidence, finding, intact)
+
+
+def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
+    if evidence.outcome is None:
+        return _broken(f"test {evidence.locator}: no recorded outcome")
+    if evidence.snapshot is None:
+        return Check(
+            status="unverifiable-offline", message=f"test {evidence.locator}: no saved report"
+        )
+    intact = _check_text(ctx.repo, evidence.snapshot, evidence.sha256, evidence.quote)
+    if intact.status != "ok":
+        return intact
+    if evidence.outcome != "passed":
+        return _context(intact, f"the test {evidence.outcome}: only a passing test supports")
+    return intact.model_copy(update={"strength": capped(evidence), "origin": finding.agent})
 
 
 def check(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
-    """The outcome of checking one piece of evidence offline."""
+    """The outcome of checking one piece of evidence offline, and what it proves for finding."""
     kind = evidence.kind
     if kind in (EvidenceKind.file, EvidenceKind.doc):
-        return _check_text(ctx.repo, evidence.locator, evidence.sha256, evidence.quote)
+        intact = _check_text(ctx.repo, evidence.locator, evidence.sha256, evidence.quote)
+        return _document_strength(evidence, finding, intact)
     if kind == EvidenceKind.run:
         return _check_run(evidence, finding, ctx)
     if kind == EvidenceKind.commit:
-        return _check_commit(evidence, ctx)
+        return _check_commit(evidence, finding, ctx)
     if kind == EvidenceKind.test:
-        if evidence.outcome is None:
-            return _broken(f"test {evidence.locator}: no recorded outcome")
-        if evidence.snapshot is None:
-            return Check(
-                status="unverifiable-offline", message=f"test {evidence.locator}: no saved report"
-            )
-        return _check_text(ctx.repo, evidence.snapshot, evidence.sha256, evidence.quote)
-    if kind == EvidenceKind.issue:
-        if not ISSUE_RE.match(evidence.locator):
-            return _broken(f"{evidence.locator!r} is not an issue reference like owner/repo#123")
-        return _check_snapshotted(evidence, ctx, evidence.locator)
-    return _check_snapshotted(evidence, ctx, evidence.locator)  # url
+        return _check_test(evidence, finding, ctx)
+    if kind == EvidenceKind.issue and not ISSUE_RE.match(evidence.locator):
+        return _broken(f"{evidence.locator!r} is not an issue reference like owner/repo#123")
+    return _check_snapshotted(evidence, finding, ctx, evidence.locator)  # issue, url

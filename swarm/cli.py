@@ -479,22 +479,28 @@ def cmd_finding_add(ctx: Context) -> None:
 
 
 def cmd_finding_ls(ctx: Context) -> None:
-    from swarm.findings import all_findings
+    from swarm import render
+    from swarm.findings import load_findings
 
     a = ctx.args
+    found, bad = load_findings(ctx.store)
     items = [
         f
-        for f in all_findings(ctx.store)
+        for f in found
         if (not a.subject or f.subject == a.subject)
         and (not a.predicate or f.predicate == a.predicate)
     ]
-    from swarm import render
-
     ctx.emit(
-        {"findings": [f.model_dump(mode="json") for f in items]},
-        lambda: render.table(
-            ("ID", "SUBJECT", "PREDICATE", "VALUE", "AGENT"),
-            [(f.id, f.subject, f.predicate, f.value, f.agent) for f in items],
+        {
+            "findings": [f.model_dump(mode="json") for f in items],
+            "bad_rows": [b.model_dump() for b in bad],
+        },
+        lambda: (
+            render.table(
+                ("ID", "SUBJECT", "PREDICATE", "VALUE", "AGENT"),
+                [(f.id, f.subject, f.predicate, f.value, f.agent) for f in items],
+            )
+            + "".join(f"\nbad row {b.id} (skipped): {b.error}" for b in bad)
         ),
     )
 
@@ -514,32 +520,34 @@ def cmd_facts_import_seed(ctx: Context) -> None:
 
 def cmd_facts_verify(ctx: Context) -> None:
     from swarm import facts
-    from swarm.findings import all_findings
 
-    findings = all_findings(ctx.store)
-    checks = facts.check_all(findings, _repo(), facts.run_payloads(ctx.store))
-    facts.store_checks(ctx.store, checks)
+    checks, bad = facts.verify(ctx.store, _repo())
     rows = [
-        {"finding": fid, "evidence": idx, **c.model_dump()}
+        {"finding": fid, "evidence": idx, **c.model_dump(mode="json")}
         for (fid, idx), c in sorted(checks.items())
     ]
     shown = rows if ctx.args.all else [r for r in rows if r["status"] != "ok"]
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
+    # CI gates on this: a broken citation, or a stored finding that no longer parses, fails it
+    ctx.exit_code = 1 if counts.get("broken") or bad else 0
 
     def text() -> str:
         from swarm import render
 
         table = render.table(
-            ("FINDING", "#", "STATUS", "MESSAGE"),
-            [(r["finding"], r["evidence"], r["status"], r["message"]) for r in shown],
+            ("FINDING", "#", "STATUS", "PROVES", "MESSAGE"),
+            [
+                (r["finding"], r["evidence"], r["status"], r["strength"] or "context", r["message"])
+                for r in shown
+            ],
         )
-        return (table + "\n" if shown else "") + ", ".join(
-            f"{n} {s}" for s, n in sorted(counts.items())
-        )
+        bad_lines = "".join(f"bad row {b.id}: {b.error}\n" for b in bad)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no citations"
+        return (table + "\n" if shown else "") + bad_lines + summary
 
-    ctx.emit({"counts": counts, "checks": shown}, text)
+    ctx.emit({"counts": counts, "checks": shown, "bad_rows": [b.model_dump() for b in bad]}, text)
 
 
 def cmd_facts_reconcile(ctx: Context) -> None:
@@ -582,7 +590,10 @@ def cmd_triage_list(ctx: Context) -> None:
     from swarm import render
     from swarm.triage import findings_by_id
 
-    conflicts = [c for c in _triage_facts(ctx).conflicts if ctx.args.all or c.state == "open"]
+    # deferred disputes stay listed: deferring is not deciding
+    conflicts = [
+        c for c in _triage_facts(ctx).conflicts if ctx.args.all or c.state in ("open", "deferred")
+    ]
     by_id = findings_by_id(ctx.store)
     ctx.emit(
         {"conflicts": [c.model_dump(mode="json") for c in conflicts]},
@@ -623,6 +634,20 @@ def cmd_triage_resolve(ctx: Context) -> None:
         finding,
         lambda: (
             f"recorded {finding.id}: {action} {a.conflict} ({a.reason}); "
+            "run `swarm facts reconcile` to apply it to facts/"
+        ),
+    )
+
+
+def cmd_triage_undo(ctx: Context) -> None:
+    from swarm import triage
+
+    a = ctx.args
+    finding = triage.undo(ctx.store, a.decision, a.reason, _who(a), _now())
+    ctx.emit(
+        finding,
+        lambda: (
+            f"recorded {finding.id}: undo {a.decision} ({a.reason}); "
             "run `swarm facts reconcile` to apply it to facts/"
         ),
     )
@@ -1375,7 +1400,7 @@ def build_parser() -> Parser:
     p.add_argument("--by", help="who decides (default: git user.name)")
     triage_sub = p.add_subparsers(dest="triage_command", parser_class=Parser)
     q = command("list", cmd_triage_list, "the open conflicts, side by side", triage_sub)
-    q.add_argument("--all", action="store_true", help="decided and deferred ones too")
+    q.add_argument("--all", action="store_true", help="decided ones too (deferred are listed)")
     q = command(
         "resolve", cmd_triage_resolve, "record a decision on a conflict (scripts, MCP)", triage_sub
     )
@@ -1391,6 +1416,12 @@ def build_parser() -> Parser:
     )
     q.add_argument("--reason", required=True, help="why, for the people after you")
     q.add_argument("--by", help="who decides (default: git user.name)")
+    q = command(
+        "undo", cmd_triage_undo, "reverse one recorded decision (by its finding id)", triage_sub
+    )
+    q.add_argument("decision", help="the decision's finding id (`swarm triage list --all`)")
+    q.add_argument("--reason", required=True, help="why it is reversed")
+    q.add_argument("--by", help="who reverses it (default: git user.name)")
 
     p = command(
         "search",

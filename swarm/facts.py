@@ -10,11 +10,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from swarm import SCHEMA_VERSION
-from swarm.citations import Check, CheckContext, check
-from swarm.findings import Finding, all_findings, merge_log, read_log
+from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
+from swarm.findings import BadRow, Finding, load_findings, load_log, merge_log
+from swarm.models import Capabilities
 from swarm.reconcile import Checks, FactsFile, reconcile
 from swarm.registry import Registries
 from swarm.store import Conn, Store
@@ -30,39 +30,107 @@ class Outcome:
     facts: FactsFile
     checks: Checks
     changed: tuple[str, ...]
+    bad_rows: tuple[BadRow, ...] = ()
 
 
-def run_payloads(store: Store) -> dict[str, dict[str, Any]]:
-    rows = store.read(lambda conn: conn.execute("SELECT id, payload FROM results").fetchall())
-    return {r[0]: json.loads(r[1]) for r in rows}
-
-
-def cited_runs(findings: Sequence[Finding], payloads: dict[str, dict[str, Any]]) -> str:
-    cited = sorted(
-        {
-            ev.locator
-            for f in findings
-            for ev in f.evidence
-            if ev.kind == "run" and ev.locator in payloads
-        }
+def store_runs(store: Store) -> dict[str, RunRecord]:
+    """Every result with what run evidence needs: status, task state, the agent's GPUs."""
+    rows = store.read(
+        lambda conn: conn.execute(
+            "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities "
+            "FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
+            "LEFT JOIN agents a ON a.id = r.agent"
+        ).fetchall()
     )
-    return "".join(
-        json.dumps({"id": rid, "payload": payloads[rid]}, sort_keys=True) + "\n" for rid in cited
-    )
+    out = {}
+    for rid, task_id, status, agent, payload, state, caps in rows:
+        gpus: list[RunGpu] = []
+        host = None
+        if caps:
+            try:
+                registered = Capabilities.model_validate_json(caps)
+            except ValueError:
+                registered = None  # a capabilities row that no longer parses proves no hardware
+            if registered is not None:
+                host = registered.host
+                gpus = [RunGpu(name=g.name, arch=g.arch) for g in registered.gpus]
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            body = {}
+        out[rid] = RunRecord(
+            id=rid,
+            task_id=task_id,
+            status=status,
+            task_state=state,
+            agent=agent,
+            host=host,
+            gpus=tuple(gpus),
+            payload=body if isinstance(body, dict) else {},
+        )
+    return out
 
 
-def read_runs(path: Path) -> dict[str, dict[str, Any]]:
+def read_runs(path: Path) -> dict[str, RunRecord]:
+    """facts/runs.jsonl: the results run evidence cited, as git keeps them (bad lines skipped)."""
     if not path.exists():
         return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return {row["id"]: row["payload"] for row in rows}
+    out = {}
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                record = RunRecord.model_validate_json(line)
+            except ValueError:
+                continue  # a line this version cannot read proves nothing, and stops no one
+            out[record.id] = record
+    return out
 
 
-def check_all(
-    findings: Sequence[Finding], repo: Path, payloads: dict[str, dict[str, Any]]
-) -> dict[tuple[str, int], Check]:
-    ctx = CheckContext(repo=repo, run_payload=payloads.get)
+def runs_text(records: dict[str, RunRecord]) -> str:
+    return "".join(records[rid].model_dump_json() + "\n" for rid in sorted(records))
+
+
+def cited_runs(
+    findings: Sequence[Finding], store: dict[str, RunRecord], kept: dict[str, RunRecord]
+) -> dict[str, RunRecord]:
+    """What runs.jsonl keeps: every run it held (never dropped), and every cited run the store
+    has; for a run in both, the store's record (the fresher one)."""
+    cited = {
+        ev.locator
+        for f in findings
+        for ev in f.evidence
+        if ev.kind == "run" and ev.locator in store
+    }
+    return {**kept, **{rid: store[rid] for rid in cited}}
+
+
+def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckContext:
+    def tolerance(predicate: str) -> tuple[float, float]:
+        p = reg.predicate(predicate)
+        return (p.tolerance_rel, p.tolerance_abs)
+
+    def gpu_arch(name: str) -> str | None:
+        spec = reg.hardware.gpu.get(name)
+        return spec.arch if spec else None
+
+    return CheckContext(
+        repo=repo,
+        run=runs.get,
+        tolerance=tolerance,
+        gpu_name=lambda name: str(reg.canonical("gpu", name)),
+        gpu_arch=gpu_arch,
+        arch_name=lambda arch: str(reg.canonical("arch", arch)),
+    )
+
+
+def check_all(findings: Sequence[Finding], ctx: CheckContext) -> dict[tuple[str, int], Check]:
     return {(f.id, i): check(ev, f, ctx) for f in findings for i, ev in enumerate(f.evidence)}
+
+
+def all_runs(store: Store | None, repo: Path) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
+    """(the runs git keeps, those merged with the store's): a fresh clone checks against both."""
+    kept = read_runs(repo / "facts" / RUNS)
+    return kept, {**kept, **(store_runs(store) if store is not None else {})}
 
 
 def store_checks(store: Store, checks: Checks) -> None:
@@ -100,26 +168,43 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def run(store: Store | None, repo: Path, write: bool = True) -> Outcome:
     """Reconcile the store's findings (or, with no store, facts/findings.jsonl alone)."""
     folder = repo / "facts"
+    logged, bad_log = load_log(folder / LOG)
+    bad: list[BadRow] = list(bad_log)
     if store is not None:
         # What git holds comes first: a fresh clone's store starts empty, and writing the log from
         # it alone would drop every committed finding.
-        merge_log(store, read_log(folder / LOG))
-    findings = all_findings(store) if store is not None else read_log(folder / LOG)
-    payloads = run_payloads(store) if store is not None else read_runs(folder / RUNS)
-    checks = check_all(findings, repo, payloads)
-    facts = reconcile(findings, checks, Registries.load(folder))
+        merge_log(store, logged)
+        findings, bad_store = load_findings(store)
+        bad += bad_store
+    else:
+        findings = logged
+    reg = Registries.load(folder)
+    kept, runs = all_runs(store, repo)
+    checks = check_all(findings, context(repo, runs, reg))
+    facts = reconcile(findings, checks, reg)
     changed: list[str] = []
     if write:
         if store is not None:
             store_checks(store, checks)
             log = "".join(f.model_dump_json() + "\n" for f in sorted(findings, key=lambda f: f.id))
-            for name, text in ((LOG, log), (RUNS, cited_runs(findings, payloads))):
+            runs_now = runs_text(cited_runs(findings, runs, kept))
+            for name, text in ((LOG, log), (RUNS, runs_now)):
                 if _write_if_changed(folder / name, text):
                     changed.append(name)
         for name, text in ((FACTS, facts_text(facts)), (SCHEMA, schema_text())):
             if _write_if_changed(folder / name, text):
                 changed.append(name)
-    return Outcome(facts=facts, checks=checks, changed=tuple(changed))
+    return Outcome(facts=facts, checks=checks, changed=tuple(changed), bad_rows=tuple(bad))
+
+
+def verify(store: Store, repo: Path) -> tuple[dict[tuple[str, int], Check], list[BadRow]]:
+    """Check every citation of the store's findings (and store the outcomes); bad rows too."""
+    findings, bad = load_findings(store)
+    reg = Registries.load(repo / "facts")
+    _, runs = all_runs(store, repo)
+    checks = check_all(findings, context(repo, runs, reg))
+    store_checks(store, checks)
+    return checks, bad
 
 
 def tally(outcome: Outcome) -> tuple[dict[str, int], dict[str, int], list[str]]:

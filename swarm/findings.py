@@ -42,15 +42,6 @@ class Tier(StrEnum):
 
 
 TIER_RANK = {Tier.local: 3, Tier.primary: 2, Tier.secondary: 1}
-DEFAULT_TIER = {
-    EvidenceKind.run: Tier.local,
-    EvidenceKind.test: Tier.local,
-    EvidenceKind.commit: Tier.primary,
-    EvidenceKind.file: Tier.primary,
-    EvidenceKind.issue: Tier.primary,
-    EvidenceKind.doc: Tier.secondary,
-    EvidenceKind.url: Tier.secondary,
-}
 
 
 class Quote(Model):
@@ -74,25 +65,23 @@ class Evidence(Model):
     metric: str | None = Field(None, description="run: payload key holding the value")
     outcome: Literal["passed", "failed", "error"] | None = Field(None, description="test outcome")
     tier: Tier | None = Field(
-        None, description="override the kind's default tier (e.g. a vendor doc)"
+        None,
+        description="what the source is (a vendor manual cited as doc: primary); the checker "
+        "caps it at what the citation proves, so it can lower the strength, never raise it",
     )
-
-    @property
-    def effective_tier(self) -> Tier:
-        return self.tier or DEFAULT_TIER[self.kind]
-
-    @property
-    def origin(self) -> str:
-        """Independent origins: twenty agents citing one page are one origin."""
-        return f"{self.kind}:{self.snapshot or self.locator}".lower()
 
 
 class Decision(Model):
-    """A person's triage decision on a conflict."""
+    """A person's triage decision, attached to the findings it judged (not to a conflict id,
+    which changes when an unrelated finding arrives)."""
 
-    conflict: str
-    action: Literal["accept", "reject", "split", "defer"]
+    conflict: str = Field(description="the conflict as it was named when decided (for people)")
+    action: Literal["accept", "reject", "split", "defer", "undo"]
+    findings: tuple[str, ...] = Field((), description="the findings the person judged")
     accept: tuple[str, ...] = Field((), description="finding ids accepted (action accept)")
+    split_by: str | None = Field(None, description="the attribute a split keys by (action split)")
+    undoes: str | None = Field(None, description="the decision this one reverses (action undo)")
+    made_at: str | None = Field(None, description="when: the same decision made twice is two")
     reason: str = Field(min_length=3)
     by: str
 
@@ -186,22 +175,50 @@ def add_findings(
     return store.write(lambda conn: insert_findings(conn, list(items), agent, now, task_id))
 
 
+class BadRow(Model):
+    """A stored finding that no longer parses (written before a check existed, or edited by
+    hand): readers skip it and report it, instead of failing on it."""
+
+    id: str = Field(description="the finding id, or FILE:LINE for a log line")
+    error: str
+
+
+def load_findings(store: Store) -> tuple[list[Finding], list[BadRow]]:
+    """Every finding in id order, and the rows that do not parse (never raised)."""
+    rows = store.read(
+        lambda conn: conn.execute("SELECT id, body FROM findings ORDER BY id").fetchall()
+    )
+    good, bad = [], []
+    for fid, body in rows:
+        try:
+            good.append(Finding.model_validate_json(body))
+        except ValidationError as exc:
+            bad.append(BadRow(id=str(fid), error=validation_message(exc)))
+    return good, bad
+
+
 def all_findings(store: Store) -> list[Finding]:
-    rows = store.read(lambda conn: conn.execute("SELECT body FROM findings ORDER BY id").fetchall())
-    return [Finding.model_validate_json(r[0]) for r in rows]
+    return load_findings(store)[0]
+
+
+def load_log(path: Path) -> tuple[list[Finding], list[BadRow]]:
+    """A findings log's good lines, and its bad ones as rows to report."""
+    if not path.exists():
+        return [], []
+    good, bad = [], []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                good.append(Finding.model_validate_json(line))
+            except ValidationError as exc:
+                bad.append(BadRow(id=f"{path.name}:{n}", error=validation_message(exc)))
+    return good, bad
 
 
 def read_log(path: Path) -> list[Finding]:
-    if not path.exists():
-        return []
-    try:
-        return [
-            Finding.model_validate_json(line)
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line
-        ]
-    except ValidationError as exc:
-        raise InvalidInput(f"{path}: {validation_message(exc)}") from exc
+    return load_log(path)[0]
 
 
 def merge_log(store: Store, findings: Iterable[Finding]) -> int:

@@ -104,6 +104,9 @@ class FactsReport(Model):
     conflicts: list[ConflictLine] = Field(
         description="the first open conflicts; `swarm triage` decides them"
     )
+    bad_rows: list[str] = Field(
+        default_factory=list, description="stored findings that no longer parse (skipped)"
+    )
 
 
 def _facts_report(outcome: Any, limit: int) -> FactsReport:
@@ -120,6 +123,7 @@ def _facts_report(outcome: Any, limit: int) -> FactsReport:
         citations_by_status=checks,
         open_conflicts=len(open_ids),
         conflicts=lines[:limit],
+        bad_rows=[f"{b.id}: {b.error}" for b in outcome.bad_rows][:limit],
     )
 
 

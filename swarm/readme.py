@@ -208,7 +208,8 @@ class Dashboard:
     def __init__(self, data: Inputs) -> None:
         self.data = data
         self.canon = Canon(data.registries)
-        self.facts_by_key = {f.key: f for f in data.facts.facts}
+        # the current fact of each key; superseded values are listed in the facts section
+        self.facts_by_key = {f.key: f for f in data.facts.facts if f.status != "superseded"}
 
     def fact_for(self, d: Deployment, predicate: str) -> Fact | None:
         scope = {
@@ -227,6 +228,13 @@ class Dashboard:
             return ""
         return fact.status if fact.conflict is None else f"{fact.status} ({fact.conflict})"
 
+    @classmethod
+    def figure(cls, fact: Fact | None) -> str:
+        """A fact's value with its id and status beside it; '-' when there is no fact."""
+        if fact is None or not _is_number(fact.value):
+            return "-"
+        return f"{_exact(fact.value)} · `{fact.id}` · {cls.mark(fact)}"
+
     def status(self) -> str:
         return f"**{self.data.headline}**"
 
@@ -241,52 +249,50 @@ class Dashboard:
         return table(("GPU", "Arch", "Count"), rows)
 
     def benchmarks(self) -> str:
+        """Each benchmarked deployment with its facts' values: the number printed is the value of
+        the fact whose id stands beside it, never the catalog's figure."""
         parts = []
         for gpu, _, _ in self.data.gpus:
             done = [
                 d for d in self.data.deployments if d.spec["gpu"] == gpu and d.bench_state == "done"
             ]
-            done.sort(
-                key=lambda d: -(d.figures.get("single_tps") or 0)
-            )  # stable: ties keep queue order
             rows = []
             for d in done:
-                fact = self.fact_for(d, "decode_tps_single_stream")
+                single = self.fact_for(d, "decode_tps_single_stream")
+                batched = self.fact_for(d, "throughput_tps_batched")
                 plot = (
                     f"[sweep]({sweep_plot_path(d.bench_id)})"
                     if has_sweep(d) and d.bench_id
                     else None
                 )
-                evidence = " · ".join(
-                    x for x in (d.result_id, fact.id if fact else None, self.mark(fact), plot) if x
+                sort = float(single.value) if single and _is_number(single.value) else 0.0
+                row = (
+                    self.figure(single),
+                    self.figure(batched),
+                    d.spec["model"],
+                    d.spec.get("params"),
+                    d.spec.get("model_type"),
+                    d.spec.get("quant"),
+                    d.spec["platform"],
+                    d.spec.get("tp", 1),
+                    d.spec.get("vram_gb"),
+                    " · ".join(x for x in (d.result_id, plot) if x),
                 )
-                rows.append(
-                    (
-                        _num(d.figures.get("single_tps")),
-                        _num(d.figures.get("batched_tps")),
-                        d.spec["model"],
-                        d.spec.get("params"),
-                        d.spec.get("model_type"),
-                        d.spec.get("quant"),
-                        d.spec["platform"],
-                        d.spec.get("tp", 1),
-                        d.spec.get("vram_gb"),
-                        evidence,
-                    )
-                )
+                rows.append((sort, row))
+            rows.sort(key=lambda r: -r[0])  # stable: ties keep queue order
             headers = (
-                "Single TPS",
-                "Batched TPS",
+                "Single TPS · fact · status",
+                "Batched TPS · fact · status",
                 "Model",
                 "Params",
                 "Type",
                 "Quant",
                 "Platform",
                 "TP",
-                "VRAM",
-                "Evidence",
+                "VRAM (spec)",
+                "Run",
             )
-            parts.append(f"### {gpu}\n\n" + table(headers, rows))
+            parts.append(f"### {gpu}\n\n" + table(headers, [r for _, r in rows]))
         return "\n\n".join(parts)
 
     def _listing(
@@ -341,7 +347,11 @@ class Dashboard:
         )
 
     def _facts(self, predicate: str) -> list[Fact]:
-        return [f for f in self.data.facts.facts if f.predicate == predicate]
+        return [
+            f
+            for f in self.data.facts.facts
+            if f.predicate == predicate and f.status != "superseded"
+        ]
 
     def scaling(self) -> str:
         rows = []
@@ -361,24 +371,25 @@ class Dashboard:
                     fact.scope.get("gpu"),
                     fact.subject,
                     fact.scope.get("quant"),
-                    f"{fact.value}%",
+                    self.figure(fact).replace(" · ", "% · ", 1),
                     attrs.get("knee_par"),
                     _num(
                         float(knee)
                         if isinstance(knee := attrs.get("knee_tps"), int | float)
                         else None
                     ),
-                    f"{fact.id} · {self.mark(fact)}",
                 )
             )
         return table(
-            ("GPU", "Model", "Quant", "Scaling Eff", "Knee (par)", "Knee TPS", "Evidence"), rows
+            ("GPU", "Model", "Quant", "Scaling Eff · fact · status", "Knee (par)", "Knee TPS"), rows
         )
 
     def quant(self) -> str:
         """Batched throughput of one model family under several quantisations, per GPU."""
         families: dict[tuple[str, str], list[Fact]] = {}
         for fact in self._facts("throughput_tps_batched"):
+            if fact.status == "superseded" or not _is_number(fact.value):
+                continue
             quant = str(fact.scope.get("quant", ""))
             family = re.sub(
                 rf"-{re.escape(quant.lower())}.*$|-(awq|fp8|nvfp4|mxfp4|w8a8|bf16).*$",
@@ -398,22 +409,17 @@ class Dashboard:
                         family,
                         f.scope.get("quant"),
                         f.scope.get("platform"),
-                        _num(float(f.value)),
+                        self.figure(f),
                         f"{float(f.value) / best:.2f}x",
-                        f"{f.id} · {self.mark(f)}",
                     )
                 )
         return table(
-            ("GPU", "Model family", "Quant", "Platform", "Batched TPS", "Relative", "Evidence"),
+            ("GPU", "Model family", "Quant", "Platform", "Batched TPS · fact · status", "Relative"),
             rows,
         )
 
     def _prose(self, prefix: str) -> list[Fact]:
-        return [
-            f
-            for f in self.data.facts.facts
-            if f.predicate == "statement" and f.subject.startswith(prefix)
-        ]
+        return [f for f in self._facts("statement") if f.subject.startswith(prefix)]
 
     def known_issues(self) -> str:
         rows = [
@@ -450,17 +456,45 @@ class Dashboard:
         ]
         disputes = [
             f"- ⚠ `{c.id}` {c.reason}: {c.explanation}"
+            + (f" (deferred — {c.decision})" if c.state == "deferred" else "")
+            + "".join(f" ({why})" for why in c.lapsed)
             for c in self.data.facts.conflicts
-            if c.state == "open"
+            if c.state in ("open", "deferred")  # a deferred dispute is still a dispute
         ]
         lines += ["", "Open disputes, one line each (`swarm triage`):", ""] + (
             disputes or ["- none"]
         )
+        decided = [
+            f"- `{c.id}` {c.decision}" for c in self.data.facts.conflicts if c.state == "decided"
+        ]
+        lines += ["", "Decisions (who, when, why; `swarm triage undo DECISION` reverses one):", ""]
+        lines += decided or ["- none"]
+        by_id = {f.id: f for f in self.data.facts.facts}
+        superseded = [
+            f"- {f.subject} {f.predicate}{_scope(f.scope)}: {_value(f)} — `{f.id}` superseded by "
+            f"`{f.superseded_by}` ({_value(by_id[f.superseded_by])})"
+            + (f" — {f.decided_by}" if f.decided_by else "")
+            for f in self.data.facts.facts
+            if f.status == "superseded" and f.superseded_by in by_id
+        ]
+        lines += ["", "Superseded values (kept in `facts/verified_facts.json`):", ""]
+        lines += superseded or ["- none"]
         counts: dict[str, int] = {}
         for f in self.data.facts.facts:
             counts[f.status] = counts.get(f.status, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no facts yet"
         return f"All facts: {summary} (`facts/verified_facts.json`).\n\n" + "\n".join(lines)
+
+
+def _exact(value: object) -> str:
+    """A number exactly as the fact holds it (no rounding, no separators): the table's value is
+    the fact's value, digit for digit."""
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _value(fact: Fact) -> str:

@@ -1,12 +1,15 @@
 """The reconciler: a pure, deterministic function of findings, their checks, the registries and the
 human decisions -> facts and conflicts.
 
-Order (DESIGN.md): evidence checked mechanically (the caller passes the checks) -> entities
-normalised through the alias registry -> findings without admissible evidence set aside ->
-plausibility rules -> values clustered per key within the predicate's tolerance -> one cluster:
-verified; several: the better evidence tier wins, then a newer local re-run on the same scope;
-still tied -> a conflict for human triage. Cross-key rules (claim vs measurement) add conflicts
-that no single key shows. Decisions hold until newer local evidence contradicts them.
+Order (DESIGN.md): evidence checked mechanically, its strength derived by the checker (the caller
+passes the checks) -> entities normalised through the alias registry -> findings that no citation
+supports set aside -> plausibility rules -> values clustered per key within the predicate's
+tolerance -> one cluster: verified; several: independent origins decide (a side with two or more
+independent local origins against a side of one wins), or a newer run that records a newer
+environment supersedes the older runs; anything else, whatever the tiers, is a conflict for a
+person. Recency alone never decides. Cross-key rules (claim vs measurement) add conflicts that
+no single key shows. Decisions are attached to the findings they judged and hold until newer
+local evidence disagrees with them; the lapse is recorded.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pydantic import Field
 
 from swarm import SCHEMA_VERSION
 from swarm.citations import Check
-from swarm.findings import TIER_RANK, Decision, Finding, Scalar, Tier
+from swarm.findings import TIER_RANK, Finding, Scalar, Tier
 from swarm.models import Model
 from swarm.registry import Predicate, Registries
 
@@ -51,7 +54,7 @@ class EvidenceOutcome(Model):
 
     kind: str
     locator: str
-    tier: Tier
+    strength: Tier | None = Field(description="what the checker derived; None: context only")
     status: str
     message: str
     findings: int
@@ -73,6 +76,8 @@ class Fact(Model):
     decided_by: str
     conflict: str | None = None
     supersedes: tuple[str, ...] = Field((), description="findings this value replaced")
+    superseded_by: str | None = Field(None, description="the fact that replaced this value")
+    decision: str | None = Field(None, description="the decision (finding id) that set it")
 
 
 class ConflictSide(Model):
@@ -80,6 +85,7 @@ class ConflictSide(Model):
     findings: tuple[str, ...]
     best_tier: Tier | None
     origins: int
+    local_origins: int = 0
     newest: str
     note: str | None = None
 
@@ -91,7 +97,9 @@ class Conflict(Model):
     explanation: str
     sides: tuple[ConflictSide, ...]
     state: Literal["open", "decided", "deferred"] = "open"
-    decision: str | None = None
+    decision: str | None = Field(None, description="who decided what, when and why")
+    decision_id: str | None = None
+    lapsed: tuple[str, ...] = Field((), description="decisions that lapsed, and why")
 
 
 class FactsFile(Model):
@@ -124,7 +132,7 @@ def _scope_words(scope: Mapping[str, Scalar]) -> str:
     return ", ".join(f"{k}={v}" for k, v in scope.items()) or "any scope"
 
 
-Outcome = tuple[str, str, Tier, str, str]  # kind, locator, tier, check status, check message
+Outcome = tuple[str, str, Tier | None, str, str]  # kind, locator, strength, status, message
 
 
 class Canon:
@@ -161,11 +169,9 @@ class Canon:
 
 
 class Claim:
-    """A finding as the reconciler sees it: canonical key, admissible tier, rule violations."""
+    """A finding as the reconciler sees it: canonical key, derived strength, origins, rules."""
 
-    def __init__(
-        self, finding: Finding, canon: Canon, checks: Checks, split: Mapping[str, str]
-    ) -> None:
+    def __init__(self, finding: Finding, canon: Canon, checks: Checks) -> None:
         self.finding = finding
         self.predicate: Predicate = canon.reg.predicate(finding.predicate)
         kind = self.predicate.subject
@@ -173,32 +179,41 @@ class Claim:
         self.value = finding.value
         self.newest = finding.observed_at
         self.scope = canon.scope(finding.scope)
-        self.key = canon.key(self.subject, finding.predicate, self.scope)
-        if split and self.key in split:  # a person split this key by a hidden attribute
-            attr = split[self.key]
-            self.scope = {**self.scope, attr: finding.attributes.get(attr) or "unknown"}
-            self.key = canon.key(self.subject, finding.predicate, self.scope)
+        self.key = self.base_key = canon.key(self.subject, finding.predicate, self.scope)
         outcomes = []
+        tiers: list[Tier] = []
+        origins: set[str] = set()
+        local: set[str] = set()
+        env: dict[str, str] = {}
         for i, ev in enumerate(finding.evidence):
             check = checks[(finding.id, i)]
+            strength = check.strength if check.status == "ok" else None
             outcomes.append(
-                (
-                    str(ev.kind),
-                    ev.snapshot or ev.locator,
-                    ev.effective_tier,
-                    check.status,
-                    check.message,
-                )
+                (str(ev.kind), ev.snapshot or ev.locator, strength, check.status, check.message)
             )
+            if strength is None or strength not in self.predicate.verify_tiers:
+                continue
+            tiers.append(strength)
+            origin = check.origin or f"{ev.kind}:{ev.snapshot or ev.locator}".lower()
+            origins.add(origin)
+            if strength == Tier.local:
+                local.add(origin)
+                env.update(check.environment)
         self.outcomes: tuple[Outcome, ...] = tuple(outcomes)
-        tiers = [
-            o[2] for o in self.outcomes if o[3] == "ok" and o[2] in self.predicate.verify_tiers
-        ]
         self.tier: Tier | None = max(tiers, key=TIER_RANK.__getitem__, default=None)
-        # independent origins: twenty agents citing one page are one origin
-        self.origins = {(o[0], o[1].lower()) for o in self.outcomes if o[3] == "ok"}
+        # independent origins: an agent on a host, or a source; twenty agents citing one page
+        # are one origin
+        self.origins = frozenset(origins)
+        self.local_origins = frozenset(local)
+        self.environment = env
         self.drifted = any(o[3] == "drifted" for o in self.outcomes)
         self.implausible: list[str] = []
+
+    def split_by(self, attr: str, canon: Canon) -> None:
+        """A person split this key by an attribute: it becomes part of the scope."""
+        value = self.finding.attributes.get(attr)
+        self.scope = {**self.scope, attr: "unknown" if value is None else value}
+        self.key = canon.key(self.subject, self.finding.predicate, self.scope)
 
 
 # ---------------------------------------------------------------- plausibility rules
@@ -307,9 +322,16 @@ def _best_tier(group: Sequence[Claim]) -> Tier | None:
     return max(tiers, key=TIER_RANK.__getitem__, default=None)
 
 
-def _rank(group: Sequence[Claim]) -> tuple[int, str]:
-    tier = _best_tier(group)
-    return (TIER_RANK[tier] if tier else 0, max(c.newest for c in group))
+def _origins(group: Sequence[Claim]) -> frozenset[str]:
+    return frozenset().union(*(c.origins for c in group))
+
+
+def _local_origins(group: Sequence[Claim]) -> frozenset[str]:
+    return frozenset().union(*(c.local_origins for c in group))
+
+
+def _newest(group: Sequence[Claim]) -> str:
+    return max(c.newest for c in group)
 
 
 def _side(group: Sequence[Claim], note: str | None = None) -> ConflictSide:
@@ -317,8 +339,9 @@ def _side(group: Sequence[Claim], note: str | None = None) -> ConflictSide:
         value=_representative(group),
         findings=tuple(sorted(c.finding.id for c in group)),
         best_tier=_best_tier(group),
-        origins=len(set().union(*(c.origins for c in group))),
-        newest=max(c.newest for c in group),
+        origins=len(_origins(group)),
+        local_origins=len(_local_origins(group)),
+        newest=_newest(group),
         note=note,
     )
 
@@ -349,66 +372,79 @@ class _Verdict:
         status: FactStatus,
         chosen: Sequence[Claim],
         rule: str,
-        losers: Sequence[Claim] = (),
+        losers: Sequence[Sequence[Claim]] = (),
         conflict: Conflict | None = None,
     ) -> None:
-        self.status, self.chosen, self.rule, self.losers, self.conflict = (
-            status,
-            chosen,
-            rule,
-            losers,
-            conflict,
-        )
+        self.status, self.chosen, self.rule = status, chosen, rule
+        self.losers, self.conflict = losers, conflict
+        self.also: list[Conflict] = []  # a disagreement beside an implausible value
 
 
-def _judge_key(key: str, claims: Sequence[Claim]) -> _Verdict:
-    first = claims[0]
-    unit = first.predicate.unit or first.finding.unit
-    implausible = [c for c in claims if c.implausible]
-    candidates = [c for c in claims if c.tier is not None and not c.implausible]
-    if implausible:
-        sides = [_side([c], "; ".join(c.implausible)) for c in implausible]
-        if candidates:
-            sides.append(_side(candidates, "plausible"))
-        text = "; ".join(sorted({p for c in implausible for p in c.implausible}))
-        conflict = Conflict(
-            id=conflict_id([key], "physically implausible"),
-            keys=(key,),
-            reason="physically implausible",
-            explanation=text,
-            sides=tuple(sides),
-        )
-        return _Verdict(
-            FactStatus.disputed,
-            candidates or implausible,
-            "rule: physical plausibility",
-            conflict=conflict,
-        )
-    if not candidates:
-        stale = any(c.drifted for c in claims)
-        status = FactStatus.stale if stale else FactStatus.unverifiable
-        why = (
-            "its quoted evidence has drifted"
-            if stale
-            else "no admissible evidence for this predicate's tiers"
-        )
-        return _Verdict(status, sorted(claims, key=lambda c: c.newest)[-1:], f"rule: {why}")
-    groups = clusters(candidates)
-    if len(groups) == 1:
-        return _Verdict(FactStatus.verified, groups[0], "rule: one value within tolerance")
-    ranked = sorted(groups, key=_rank, reverse=True)
+def _majority(groups: Sequence[Sequence[Claim]]) -> _Verdict | None:
+    """A side with two or more independent local origins against sides of one origin each."""
+    ranked = sorted(groups, key=lambda g: (len(_local_origins(g)), _newest(g)), reverse=True)
     top, rest = ranked[0], ranked[1:]
-    losers = [c for g in rest for c in g]
-    if _rank(top)[0] > max(_rank(g)[0] for g in rest):
-        return _Verdict(
-            FactStatus.verified, top, f"rule: better evidence tier ({_best_tier(top)})", losers
-        )
-    same_tier = [g for g in rest if _rank(g)[0] == _rank(top)[0]]
-    if _best_tier(top) == Tier.local and all(_rank(top)[1] > _rank(g)[1] for g in same_tier):
-        return _Verdict(FactStatus.verified, top, "rule: newer local run on the same scope", losers)
-    numeric = first.predicate.type == "number"
+    strong = len(_local_origins(top))
+    if strong < 2 or any(len(_origins(g)) > 1 for g in rest):
+        return None
+    rule = (
+        f"rule: independent origins: {strong} independent local origins agree on "
+        f"{_fmt(_representative(top))}, against one origin for "
+        + ", ".join(_fmt(_representative(g)) for g in rest)
+    )
+    return _Verdict(FactStatus.verified, top, rule, rest)
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    parts = re.findall(r"\d+", text)
+    return tuple(int(p) for p in parts) if parts else None
+
+
+ENV_LABEL = {"engine_version": "", "driver": "driver ", "cuda": "CUDA ", "image_digest": "image "}
+
+
+def newer_environment(new: Mapping[str, str], old: Mapping[str, str]) -> str | None:
+    """'vllm 0.21 (was 0.20)' when new records a newer stack than old; None when it does not
+    (nothing recorded, nothing differs, or a version went backwards)."""
+    changed = []
+    for key, label in ENV_LABEL.items():
+        if key not in new or key not in old or new[key] == old[key]:
+            continue
+        if key != "image_digest":
+            a, b = _version(new[key]), _version(old[key])
+            if a is None or b is None or a < b:
+                return None
+        name = f"{new.get('engine', 'engine')} " if key == "engine_version" else label
+        changed.append(f"{name}{new[key]} (was {old[key]})")
+    return ", ".join(changed) or None
+
+
+def _superseding(groups: Sequence[Sequence[Claim]]) -> _Verdict | None:
+    """The newest runs win alone only when they record a newer environment than every other."""
+    if any(c.tier != Tier.local for g in groups for c in g):
+        return None
+    ranked = sorted(groups, key=_newest, reverse=True)
+    top, rest = ranked[0], ranked[1:]
+    env = max(top, key=lambda c: c.newest).environment
+    why = []
+    for g in rest:
+        if _newest(g) >= _newest(top):
+            return None
+        step = newer_environment(env, max(g, key=lambda c: c.newest).environment)
+        if step is None:
+            return None
+        why.append(step)
+    rule = "rule: superseded by a run on " + "; ".join(sorted(set(why)))
+    return _Verdict(FactStatus.verified, top, rule, rest)
+
+
+def _disagreement(key: str, groups: Sequence[Sequence[Claim]]) -> _Verdict:
+    first = groups[0][0]
+    unit = first.predicate.unit or first.finding.unit
+    ranked = sorted(groups, key=lambda g: (len(_origins(g)), _newest(g)), reverse=True)
     values = ", ".join(
-        f"{_fmt(_representative(g), unit)} ({len(g)} finding{'s' if len(g) > 1 else ''})"
+        f"{_fmt(_representative(g), unit)} ({len(g)} finding{'s' if len(g) > 1 else ''}, "
+        f"{len(_origins(g))} origin{'s' if len(_origins(g)) != 1 else ''})"
         for g in ranked
     )
     tol = (
@@ -419,10 +455,12 @@ def _judge_key(key: str, claims: Sequence[Claim]) -> _Verdict:
         else ""
     )
     explanation = (
-        f"{len(groups)} values of {first.finding.predicate} for {first.subject} ({_scope_words(first.scope)}) "
-        f"disagree{tol}: {values}; the evidence is of the same tier ({_best_tier(top) or 'none'}) and none is a "
-        f"newer local run.{_hidden_scope(ranked)}"
+        f"{len(groups)} values of {first.finding.predicate} for {first.subject} "
+        f"({_scope_words(first.scope)}) disagree{tol}: {values}; no side has two independent "
+        f"local origins against one, and no newer run records a newer environment."
+        f"{_hidden_scope(ranked)}"
     )
+    numeric = first.predicate.type == "number"
     reason: ConflictReason = "numeric disagreement" if numeric else "value disagreement"
     conflict = Conflict(
         id=conflict_id([key], reason),
@@ -431,7 +469,44 @@ def _judge_key(key: str, claims: Sequence[Claim]) -> _Verdict:
         explanation=explanation,
         sides=tuple(_side(g) for g in ranked),
     )
-    return _Verdict(FactStatus.disputed, top, "rule: tie, sent to triage", losers, conflict)
+    return _Verdict(
+        FactStatus.disputed, ranked[0], "rule: disagreement, sent to triage", ranked[1:], conflict
+    )
+
+
+def _judge_key(key: str, claims: Sequence[Claim]) -> _Verdict:
+    implausible = [c for c in claims if c.implausible]
+    candidates = [c for c in claims if c.tier is not None and not c.implausible]
+    if not candidates and not implausible:
+        stale = any(c.drifted for c in claims)
+        status = FactStatus.stale if stale else FactStatus.unverifiable
+        why = "its quoted evidence has drifted" if stale else "no citation supports the value"
+        return _Verdict(status, sorted(claims, key=lambda c: c.newest)[-1:], f"rule: {why}")
+    groups = clusters(candidates) if candidates else []
+    if len(groups) == 1:
+        verdict = _Verdict(FactStatus.verified, groups[0], "rule: one value within tolerance")
+    elif groups:
+        verdict = _majority(groups) or _superseding(groups) or _disagreement(key, groups)
+    else:
+        verdict = _Verdict(FactStatus.disputed, implausible, "rule: physical plausibility")
+    if not implausible:
+        return verdict
+    # An implausible value is a question for a person, beside (not mixed into) the others.
+    sides = [_side([c], "; ".join(c.implausible)) for c in implausible]
+    sides += [_side(g, "plausible") for g in groups]
+    conflict = Conflict(
+        id=conflict_id([key], "physically implausible"),
+        keys=(key,),
+        reason="physically implausible",
+        explanation="; ".join(sorted({p for c in implausible for p in c.implausible})),
+        sides=tuple(sides),
+    )
+    losers = verdict.losers if verdict.conflict is None else ()
+    out = _Verdict(
+        FactStatus.disputed, verdict.chosen, "rule: physical plausibility", losers, conflict
+    )
+    out.also = [verdict.conflict] if verdict.conflict is not None else []
+    return out
 
 
 # ---------------------------------------------------------------- cross-key rules
@@ -451,7 +526,7 @@ def _claims_vs_measurements(by_key: Mapping[str, Sequence[Claim]]) -> list[Confl
                 k
                 for k in keys
                 if k != broad
-                and _within(by_key[k][0].scope, b[0].scope)
+                and _within(by_key[k], b[0].scope)
                 and any(c.finding.attributes.get("measured") for c in by_key[k])
                 and {c.value for c in by_key[k]} != {c.value for c in b}
             ]
@@ -478,47 +553,120 @@ def _claims_vs_measurements(by_key: Mapping[str, Sequence[Claim]]) -> list[Confl
     return conflicts
 
 
-def _within(narrow: Mapping[str, Scalar], broad: Mapping[str, Scalar]) -> bool:
-    return len(narrow) > len(broad) and all(narrow.get(k) == v for k, v in broad.items())
+def _within(narrow: Sequence[Claim], broad: Mapping[str, Scalar]) -> bool:
+    """Is a measurement inside a broad claim's scope? Descriptive attributes (model_type) count:
+    '{arch: sm_120, model_type: MoE}' holds every MoE deployment on sm_120."""
+    first = narrow[0]
+    if len(first.scope) < len(broad) or first.scope == broad:
+        return False
+    for k, v in broad.items():
+        if first.scope.get(k) == v:
+            continue
+        described = first.finding.attributes.get(k)
+        if not isinstance(described, str) or not isinstance(v, str):
+            return False
+        if v.lower() not in described.lower().split("-"):  # 'VLM-Dense' is Dense
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- decisions
 
 
-def _decisions(findings: Iterable[Finding]) -> dict[str, tuple[Decision, str]]:
-    """The latest decision per conflict id, with when it was made."""
+class Made:
+    """One recorded decision, in force unless undone."""
+
+    def __init__(self, finding: Finding) -> None:
+        assert finding.decision is not None
+        self.id, self.at, self.decision = finding.id, finding.observed_at, finding.decision
+        self.judged = frozenset(self.decision.findings)
+
+    @property
+    def who(self) -> str:
+        d = self.decision
+        return f"decision {self.id} by {d.by} on {self.at[:10]}: {d.reason}"
+
+
+def decisions_in_force(findings: Iterable[Finding]) -> list[Made]:
+    """Every decision not reversed by a later undo, oldest first."""
     made = sorted(
-        (f for f in findings if f.kind == "decision"), key=lambda f: (f.observed_at, f.id)
+        (Made(f) for f in findings if f.kind == "decision" and f.decision is not None),
+        key=lambda m: (m.at, m.id),
     )
-    return {
-        f.decision.conflict: (f.decision, f.observed_at) for f in made if f.decision is not None
-    }
+    undone = {m.decision.undoes for m in made if m.decision.action == "undo"}
+    return [m for m in made if m.decision.action != "undo" and m.id not in undone]
 
 
-def _lapsed(
-    decision: Decision, at: str, conflict: Conflict, by_key: Mapping[str, Sequence[Claim]]
-) -> bool:
-    """Newer local evidence that disagrees with what the person accepted ends the decision."""
-    accepted = {
-        c.value for k in conflict.keys for c in by_key.get(k, ()) if c.finding.id in decision.accept
-    }
+def _judged_by(made: Made, conflict: Conflict) -> bool:
+    sides = {fid for side in conflict.sides for fid in side.findings}
+    if made.judged:
+        return bool(made.judged & sides)
+    return made.decision.conflict == conflict.id  # a decision recorded before findings were kept
+
+
+def _lapse(made: Made, conflict: Conflict, by_key: Mapping[str, Sequence[Claim]]) -> str | None:
+    """Newer local evidence the person did not see, disagreeing with what they decided."""
+    d = made.decision
+    judged = made.judged or {fid for side in conflict.sides for fid in side.findings}
+    accepted = [c for k in conflict.keys for c in by_key.get(k, ()) if c.finding.id in d.accept]
     for key in conflict.keys:
         for c in by_key.get(key, ()):
-            if c.tier == Tier.local and c.newest > at and c.value not in accepted:
-                return True
-    return False
+            if c.finding.id in judged or c.tier != Tier.local or c.newest <= made.at:
+                continue
+            if d.action == "accept" and any(
+                _agree(a.value, c.value, a.predicate) for a in accepted
+            ):
+                continue
+            return (
+                f"{d.action} by {d.by} ({made.id}) lapsed: newer local evidence "
+                f"{c.finding.id} ({_fmt(c.value)}, {c.newest[:10]}) disagrees"
+            )
+    return None
 
 
-def _apply(decision: Decision, who: str, fact: Fact, by_key: Mapping[str, Sequence[Claim]]) -> Fact:
-    if decision.action == "reject":
-        return fact.model_copy(update={"status": FactStatus.deprecated, "decided_by": who})
-    if decision.action == "defer":
-        return fact
-    chosen = [c for c in by_key[fact.key] if c.finding.id in decision.accept]
+def _apply(
+    made: Made, fact: Fact, by_key: Mapping[str, Sequence[Claim]]
+) -> tuple[Fact, list[Fact]]:
+    """The fact of one key of a decided conflict, and the values the decision set aside."""
+    d = made.decision
+    if d.action == "reject":
+        return fact.model_copy(
+            update={"status": FactStatus.deprecated, "decided_by": made.who, "decision": made.id}
+        ), []
+    if d.action != "accept":
+        return fact, []
+    claims = by_key[fact.key]
+    chosen = [c for c in claims if c.finding.id in d.accept]
     if not chosen:
-        return fact  # the person accepted findings of another key of this conflict
-    others = tuple(sorted(c.finding.id for c in by_key[fact.key] if c not in chosen))
-    return _fact(fact.key, chosen, FactStatus.verified, who, fact.conflict, others)
+        return fact, []  # the person accepted findings of another key of this conflict
+    rest = [c for c in claims if c not in chosen]
+    won = _fact(
+        fact.key, chosen, FactStatus.verified, made.who, fact.conflict, [c.finding.id for c in rest]
+    )
+    won = won.model_copy(update={"decision": made.id})
+    losers = (
+        [g for g in clusters(rest)] if rest and rest[0].tier is not None else [rest] if rest else []
+    )
+    return won, [_superseded(fact.key, g, won, made.who) for g in losers if g]
+
+
+def _splits(made: Sequence[Made], base: Mapping[str, str]) -> dict[str, str]:
+    """Keys a person split by an attribute: base key -> attribute (the latest split wins)."""
+    out = {}
+    for m in made:
+        if m.decision.action == "split" and m.decision.split_by:
+            for fid in m.judged:
+                if fid in base:
+                    out[base[fid]] = m.decision.split_by
+        elif m.decision.action == "split" and m.decision.accept:  # recorded before split_by
+            out.update(
+                {
+                    k: m.decision.accept[0]
+                    for k in base.values()
+                    if conflict_id([k], "numeric disagreement") == m.decision.conflict
+                }
+            )
+    return out
 
 
 # ---------------------------------------------------------------- the whole pass
@@ -546,11 +694,17 @@ def _fact(
         statement=first.finding.statement,
         findings=tuple(sorted(c.finding.id for c in chosen)),
         evidence=_evidence(chosen),
-        independent_origins=len(set().union(*(c.origins for c in chosen))),
+        independent_origins=len(_origins(chosen)),
         decided_by=rule,
         conflict=conflict,
         supersedes=tuple(sorted(superseded)),
     )
+
+
+def _superseded(key: str, group: Sequence[Claim], winner: Fact, rule: str) -> Fact:
+    """A value that lost to another: kept, with its status and what replaced it."""
+    fact = _fact(key, group, FactStatus.superseded, rule, winner.conflict)
+    return fact.model_copy(update={"superseded_by": winner.id})
 
 
 def _evidence(chosen: Sequence[Claim]) -> tuple[EvidenceOutcome, ...]:
@@ -559,28 +713,15 @@ def _evidence(chosen: Sequence[Claim]) -> tuple[EvidenceOutcome, ...]:
     for claim in chosen:
         for outcome in set(claim.outcomes):
             counts[outcome] += 1
+
+    def order(item: tuple[Outcome, int]) -> tuple[str, ...]:
+        (kind, loc, strength, status, msg), _ = item
+        return (kind, loc, status, msg, strength or "")
+
     return tuple(
-        EvidenceOutcome(kind=k, locator=loc, tier=tier, status=status, message=msg, findings=n)
-        for (k, loc, tier, status, msg), n in sorted(
-            counts.items(), key=lambda item: item[0][:2] + item[0][3:]
-        )
+        EvidenceOutcome(kind=k, locator=loc, strength=tier, status=status, message=msg, findings=n)
+        for (k, loc, tier, status, msg), n in sorted(counts.items(), key=order)
     )
-
-
-def _splits(findings: Sequence[Finding], canon: Canon, checks: Checks) -> dict[str, str]:
-    """Keys a person split by an attribute: key -> attribute."""
-    splits = {}
-    for conflict, (decision, _) in _decisions(findings).items():
-        if decision.action == "split" and decision.accept:
-            attr = decision.accept[0]
-            for f in findings:
-                if (
-                    f.kind == "claim"
-                    and conflict_id([Claim(f, canon, checks, {}).key], "numeric disagreement")
-                    == conflict
-                ):
-                    splits[Claim(f, canon, checks, {}).key] = attr
-    return splits
 
 
 def reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> FactsFile:
@@ -596,31 +737,39 @@ def reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> F
             gc.enable()
 
 
-def _reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> FactsFile:
-    canon = Canon(reg)
-    split = _splits(findings, canon, checks)
-    claims = [Claim(f, canon, checks, split) for f in findings if f.kind == "claim"]
+def _claims(
+    findings: Sequence[Finding], checks: Checks, canon: Canon, made: Sequence[Made]
+) -> dict[str, list[Claim]]:
+    claims = [Claim(f, canon, checks) for f in findings if f.kind == "claim"]
+    split = _splits(made, {c.finding.id: c.base_key for c in claims})
     for claim in claims:
+        if claim.base_key in split:
+            claim.split_by(split[claim.base_key], canon)
         claim.implausible = _plausibility(claim, canon)
     by_key: dict[str, list[Claim]] = defaultdict(list)
-    for claim in claims:
+    for claim in sorted(claims, key=lambda c: c.finding.id):  # input order never matters
         by_key[claim.key].append(claim)
+    return by_key
+
+
+def _reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> FactsFile:
+    canon = Canon(reg)
+    made = decisions_in_force(findings)
+    by_key = _claims(findings, checks, canon, made)
 
     facts: dict[str, Fact] = {}
+    replaced: dict[str, list[Fact]] = defaultdict(list)
     conflicts: dict[str, Conflict] = {}
-    for key, group in by_key.items():
-        verdict = _judge_key(key, group)
-        if verdict.conflict is not None:
-            conflicts[verdict.conflict.id] = verdict.conflict
-        losers = [c.finding.id for c in verdict.losers]
-        facts[key] = _fact(
-            key,
-            verdict.chosen,
-            verdict.status,
-            verdict.rule,
-            verdict.conflict.id if verdict.conflict else None,
-            losers,
-        )
+    for key in sorted(by_key):
+        verdict = _judge_key(key, by_key[key])
+        for conflict in [verdict.conflict, *verdict.also]:
+            if conflict is not None:
+                conflicts[conflict.id] = conflict
+        cid = verdict.conflict.id if verdict.conflict else None
+        losers = [c.finding.id for g in verdict.losers for c in g]
+        facts[key] = _fact(key, verdict.chosen, verdict.status, verdict.rule, cid, losers)
+        if verdict.status == FactStatus.verified:
+            replaced[key] = [_superseded(key, g, facts[key], verdict.rule) for g in verdict.losers]
     for conflict in _claims_vs_measurements(by_key):
         conflicts[conflict.id] = conflict
         for key in conflict.keys:
@@ -633,29 +782,34 @@ def _reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> 
                     }
                 )
 
-    for cid, (decision, at) in _decisions(findings).items():
-        decided = conflicts.get(cid)
-        if decided is None or decision.action == "split":
-            continue
-        conflict = decided
-        if _lapsed(decision, at, conflict, by_key):
-            conflicts[cid] = conflict.model_copy(
+    for cid in sorted(conflicts):
+        conflict = conflicts[cid]
+        relevant = [m for m in made if m.decision.action != "split" and _judged_by(m, conflict)]
+        lapsed: list[str] = []
+        for m in reversed(relevant):  # the latest decision that still holds decides
+            why = _lapse(m, conflict, by_key)
+            if why:
+                lapsed.append(why)
+                continue
+            state: Literal["decided", "deferred"] = (
+                "deferred" if m.decision.action == "defer" else "decided"
+            )
+            conflict = conflict.model_copy(
                 update={
-                    "decision": f"{decision.action} by {decision.by} lapsed: newer local evidence disagrees"
+                    "state": state,
+                    "decision": f"{m.decision.action}: {m.who}",
+                    "decision_id": m.id,
                 }
             )
-            continue
-        who = f"decision by {decision.by}: {decision.reason}"
-        state: Literal["decided", "deferred"] = (
-            "deferred" if decision.action == "defer" else "decided"
-        )
-        conflicts[cid] = conflict.model_copy(
-            update={"state": state, "decision": f"{decision.action}: {who}"}
-        )
-        for key in conflict.keys:
-            facts[key] = _apply(decision, who, facts[key], by_key)
+            for key in conflict.keys:
+                facts[key], set_aside = _apply(m, facts[key], by_key)
+                if set_aside:
+                    replaced[key] = set_aside
+            break
+        conflicts[cid] = conflict.model_copy(update={"lapsed": tuple(sorted(lapsed))})
 
+    every = list(facts.values()) + [f for group in replaced.values() for f in group]
     return FactsFile(
-        facts=tuple(sorted(facts.values(), key=lambda f: f.key)),
+        facts=tuple(sorted(every, key=lambda f: (f.key, f.status == FactStatus.superseded, f.id))),
         conflicts=tuple(sorted(conflicts.values(), key=lambda c: c.id)),
     )

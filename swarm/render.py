@@ -120,10 +120,12 @@ def conflict(c: Conflict, findings: dict[str, Finding]) -> str:
     """One conflict, its sides next to each other, for a person deciding it."""
     lines = [f"{c.id}  {c.reason}  [{c.state}]", f"  {c.explanation}"]
     if c.decision:
-        lines.append(f"  decision: {c.decision}")
+        lines.append(f"  decision: {c.decision}  (undo: swarm triage undo {c.decision_id})")
+    lines += [f"  lapsed: {why}" for why in c.lapsed]
     for n, side in enumerate(c.sides, 1):
         lines.append(
             f"  side {n}: {side.value}  tier={side.best_tier or 'none'}  origins={side.origins}"
+            f" (local {side.local_origins})"
             + (f"  ({side.note})" if side.note else "")
         )
         for fid in side.findings:
@@ -135,9 +137,7 @@ def conflict(c: Conflict, findings: dict[str, Finding]) -> str:
             lines.append(f"    {fid}  by {f.agent} at {f.observed_at[:10]}: {f.statement}")
             lines.append(f"      scope: {scope or '-'}" + (f"   context: {attrs}" if attrs else ""))
             for ev in f.evidence:
-                lines.append(
-                    f"      evidence: {ev.kind} {ev.snapshot or ev.locator} ({ev.effective_tier})"
-                )
+                lines.append(f"      evidence: {ev.kind} {ev.snapshot or ev.locator}")
     return "\n".join(lines)
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from swarm.catalog import CatalogDeployment, DeploymentStatus, read_catalog
-from swarm.findings import Evidence, EvidenceKind, NewFinding, Tier
+from swarm.citations import normalise, numbers_in
+from swarm.findings import Evidence, EvidenceKind, NewFinding, Quote, Scalar, Tier
+from swarm.registry import Registries
 
 SEED_AGENT = "seed"
 DOC = "facts/evidence/seed_README.txt"
@@ -25,6 +27,54 @@ PRIMARY_DOC_PREFIXES = ("docs/reference/",)  # vendor manuals and whitepapers th
 def _seed_doc(repo: Path) -> Evidence:
     digest = hashlib.sha256((repo / DOC).read_bytes()).hexdigest()
     return Evidence(kind=EvidenceKind.doc, locator=DOC, sha256=digest, tier=Tier.secondary)
+
+
+class SeedText:
+    """The seed document one cell per line, as it was flattened: a table row is a run of lines.
+
+    A figure is quoted by the row that holds it (the model's line and the lines with the value
+    and the platform), so the citation proves the number instead of only naming the document.
+    """
+
+    def __init__(self, repo: Path) -> None:
+        self.lines = (repo / DOC).read_text(encoding="utf-8").splitlines()
+        self.reg = Registries.load(repo / "facts")
+
+    def _matches(self, line: str, needle: Scalar) -> bool:
+        if isinstance(needle, int | float) and not isinstance(needle, bool):
+            return any(abs(n - needle) <= half for n, half in numbers_in(line))
+        return bool(line.strip()) and self.reg.canonical("platform", line.strip()) == needle
+
+    def row(self, model: str, *needles: Scalar, window: int = 8) -> Quote | None:
+        """The shortest run of lines from the model's line that holds every needle."""
+        wanted = [self.reg.canonical("platform", n) if isinstance(n, str) else n for n in needles]
+        for i, line in enumerate(self.lines):
+            if line.strip() != model:
+                continue
+            lo, hi = i, i
+            for needle in wanted:
+                near = [
+                    j
+                    for j in range(max(0, i - 3), min(len(self.lines), i + window))
+                    if j != i and self._matches(self.lines[j], needle)
+                ]
+                if not near:
+                    break
+                j = min(near, key=lambda j: abs(j - i))
+                lo, hi = min(lo, j), max(hi, j)
+            else:
+                return Quote(exact="\n".join(self.lines[lo : hi + 1]))
+        return None
+
+    def phrase(self, text: str | None) -> Quote | None:
+        """A phrase the document holds (whitespace aside), as a quote; None if it is not there."""
+        if not text or normalise(text) not in normalise("\n".join(self.lines)):
+            return None
+        return Quote(exact=text)
+
+
+def _quoted(doc: Evidence, quote: Quote | None) -> Evidence:
+    return doc.model_copy(update={"quote": quote}) if quote else doc
 
 
 def _citation(raw: dict[str, str], doc: Evidence) -> Evidence:
@@ -41,14 +91,15 @@ def _citation(raw: dict[str, str], doc: Evidence) -> Evidence:
 
 def prose_findings(repo: Path) -> list[NewFinding]:
     """seed_findings.json as text findings, plus the typed readings of some of them."""
-    doc = _seed_doc(repo)
+    doc, text = _seed_doc(repo), SeedText(repo)
     raw = json.loads((repo / "facts/evidence/seed_findings.json").read_text(encoding="utf-8"))
-    readings = tomllib.loads(
-        (repo / "facts/seed_interpretations.toml").read_text(encoding="utf-8")
-    )["claim"]
+    notes = tomllib.loads((repo / "facts/seed_interpretations.toml").read_text(encoding="utf-8"))
+    readings, quotes = notes["claim"], notes.get("quote", {})
     out = []
     for item in raw:
-        evidence = tuple(_citation(c, doc) for c in item["citations"])
+        # the passage of the document the statement paraphrases, where one is recorded
+        said = _quoted(doc, text.phrase(quotes.get(item["key"])))
+        evidence = tuple(_citation(c, said) for c in item["citations"])
         out.append(
             NewFinding(
                 subject=item["key"],
@@ -59,6 +110,7 @@ def prose_findings(repo: Path) -> list[NewFinding]:
             )
         )
         for reading in (r for r in readings if r["key"] == item["key"]):
+            typed = _quoted(doc, text.phrase(reading.get("quote")))
             out.append(
                 NewFinding(
                     subject=reading["subject"],
@@ -66,14 +118,14 @@ def prose_findings(repo: Path) -> list[NewFinding]:
                     scope=reading.get("scope", {}),
                     value=reading["value"],
                     statement=item["statement"],
-                    evidence=evidence,
+                    evidence=tuple(typed if e == said else e for e in evidence),
                     attributes={"seed_key": item["key"]},
                 )
             )
     return out
 
 
-def _deployment_findings(d: CatalogDeployment, doc: Evidence) -> list[NewFinding]:
+def _deployment_findings(d: CatalogDeployment, doc: Evidence, text: SeedText) -> list[NewFinding]:
     scope: dict[str, Any] = {
         "gpu": d.gpu,
         "arch": d.arch,
@@ -104,7 +156,7 @@ def _deployment_findings(d: CatalogDeployment, doc: Evidence) -> list[NewFinding
                         value=value,
                         unit="tokens/s",
                         statement=f"{where}: {value:g} tokens/s {what}",
-                        evidence=(doc,),
+                        evidence=(_quoted(doc, text.row(d.model, value, d.platform)),),
                         attributes=attrs,
                     )
                 )
@@ -116,8 +168,9 @@ def _deployment_findings(d: CatalogDeployment, doc: Evidence) -> list[NewFinding
             "model": d.model,
             "quant": d.quant or "default",
         }
-        if d.model_type:
-            serve_scope["model_type"] = d.model_type.split("-")[-1]  # 'VLM-Dense' -> 'Dense'
+        # The same keys for every row (a row with a model_type and one without must land on one
+        # key, or `serves` true and false are both verified): the type is a described attribute,
+        # which a broad claim such as "{arch: sm_120, model_type: MoE}" still reaches.
         statement = f"{d.platform} {'serves' if serves else 'failed to serve'} {d.model} on {d.gpu}"
         if not serves:
             statement += f": {d.reason or 'no reason recorded'}"
@@ -128,14 +181,14 @@ def _deployment_findings(d: CatalogDeployment, doc: Evidence) -> list[NewFinding
                 scope=serve_scope,
                 value=serves,
                 statement=statement,
-                evidence=(doc,),
+                evidence=(_quoted(doc, text.row(d.model, d.platform)),),
                 attributes=attrs,
             )
         )
     return out
 
 
-def _scaling_findings(repo: Path, doc: Evidence) -> list[NewFinding]:
+def _scaling_findings(repo: Path, doc: Evidence, text: SeedText) -> list[NewFinding]:
     tables = json.loads((repo / "facts/evidence/lab_seed.json").read_text(encoding="utf-8"))
     out = []
     for row in tables["scaling"]:
@@ -151,7 +204,7 @@ def _scaling_findings(repo: Path, doc: Evidence) -> list[NewFinding]:
                 value=row["scaling_eff_pct"],
                 unit="%",
                 statement=statement,
-                evidence=(doc,),
+                evidence=(_quoted(doc, text.row(row["model"], row["scaling_eff_pct"])),),
                 attributes={
                     "knee_par": row["knee_par"],
                     "knee_tps": row["knee_tps"],
@@ -163,7 +216,7 @@ def _scaling_findings(repo: Path, doc: Evidence) -> list[NewFinding]:
 
 
 def seed_findings(repo: Path) -> list[NewFinding]:
-    doc = _seed_doc(repo)
+    doc, text = _seed_doc(repo), SeedText(repo)
     catalog = read_catalog(repo / "tasks" / "seed_deployments.toml")
-    figures = [f for d in catalog.deployment for f in _deployment_findings(d, doc)]
-    return prose_findings(repo) + figures + _scaling_findings(repo, doc)
+    figures = [f for d in catalog.deployment for f in _deployment_findings(d, doc, text)]
+    return prose_findings(repo) + figures + _scaling_findings(repo, doc, text)

@@ -1,4 +1,5 @@
-"""Each evidence kind checked offline against real files, a real git repo and real results."""
+"""Each evidence kind checked offline against real files, a real git repo and real results, and
+what the checker derives each proves about the claim that cites it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ from typing import Any
 
 import pytest
 
-from swarm.citations import CheckContext, anchor, check
-from swarm.findings import Evidence, Finding, Quote
-from tests.conftest import git
+from swarm.citations import (
+    FUZZY_MAX_BYTES,
+    QUOTE_SEARCH_MAX_BYTES,
+    CheckContext,
+    RunGpu,
+    RunRecord,
+    anchor,
+    check,
+    contains,
+    numbers_in,
+)
+from swarm.findings import Evidence, Finding, Quote, Tier
+from tests.conftest import REPO, git
 
 TEXT = """The quick brown fox
 jumps over the lazy dog.
@@ -18,13 +29,14 @@ SM120 is not recognized in the MXFP4 backend selection logic, causing fallback t
 """
 
 
-def finding(value: Any = 131.0, *evidence: Evidence) -> Finding:
+def finding(value: Any = 131.0, *evidence: Evidence, **scope: Any) -> Finding:
     return Finding(
         id="fd_x",
         agent="a",
         observed_at="2026-11-27T00:00:00.000000Z",
         subject="s",
         predicate="decode_tps_single_stream",
+        scope=scope,
         value=value,
         statement="s",
         evidence=evidence,
@@ -39,8 +51,19 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def ctx(repo: Path, runs: dict[str, dict[str, Any]] | None = None) -> CheckContext:
-    return CheckContext(repo=repo, run_payload=(runs or {}).get)
+SPARK = RunGpu(name="NVIDIA GB10", arch="sm_121")
+
+
+def record(payload: dict[str, Any], status: str = "done", *gpus: RunGpu) -> RunRecord:
+    return RunRecord(id="res-1", task_id="bench-1", status=status, task_state=status,
+                     agent="spark-1", host="spark", gpus=gpus or (SPARK,), payload=payload)  # fmt: skip
+
+
+def ctx(repo: Path, runs: dict[str, RunRecord] | None = None) -> CheckContext:
+    from swarm.facts import context
+    from swarm.registry import Registries
+
+    return context(repo, runs or {}, Registries.load(REPO / "facts"))
 
 
 def test_a_quote_is_found_exactly_then_normalised_then_fuzzily_with_a_score() -> None:
@@ -84,20 +107,80 @@ def test_a_path_may_not_escape_the_repo(
 
 
 def test_a_run_must_exist_and_carry_the_findings_number(repo: Path) -> None:
-    runs = {"res-1": {"single_tps": 131.0}}
+    runs = {"res-1": record({"single_tps": 131.0})}
     ev = Evidence(kind="run", locator="res-1", metric="single_tps")
     assert check(ev, finding(131.0), ctx(repo, runs)).status == "ok"
-    mismatch = check(ev, finding(140.0), ctx(repo, runs))
+    mismatch = check(ev, finding(160.0), ctx(repo, runs))
     assert mismatch.status == "broken" and "says single_tps = 131.0" in mismatch.message
     assert (
         check(Evidence(kind="run", locator="res-9"), finding(), ctx(repo, runs)).status == "broken"
     )
 
 
+def test_a_run_is_local_evidence_only_when_done_measured_equal_and_on_matching_hardware(
+    repo: Path,
+) -> None:
+    ev = Evidence(kind="run", locator="res-1", metric="single_tps")
+    good = check(
+        ev, finding(11.0, gpu="DGX Spark"), ctx(repo, {"res-1": record({"single_tps": 11.3})})
+    )
+    assert (good.strength, good.origin) == (Tier.local, "spark-1@spark")  # within 10%
+    cases = {
+        "no metric": (Evidence(kind="run", locator="res-1"), record({"single_tps": 11.0})),
+        "failed": (ev, record({"single_tps": 11.0}, "failed")),
+        "GPU-less host": (ev, record({"single_tps": 11.0}, "done", RunGpu(name="cpu"))),
+        "another GPU": (ev, record({"single_tps": 11.0}, "done", RunGpu(name="RTX 4090"))),
+    }
+    for why, (cited, rec) in cases.items():
+        out = check(cited, finding(11.0, gpu="DGX Spark"), ctx(repo, {"res-1": rec}))
+        assert out.strength is None, why
+    arch = check(
+        ev, finding(11.0, arch="SM121"), ctx(repo, {"res-1": record({"single_tps": 11.0})})
+    )
+    assert arch.strength == Tier.local  # GB10 is sm_121 through the hardware registry
+    wrong_arch = check(
+        ev, finding(11.0, arch="sm_120"), ctx(repo, {"res-1": record({"single_tps": 11.0})})
+    )
+    assert wrong_arch.strength is None and "not sm_120" in wrong_arch.message
+
+
+def test_a_declared_tier_never_raises_what_a_citation_proves(repo: Path) -> None:
+    (repo / "README.md").write_text("decode: 42.0 tokens/s\n")
+    url = Evidence(kind="url", locator="https://x.org", snapshot="README.md",
+                   quote=Quote(exact="42.0 tokens/s"), tier=Tier.local)  # fmt: skip
+    assert check(url, finding(42.0), ctx(repo)).strength == Tier.primary
+    doc = Evidence(kind="doc", locator="README.md", quote=Quote(exact="42.0"))
+    assert check(doc, finding(42.0), ctx(repo)).strength == Tier.secondary
+    low = Evidence(kind="file", locator="README.md", quote=Quote(exact="42.0"), tier=Tier.secondary)
+    assert check(low, finding(42.0), ctx(repo)).strength == Tier.secondary
+
+
+def test_a_document_supports_a_value_only_with_a_quote_that_contains_it(repo: Path) -> None:
+    (repo / "pyproject.toml").write_text('name = "x"\nthroughput 6,396 tok/s at 1.8k ctx\n')
+    bare = check(Evidence(kind="file", locator="pyproject.toml"), finding(42.0), ctx(repo))
+    assert bare.status == "ok" and bare.strength is None and "context" in bare.message
+    wrong = Evidence(kind="file", locator="pyproject.toml", quote=Quote(exact='name = "x"'))
+    assert check(wrong, finding(42.0), ctx(repo)).strength is None
+    right = Evidence(kind="file", locator="pyproject.toml", quote=Quote(exact="6,396 tok/s"))
+    assert check(right, finding(6396.0), ctx(repo)).strength == Tier.primary
+    assert check(right, finding(6400.0), ctx(repo)).strength is None
+
+
+def test_numbers_in_quotes_are_read_as_written() -> None:
+    assert numbers_in("6,396 tok/s") == [(6396.0, 0.5)]
+    assert [n for n, _ in numbers_in("Qwen3-14B on sm_120: 20.2")] == [20.2]
+    assert [n for n, _ in numbers_in("1.8k tokens, \u22123 dB")] == [1800.0, -3.0]
+
+
 def test_a_commit_must_exist_in_this_repo_and_be_spelled_in_full(repo: Path) -> None:
-    git("commit", "-q", "--allow-empty", "-m", "x", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "decode reaches 95.5 tokens/s", cwd=repo)
     sha = git("rev-parse", "HEAD", cwd=repo)
-    assert check(Evidence(kind="commit", locator=sha), finding(), ctx(repo)).status == "ok"
+    bare = check(Evidence(kind="commit", locator=sha), finding(), ctx(repo))
+    assert bare.status == "ok" and bare.strength is None  # any existing commit proves nothing
+    quoted = Evidence(kind="commit", locator=sha, quote=Quote(exact="95.5 tokens/s"))
+    assert check(quoted, finding(95.5), ctx(repo)).strength == Tier.primary
+    gone = Evidence(kind="commit", locator=sha, quote=Quote(exact="120 tokens/s"))
+    assert check(gone, finding(120.0), ctx(repo)).status == "broken"
     assert check(Evidence(kind="commit", locator="f" * 40), finding(), ctx(repo)).status == "broken"
     short = check(Evidence(kind="commit", locator=sha[:10]), finding(), ctx(repo))
     assert short.status == "broken" and "abbreviations" in short.message
@@ -127,7 +210,9 @@ def test_issues_and_urls_are_checked_against_their_snapshot_or_said_unverifiable
     assert check(url, finding(), ctx(repo)).status == "unverifiable-offline"
 
 
-def test_a_test_citation_needs_its_recorded_outcome_and_report(repo: Path) -> None:
+def test_a_test_citation_needs_its_recorded_outcome_and_report_and_only_a_pass_supports(
+    repo: Path,
+) -> None:
     (repo / "junit.xml").write_text('<testcase name="test_probe"><failure/></testcase>')
     ev = Evidence(
         kind="test",
@@ -136,6 +221,66 @@ def test_a_test_citation_needs_its_recorded_outcome_and_report(repo: Path) -> No
         snapshot="junit.xml",
         quote=Quote(exact="test_probe"),
     )
-    assert check(ev, finding(), ctx(repo)).status == "ok"
+    failed = check(ev, finding(True), ctx(repo))
+    assert failed.status == "ok" and failed.strength is None
+    passed = check(ev.model_copy(update={"outcome": "passed"}), finding(True), ctx(repo))
+    assert passed.strength == Tier.local
     no_outcome = Evidence(kind="test", locator="tests/test_probe.py::test_probe")
     assert check(no_outcome, finding(), ctx(repo)).status == "broken"
+
+
+def test_a_nul_byte_in_a_path_is_a_broken_citation_not_a_crash(repo: Path) -> None:
+    out = check(Evidence(kind="file", locator="docs/\x00note.md"), finding(), ctx(repo))
+    assert out.status == "broken" and "NUL" in out.message
+
+
+def test_a_quote_straddling_chunk_boundaries_is_found_by_the_streamed_search() -> None:
+    chunks = ["aaaa lazy", "  do", "g. bbb"]
+    assert contains(iter(chunks), ("lazy  dog", "lazy dog")) == "exact"
+    assert contains(iter(chunks), ("lazy dog.", "lazy dog.")) == "normalised"
+    assert contains(iter(chunks), ("cat", "cat")) == ""
+
+
+def test_a_large_file_is_streamed_and_one_over_the_limit_is_checked_by_hash_only(
+    repo: Path,
+) -> None:
+    big = repo / "big.log"
+    with big.open("wb") as fh:
+        fh.write(b"x" * (FUZZY_MAX_BYTES + 10) + b"\nthroughput 77.5 tokens/s\n")
+    quoted = Evidence(kind="file", locator="big.log", quote=Quote(exact="77.5 tokens/s"))
+    assert check(quoted, finding(77.5), ctx(repo)).strength == Tier.primary
+    missing = Evidence(kind="file", locator="big.log", quote=Quote(exact="78.5 tokens/s"))
+    gone = check(missing, finding(78.5), ctx(repo))
+    assert gone.status == "broken" and "no fuzzy search" in gone.message
+    with big.open("r+b") as fh:  # sparse: no disk or memory spent on the hole
+        fh.truncate(QUOTE_SEARCH_MAX_BYTES + 1)
+    huge = check(quoted, finding(77.5), ctx(repo))
+    assert "checked by hash only" in huge.message and huge.strength is None
+
+
+def test_checking_a_file_near_the_size_limit_keeps_memory_small(repo: Path) -> None:
+    """A sparse file just under the quote-search limit, checked in a fresh process: its peak
+    memory grows by far less than the file (the check streams)."""
+    import subprocess
+    import sys
+
+    (repo / "near.bin").touch()
+    with (repo / "near.bin").open("r+b") as fh:
+        fh.truncate(QUOTE_SEARCH_MAX_BYTES - 1024)
+    probe = (
+        "import resource, sys; from pathlib import Path; "
+        "from swarm.citations import CheckContext, check; "
+        "from swarm.findings import Evidence, Finding, Quote; "
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "ev = Evidence(kind='file', locator='near.bin', quote=Quote(exact='77.5'), sha256='0'*64); "
+        "f = Finding(id='x', agent='a', observed_at='t', subject='s', predicate='p', value=77.5, "
+        "statement='s', evidence=(ev,)); "
+        "ctx = CheckContext(repo=Path(sys.argv[1])); "
+        "check(ev, f, ctx); check(ev.model_copy(update={'sha256': None}), f, ctx); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(repo)], capture_output=True, text=True, cwd=REPO
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) < 64 * 1024  # KiB: well under the 64 MB the file would take

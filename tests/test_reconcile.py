@@ -1,4 +1,8 @@
-"""Each reconciler rule, on findings built in the test and the committed registries."""
+"""Each reconciler rule, on findings built in the test and the committed registries.
+
+The checks passed in are what the checker would derive (tests/test_citations.py proves that
+part): a quoted document supports at its tier, a run is local evidence from its agent's host.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,20 @@ import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from swarm.citations import Check
-from swarm.findings import Decision, Evidence, Finding
-from swarm.reconcile import Checks, FactStatus, conflict_id, reconcile
+from swarm.citations import Check, capped, source
+from swarm.findings import Decision, Evidence, Finding, Quote
+from swarm.reconcile import Checks, FactStatus, conflict_id, newer_environment, reconcile
 from swarm.registry import Registries
 from tests.conftest import REPO
 
 REG = Registries.load(REPO / "facts")
 SCOPE = {"gpu": "RTX Pro 6000", "arch": "sm_120", "platform": "vllm", "quant": "NVFP4", "tp": 1}
-DOC = Evidence(kind="doc", locator="facts/evidence/seed_README.txt")
+DOC = Evidence(kind="doc", locator="facts/evidence/seed_README.txt", quote=Quote(exact="x"))
 RUN = Evidence(kind="run", locator="res-1", metric="single_tps")
-counter = iter(range(10_000))
+counter = iter(range(100_000))
 
 
 def claim(
@@ -31,7 +37,7 @@ def claim(
     **attrs: Any,
 ) -> Finding:
     return Finding(
-        id=f"fd_{next(counter):04d}",
+        id=f"fd_{next(counter):05d}",
         agent=agent,
         observed_at=f"{at}T00:00:00.000000Z",
         subject=subject,
@@ -44,30 +50,57 @@ def claim(
     )
 
 
+def local(value: Any, agent: str, at: str = "2026-11-01", **env: str) -> Finding:
+    """A finding citing a run by `agent` (its own host), with the run's recorded environment."""
+    f = claim(value, RUN, agent=agent, at=at)
+    ENV[f.id] = env
+    return f
+
+
+ENV: dict[str, dict[str, str]] = {}
+
+
 def decision(
-    conflict: str, action: str, accept: tuple[str, ...] = (), at: str = "2026-11-10"
+    judged: list[Finding],
+    action: str,
+    accept: tuple[str, ...] = (),
+    at: str = "2026-11-10",
+    split_by: str | None = None,
+    undoes: str | None = None,
 ) -> Finding:
     return Finding(
-        id=f"fd_{next(counter):04d}",
+        id=f"fd_{next(counter):05d}",
         agent="lab-lead",
         observed_at=f"{at}T00:00:00.000000Z",
-        subject=conflict,
+        subject="c_x",
         predicate="decision",
         value=action,
         statement="because",
         kind="decision",
         decision=Decision(
-            conflict=conflict, action=action, accept=accept, reason="because", by="lab-lead"
+            conflict="c_x",
+            action=action,
+            findings=tuple(f.id for f in judged),
+            accept=accept,
+            split_by=split_by,
+            undoes=undoes,
+            reason="because",
+            by="lab-lead",
         ),
     )
 
 
+def derived(f: Finding, ev: Evidence, status: str) -> Check:
+    if status != "ok" or (ev.kind != "run" and ev.quote is None):
+        return Check(status=status, message="m")  # type: ignore[arg-type]
+    if ev.kind == "run":
+        return Check(status="ok", message="m", strength=capped(ev), origin=f"{f.agent}@host",
+                     environment=ENV.get(f.id, {}))  # fmt: skip
+    return Check(status="ok", message="m", strength=capped(ev), origin=source(ev))
+
+
 def ok_checks(findings: list[Finding], status: str = "ok") -> Checks:
-    return {
-        (f.id, i): Check(status=status, message="m")
-        for f in findings
-        for i, _ in enumerate(f.evidence)
-    }
+    return {(f.id, i): derived(f, ev, status) for f in findings for i, ev in enumerate(f.evidence)}
 
 
 def run(findings: list[Finding], checks: Checks | None = None) -> Any:
@@ -75,7 +108,7 @@ def run(findings: list[Finding], checks: Checks | None = None) -> Any:
 
 
 def only(facts: Any) -> Any:
-    (fact,) = facts.facts
+    (fact,) = [f for f in facts.facts if f.status != FactStatus.superseded]
     return fact
 
 
@@ -83,23 +116,59 @@ def test_agreeing_values_within_tolerance_are_one_verified_fact_counting_origins
     None
 ):
     same_doc = [claim(100.0, agent=f"agent{i}") for i in range(3)]
-    other = claim(105.0, Evidence(kind="doc", locator="docs/other.md"))
+    other = claim(105.0, Evidence(kind="doc", locator="docs/other.md", quote=Quote(exact="105")))
     fact = only(run([*same_doc, other]))
     assert fact.status == FactStatus.verified and fact.value == 100.0
     assert fact.independent_origins == 2  # three agents citing one document are one origin
 
 
-def test_a_better_evidence_tier_wins_and_the_other_value_is_superseded() -> None:
-    seed, local = claim(131.0), claim(95.0, RUN)
-    fact = only(run([seed, local]))
-    assert (fact.status, fact.value, fact.supersedes) == (FactStatus.verified, 95.0, (seed.id,))
-    assert "tier (local)" in fact.decided_by
+def test_values_that_disagree_open_a_conflict_whatever_their_tier() -> None:
+    seed, measured = claim(20.2), local(11.0, "spark-1")
+    out = run([seed, measured])
+    assert only(out).status == FactStatus.disputed
+    (conflict,) = out.conflicts
+    assert conflict.reason == "numeric disagreement" and conflict.state == "open"
 
 
-def test_a_newer_local_run_on_the_same_scope_supersedes_an_older_one() -> None:
-    old, new = claim(131.0, RUN, at="2026-10-01"), claim(95.0, RUN, at="2026-11-20")
-    fact = only(run([old, new]))
-    assert fact.value == 95.0 and "newer local run" in fact.decided_by
+def test_two_independent_local_origins_outvote_one_and_the_loser_is_kept_as_superseded() -> None:
+    agree = [local(11.2, "spark-1"), local(11.0, "spark-2"), local(10.9, "spark-3")]
+    newer = local(16.0, "spark-4", at="2026-11-20")
+    out = run([*agree, newer])
+    fact = only(out)
+    assert (fact.status, fact.value, out.conflicts) == (FactStatus.verified, 11.0, ())
+    assert "3 independent local origins" in fact.decided_by
+    (old,) = [f for f in out.facts if f.status == FactStatus.superseded]
+    assert (old.value, old.superseded_by, old.findings) == (16.0, fact.id, (newer.id,))
+
+
+def test_twenty_agents_on_one_host_are_not_independent_of_each_other() -> None:
+    same = [claim(11.0, RUN, agent="spark-1") for _ in range(3)]
+    out = run([*same, local(16.0, "spark-2")])
+    assert only(out).status == FactStatus.disputed
+
+
+def test_recency_alone_never_decides() -> None:
+    old, new = local(131.0, "a", at="2026-10-01"), local(95.0, "b", at="2026-11-20")
+    assert only(run([old, new])).status == FactStatus.disputed
+
+
+def test_a_newer_run_with_a_newer_recorded_environment_supersedes_the_older_one() -> None:
+    old = local(20.2, "a", at="2026-10-01", engine="vllm", engine_version="0.20.1")
+    new = local(11.0, "b", at="2026-11-20", engine="vllm", engine_version="0.21.0")
+    out = run([old, new])
+    fact = only(out)
+    assert (fact.status, fact.value) == (FactStatus.verified, 11.0)
+    assert fact.decided_by == "rule: superseded by a run on vllm 0.21.0 (was 0.20.1)"
+    (gone,) = [f for f in out.facts if f.status == FactStatus.superseded]
+    assert gone.value == 20.2 and gone.superseded_by == fact.id
+    older_env = local(11.0, "c", at="2026-11-21", engine="vllm", engine_version="0.19")
+    assert only(run([old, older_env])).status == FactStatus.disputed  # a downgrade decides nothing
+
+
+def test_environment_order_reads_versions_as_numbers() -> None:
+    assert newer_environment({"engine_version": "0.10"}, {"engine_version": "0.9"}) is not None
+    assert newer_environment({"driver": "580"}, {"driver": "580"}) is None
+    assert newer_environment({}, {"driver": "580"}) is None
 
 
 def test_a_tie_is_a_conflict_that_names_the_hidden_scope_difference() -> None:
@@ -108,9 +177,8 @@ def test_a_tie_is_a_conflict_that_names_the_hidden_scope_difference() -> None:
     (conflict,) = out.conflicts
     assert conflict.reason == "numeric disagreement" and conflict.state == "open"
     assert "131 tokens/s" in conflict.explanation and "21.5 tokens/s" in conflict.explanation
-    assert (
-        "differ in vram_gb (90.7 vs 44.2)" in conflict.explanation
-        or "vram_gb (44.2 vs 90.7)" in conflict.explanation
+    assert "vram_gb (44.2 vs 90.7)" in conflict.explanation or "vram_gb (90.7 vs 44.2)" in (
+        conflict.explanation
     )
     assert only(out).status == FactStatus.disputed
 
@@ -122,13 +190,15 @@ def test_spellings_of_the_same_platform_and_model_are_one_key() -> None:
     assert len(out.facts) == 1 and out.conflicts[0].reason == "numeric disagreement"
 
 
-def test_findings_without_admissible_evidence_never_verify_a_fact() -> None:
+def test_findings_that_no_citation_supports_never_verify_a_fact() -> None:
     broken = claim(100.0)
     assert only(run([broken], ok_checks([broken], "broken"))).status == FactStatus.unverifiable
     text = claim("vLLM falls back to Marlin", predicate="statement", subject="vllm", scope={})
     assert only(run([text])).status == FactStatus.unverifiable  # secondary cannot verify free text
     drifted = claim(100.0)
     assert only(run([drifted], ok_checks([drifted], "drifted"))).status == FactStatus.stale
+    unquoted = claim(100.0, Evidence(kind="doc", locator="docs/a.md"))
+    assert only(run([unquoted])).status == FactStatus.unverifiable  # context, not support
 
 
 def test_a_decode_rate_above_the_memory_bandwidth_bound_is_implausible() -> None:
@@ -199,34 +269,72 @@ def test_a_broad_claim_is_disputed_by_a_measurement_inside_its_scope() -> None:
     assert statuses[None] == FactStatus.disputed and statuses["x"] == FactStatus.verified
 
 
-def _tie() -> tuple[Finding, Finding, str]:
-    a, b = claim(131.0), claim(21.5)
-    cid = run([a, b]).conflicts[0].id
-    return a, b, cid
+def test_a_broad_claim_reaches_measurements_that_describe_their_type_as_an_attribute() -> None:
+    blocked = claim(
+        False, predicate="serves", subject="sglang", scope={"arch": "sm_120", "model_type": "MoE"}
+    )
+    deployment = {"arch": "sm_120", "gpu": "RTX Pro 6000", "model": "m", "quant": "NVFP4"}
+    served = claim(True, predicate="serves", subject="sglang", scope=deployment,
+                   measured=True, model_type="VLM-MoE")  # fmt: skip
+    out = run([blocked, served])
+    assert out.conflicts[0].reason == "claim vs measurement"
+    assert all(f.status == FactStatus.disputed for f in out.facts)
+
+
+def test_serves_true_and_false_for_one_deployment_are_never_both_verified() -> None:
+    deployment = {"arch": "sm_121", "gpu": "DGX Spark", "model": "m", "quant": "NVFP4"}
+    yes = claim(True, predicate="serves", subject="trtllm", scope=deployment, model_type="MoE")
+    no = claim(False, predicate="serves", subject="TensorRT-LLM", scope=deployment)
+    out = run([yes, no])
+    assert [f.status for f in out.facts] == [FactStatus.disputed]
+
+
+def test_an_implausible_value_is_its_own_side_and_the_others_are_not_lumped_together() -> None:
+    spark = {**SCOPE, "gpu": "DGX Spark", "arch": "sm_121"}
+    low, high = claim(4.8, scope=spark), claim(42.7, scope=spark)
+    wild = claim(900.0, scope=spark)
+    out = run([low, high, wild])
+    reasons = sorted(c.reason for c in out.conflicts)
+    assert reasons == ["numeric disagreement", "physically implausible"]
+    implausible = next(c for c in out.conflicts if c.reason == "physically implausible")
+    assert sorted(side.value for side in implausible.sides) == [4.8, 42.7, 900.0]
+
+
+def _tie() -> tuple[Finding, Finding]:
+    return claim(131.0, vram_gb=44.2), claim(21.5, vram_gb=90.7)
 
 
 def test_an_accepted_side_becomes_the_verified_fact_decided_by_a_person() -> None:
-    a, b, cid = _tie()
-    out = run([a, b, decision(cid, "accept", (b.id,))])
+    a, b = _tie()
+    made = decision([a, b], "accept", (b.id,))
+    out = run([a, b, made])
     fact = only(out)
-    assert (fact.status, fact.value) == (FactStatus.verified, 21.5)
-    assert fact.decided_by == "decision by lab-lead: because" and fact.supersedes == (a.id,)
-    assert out.conflicts[0].state == "decided"
+    assert (fact.status, fact.value, fact.decision) == (FactStatus.verified, 21.5, made.id)
+    assert fact.decided_by == f"decision {made.id} by lab-lead on 2026-11-10: because"
+    assert fact.supersedes == (a.id,) and out.conflicts[0].state == "decided"
+    (gone,) = [f for f in out.facts if f.status == FactStatus.superseded]
+    assert gone.value == 131.0
 
 
-def test_reject_deprecates_and_defer_keeps_it_disputed_out_of_the_queue() -> None:
-    a, b, cid = _tie()
-    assert only(run([a, b, decision(cid, "reject")])).status == FactStatus.deprecated
-    deferred = run([a, b, decision(cid, "defer")])
-    assert (
-        deferred.conflicts[0].state == "deferred" and only(deferred).status == FactStatus.disputed
-    )
+def test_a_decision_survives_an_unrelated_finding_on_the_same_key() -> None:
+    a, b = _tie()
+    made = decision([a, b], "accept", (b.id,))
+    unrelated_doc = claim(60.0, Evidence(kind="doc", locator="docs/x.md", quote=Quote(exact="60")))
+    out = run([a, b, made, unrelated_doc])
+    assert only(out).value == 21.5 and only(out).status == FactStatus.verified
+
+
+def test_reject_deprecates_and_defer_keeps_it_disputed_and_listed() -> None:
+    a, b = _tie()
+    assert only(run([a, b, decision([a, b], "reject")])).status == FactStatus.deprecated
+    deferred = run([a, b, decision([a, b], "defer")])
+    assert deferred.conflicts[0].state == "deferred"
+    assert only(deferred).status == FactStatus.disputed
 
 
 def test_a_split_by_a_hidden_attribute_gives_one_fact_per_value() -> None:
-    a, b = claim(131.0, vram_gb=44.2), claim(21.5, vram_gb=90.7)
-    cid = run([a, b]).conflicts[0].id
-    out = run([a, b, decision(cid, "split", ("vram_gb",))])
+    a, b = _tie()
+    out = run([a, b, decision([a, b], "split", split_by="vram_gb")])
     assert out.conflicts == ()
     assert sorted((f.scope["vram_gb"], f.status) for f in out.facts) == [
         (44.2, "verified"),
@@ -234,35 +342,57 @@ def test_a_split_by_a_hidden_attribute_gives_one_fact_per_value() -> None:
     ]
 
 
-def test_a_decision_holds_until_newer_local_evidence_contradicts_it() -> None:
-    a, b, cid = _tie()
-    kept = run([a, b, decision(cid, "accept", (b.id,)), claim(22.0, RUN, at="2026-11-20")])
-    assert only(kept).status == FactStatus.verified  # the local run agrees with what was accepted
-    later = claim(300.0, RUN, at="2026-11-20")
-    out = run([a, b, decision(cid, "accept", (b.id,)), later])
-    assert only(out).value == 300.0 and only(out).status == FactStatus.verified  # local tier wins
-    lapsed = run(
-        [
-            a,
-            b,
-            decision(cid, "accept", (b.id,)),
-            claim(300.0, RUN, at="2026-11-20"),
-            claim(200.0, RUN, at="2026-11-20"),
-        ]
-    )
-    assert any("lapsed" in (c.decision or "") for c in lapsed.conflicts)
+def test_a_split_works_on_a_value_disagreement_too() -> None:
+    yes = claim(True, predicate="serves", subject="vllm", scope={"gpu": "DGX Spark"}, image="a")
+    no = claim(False, predicate="serves", subject="vllm", scope={"gpu": "DGX Spark"}, image="b")
+    assert run([yes, no]).conflicts[0].reason == "value disagreement"
+    out = run([yes, no, decision([yes, no], "split", split_by="image")])
+    assert out.conflicts == () and {f.status for f in out.facts} == {FactStatus.verified}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_result_does_not_depend_on_the_order_of_the_findings(seed: int) -> None:
-    findings = [
-        claim(131.0),
-        claim(21.5),
-        claim(96.0, predicate="memory_gb", subject="RTX 5090", scope={}),
-        claim(100.0, RUN, subject="Qwen3-32B"),
-    ]
-    baseline = run(findings).model_dump_json()
-    shuffled = findings[:]
-    random.Random(seed).shuffle(shuffled)
+def test_an_undone_decision_no_longer_applies() -> None:
+    a, b = _tie()
+    made = decision([a, b], "accept", (b.id,))
+    undo = decision([a, b], "undo", undoes=made.id, at="2026-11-11")
+    out = run([a, b, made, undo])
+    assert only(out).status == FactStatus.disputed and out.conflicts[0].state == "open"
+
+
+def test_a_decision_lapses_only_on_newer_local_evidence_and_the_lapse_is_recorded() -> None:
+    a, b = _tie()
+    made = decision([a, b], "accept", (b.id,))
+    agreeing = local(22.0, "spark-1", at="2026-11-20")
+    kept = run([a, b, made, agreeing])
+    assert only(kept).status == FactStatus.verified and only(kept).value == 21.5
+    older = local(300.0, "spark-1", at="2026-11-05")  # before the decision: the person saw it
+    assert run([a, b, made, older]).conflicts[0].state == "decided"
+    newer = local(300.0, "spark-1", at="2026-11-20")
+    out = run([a, b, made, newer])
+    (conflict,) = out.conflicts
+    assert conflict.state == "open" and only(out).status == FactStatus.disputed
+    assert conflict.lapsed and "lapsed: newer local evidence" in conflict.lapsed[0]
+    assert newer.id in conflict.lapsed[0]
+
+
+SHUFFLED = [
+    claim(131.0),
+    claim(21.5),
+    claim(96.0, predicate="memory_gb", subject="RTX 5090", scope={}),
+    claim(100.0, RUN, subject="Qwen3-32B"),
+    local(11.2, "spark-1"),
+    local(11.0, "spark-2", at="2026-11-03"),
+    local(16.0, "spark-3", at="2026-11-09"),
+    claim(True, predicate="serves", subject="sglang", scope={"arch": "sm_120"}),
+    claim(False, predicate="serves", subject="sglang", scope={"arch": "sm_120"}),
+]
+SHUFFLED.append(decision(SHUFFLED[:2], "accept", (SHUFFLED[1].id,)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_shuffling_the_findings_never_changes_the_output(rng: random.Random) -> None:
+    baseline = run(SHUFFLED).model_dump_json()
+    shuffled = SHUFFLED[:]
+    rng.shuffle(shuffled)
     assert run(shuffled).model_dump_json() == baseline
     assert conflict_id(["k2", "k1"], "x") == conflict_id(["k1", "k2"], "x")

@@ -58,6 +58,7 @@ def _verify_job(job: JobSpec) -> JobResult:
             "citations_by_status": checks,
             "open_conflicts": conflicts,
             "changed": changed,
+            "bad_rows": [b.id for b in outcome.bad_rows],
         },
     )
 
