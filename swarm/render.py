@@ -125,8 +125,7 @@ def conflict(c: Conflict, findings: dict[str, Finding]) -> str:
     for n, side in enumerate(c.sides, 1):
         lines.append(
             f"  side {n}: {side.value}  tier={side.best_tier or 'none'}  origins={side.origins}"
-            f" (local {side.local_origins})"
-            + (f"  ({side.note})" if side.note else "")
+            f" (local {side.local_origins})" + (f"  ({side.note})" if side.note else "")
         )
         for fid in side.findings:
             f = findings.get(fid)

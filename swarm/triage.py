@@ -10,8 +10,8 @@ from typing import Literal
 from swarm import facts
 from swarm.errors import InvalidInput, NotFound
 from swarm.findings import Decision, Finding, NewFinding, add_findings, all_findings
-from swarm.reconcile import Conflict
 from swarm.models import iso
+from swarm.reconcile import Conflict
 from swarm.store import Store
 
 Action = Literal["accept", "reject", "split", "defer"]

@@ -14,8 +14,10 @@ import jsonschema
 import pytest
 
 from swarm import facts, queue
+from swarm.citations import RunRecord
 from swarm.findings import NewFinding, add_findings, all_findings, merge_log, read_log
-from swarm.models import NewTask
+from swarm.models import GpuInfo, NewTask
+from swarm.registry import Registries
 from swarm.seed import seed_findings
 from swarm.store import SqliteStore, Store, open_store
 from tests.conftest import REPO, T0, register, run_swarm, swarm_json
@@ -53,13 +55,15 @@ def test_the_seed_reconciles_to_the_conflicts_a_person_must_see(lab: Path) -> No
     assert reasons.count("physically implausible") == 4
     assert reasons.count("claim vs measurement") == 2
     assert reasons.count("numeric disagreement") == 4
+    assert reasons.count("value disagreement") == 1  # TRT-LLM on the Spark: serves and failed
     text = " ".join(c.explanation for c in out.conflicts)
     for needle in (
         "RTX 5090 has 32 GB",
         "104.1% is above 100%",
         "at most 6.9 tokens/s",
         "SGLang is blocked on SM120",
-        "7.1 tokens/s (1 finding), 21.5 tokens/s (1 finding), 131 tokens/s",
+        "7.1 tokens/s (1 finding, 1 origin)",
+        "131 tokens/s (1 finding, 1 origin)",
     ):
         assert needle in text
     again = facts.run(store, lab)
@@ -110,7 +114,9 @@ def test_findings_added_from_the_cli_are_checked_and_reconciled(lab: Path) -> No
         "--evidence",
         '{"kind": "file", "locator": "../etc/passwd"}',
     )
-    checks = _ok(lab, "facts", "verify")
+    verify = _swarm(lab, "facts", "verify", "--json")
+    assert verify.returncode == 1  # a broken citation fails it, so CI can gate on it
+    checks = json.loads(verify.stdout)
     assert checks["counts"] == {"broken": 1, "ok": 1}
     assert "inside the repo" in checks["checks"][0]["message"]
     summary = _ok(lab, "facts", "reconcile")
@@ -154,7 +160,9 @@ def test_triage_resolve_records_a_decision_that_the_next_reconcile_applies(lab: 
     fact = next(
         f
         for f in written["facts"]
-        if f["conflict"] == tie["id"] and f["predicate"] == "decode_tps_single_stream"
+        if f["conflict"] == tie["id"]
+        and f["predicate"] == "decode_tps_single_stream"
+        and f["status"] != "superseded"
     )
     assert (fact["status"], fact["value"]) == ("verified", 131.0)
     assert _ok(lab, "facts", "reconcile")["changed"] == []  # stable across re-reconciles
@@ -172,7 +180,8 @@ def test_interactive_triage_asks_a_person_for_each_open_conflict(lab: Path) -> N
 
 
 def test_a_report_can_carry_findings_that_cite_the_run(store: Store, tmp_path: Path) -> None:
-    register(store, "a")
+    gpu = GpuInfo(index=0, name="NVIDIA GeForce RTX 4090", uuid="GPU-1", memory_total_gb=24)
+    register(store, "a", gpu, host="ada")
     task = queue.add_task(store, NewTask(kind="other", title="bench"), T0)
     claim = queue.claim(store, "a", T0, 60)
     finding = NewFinding(
@@ -202,9 +211,21 @@ def test_a_report_can_carry_findings_that_cite_the_run(store: Store, tmp_path: P
     add_findings(store, [cited], "a", T0)
     stored = all_findings(store)
     assert {f.task_id for f in stored} == {task.id, None}
-    payloads = facts.run_payloads(store)
-    checks = facts.check_all(stored, tmp_path, payloads)
-    assert [c.status for c in checks.values()] == ["ok"]
+    runs = facts.store_runs(store)
+    ctx = facts.context(tmp_path, runs, Registries.load(REPO / "facts"))
+    (check,) = facts.check_all(stored, ctx).values()
+    assert (check.status, check.strength, check.origin) == ("ok", "local", "a@ada")
+    elsewhere = cited.model_copy(update={"scope": {"gpu": "DGX Spark"}})
+    (f,) = add_findings(store, [elsewhere], "a", T0)
+    (other,) = facts.check_all([f], ctx).values()
+    assert other.strength is None and "not DGX Spark" in other.message
+
+
+def test_runs_jsonl_keeps_every_run_it_held_when_a_fresh_store_lacks_them(lab: Path) -> None:
+    kept = RunRecord(id="res-old", status="done", task_state="done", payload={"single_tps": 9.0})
+    (lab / "facts" / facts.RUNS).write_text(kept.model_dump_json() + "\n")
+    facts.run(SqliteStore(lab / "fresh.db"), lab)
+    assert facts.read_runs(lab / "facts" / facts.RUNS) == {"res-old": kept}
 
 
 def test_a_fresh_store_starts_from_the_committed_log_and_never_drops_it(lab: Path) -> None:
@@ -224,3 +245,39 @@ def test_merging_a_log_counts_only_the_findings_the_store_did_not_have(store: St
     assert merge_log(store, log) == len(log) - 10
     assert merge_log(store, log) == 0
     assert [f.id for f in all_findings(store)] == sorted(f.id for f in log)
+
+
+def _bad_row(store: Store) -> None:
+    """A finding stored before NaN was refused at input: its value was written as null."""
+    body = json.dumps({"id": "fd_badbadbadbad", "agent": "a", "observed_at": "2026-11-01T00:00:00"
+                       ".000000Z", "subject": "s", "predicate": "decode_tps_single_stream",
+                       "value": None, "statement": "nan", "evidence": [
+                           {"kind": "file", "locator": "docs/\u0000x"}]})  # fmt: skip
+    store.write(
+        lambda conn: conn.execute(
+            "INSERT INTO findings (id, kind, subject, predicate, body, agent, task_id, "
+            "observed_at) VALUES (?,?,?,?,?,?,?,?)",
+            ("fd_badbadbadbad", "claim", "s", "decode_tps_single_stream", body, "a", None, "t"),
+        )
+    )
+
+
+def test_a_bad_row_in_the_store_is_reported_and_never_crashes_a_reader(lab: Path) -> None:
+    _ok(lab, "facts", "import-seed")
+    _bad_row(open_store(os.environ["SWARM_DB"]))
+    listed = _ok(lab, "finding", "ls")
+    assert [b["id"] for b in listed["bad_rows"]] == ["fd_badbadbadbad"] and listed["findings"]
+    verify = _swarm(lab, "facts", "verify", "--json")
+    assert verify.returncode == 1 and json.loads(verify.stdout)["bad_rows"][0]["id"] == (
+        "fd_badbadbadbad"
+    )
+    assert _ok(lab, "facts", "reconcile")["facts"] > 100
+    assert _ok(lab, "triage", "list")["conflicts"]
+    outcome = facts.run(open_store(os.environ["SWARM_DB"]), lab, write=False)
+    assert [b.id for b in outcome.bad_rows] == ["fd_badbadbadbad"]
+
+
+def test_a_bad_line_in_the_committed_log_is_skipped_and_reported(lab: Path) -> None:
+    (lab / "facts" / facts.LOG).write_text('{"id": "fd_x", "value": NaN}\nnot json\n')
+    outcome = facts.run(None, lab, write=False)
+    assert [b.id for b in outcome.bad_rows] == ["findings.jsonl:1", "findings.jsonl:2"]

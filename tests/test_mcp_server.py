@@ -361,10 +361,17 @@ def test_report_result_records_findings_and_verify_facts_reconciles_them(lab: La
         finding = {
             "subject": "Qwen3-8B",
             "predicate": "decode_tps_single_stream",
-            "value": 95.0,
-            "statement": "95 tokens/s single stream",
+            "value": 24.0,
+            "statement": "24 tokens/s single stream",
             "scope": {"gpu": "RTX 4090", "quant": "BF16"},
-            "evidence": [{"kind": "doc", "locator": "facts/evidence/seed_README.txt"}],
+            # a document supports a value only through a quote that holds it
+            "evidence": [
+                {
+                    "kind": "doc",
+                    "locator": "facts/evidence/seed_README.txt",
+                    "quote": {"exact": "Dense models only, 24 GB limit"},
+                }
+            ],
         }
         done = await client.call_tool(
             "report_result",

@@ -1,0 +1,87 @@
+"""Triage decisions through the library and the CLI: attached to findings, checked, undone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarm import facts, triage
+from swarm.errors import InvalidInput, NotFound
+from swarm.findings import add_findings
+from swarm.seed import seed_findings
+from swarm.store import open_store
+from tests.conftest import REPO, T0, run_swarm, swarm_json
+
+
+@pytest.fixture
+def lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SWARM_DB", db)
+    for folder in ("facts", "tasks"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    for generated in (facts.LOG, facts.FACTS, facts.RUNS):
+        (tmp_path / "facts" / generated).unlink(missing_ok=True)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    add_findings(open_store(db), seed_findings(tmp_path), "seed", T0)
+    return tmp_path
+
+
+def _conflict(lab: Path, needle: str) -> Any:
+    conflicts = swarm_json(lab, "triage", "list")["conflicts"]
+    return next(c for c in conflicts if needle in c["explanation"])
+
+
+def test_a_decision_names_the_findings_it_judged(lab: Path) -> None:
+    store = open_store(os.environ["SWARM_DB"])
+    tie = _conflict(lab, "7.1 tokens/s")
+    keep = tie["sides"][0]["findings"][0]
+    made = triage.decide(store, lab, tie["id"], "accept", "the rerun", "Dana", T0, (keep,))
+    assert made.decision is not None and keep in made.decision.findings
+    judged = {fid for side in tie["sides"] for fid in side["findings"]}
+    assert set(made.decision.findings) == judged
+
+
+def test_a_split_by_an_attribute_a_side_lacks_is_refused_naming_the_known_ones(lab: Path) -> None:
+    store = open_store(os.environ["SWARM_DB"])
+    tie = _conflict(lab, "7.1 tokens/s")
+    with pytest.raises(InvalidInput, match="do not record it; attributes recorded on its sides"):
+        triage.decide(store, lab, tie["id"], "split", "typo", "Dana", T0, split_by="vram_bg")
+    proc = run_swarm(lab, "triage", "resolve", tie["id"], "--split-by", "vram_bg",
+                     "--reason", "typo", "--by", "Dana", "--json")  # fmt: skip
+    assert proc.returncode == 7 and "instance" in json.loads(proc.stdout)["error"]["message"]
+
+
+def test_triage_undo_reverses_one_decision_and_the_conflict_opens_again(lab: Path) -> None:
+    tie = _conflict(lab, "7.1 tokens/s")
+    keep = tie["sides"][0]["findings"][0]
+    made = swarm_json(lab, "triage", "resolve", tie["id"], "--accept", keep,
+                      "--reason", "the default context", "--by", "Dana")  # fmt: skip
+    decided = [c for c in swarm_json(lab, "triage", "list", "--all")["conflicts"]
+               if c["id"] == tie["id"]]  # fmt: skip
+    assert decided[0]["state"] == "decided" and decided[0]["decision_id"] == made["id"]
+    swarm_json(lab, "triage", "undo", made["id"], "--reason", "wrong side", "--by", "Dana")
+    again = _conflict(lab, "7.1 tokens/s")
+    assert again["state"] == "open" and again["decision"] is None
+    twice = run_swarm(lab, "triage", "undo", made["id"], "--reason", "again", "--json")
+    assert twice.returncode == 7 and "already undone" in twice.stdout
+    missing = run_swarm(lab, "triage", "undo", "fd_nope", "--reason", "x y z", "--json")
+    assert missing.returncode == 5
+
+
+def test_a_deferred_dispute_stays_listed(lab: Path) -> None:
+    tie = _conflict(lab, "7.1 tokens/s")
+    swarm_json(lab, "triage", "resolve", tie["id"], "--defer", "--reason", "rerun first",
+               "--by", "Dana")  # fmt: skip
+    listed = {c["id"]: c["state"] for c in swarm_json(lab, "triage", "list")["conflicts"]}
+    assert listed[tie["id"]] == "deferred"
+
+
+def test_undo_refuses_what_is_not_a_decision(lab: Path) -> None:
+    store = open_store(os.environ["SWARM_DB"])
+    with pytest.raises(NotFound):
+        triage.undo(store, "fd_000000000000", "because", "Dana", T0)
