@@ -251,8 +251,7 @@ def _bad_row(store: Store) -> None:
     """A finding stored before NaN was refused at input: its value was written as null."""
     body = json.dumps({"id": "fd_badbadbadbad", "agent": "a", "observed_at": "2026-11-01T00:00:00"
                        ".000000Z", "subject": "s", "predicate": "decode_tps_single_stream",
-                       "value": None, "statement": "nan", "evidence": [
-                           {"kind": "file", "locator": "docs/\u0000x"}]})  # fmt: skip
+                       "value": None, "statement": "nan", "evidence": []})  # fmt: skip
     store.write(
         lambda conn: conn.execute(
             "INSERT INTO findings (id, kind, subject, predicate, body, agent, task_id, "
