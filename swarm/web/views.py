@@ -126,7 +126,8 @@ def _finding_view(f: Finding, outcome: facts.Outcome, hosts: dict[str, str]) -> 
             EvidenceView(
                 kind=ev.kind,
                 locator=ev.locator,
-                tier=ev.effective_tier,
+                # what the checker derived this citation proves; "context" when nothing
+                tier=(check.strength if check and check.strength else "context"),
                 status=check.status if check else "unchecked",
                 message=check.message if check else "",
                 quote=ev.quote.exact if ev.quote else None,
