@@ -74,6 +74,13 @@ def _page(params: Any, page: int) -> str:
     return urlencode([*((k, v) for k, v in params.multi_items() if k != "page"), ("page", page)])
 
 
+def _page_number(request: Request, items: int, per_page: int) -> tuple[int, int]:
+    """The ?page= asked for (0-based, kept within range) and how many pages there are."""
+    pages = max(1, (items + per_page - 1) // per_page)
+    asked = request.query_params.get("page", "0")
+    return (min(int(asked), pages - 1) if asked.isdigit() else 0), pages
+
+
 class Web:
     """The web app's state: the store, the lab's repo and folder, sessions, templates."""
 
@@ -203,8 +210,22 @@ class Web:
     ) -> Response:
         show = request.query_params.get("show", "open")
         show = show if show in ("open", "decided", "deferred", "all") else "open"
-        items = views.conflict_views(self.store, self.facts(), show)
-        return self.render(request, "conflicts.html", status, conflicts=items, show=show, **extra)
+        outcome = self.facts()
+        chosen = views.choose_conflicts(outcome, show)
+        page, pages = _page_number(request, len(chosen), views.CONFLICTS_PAGE)
+        shown = chosen[page * views.CONFLICTS_PAGE : (page + 1) * views.CONFLICTS_PAGE]
+        items = views.conflict_views(self.store, outcome, shown)
+        return self.render(
+            request,
+            "conflicts.html",
+            status,
+            conflicts=items,
+            show=show,
+            total=len(chosen),
+            page=page,
+            pages=pages,
+            **extra,
+        )
 
     def decide(self, request: Request, user: WebUser) -> Response:
         conflict_id = request.path_params["conflict"]
@@ -251,10 +272,11 @@ class Web:
         action = form.get("action", "")
         if action not in ("accept", "reject", "split", "defer"):
             raise InvalidInput("choose an action: accept a side, split, reject or defer")
-        every = views.conflict_views(self.store, self.facts(), "all")
-        view = next((v for v in every if v.conflict.id == conflict_id), None)
-        if view is None:
+        outcome = self.facts()
+        found = [c for c in outcome.facts.conflicts if c.id == conflict_id]
+        if not found:
             raise NotFound(f"no conflict {conflict_id!r}")
+        (view,) = views.conflict_views(self.store, outcome, found)
         if action == "accept":
             side = form.get("side", "")
             if not side.isdigit() or int(side) >= len(view.sides):
@@ -277,12 +299,7 @@ class Web:
         items = self.facts().facts.facts
         wanted = {n: request.query_params.get(n, "").strip() for n in views.FILTERS}
         chosen = views.filter_facts(items, wanted)
-        page = max(
-            0,
-            int(request.query_params.get("page", "0") or 0)
-            if request.query_params.get("page", "0").isdigit()
-            else 0,
-        )
+        page, pages = _page_number(request, len(chosen), views.FACTS_PAGE)
         shown = chosen[page * views.FACTS_PAGE : (page + 1) * views.FACTS_PAGE]
         return self.render(
             request,
@@ -290,7 +307,7 @@ class Web:
             facts=shown,
             total=len(chosen),
             page=page,
-            pages=(len(chosen) + views.FACTS_PAGE - 1) // views.FACTS_PAGE,
+            pages=pages,
             wanted=wanted,
             choices=views.filter_choices(items),
         )

@@ -4,6 +4,7 @@ the facts table with its filters, a task with its history. No SQL that changes a
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -16,40 +17,74 @@ from swarm.models import Capabilities, Event, Model, Result, Task
 from swarm.reconcile import Conflict, ConflictSide, Fact
 from swarm.store import Conn, Store
 
+logger = logging.getLogger(__name__)
 FACTS_TTL_S = 30.0  # evidence files can change on disk without a write to the store
 FACTS_PAGE = 100
+CONFLICTS_PAGE = 20
 LOG_TAIL = 8000
 
 
 class Reconciled:
-    """The last reconcile (checks and facts, nothing written), redone when findings were added
-    or when it is older than FACTS_TTL_S: a page view must not re-check every citation."""
+    """The last reconcile (checks and facts, nothing written), so that a page view does not
+    re-check every citation. When findings were added, or it is older than FACTS_TTL_S (cited
+    files change on disk), pages keep getting the last one while a thread reconciles again;
+    only the first view, and the first after a decision, waits for a fresh one."""
 
     def __init__(self, store: Store, repo: Path) -> None:
         self.store, self.repo = store, repo
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one reconcile at a time
         self._at = 0.0
         self._version: tuple[Any, ...] | None = None
         self._outcome: facts.Outcome | None = None
+        self._refreshing = False
+        self._took = 0.0
+        self._generation = 0  # bumped by forget(): a reconcile begun before it is not kept
 
     def version(self) -> tuple[Any, ...]:
         return tuple(
             self.store.read(lambda c: c.execute("SELECT count(*) FROM findings").fetchone())
         )
 
+    def _refresh(self) -> facts.Outcome:
+        with self._lock:
+            generation, version = self._generation, self.version()
+            started = time.monotonic()
+            outcome = facts.run(self.store, self.repo, write=False)
+            if generation == self._generation:
+                self._outcome, self._version, self._at = outcome, version, time.monotonic()
+                self._took = self._at - started
+            self._refreshing = False
+            return outcome
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._refresh()
+        except Exception:  # a thread's last resort: the next view retries, the page keeps working
+            logger.exception("reconciling for the web page failed")
+            self._refreshing = False
+
     def outcome(self) -> facts.Outcome:
-        version = self.version()
-        with self._lock:  # one reconcile at a time; the others wait for its answer
-            fresh = time.monotonic() - self._at < FACTS_TTL_S
-            if self._outcome is None or version != self._version or not fresh:
-                self._outcome = facts.run(self.store, self.repo, write=False)
-                self._version, self._at = self.version(), time.monotonic()
-            return self._outcome
+        current = self._outcome
+        if current is None:
+            return self._refresh()
+        # A lab whose reconcile takes long is re-checked less often: at most a tenth of the time
+        # goes to refreshing (100k findings: about 20 s per pass on a small machine).
+        ttl = max(FACTS_TTL_S, 10 * self._took)
+        stale = time.monotonic() - self._at > ttl or self.version() != self._version
+        if stale and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        return current
+
+    @property
+    def reconciled_at(self) -> float:
+        """When the outcome pages show was computed (time.monotonic())."""
+        return self._at
 
     def forget(self) -> None:
-        """After a decision: the next page reconciles again."""
-        with self._lock:
-            self._outcome = None
+        """After a decision: the next view waits for a reconcile that applies it."""
+        self._generation += 1
+        self._outcome = None
 
 
 def findings_by_id(store: Store, ids: Iterable[str]) -> dict[str, Finding]:
@@ -176,17 +211,31 @@ def decisions_on(findings: Iterable[Finding], conflict_id: str) -> tuple[Decisio
     return tuple(sorted(out, key=lambda d: (d.at, d.finding)))
 
 
-def decision_findings(store: Store) -> list[Finding]:
+def decision_findings(store: Store, conflict_ids: Sequence[str]) -> list[Finding]:
+    """The decisions recorded on these conflicts (a decision's subject is its conflict's id,
+    so the findings_by_key index finds them without a scan)."""
+    if not conflict_ids:
+        return []
+    marks = ", ".join("?" for _ in conflict_ids)
     rows = store.read(
-        lambda c: c.execute("SELECT body FROM findings WHERE kind = 'decision'").fetchall()
+        lambda c: c.execute(
+            f"SELECT body FROM findings WHERE subject IN ({marks}) AND predicate = 'decision'",
+            list(conflict_ids),
+        ).fetchall()
     )
     return [Finding.model_validate_json(r[0]) for r in rows]
 
 
-def conflict_views(store: Store, outcome: facts.Outcome, which: str = "open") -> list[ConflictView]:
-    chosen = [c for c in outcome.facts.conflicts if which == "all" or c.state == which]
+def choose_conflicts(outcome: facts.Outcome, which: str) -> list[Conflict]:
+    return [c for c in outcome.facts.conflicts if which == "all" or c.state == which]
+
+
+def conflict_views(
+    store: Store, outcome: facts.Outcome, chosen: Sequence[Conflict]
+) -> list[ConflictView]:
+    """The conflicts side by side, each finding with its evidence checks and host."""
     by_id = findings_by_id(store, (fid for c in chosen for s in c.sides for fid in s.findings))
-    hosts, decided = agent_hosts(store), decision_findings(store)
+    hosts, decided = agent_hosts(store), decision_findings(store, [c.id for c in chosen])
     views = []
     for c in chosen:
         side_findings = [[by_id[fid] for fid in s.findings if fid in by_id] for s in c.sides]
