@@ -201,3 +201,13 @@ def test_static_files_are_served_from_the_package_with_no_cdn(client: Client) ->
     assert status == 200 and "javascript" in headers["content-type"] and "refreshBoard" in script
     page = client.request("/")[2]
     assert "http://" not in page.replace(client.base, "") and "https://" not in page
+
+
+def test_what_agents_wrote_is_shown_as_text_never_as_markup(client: Client, site: Any) -> None:
+    lab = site[0]
+    env = {**os.environ, "SWARM_DB": lab.db}
+    title = '<script>alert("x")</script> SMEM probe'
+    added = swarm_json(lab.path, "add", "other", title, env=env)
+    for path in (f"/tasks/{added['id']}", "/search?q=SMEM+probe"):
+        body = client.request(path)[2]
+        assert "&lt;script&gt;" in body and '<script>alert("x")' not in body, path

@@ -93,11 +93,8 @@ class Web:
     # ------------------------------------------------------------ plumbing
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        context = {
-            "csrf": self.sessions.csrf(request),
-            "user": self.sessions.user(request),
-            **context,
-        }
+        user = request.scope.get("swarm.user") or self.sessions.user(request)
+        context = {"csrf": self.sessions.csrf(request), "user": user, **context}
         response = self.templates.TemplateResponse(request, name, context, status_code=status)
         response.headers.update(HEADERS)
         return response
@@ -108,6 +105,7 @@ class Web:
 
         async def endpoint(request: Request) -> Response:
             user = await run_in_threadpool(self.sessions.user, request)
+            request.scope["swarm.user"] = user  # resolved once per request
             if user is None:
                 if "text/html" in request.headers.get("accept", "") or request.method == "GET":
                     target = quote(
