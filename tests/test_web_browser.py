@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from swarm import triage
 from tests import weblab
 
 CHROMIUM = os.environ.get("SWARM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -103,6 +104,26 @@ def test_a_person_resolves_a_conflict_with_a_reason_and_sees_who_and_why(
     text = decided.inner_text()
     assert "both sides quote a secondary blog, rerun it" in text and "operator" in text
     assert "· decided" in text or "decided" in decided.locator("h2").inner_text()
+
+
+@pytest.mark.skipif(not hasattr(triage, "undo"), reason="this swarm has no `swarm triage undo`")
+def test_a_person_undoes_a_decision_and_the_conflict_is_open_again(page: Any, site: Any) -> None:
+    _, base, token = site
+    log_in(page, base, token, "/conflicts")
+    conflict = page.locator("article.conflict").first
+    cid = conflict.get_attribute("id")
+    conflict.get_by_label("Defer (leave it disputed)").check()
+    conflict.get_by_label("Reason").fill("asked the spark owner to rerun")
+    conflict.get_by_role("button", name="Record decision").click()
+    page.wait_for_url(re.compile(r"recorded=fd_"))
+    decided = page.locator(f"article#{cid}")
+    decided.get_by_label("Why undo").fill("the rerun is not coming; decide it now")
+    decided.get_by_role("button", name="Undo this decision").click()
+    page.wait_for_url(re.compile(r"undone=fd_"))
+    text = page.locator(f"article#{cid}").inner_text()
+    assert "undone by fd_" in text and "the rerun is not coming; decide it now" in text
+    page.goto(base + "/conflicts")
+    assert page.locator(f"article#{cid}").count() == 1  # open again
 
 
 def test_a_reason_is_required_before_the_form_is_sent(page: Any, site: Any) -> None:

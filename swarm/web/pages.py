@@ -35,6 +35,8 @@ HEADERS = {
     "cache-control": "no-store",
 }
 Handler = Callable[[Request, WebUser], Response]
+# `swarm triage undo`'s library call, where this swarm has it (the page offers undo only then).
+UNDO: Callable[..., Any] | None = getattr(triage, "undo", None)
 
 
 def _now() -> datetime:
@@ -134,6 +136,9 @@ class Web:
 
         return endpoint
 
+    def decisions(self) -> list[Any]:
+        return self.reconciled.decisions if self.reconciled is not None else []
+
     def facts(self) -> Any:
         if self.reconciled is None:
             raise InvalidInput("the server was not started inside the lab's git repository")
@@ -212,13 +217,14 @@ class Web:
         chosen = views.choose_conflicts(outcome, show)
         page, pages = _page_number(request, len(chosen), views.CONFLICTS_PAGE)
         shown = chosen[page * views.CONFLICTS_PAGE : (page + 1) * views.CONFLICTS_PAGE]
-        items = views.conflict_views(self.store, outcome, shown)
+        items = views.conflict_views(self.store, outcome, shown, self.decisions())
         return self.render(
             request,
             "conflicts.html",
             status,
             conflicts=items,
             show=show,
+            undo=UNDO is not None,
             total=len(chosen),
             page=page,
             pages=pages,
@@ -254,6 +260,22 @@ class Web:
         self.forget()
         return RedirectResponse(f"/conflicts?show=all&recorded={finding.id}#{conflict_id}", 303)
 
+    def undo(self, request: Request, user: WebUser) -> Response:
+        conflict_id = request.path_params["conflict"]
+        if not user.can_decide:
+            return self.render(request, "error.html", 403, message=f"{user.name} is an agent: "
+                               "only people undo decisions.")  # fmt: skip
+        form = self._form(request)
+        if UNDO is None:  # the route exists only with it; a check for the type checker
+            raise NotFound("this swarm cannot undo decisions")
+        try:
+            finding = UNDO(self.store, form.get("decision", ""), form.get("reason", ""),
+                           user.name, _now())  # fmt: skip
+        except InvalidInput as exc:
+            return self.conflicts(request, user, 400, error=str(exc), failed=conflict_id)
+        self.forget()
+        return RedirectResponse(f"/conflicts?show=all&undone={finding.id}#{conflict_id}", 303)
+
     def _form(self, request: Request) -> dict[str, str]:
         return cast(dict[str, str], request.scope.get("swarm.form") or {})
 
@@ -274,7 +296,7 @@ class Web:
         found = [c for c in outcome.facts.conflicts if c.id == conflict_id]
         if not found:
             raise NotFound(f"no conflict {conflict_id!r}")
-        (view,) = views.conflict_views(self.store, outcome, found)
+        (view,) = views.conflict_views(self.store, outcome, found, self.decisions())
         if action == "accept":
             side = form.get("side", "")
             if not side.isdigit() or int(side) >= len(view.sides):
@@ -378,6 +400,11 @@ class Web:
             Route("/logout", self.page(self.logout), methods=["POST"]),
             Route("/conflicts", self.page(self.conflicts), methods=["GET"]),
             Route("/conflicts/{conflict}/decide", self.page(self.decide), methods=["POST"]),
+            *(
+                [Route("/conflicts/{conflict}/undo", self.page(self.undo), methods=["POST"])]
+                if UNDO is not None
+                else []
+            ),
             Route("/facts", self.page(self.facts_page), methods=["GET"]),
             Route("/findings/{finding}", self.page(self.finding_page), methods=["GET"]),
             Route("/tasks/{task}", self.page(self.task_page), methods=["GET"]),

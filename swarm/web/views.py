@@ -36,6 +36,7 @@ class Reconciled:
         self._at = 0.0
         self._version: tuple[Any, ...] | None = None
         self._outcome: facts.Outcome | None = None
+        self._decisions: list[Finding] = []
         self._refreshing = False
         self._took = 0.0
         self._generation = 0  # bumped by forget(): a reconcile begun before it is not kept
@@ -50,8 +51,10 @@ class Reconciled:
             generation, version = self._generation, self.version()
             started = time.monotonic()
             outcome = facts.run(self.store, self.repo, write=False)
+            decisions = decision_findings(self.store)
             if generation == self._generation:
                 self._outcome, self._version, self._at = outcome, version, time.monotonic()
+                self._decisions = decisions
                 self._took = self._at - started
             self._refreshing = False
             return outcome
@@ -75,6 +78,11 @@ class Reconciled:
             self._refreshing = True
             threading.Thread(target=self._refresh_in_background, daemon=True).start()
         return current
+
+    @property
+    def decisions(self) -> list[Finding]:
+        """Every decision finding as of the outcome pages show (read with it)."""
+        return self._decisions
 
     @property
     def reconciled_at(self) -> float:
@@ -144,6 +152,8 @@ class DecisionView(Model):
     reason: str
     by: str
     at: str
+    undoes: str | None = None
+    undone_by: str | None = None  # the undo that reversed it, if any
 
 
 class ConflictView(Model):
@@ -195,7 +205,21 @@ def split_options(sides: Sequence[Sequence[Finding]]) -> tuple[str, ...]:
     return tuple(differing or keys)
 
 
-def decisions_on(findings: Iterable[Finding], conflict_id: str) -> tuple[DecisionView, ...]:
+def _judged(f: Finding) -> set[str]:
+    return set(getattr(f.decision, "findings", ()) or ())
+
+
+def decisions_on(findings: Sequence[Finding], conflict: Conflict) -> tuple[DecisionView, ...]:
+    """Decisions on this conflict, oldest first: recorded under its id, or judging findings on
+    its sides (a conflict's id changes when a finding joins it), each with the undo that
+    reversed it."""
+    on_sides = {fid for side in conflict.sides for fid in side.findings}
+    mine = [
+        f
+        for f in findings
+        if f.decision is not None and (f.decision.conflict == conflict.id or _judged(f) & on_sides)
+    ]
+    undone = {getattr(f.decision, "undoes", None): f.id for f in mine}
     out = [
         DecisionView(
             finding=f.id,
@@ -204,23 +228,20 @@ def decisions_on(findings: Iterable[Finding], conflict_id: str) -> tuple[Decisio
             reason=f.decision.reason,
             by=f.decision.by,
             at=f.observed_at,
+            undoes=getattr(f.decision, "undoes", None),
+            undone_by=undone.get(f.id),
         )
-        for f in findings
-        if f.decision is not None and f.decision.conflict == conflict_id
+        for f in mine
+        if f.decision is not None
     ]
     return tuple(sorted(out, key=lambda d: (d.at, d.finding)))
 
 
-def decision_findings(store: Store, conflict_ids: Sequence[str]) -> list[Finding]:
-    """The decisions recorded on these conflicts (a decision's subject is its conflict's id,
-    so the findings_by_key index finds them without a scan)."""
-    if not conflict_ids:
-        return []
-    marks = ", ".join("?" for _ in conflict_ids)
+def decision_findings(store: Store) -> list[Finding]:
+    """Every decision a person recorded (a few; read once per reconcile)."""
     rows = store.read(
         lambda c: c.execute(
-            f"SELECT body FROM findings WHERE subject IN ({marks}) AND predicate = 'decision'",
-            list(conflict_ids),
+            "SELECT body FROM findings WHERE predicate = 'decision' AND kind = 'decision'"
         ).fetchall()
     )
     return [Finding.model_validate_json(r[0]) for r in rows]
@@ -231,11 +252,12 @@ def choose_conflicts(outcome: facts.Outcome, which: str) -> list[Conflict]:
 
 
 def conflict_views(
-    store: Store, outcome: facts.Outcome, chosen: Sequence[Conflict]
+    store: Store, outcome: facts.Outcome, chosen: Sequence[Conflict], decided: Sequence[Finding]
 ) -> list[ConflictView]:
-    """The conflicts side by side, each finding with its evidence checks and host."""
+    """The conflicts side by side, each finding with its evidence checks and host, and the
+    decisions on each."""
     by_id = findings_by_id(store, (fid for c in chosen for s in c.sides for fid in s.findings))
-    hosts, decided = agent_hosts(store), decision_findings(store, [c.id for c in chosen])
+    hosts = agent_hosts(store)
     views = []
     for c in chosen:
         side_findings = [[by_id[fid] for fid in s.findings if fid in by_id] for s in c.sides]
@@ -253,7 +275,7 @@ def conflict_views(
                 conflict=c,
                 sides=sides,
                 split_options=split_options(side_findings),
-                decisions=decisions_on(decided, c.id),
+                decisions=decisions_on(decided, c),
             )
         )
     return views
