@@ -18,8 +18,6 @@
 //                   inputs (H100 and H200, kernels/results/). SM120 keeps the software encoder
 //                   until the probe has run on such a GPU (the seed reports the intrinsic wrong
 //                   there).
-//   NVFP4_UNROLL    16-element blocks each thread loads before it computes (bytes in flight per
-//                   thread): 1 everywhere measured so far (kernels/README.md, "H200").
 #if defined(__CUDA_ARCH_FEAT_SM120_ALL) || defined(__CUDA_ARCH_FEAT_SM121_ALL)
 #define NVFP4_HW_E2M1 1
 #else
@@ -31,9 +29,6 @@
 #else
 #define NVFP4_HW_FP8 0
 #endif
-#endif
-#ifndef NVFP4_UNROLL
-#define NVFP4_UNROLL 1
 #endif
 
 namespace nvfp4 {
@@ -154,7 +149,7 @@ __host__ __device__ inline uint32_t float_bits(float x) {
 }
 
 // |p| -> E2M1 magnitude code (RNE, saturating: code 7 = 6.0) in the low three bits of the
-// returned float's bits, the rest being kMagic's. Four FMA-pipe operations and three min, no
+// returned float's bits, the rest being kMagic's. Three FMA-pipe operations and three min, no
 // integer work: with kMagic = 1.5 * 2^23, where floats are spaced exactly 1 apart,
 //   fma(a, 2, M) = M + rint(2a),  a + (M + 2) = M + rint(a) + 2,  fma(a, 1/2, M + 4) = M + rint(a/2) + 4
 // each rounded once, ties to even (M and the offsets are even, so the float's parity is the
@@ -162,25 +157,27 @@ __host__ __device__ inline uint32_t float_bits(float x) {
 // to 4, 2 above), and rint commutes with min because it is monotone; min with M + 7 saturates.
 // Equal to float_to_e2m1_sw for every float but NaN (exhaustive host check; NaN gives 7).
 constexpr float kE2m1Magic = 12582912.0f;
+template <bool kSaturate = true>
 __host__ __device__ inline uint32_t e2m1_magic_bits(float p) {
   const float a = fabsf(p);
   const float low = fminf(fmaf(a, 2.0f, kE2m1Magic), a + (kE2m1Magic + 2.0f));
-  const float high = fminf(fmaf(a, 0.5f, kE2m1Magic + 4.0f), kE2m1Magic + 7.0f);
-  return float_bits(fminf(low, high));
+  const float high = fmaf(a, 0.5f, kE2m1Magic + 4.0f);
+  return float_bits(fminf(low, kSaturate ? fminf(high, kE2m1Magic + 7.0f) : high));
 }
 
-// Eight floats -> eight E2M1 nibbles in one word, p[0] in the low nibble. Per element one shift
+// Eight floats x[i] * scale -> eight E2M1 nibbles in one word, element 0 in the low nibble. Per element one shift
 // brings in the sign bit and one multiply-add the magic code; the magic's own bits ride along
 // modulo 2^32 and one subtraction removes all eight at the end.
 constexpr uint32_t kE2m1MagicPacked = 0x4B400000u * 0x11111111u;
-__host__ __device__ inline uint32_t encode_e2m1x8(const float* p) {
+template <bool kSaturate = true>
+__host__ __device__ inline uint32_t encode_e2m1x8(const float* x, float scale = 1.0f) {
 #if NVFP4_HW_E2M1
   uint32_t acc = 0;
 #pragma unroll
   for (int i = 3; i >= 0; --i) {
     uint16_t byte;  // the instruction puts its first source in the high nibble, hence (hi, lo)
     asm("{\n .reg .b8 b;\n cvt.rn.satfinite.e2m1x2.f32 b, %1, %2;\n cvt.u16.u8 %0, b;\n}"
-        : "=h"(byte) : "f"(p[2 * i + 1]), "f"(p[2 * i]));
+        : "=h"(byte) : "f"(x[2 * i + 1] * scale), "f"(x[2 * i] * scale));
     acc = (acc << 8) | byte;
   }
   return acc;
@@ -188,8 +185,9 @@ __host__ __device__ inline uint32_t encode_e2m1x8(const float* p) {
   uint32_t acc = 0;
 #pragma unroll
   for (int i = 7; i >= 0; --i) {
-    acc = (acc << 1) | (float_bits(p[i]) >> 31);
-    acc = acc * 8u + e2m1_magic_bits(p[i]);
+    const float p = x[i] * scale;  // exact when scale is 1
+    acc = (acc << 1) | (float_bits(p) >> 31);
+    acc = acc * 8u + e2m1_magic_bits<kSaturate>(p);
   }
   return acc - kE2m1MagicPacked;
 #endif

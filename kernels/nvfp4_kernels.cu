@@ -21,11 +21,22 @@ using nvfp4::kBlock;
 namespace {
 
 
-// Each kernel is a grid-stride loop over 16-element blocks around one per-block function below
-// (scripts/probe: the same functions with the memory or the arithmetic taken out). One thread per
-// block: 32 B of BF16 in as two 16-byte streaming loads, 8 B of E2M1 and one scale byte out; the
-// dequantize kernels the other way round. NVFP4_UNROLL blocks per thread are loaded before any is
-// computed (nvfp4.cuh, per target).
+// One thread per 16-element block (the arithmetic is per block: one scale, one reciprocal, one
+// 8-entry table), and a flat grid: every thread handles one block and exits, and the hardware
+// scheduler hands out thread blocks as SMs free up. A persistent grid-stride loop over one wave
+// of thread blocks streamed ~8% slower on the H200, the same for a plain copy (kernels/README.md).
+// Every global load and store instruction covers whole 32-byte sectors. The BF16 dequantize
+// output would not (32 B per block, written as two 16-byte halves 32 B apart), so each warp moves
+// its 32 blocks' output, 1 KiB, through shared memory: chunks 2l and 2l + 1 in from lane l,
+// chunks l and l + 32 out. Half-sector requests had made it L2-bound on the H200.
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kTileBlocks = 32;  // blocks per warp tile: 1 KiB of BF16, 64 chunks of 16 bytes
+
+// Shared-memory slot of chunk c (0..63) of a warp's tile: XOR-ing bit 3 into bit 0 keeps each
+// 8-lane phase of a 16-byte access on distinct banks both for chunks (l, l + 32) and (2l, 2l + 1).
+__device__ inline int stage_slot(int c) { return c ^ ((c >> 3) & 1); }
 
 // BF16 pair in one word -> two floats (element 2i is the low half).
 __device__ inline void bf16x2_to_float(uint32_t w, float* out) {
@@ -40,28 +51,44 @@ struct QuantBlock {
 
 // One block of 16 floats -> 8 bytes of E2M1 and its E4M3 scale (TransformerEngine's order, see
 // kernels/README.md): sf = e4m3(vmax * S_enc/6), q = e2m1(x * rcp_rn(fp32(sf) * (1/S_enc))).
+// kApproxRcp (kernels/probe only, not exact) swaps the IEEE reciprocal for rcp.approx to time it.
+template <bool kApproxRcp = false>
 __device__ inline QuantBlock quantize_block(const float* v, float scale_coef, float s_dec) {
   float vmax = 0.0f;
 #pragma unroll
   for (int i = 0; i < kBlock; ++i) vmax = fmaxf(vmax, fabsf(v[i]));
   const uint8_t sf = nvfp4::fp8_nonneg(vmax * scale_coef);
   const float dec = nvfp4::e4m3_decode(sf) * s_dec;
-  const float enc = dec == 0.0f ? 0.0f : __frcp_rn(dec);  // correctly rounded: equals 1.0f / dec
-  float p[kBlock];
-#pragma unroll
-  for (int i = 0; i < kBlock; ++i) p[i] = v[i] * enc;
-  return {make_uint2(nvfp4::encode_e2m1x8(p), nvfp4::encode_e2m1x8(p + 8)), sf};
+  float enc = dec == 0.0f ? 0.0f : __frcp_rn(dec);  // correctly rounded: equals 1.0f / dec
+  if constexpr (kApproxRcp) asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(enc) : "f"(dec));
+  // Every |x * enc| <= fl(vmax * enc) (rounding is monotone), so below 7 no E2M1 code can pass 7
+  // and the encoder needs no saturation: true for every block whose scale is a normal E4M3 below
+  // 448 (|x * enc| <= 6 * 17/16 there). Blocks with a subnormal, saturated or underflowing scale
+  // take the saturating encoder.
+  if (vmax * enc < 7.0f)
+    return {make_uint2(nvfp4::encode_e2m1x8<false>(v, enc), nvfp4::encode_e2m1x8<false>(v + 8, enc)), sf};
+  return {make_uint2(nvfp4::encode_e2m1x8<true>(v, enc), nvfp4::encode_e2m1x8<true>(v + 8, enc)), sf};
 }
 
-template <typename T>
-__device__ inline void load_block(const T* __restrict__ x, int64_t b, float* v) {
+// Quantize keeps one thread per block and its own two 16-byte loads 32 B apart: each sector is read
+// whole by one thread's pair, and the memory-only probe moves these bytes as fast as coalesced
+// chunks (kernels/README.md), while staging through shared memory cost registers and occupancy.
+// kSwizzle: scales in the 128x4 layout GEMMs read; a template parameter so that the linear kernel
+// carries no 64-bit division (~100 instructions and the registers of full occupancy).
+template <typename T, bool kSwizzle>
+__global__ void __launch_bounds__(kThreads) quantize_kernel(const T* __restrict__ x, int64_t n_blocks,
+                                                            int64_t blocks_per_row, float s_enc,
+                                                            uint8_t* __restrict__ packed, uint8_t* __restrict__ scales) {
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (b >= n_blocks) return;
+  float v[kBlock];
   if constexpr (sizeof(T) == 2) {
     const uint4* src = reinterpret_cast<const uint4*>(x + b * kBlock);
     const uint4 r0 = __ldcs(src), r1 = __ldcs(src + 1);  // streamed: every byte is read once
     const uint32_t w[8] = {r0.x, r0.y, r0.z, r0.w, r1.x, r1.y, r1.z, r1.w};
 #pragma unroll
     for (int i = 0; i < 8; ++i) bf16x2_to_float(w[i], v + 2 * i);
-  } else {
+  } else {  // FP32 input (the correctness path)
     const float4* src = reinterpret_cast<const float4*>(x + b * kBlock);
 #pragma unroll
     for (int i = 0; i < kBlock / 4; ++i) {
@@ -69,31 +96,9 @@ __device__ inline void load_block(const T* __restrict__ x, int64_t b, float* v) 
       v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
     }
   }
-}
-
-template <typename T>
-__global__ void __launch_bounds__(256) quantize_kernel(const T* __restrict__ x, int64_t n_blocks, int64_t blocks_per_row,
-                                                       float s_enc, int swizzle, uint8_t* __restrict__ packed,
-                                                       uint8_t* __restrict__ scales) {
-  const float scale_coef = s_enc * (1.0f / 6.0f);
-  const float s_dec = 1.0f / s_enc;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t b0 = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b0 < n_blocks;
-       b0 += NVFP4_UNROLL * stride) {
-    float v[NVFP4_UNROLL][kBlock];
-#pragma unroll
-    for (int u = 0; u < NVFP4_UNROLL; ++u)
-      if (b0 + u * stride < n_blocks) load_block(x, b0 + u * stride, v[u]);
-#pragma unroll
-    for (int u = 0; u < NVFP4_UNROLL; ++u) {
-      const int64_t b = b0 + u * stride;
-      if (b >= n_blocks) break;
-      const QuantBlock q = quantize_block(v[u], scale_coef, s_dec);
-      __stcs(reinterpret_cast<uint2*>(packed + b * (kBlock / 2)), q.packed);
-      // 64-bit division costs ~100 instructions: only the swizzled layout needs (row, kb)
-      scales[swizzle ? nvfp4::swizzle_offset(b / blocks_per_row, b % blocks_per_row, blocks_per_row) : b] = q.scale;
-    }
-  }
+  const QuantBlock q = quantize_block(v, s_enc * (1.0f / 6.0f), 1.0f / s_enc);
+  __stcs(reinterpret_cast<uint2*>(packed + b * (kBlock / 2)), q.packed);  // 256 B per warp
+  scales[kSwizzle ? nvfp4::swizzle_offset(b / blocks_per_row, b % blocks_per_row, blocks_per_row) : b] = q.scale;
 }
 
 // Byte k of the result is 0xFF where element k of the 4-element group `g` (0..3) of the packed
@@ -161,51 +166,38 @@ __device__ inline uint4 dequantize_fp8_block(uint2 q, uint8_t scale) {
   return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-__global__ void __launch_bounds__(256) dequantize_bf16_kernel(const uint8_t* __restrict__ packed,
-                                                              const uint8_t* __restrict__ scales, int64_t n_blocks,
-                                                              float s_dec, __nv_bfloat16* __restrict__ out) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t b0 = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b0 < n_blocks;
-       b0 += NVFP4_UNROLL * stride) {
-    uint2 q[NVFP4_UNROLL];
-    uint8_t sf[NVFP4_UNROLL];
-#pragma unroll
-    for (int u = 0; u < NVFP4_UNROLL; ++u) {
-      const int64_t b = b0 + u * stride;
-      if (b < n_blocks) q[u] = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2))), sf[u] = __ldcs(scales + b);
-    }
-#pragma unroll
-    for (int u = 0; u < NVFP4_UNROLL; ++u) {
-      const int64_t b = b0 + u * stride;
-      if (b >= n_blocks) break;
-      const Bf16Block o = dequantize_bf16_block(q[u], sf[u], s_dec);
-      uint4* dst = reinterpret_cast<uint4*>(out + b * kBlock);
-      __stcs(dst, o.lo);
-      __stcs(dst + 1, o.hi);
-    }
+__global__ void __launch_bounds__(kThreads) dequantize_bf16_kernel(const uint8_t* __restrict__ packed,
+                                                                   const uint8_t* __restrict__ scales,
+                                                                   int64_t n_blocks, float s_dec,
+                                                                   __nv_bfloat16* __restrict__ out) {
+  __shared__ uint4 stage[kWarps][2 * kTileBlocks];
+  const int lane = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
+  const int64_t tile = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  const int64_t b = tile * kTileBlocks + lane;
+  if (tile * kTileBlocks >= n_blocks) return;  // the whole warp: no lane is left at __syncwarp
+  Bf16Block o{};
+  if (b < n_blocks) {
+    const uint2 q = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2)));  // 256 B per warp
+    o = dequantize_bf16_block(q, __ldcs(scales + b), s_dec);
   }
+  uint4* tile_stage = stage[warp];
+  tile_stage[stage_slot(2 * lane)] = o.lo;
+  tile_stage[stage_slot(2 * lane + 1)] = o.hi;
+  __syncwarp();
+  uint4* dst = reinterpret_cast<uint4*>(out) + tile * 2 * kTileBlocks;
+  const int64_t chunks = 2 * (n_blocks - tile * kTileBlocks);
+  if (lane < chunks) __stcs(dst + lane, tile_stage[stage_slot(lane)]);  // 512 B per instruction
+  if (lane + 32 < chunks) __stcs(dst + lane + 32, tile_stage[stage_slot(lane + 32)]);
 }
 
-__global__ void __launch_bounds__(256) dequantize_fp8_kernel(const uint8_t* __restrict__ packed,
-                                                             const uint8_t* __restrict__ scales, int64_t n_blocks,
-                                                             uint8_t* __restrict__ out) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t b0 = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b0 < n_blocks;
-       b0 += NVFP4_UNROLL * stride) {
-    uint2 q[NVFP4_UNROLL];
-    uint8_t sf[NVFP4_UNROLL];
-#pragma unroll
-    for (int u = 0; u < NVFP4_UNROLL; ++u) {
-      const int64_t b = b0 + u * stride;
-      if (b < n_blocks) q[u] = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2))), sf[u] = __ldcs(scales + b);
-    }
-#pragma unroll
-    for (int u = 0; u < NVFP4_UNROLL; ++u) {
-      const int64_t b = b0 + u * stride;
-      if (b >= n_blocks) break;
-      __stcs(reinterpret_cast<uint4*>(out + b * kBlock), dequantize_fp8_block(q[u], sf[u]));
-    }
-  }
+// 16 bytes out per block: each thread's own store already covers whole sectors.
+__global__ void __launch_bounds__(kThreads) dequantize_fp8_kernel(const uint8_t* __restrict__ packed,
+                                                                  const uint8_t* __restrict__ scales,
+                                                                  int64_t n_blocks, uint8_t* __restrict__ out) {
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (b >= n_blocks) return;
+  const uint2 q = __ldcs(reinterpret_cast<const uint2*>(packed + b * (kBlock / 2)));
+  __stcs(reinterpret_cast<uint4*>(out + b * kBlock), dequantize_fp8_block(q, __ldcs(scales + b)));
 }
 
 // Every float32 bit pattern in [start, start + count): intrinsic vs software encoder.
@@ -235,10 +227,14 @@ __global__ void fill_kernel(__nv_bfloat16* x, int64_t n, uint32_t seed) {
   }
 }
 
-// One wave of thread blocks: as many as the occupancy calculator says fit on every SM at once,
-// each looping over the work (or fewer, for small inputs). A grid of more blocks than fit leaves
-// a partial last wave: the old fixed 32 blocks per SM made 5.33 waves at 2^28 when 6 were
-// resident (kernels/README.md, "tail").
+// A flat grid: one thread per item (the kernels above handle one block per thread, or one
+// 32-block tile per warp), so the whole input is in the launch and no thread loops.
+int64_t flat_grid(int64_t n_items, int items_per_cta) { return std::max<int64_t>(1, (n_items + items_per_cta - 1) / items_per_cta); }
+int quantize_grid(int64_t n_blocks) { return static_cast<int>(flat_grid(n_blocks, kThreads)); }
+int dequantize_bf16_grid(int64_t n_blocks) { return static_cast<int>(flat_grid(n_blocks, kThreads)); }  // 8 tiles of 32
+int dequantize_fp8_grid(int64_t n_blocks) { return static_cast<int>(flat_grid(n_blocks, kThreads)); }
+
+// The helpers' grid-stride loops (fill, FP8 probe): one wave of thread blocks.
 template <typename Kernel>
 int grid_for(Kernel kernel, int64_t n_items, int threads) {
   int device = 0, sms = 0, per_sm = 0;
@@ -249,8 +245,6 @@ int grid_for(Kernel kernel, int64_t n_items, int threads) {
   const int64_t wave = static_cast<int64_t>(sms) * std::max(per_sm, 1);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(needed, wave)));
 }
-
-constexpr int kThreads = 256;
 
 template <typename T>
 int quantize_host(const T* x, int64_t rows, int64_t cols, float s_enc, int swizzle, uint8_t* packed,
@@ -265,7 +259,10 @@ int quantize_host(const T* x, int64_t rows, int64_t cols, float s_enc, int swizz
   cudaMemcpy(d_x, x, n * sizeof(T), cudaMemcpyHostToDevice);
   cudaMemset(d_p, 0xA5, n / 2);  // poisoned: a byte the kernel forgets shows up in the comparison
   cudaMemset(d_s, swizzle ? 0 : 0xA5, scales_bytes);  // swizzle padding must read 0
-  quantize_kernel<T><<<grid_for(quantize_kernel<T>, n_blocks, kThreads), kThreads>>>(d_x, n_blocks, cols / kBlock, s_enc, swizzle, d_p, d_s);
+  if (swizzle)
+    quantize_kernel<T, true><<<quantize_grid(n_blocks), kThreads>>>(d_x, n_blocks, cols / kBlock, s_enc, d_p, d_s);
+  else
+    quantize_kernel<T, false><<<quantize_grid(n_blocks), kThreads>>>(d_x, n_blocks, cols / kBlock, s_enc, d_p, d_s);
   cudaMemcpy(packed, d_p, n / 2, cudaMemcpyDeviceToHost);
   cudaMemcpy(scales, d_s, scales_bytes, cudaMemcpyDeviceToHost);
   const int err = static_cast<int>(cudaGetLastError());
@@ -321,9 +318,9 @@ int nvfp4_dequantize(const uint8_t* packed, const uint8_t* scales, int64_t n, fl
   cudaMemcpy(d_p, packed, n / 2, cudaMemcpyHostToDevice);
   cudaMemcpy(d_s, scales, n_blocks, cudaMemcpyHostToDevice);
   cudaMemset(d_bf, 0xA5, n * 2), cudaMemset(d_f8, 0xA5, n);
-  dequantize_bf16_kernel<<<grid_for(dequantize_bf16_kernel, n_blocks, kThreads), kThreads>>>(d_p, d_s, n_blocks,
+  dequantize_bf16_kernel<<<dequantize_bf16_grid(n_blocks), kThreads>>>(d_p, d_s, n_blocks,
                                                                                              1.0f / s_enc, d_bf);
-  dequantize_fp8_kernel<<<grid_for(dequantize_fp8_kernel, n_blocks, kThreads), kThreads>>>(d_p, d_s, n_blocks, d_f8);
+  dequantize_fp8_kernel<<<dequantize_fp8_grid(n_blocks), kThreads>>>(d_p, d_s, n_blocks, d_f8);
   cudaMemcpy(out_bf16, d_bf, n * 2, cudaMemcpyDeviceToHost);
   cudaMemcpy(out_fp8, d_f8, n, cudaMemcpyDeviceToHost);
   const int err = static_cast<int>(cudaGetLastError());
@@ -356,12 +353,11 @@ int nvfp4_bench(int64_t n, int iters, float* copy_ms, float* quant_ms, float* de
   cudaMalloc(&d_x, n * 2), cudaMalloc(&d_copy, n * 2), cudaMalloc(&d_bf, n * 2);
   cudaMalloc(&d_p, n / 2), cudaMalloc(&d_s, n_blocks), cudaMalloc(&d_f8, n);
   fill_kernel<<<grid_for(fill_kernel, n, kThreads), kThreads>>>(d_x, n, 12345u);
-  const int q_grid = grid_for(quantize_kernel<__nv_bfloat16>, n_blocks, kThreads);
-  const int bf_grid = grid_for(dequantize_bf16_kernel, n_blocks, kThreads);
-  const int f8_grid = grid_for(dequantize_fp8_kernel, n_blocks, kThreads);
+  const int q_grid = quantize_grid(n_blocks), bf_grid = dequantize_bf16_grid(n_blocks);
+  const int f8_grid = dequantize_fp8_grid(n_blocks);
   const float s_enc = 448.0f * 6.0f / 4.0f;
   *copy_ms = time_median([&] { cudaMemcpyAsync(d_copy, d_x, n * 2, cudaMemcpyDeviceToDevice); }, iters);
-  *quant_ms = time_median([&] { quantize_kernel<__nv_bfloat16><<<q_grid, kThreads>>>(d_x, n_blocks, n_blocks, s_enc, 0, d_p, d_s); }, iters);
+  *quant_ms = time_median([&] { quantize_kernel<__nv_bfloat16, false><<<q_grid, kThreads>>>(d_x, n_blocks, n_blocks, s_enc, d_p, d_s); }, iters);
   *deq_bf16_ms = time_median([&] { dequantize_bf16_kernel<<<bf_grid, kThreads>>>(d_p, d_s, n_blocks, 1.0f / s_enc, d_bf); }, iters);
   *deq_fp8_ms = time_median([&] { dequantize_fp8_kernel<<<f8_grid, kThreads>>>(d_p, d_s, n_blocks, d_f8); }, iters);
   const int err = static_cast<int>(cudaGetLastError());

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on a GPU machine (the device tool runs it from the repository root, with $OUT):
 #   1. clocks and toolchain;
-#   2. the probe (kernels/probe/nvfp4_probe.cu) in three builds: per-target defaults with every
-#      v0/v1 variant, NVFP4_UNROLL=2, and the software FP8 path (NVFP4_HW_FP8=0);
+#   2. the probe (kernels/probe/nvfp4_probe.cu) in two builds: per-target defaults with every
+#      v0/v1 variant (run twice: the spread), and the software FP8 path (NVFP4_HW_FP8=0, what
+#      SM120 runs);
 #   3. Nsight Compute on each full kernel, old and new (where the profiler reads the counters);
 #   4. scripts/bench_kernels.py: checks, timing, size sweep, FP8 probe, results files.
 # Python packages the machine lacks travel as wheels in .whl/ (the device README's recipe).
@@ -21,13 +22,11 @@ export PYTHONUNBUFFERED=1
 
 flags=(-O3 -std=c++17 -lineinfo -Xptxas -warn-spills,-warn-lmem-usage -gencode arch=compute_90a,code=sm_90a)
 nvcc "${flags[@]}" kernels/probe/nvfp4_probe.cu -o /tmp/probe &
-nvcc "${flags[@]}" -DNVFP4_UNROLL=2 kernels/probe/nvfp4_probe.cu -o /tmp/probe_u2 &
-nvcc "${flags[@]}" -DNVFP4_HW_FP8=0 kernels/probe/nvfp4_probe.cu -o /tmp/probe_sw &
+nvcc "${flags[@]}" -DNVFP4_HW_FP8=0 -DPROBE_BUILD='"software FP8"' kernels/probe/nvfp4_probe.cu -o /tmp/probe_sw &
 wait
 
 {
   /tmp/probe 28 50
-  /tmp/probe_u2 28 50 v1only
   /tmp/probe_sw 28 50 v1only
   /tmp/probe 28 50 v1only # the same build again: the spread between two identical runs
 } >"$OUT/probe.txt" 2>&1
@@ -49,4 +48,4 @@ if [ -d .whl ]; then
 fi
 python3 scripts/bench_kernels.py --out-dir "$OUT" >"$OUT/bench.log" 2>&1
 tail -n 40 "$OUT/bench.log"
-grep -A60 "^variant" "$OUT/probe.txt" | head -120
+grep -E "^(v[01] |memory|copy|NVIDIA)" "$OUT/probe.txt"
