@@ -3,6 +3,7 @@ builds for every target, the arch guard, and (on a machine with a GPU) the kerne
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -97,37 +98,81 @@ int main() {
   for (unsigned long long b = 0; b < (1ull << 32); b += 65537) {
     unsigned int bits = (unsigned int)b; float x; memcpy(&x, &bits, 4);
     float a = x < 0 ? -x : x;
-    printf("%u %u %u %u %u\n", bits, nvfp4::float_to_fp8_e4m3_sw(x), nvfp4::float_to_e2m1_sw(x),
-           nvfp4::float_to_e2m1_fast(x), nvfp4::fp8_e4m3_nonneg_sat(a));
+    printf("%u %u %u %u %u %u %u\n", bits, nvfp4::float_to_fp8_e4m3_sw(x), nvfp4::float_to_e2m1_sw(x),
+           nvfp4::float_to_e2m1_fast(x), nvfp4::fp8_e4m3_nonneg_sat(a),
+           nvfp4::e2m1_magic_bits<true>(x) - 0x4B400000u, nvfp4::e2m1_magic_bits<false>(x) - 0x4B400000u);
+  }
+}
+"""
+
+# Eight floats per line (read from stdin) -> the packed word encode_e2m1x8 makes of x * scale.
+PACK_CHECK = r"""
+#include "nvfp4.cuh"
+#include <cstdio>
+int main() {
+  unsigned int bits[9];
+  while (scanf("%u %u %u %u %u %u %u %u %u", &bits[0], &bits[1], &bits[2], &bits[3], &bits[4], &bits[5],
+               &bits[6], &bits[7], &bits[8]) == 9) {
+    float x[8], scale;
+    memcpy(x, bits, 32);
+    memcpy(&scale, &bits[8], 4);
+    printf("%u\n", nvfp4::encode_e2m1x8<true>(x, scale));
   }
 }
 """
 
 
-@needs_nvcc
-def test_the_device_encoders_compiled_for_the_host_match_the_reference(tmp_path: Path) -> None:
-    (tmp_path / "check.cu").write_text(HOST_CHECK)
+def _host_program(tmp_path: Path, source: str, stdin: str = "") -> list[list[int]]:
+    (tmp_path / "check.cu").write_text(source)
     exe = tmp_path / "check"
     subprocess.run(
         ["nvcc", "-O2", "-std=c++17", f"-I{KERNELS}", str(tmp_path / "check.cu"), "-o", str(exe)],
         check=True,
         capture_output=True,
     )
-    rows = np.array(
-        [
-            line.split()
-            for line in subprocess.run(
-                [str(exe)], capture_output=True, text=True, check=True
-            ).stdout.splitlines()
-        ],
-        dtype=np.uint64,
-    )
+    out = subprocess.run([str(exe)], input=stdin, capture_output=True, text=True, check=True).stdout
+    return [[int(v) for v in line.split()] for line in out.splitlines()]
+
+
+@needs_nvcc
+def test_the_device_encoders_compiled_for_the_host_match_the_reference(tmp_path: Path) -> None:
+    rows = np.array(_host_program(tmp_path, HOST_CHECK), dtype=np.uint64)
     x = rows[:, 0].astype(np.uint32).view(np.float32)
     finite = ~np.isnan(x)
+    want_e2m1 = ref.e2m1_encode(x[finite])
     assert np.array_equal(rows[:, 1].astype(np.uint8), ref.e4m3_encode(x))
-    assert np.array_equal(rows[finite, 2].astype(np.uint8), ref.e2m1_encode(x[finite]))
+    assert np.array_equal(rows[finite, 2].astype(np.uint8), want_e2m1)
     assert np.array_equal(rows[finite, 3], rows[finite, 2])  # the fast E2M1 path
     assert np.array_equal(rows[finite, 4].astype(np.uint8), ref.e4m3_encode(np.abs(x[finite])))
+    # the magic-add encoder the kernels use: the magnitude code, saturating everywhere...
+    assert np.array_equal(rows[finite, 5].astype(np.uint8), want_e2m1 & 7)
+    # ...and without the saturating min wherever |x| < 7, the domain the quantize kernel gives it
+    small = np.abs(x[finite]) < 7
+    assert np.array_equal(rows[finite, 6][small].astype(np.uint8), (want_e2m1 & 7)[small])
+
+
+@needs_nvcc
+def test_eight_elements_pack_into_one_word_as_the_reference_packs_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    ties = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 6.0, 7.0, 0.0, -0.0], dtype=np.float32)
+    groups = np.concatenate(
+        [
+            rng.choice(ties, (2000, 8)) * rng.choice([-1, 1], (2000, 8)),
+            rng.standard_normal((2000, 8)) * np.exp(rng.uniform(-8, 8, (2000, 1))),
+            np.nextafter(rng.choice(ties, (2000, 8)), np.float32(9)),
+        ]
+    ).astype(np.float32)
+    scales = np.concatenate([np.ones(2000), rng.uniform(0.1, 3, 2000), np.ones(2000)]).astype(
+        np.float32
+    )
+    lines = "\n".join(
+        " ".join(str(int(v)) for v in (*g.view(np.uint32), s.view(np.uint32)))
+        for g, s in zip(groups, scales, strict=True)
+    )
+    got = np.array([r[0] for r in _host_program(tmp_path, PACK_CHECK, lines)], dtype=np.uint64)
+    nibbles = ref.e2m1_encode((groups * scales[:, None]).astype(np.float32)).astype(np.uint64)
+    want = (nibbles << (4 * np.arange(8, dtype=np.uint64))).sum(axis=1)
+    assert np.array_equal(got, want)
 
 
 @needs_nvcc
@@ -238,3 +283,27 @@ def test_on_a_gpu_every_kernel_check_matches_the_reference(tmp_path: Path) -> No
     report = build_and_test(KERNELS, tmp_path, test=True)
     for name, outcome in report.tests.items():
         assert outcome.status != "failed", (name, outcome.details)
+
+
+def test_the_benchmark_names_its_results_after_the_gpu_and_counts_the_fewest_bytes() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_kernels", REPO / "scripts" / "bench_kernels.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.results_stem("NVIDIA H200") == "h200"
+    assert bench.results_stem("NVIDIA H100 80GB HBM3") == "h100"
+    assert bench.results_stem("NVIDIA GeForce RTX 5090") == "5090"
+    n = 1 << 28
+    rows = bench.timing_rows(
+        n,
+        {"copy_ms": 0.25, "quantize_ms": 0.2, "dequantize_bf16_ms": 0.2, "dequantize_fp8_ms": 0.1},
+    )
+    assert [r["bytes"] for r in rows] == [
+        4 * n,
+        2 * n + n // 2 + n // 16,
+        2 * n + n // 2 + n // 16,
+        n + n // 2 + n // 16,
+    ]
+    assert rows[0]["of_copy_bandwidth"] == 1.0 and 0 < rows[1]["of_copy_bandwidth"] < 1
