@@ -142,6 +142,25 @@ def _finding_row(f: Finding) -> tuple[object, ...]:
             f.observed_at)  # fmt: skip
 
 
+def check_new(items: Iterable[NewFinding]) -> None:
+    """What a claim must satisfy to be recorded, beyond its model: scope keys from the schema
+    (facts/scope.toml), values its normalisers read, a unit convertible to its predicate's.
+
+    Raises InvalidInput naming the known keys or the expected unit.
+    """
+    from swarm import units
+    from swarm.registry import project  # the registries read findings' types: import late
+
+    reg = project()
+    for new in items:
+        if new.kind != "claim":
+            continue
+        reg.check_scope(new.scope)
+        predicate = reg.predicate(new.predicate)
+        if isinstance(new.value, int | float) and not isinstance(new.value, bool):
+            units.check(new.unit, predicate.unit, new.predicate)
+
+
 def insert_findings(
     conn: Conn,
     items: Iterable[NewFinding],
@@ -149,7 +168,12 @@ def insert_findings(
     now: datetime,
     task_id: str | None = None,
 ) -> list[Finding]:
-    """Append findings inside the caller's transaction; an existing id is kept as it was."""
+    """Append findings inside the caller's transaction; an existing id is kept as it was.
+
+    Raises InvalidInput (check_new) before anything is written.
+    """
+    items = list(items)
+    check_new(items)
     out = [
         Finding(
             **new.model_dump(),

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION
+from swarm import SCHEMA_VERSION, units
 from swarm.citations import Check
 from swarm.findings import TIER_RANK, Finding, Scalar, Tier
 from swarm.models import Model
@@ -156,7 +156,9 @@ class Canon:
         memo = tuple(scope.items())
         found = self._scopes.get(memo)
         if found is None:
-            found = self._scopes[memo] = {k: self.name(k, scope[k]) for k in sorted(scope)}
+            names = self.reg.scope.names  # 'precision' is keyed as 'quant'
+            renamed = {names.get(k, k): v for k, v in scope.items()}
+            found = self._scopes[memo] = {k: self.name(k, renamed[k]) for k in sorted(renamed)}
         return found
 
     def key(self, subject: str, predicate: str, scope: Mapping[str, Scalar]) -> str:
@@ -168,6 +170,19 @@ class Canon:
         return found
 
 
+def _in_unit(finding: Finding, predicate: Predicate) -> tuple[Scalar, list[str]]:
+    """The finding's value in its predicate's unit, or as written with why it cannot be."""
+    value = finding.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value, []
+    if not finding.unit or not predicate.unit:
+        return value, []
+    found = units.factor(finding.unit, predicate.unit)
+    if isinstance(found, str):  # refused at input since; a finding recorded before stays visible
+        return value, [f"unit {found}"]
+    return (value if found == 1.0 else float(f"{value * found:.12g}")), []
+
+
 class Claim:
     """A finding as the reconciler sees it: canonical key, derived strength, origins, rules."""
 
@@ -176,7 +191,7 @@ class Claim:
         self.predicate: Predicate = canon.reg.predicate(finding.predicate)
         kind = self.predicate.subject
         self.subject = finding.subject if kind == "text" else str(canon.name(kind, finding.subject))
-        self.value = finding.value
+        self.value, self.problems = _in_unit(finding, self.predicate)
         self.newest = finding.observed_at
         self.scope = canon.scope(finding.scope)
         self.key = self.base_key = canon.key(self.subject, finding.predicate, self.scope)
@@ -553,6 +568,41 @@ def _claims_vs_measurements(by_key: Mapping[str, Sequence[Claim]]) -> list[Confl
     return conflicts
 
 
+MEASURED = ("decode_tps_single_stream", "throughput_tps_batched")
+
+
+def _measured_deployments(
+    by_key: Mapping[str, Sequence[Claim]], facts: Mapping[str, Fact]
+) -> list[tuple[str, list[str]]]:
+    """`serves` keys that say false (or are disputed) while the same deployment has throughput
+    measured: (serves key, measurement keys). A server that failed cannot have been measured."""
+    measured: dict[tuple[Scalar | None, ...], list[str]] = defaultdict(list)
+    for key, claims in by_key.items():
+        c = claims[0]
+        if c.finding.predicate in MEASURED and facts[key].status == FactStatus.verified:
+            at: tuple[Scalar | None, ...] = (
+                c.subject,
+                c.scope.get("gpu"),
+                c.scope.get("platform"),
+                c.scope.get("quant"),
+            )
+            measured[at].append(key)
+    out = []
+    for key, claims in by_key.items():
+        c = claims[0]
+        if c.finding.predicate != "serves" or "model" not in c.scope:
+            continue
+        fact = facts[key]
+        if fact.status not in (FactStatus.verified, FactStatus.disputed):
+            continue
+        if fact.status == FactStatus.verified and fact.value is not False:
+            continue
+        where = (c.scope["model"], c.scope.get("gpu"), c.subject, c.scope.get("quant"))
+        if measured.get(where):
+            out.append((key, sorted(measured[where])))
+    return out
+
+
 def _within(narrow: Sequence[Claim], broad: Mapping[str, Scalar]) -> bool:
     """Is a measurement inside a broad claim's scope? Descriptive attributes (model_type) count:
     '{arch: sm_120, model_type: MoE}' holds every MoE deployment on sm_120."""
@@ -745,7 +795,7 @@ def _claims(
     for claim in claims:
         if claim.base_key in split:
             claim.split_by(split[claim.base_key], canon)
-        claim.implausible = _plausibility(claim, canon)
+        claim.implausible = claim.problems + _plausibility(claim, canon)
     by_key: dict[str, list[Claim]] = defaultdict(list)
     for claim in sorted(claims, key=lambda c: c.finding.id):  # input order never matters
         by_key[claim.key].append(claim)
@@ -781,6 +831,41 @@ def _reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> 
                         "decided_by": "rule: claim vs measurement",
                     }
                 )
+
+    for serves, measured in _measured_deployments(by_key, facts):
+        cid = facts[serves].conflict
+        if cid is None:  # a verified failure against a measurement: a new conflict
+            first = by_key[serves][0]
+            conflict = Conflict(
+                id=conflict_id([serves, *measured], "claim vs measurement"),
+                keys=tuple(sorted([serves, *measured])),
+                reason="claim vs measurement",
+                explanation=(
+                    f"{first.subject} failed to serve {first.scope['model']} on "
+                    f"{first.scope.get('gpu')} ({first.finding.statement!r}), yet its throughput "
+                    f"was measured: "
+                    + "; ".join(f"{facts[k].predicate} {_fmt(facts[k].value)}" for k in measured)
+                ),
+                sides=(
+                    _side(by_key[serves], "claim"),
+                    *(_side(by_key[k], "measurement") for k in measured),
+                ),
+            )
+            conflicts[conflict.id] = conflict
+            cid = conflict.id
+        else:  # the serves key is disputed already: its measurements are part of that dispute
+            known = conflicts[cid]
+            conflicts[cid] = known.model_copy(
+                update={"keys": tuple(sorted({*known.keys, *measured}))}
+            )
+        for key in [serves, *measured]:
+            facts[key] = facts[key].model_copy(
+                update={
+                    "status": FactStatus.disputed,
+                    "conflict": cid,
+                    "decided_by": "rule: a failed deployment cannot have been measured",
+                }
+            )
 
     for cid in sorted(conflicts):
         conflict = conflicts[cid]

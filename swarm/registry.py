@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -45,6 +46,41 @@ class Aliases(Model):
     platform: dict[str, str] = {}
     gpu: dict[str, str] = {}
     model: dict[str, str] = {}
+    quant: dict[str, str] = {}
+    model_type: dict[str, str] = {}
+
+
+Normaliser = Literal["gpu", "arch", "platform", "quant", "model", "model_type", "int", "text"]
+
+
+class ScopeKey(Model):
+    normalise: Normaliser = "text"
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+class ScopeSchema(Model):
+    """facts/scope.toml: the keys a finding's scope may use, and how each is normalised."""
+
+    schema_version: int = 1
+    key: dict[str, ScopeKey]
+
+    @functools.cached_property
+    def names(self) -> dict[str, str]:
+        """Every accepted spelling of a key -> the key."""
+        out = {name: name for name in self.key}
+        out.update({alias: name for name, k in self.key.items() for alias in k.aliases})
+        return out
+
+
+DEFAULT_SCOPE = ScopeSchema(key={})  # a folder without scope.toml: keys are not checked
+
+
+def arch_name(value: str) -> str:
+    """sm_89 from SM89, sm89, sm_89, 8.9 (a compute capability) or 12.0; raises ValueError."""
+    text = value.strip()
+    cc = re.fullmatch(r"(\d{1,2})\.(\d)", text)
+    return normalize_arch(f"sm_{cc.group(1)}{cc.group(2)}" if cc else text)
 
 
 UNKNOWN_PREDICATE = Predicate(type="text", description="not in facts/predicates.toml")
@@ -54,10 +90,35 @@ def _norm(text: str) -> str:
     return re.sub(r"[\s_]+", "-", text.strip().lower())
 
 
+# Engines the lab runs, whose names need no alias entry to count as known.
+KNOWN_PLATFORMS = frozenset(
+    {"vllm", "sglang", "tensorrt-llm", "transformers", "ollama", "llama.cpp", "moshi"}
+)
+
+
+def _as_int(value: Scalar) -> Scalar:
+    """1 from 1, "1" or 1.0; anything else unchanged (and refused at input)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+        return int(value)
+    return value
+
+
+@functools.cache
+def project() -> Registries:
+    """The registries of the checkout this package runs from (facts/ beside swarm/): what input
+    checks and the queue's dedupe key read."""
+    return Registries.load(Path(__file__).resolve().parents[1] / "facts")
+
+
 class Registries(Model):
     aliases: Aliases
     predicates: dict[str, Predicate] = Field(default_factory=dict)
     hardware: Hardware
+    scope: ScopeSchema = DEFAULT_SCOPE
 
     @classmethod
     def load(cls, folder: Path) -> Registries:
@@ -75,6 +136,11 @@ class Registries(Model):
                 aliases=Aliases.model_validate(read("aliases.toml")),
                 predicates=predicates,
                 hardware=Hardware.model_validate(read("hardware.toml")),
+                scope=(
+                    ScopeSchema.model_validate(read("scope.toml"))
+                    if (folder / "scope.toml").exists()
+                    else DEFAULT_SCOPE
+                ),
             )
         except ValidationError as exc:
             raise InvalidInput(f"{folder}: {validation_message(exc)}") from exc
@@ -83,27 +149,84 @@ class Registries(Model):
         return self.predicates.get(name, UNKNOWN_PREDICATE)
 
     def canonical(self, field: str, value: Scalar) -> Scalar:
-        """The canonical spelling of a scope value (platform, gpu, model); others pass through."""
+        """The canonical spelling of a scope value (or a subject of that kind)."""
+        kind = self.scope.key[field].normalise if field in self.scope.key else field
+        if kind == "int":
+            return _as_int(value)
         if not isinstance(value, str):
             return value
-        if field == "platform":
+        if kind == "platform":
             return self.aliases.platform.get(_norm(value), _norm(value))
-        if field == "gpu":
-            return self.aliases.gpu.get(_norm(value), value)
-        if field == "model":
+        if kind == "gpu":
+            return self.gpu_name(value)
+        if kind == "model":
             name = _norm(value.rsplit("/", 1)[-1])
             return self.aliases.model.get(name, name)
-        if field == "arch":
+        if kind == "arch":
             try:
-                return normalize_arch(value)
+                return arch_name(value)
             except ValueError:
                 return value
-        if field == "quant":
-            return value.upper()
+        if kind == "quant":
+            return self.aliases.quant.get(_norm(value), value.upper())
+        if kind == "model_type":
+            return self.aliases.model_type.get(_norm(value), value)
         return value
 
+    def gpu_name(self, value: str) -> str:
+        """The hardware registry's name for a GPU spelling; unknown spellings as written."""
+        norm = _norm(value)
+        if norm in self.aliases.gpu:
+            return self.aliases.gpu[norm]
+        for name in self.hardware.gpu:  # the registry's own names, in any case and spacing
+            if _norm(name) == norm:
+                return name
+        return value
+
+    def known(self, field: str, value: Scalar) -> bool:
+        """Is this spelling one the registries know (a GPU, platform or quant name)?"""
+        kind = self.scope.key[field].normalise if field in self.scope.key else field
+        if not isinstance(value, str):
+            return True
+        if kind == "gpu":
+            return self.gpu_name(value) in self.hardware.gpu
+        if kind == "platform":
+            canonical = self.aliases.platform.get(_norm(value), _norm(value))
+            return canonical in set(self.aliases.platform.values()) | KNOWN_PLATFORMS
+        if kind == "quant":
+            canonical = str(self.canonical("quant", value))
+            return canonical in self.hardware.quant_bits or canonical == "default"
+        return True
+
     def canonical_scope(self, scope: dict[str, Scalar]) -> dict[str, Scalar]:
-        return {k: self.canonical(k, v) for k, v in sorted(scope.items())}
+        """Keys renamed from their aliases, values normalised, sorted by key."""
+        names = self.scope.names
+        out = {names.get(k, k): v for k, v in scope.items()}
+        return {k: self.canonical(k, v) for k, v in sorted(out.items())}
+
+    def check_scope(self, scope: dict[str, Scalar]) -> None:
+        """Refuse a scope key outside the schema, or a value its normaliser cannot read."""
+        if not self.scope.key:
+            return
+        names = self.scope.names
+        unknown = sorted(k for k in scope if k not in names)
+        if unknown:
+            raise InvalidInput(
+                f"unknown scope key {', '.join(map(repr, unknown))}; the known keys "
+                f"(facts/scope.toml) are {', '.join(sorted(self.scope.key))}; put context "
+                "that is not part of the claim's identity in attributes"
+            )
+        for k, v in scope.items():
+            kind = self.scope.key[names[k]].normalise
+            if kind == "int" and not isinstance(_as_int(v), int):
+                raise InvalidInput(f"scope {k} must be an integer (got {v!r})")
+            if kind == "arch":
+                try:
+                    arch_name(str(v))
+                except ValueError as exc:
+                    raise InvalidInput(
+                        f"scope {k} must be a GPU arch such as sm_120, SM89 or 8.9 (got {v!r})"
+                    ) from exc
 
     def gpu_spec(self, name: Scalar | None) -> Gpu | None:
         return (

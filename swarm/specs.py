@@ -10,18 +10,6 @@ from pydantic import Field, ValidationError
 from swarm.errors import InvalidInput
 from swarm.models import Model, validation_message
 
-# Spellings agents actually use for the same engine. The data keeps the spelling it was given;
-# only the dedupe key is normalised (reconciling spellings in findings is the facts registry's job).
-PLATFORM_ALIASES: dict[str, str] = {
-    "trt-llm": "tensorrt-llm",
-    "trtllm": "tensorrt-llm",
-    "tensorrt_llm": "tensorrt-llm",
-    "tensorrtllm": "tensorrt-llm",
-    "hf": "transformers",
-    "huggingface": "transformers",
-    "sgl": "sglang",
-}
-
 
 class DeploySpec(Model):
     gpu: str
@@ -116,19 +104,35 @@ def _norm(text: str | None) -> str:
 
 
 def _norm_model(name: str) -> str:
-    return _norm(name.rsplit("/", 1)[-1])  # 'nvidia/Qwen3-8B' is the same model as 'Qwen3-8B'
+    """'nvidia/Qwen3-8B' and 'Qwen3-8B' are one model; aliases from facts/aliases.toml."""
+    from swarm.registry import project  # the project's one alias table (facts/aliases.toml)
+
+    return _norm(str(project().canonical("model", name)))
 
 
 def _norm_gpu(name: str | None) -> str:
-    return re.sub(r"^(nvidia-)?(geforce-)?", "", _norm(name))
+    from swarm.registry import project
+
+    canonical = project().gpu_name(name) if name else ""
+    return re.sub(r"^(nvidia-)?(geforce-)?", "", _norm(canonical))
+
+
+def platform_name(name: str) -> str:
+    """The canonical engine name ('TRT-LLM' -> 'tensorrt-llm') from facts/aliases.toml."""
+    from swarm.registry import project
+
+    return str(project().canonical("platform", name))
+
+
+def _norm_platform(name: str | None) -> str:
+    return platform_name(name) if name else ""
 
 
 def _deployment_key(spec: dict[str, Any]) -> str:
-    platform = _norm(spec.get("platform"))
     parts = [
         _norm_gpu(spec.get("gpu")),
         _norm_model(spec["model"]),
-        PLATFORM_ALIASES.get(platform, platform),
+        _norm_platform(spec.get("platform")),
         _norm(spec.get("quant")),
         f"tp{spec.get('tp', 1)}",
     ]

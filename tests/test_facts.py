@@ -280,3 +280,18 @@ def test_a_bad_line_in_the_committed_log_is_skipped_and_reported(lab: Path) -> N
     (lab / "facts" / facts.LOG).write_text('{"id": "fd_x", "value": NaN}\nnot json\n')
     outcome = facts.run(None, lab, write=False)
     assert [b.id for b in outcome.bad_rows] == ["findings.jsonl:1", "findings.jsonl:2"]
+
+
+def test_a_finding_with_an_unknown_scope_key_or_a_foreign_unit_is_refused_at_input(
+    lab: Path,
+) -> None:
+    base = ("finding", "add", "--subject", "Qwen3-8B", "--predicate", "decode_tps_single_stream",
+            "--value", "42", "--json")  # fmt: skip
+    extra = _swarm(lab, *base, "--scope", "model_type_guess=MoE", "--scope", "gpu=RTX 4090")
+    message = json.loads(extra.stdout)["error"]["message"]
+    assert extra.returncode == 7 and "model_type_guess" in message and "arch, cuda" in message
+    gib = _swarm(lab, *base, "--unit", "GiB")
+    assert gib.returncode == 7 and "expected tokens/s" in json.loads(gib.stdout)["error"]["message"]
+    per_min = _swarm(lab, *base, "--unit", "tokens/min", "--scope", "tp=1")
+    assert per_min.returncode == 0, per_min.stdout
+    assert _ok(lab, "finding", "ls")["findings"][0]["unit"] == "tokens/min"  # kept as written

@@ -189,6 +189,29 @@ def test_spellings_of_the_same_platform_and_model_are_one_key() -> None:
     assert len(out.facts) == 1 and out.conflicts[0].reason == "numeric disagreement"
 
 
+def test_spellings_of_every_scope_key_are_one_key_so_contradictions_show() -> None:
+    a = claim(100.0, scope={**SCOPE, "tp": "1", "arch": "12.0", "platform": "tensorrtllm"})
+    b = claim(300.0, scope={**SCOPE, "gpu": "RTX PRO 6000 Blackwell Server Edition",
+                            "platform": "trtllm-serve"})  # fmt: skip
+    scope = {k: v for k, v in SCOPE.items() if k != "quant"}
+    c = claim(100.0, scope={**scope, "precision": "nvfp4", "platform": "TRT-LLM"})
+    out = run([a, b, c])
+    assert len([f for f in out.facts if f.status != "superseded"]) == 1
+    assert out.conflicts[0].reason == "numeric disagreement"
+
+
+def test_units_are_converted_before_values_are_compared() -> None:
+    per_min = claim(1800.0, DOC)
+    per_min = per_min.model_copy(update={"unit": "tokens/min"})
+    assert only(run([per_min])).value == 30.0
+    h100 = claim(74.5, predicate="memory_gb", subject="H100", scope={})
+    assert run([h100.model_copy(update={"unit": "GiB"})]).conflicts == ()  # 80 GB, as specified
+    ms = claim(250.0, predicate="ttft_median_ms")
+    s = claim(250.0, predicate="ttft_median_ms").model_copy(update={"unit": "s"})
+    assert only(run([ms, s.model_copy(update={"value": 0.25})])).status == FactStatus.verified
+    assert only(run([ms, s])).status == FactStatus.disputed  # 250 ms and 250 s disagree
+
+
 def test_findings_that_no_citation_supports_never_verify_a_fact() -> None:
     broken = claim(100.0)
     assert only(run([broken], ok_checks([broken], "broken"))).status == FactStatus.unverifiable
@@ -395,3 +418,15 @@ def test_shuffling_the_findings_never_changes_the_output(rng: random.Random) -> 
     rng.shuffle(shuffled)
     assert run(shuffled).model_dump_json() == baseline
     assert conflict_id(["k2", "k1"], "x") == conflict_id(["k1", "k2"], "x")
+
+
+def test_a_failed_deployment_with_measured_throughput_disputes_both() -> None:
+    deployment = {"arch": "sm_121", "gpu": "DGX Spark", "model": "Qwen3-8B", "quant": "NVFP4"}
+    failed = claim(False, predicate="serves", subject="vllm", scope=deployment)
+    measured = claim(27.6, scope={**SCOPE, "gpu": "DGX Spark", "arch": "sm_121"})
+    out = run([failed, measured])
+    (conflict,) = out.conflicts
+    assert conflict.reason == "claim vs measurement" and "yet its throughput" in (
+        conflict.explanation
+    )
+    assert {f.status for f in out.facts} == {FactStatus.disputed}

@@ -147,6 +147,8 @@ def findings(task: Task, payload: dict[str, Any]) -> list[NewFinding]:
     where = (
         f"{subject} on {scope['gpu']} with {scope['platform']} ({scope['quant']}, TP {scope['tp']})"
     )
+    # what the task does not say stays out of the key (facts/scope.toml refuses a non-arch arch)
+    scope = {k: v for k, v in scope.items() if v != "unknown"}
     out = []
     for predicate, metric, what in (("decode_tps_single_stream", "single_tps", "single-stream"),
                                     ("throughput_tps_batched", "batched_tps", "batched")):  # fmt: skip

@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError, field_validator
 from swarm import SCHEMA_VERSION
 from swarm.errors import Conflict, InvalidInput, SwarmError
 from swarm.models import Model, validation_message
-from swarm.specs import PLATFORM_ALIASES
+from swarm.specs import platform_name
 
 Platform = Literal["vllm", "tensorrt-llm", "sglang", "ollama", "transformers"]
 CONTAINER_PORT = {
@@ -98,8 +98,7 @@ class DeployConfig(Model):
     @classmethod
     def _platform(cls, value: object) -> object:
         if isinstance(value, str):
-            key = value.strip().lower()
-            return PLATFORM_ALIASES.get(key, key)
+            return platform_name(value)  # the project's one alias table
         return value
 
     @field_validator("image")
