@@ -597,6 +597,8 @@ def _measured_deployments(
             continue
         if fact.status == FactStatus.verified and fact.value is not False:
             continue
+        if not any(c.value is False for c in claims if c.tier is not None):
+            continue  # disputed by a broad claim elsewhere: no one says this one failed
         where = (c.scope["model"], c.scope.get("gpu"), c.subject, c.scope.get("quant"))
         if measured.get(where):
             out.append((key, sorted(measured[where])))
