@@ -3,9 +3,9 @@
 //               [rows, cols/16] (linear, or the 128x4 swizzled layout GEMMs read)
 //   dequantize  NVFP4 -> BF16, and NVFP4 -> FP8 E4M3 (KV path: fp8 = e2m1 * sf / 8)
 //   fp8 probe   __nv_cvt_float_to_fp8 against float_to_fp8_e4m3_sw over float32 bit patterns
-// One thread handles one 16-element block: 32 B of BF16 in, 8 B + 1 scale byte out, so a warp
-// reads 1 KiB and writes 256 B contiguously. The extern "C" functions below are the host API
-// that tools/kernel_build.py loads with ctypes for correctness runs and bandwidth timing.
+// One thread handles one 16-element block (32 B of BF16 <-> 8 B of E2M1 + 1 scale byte), in a flat
+// grid (see below). The extern "C" functions at the end are the host API that
+// tools/kernel_build.py loads with ctypes for correctness runs and bandwidth timing.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -19,7 +19,6 @@
 using nvfp4::kBlock;
 
 namespace {
-
 
 // One thread per 16-element block (the arithmetic is per block: one scale, one reciprocal, one
 // 8-entry table), and a flat grid: every thread handles one block and exits, and the hardware
@@ -54,9 +53,12 @@ struct QuantBlock {
 // kApproxRcp (kernels/probe only, not exact) swaps the IEEE reciprocal for rcp.approx to time it.
 template <bool kApproxRcp = false>
 __device__ inline QuantBlock quantize_block(const float* v, float scale_coef, float s_dec) {
+  // max.NaN, as numpy's max: a NaN element makes vmax NaN, so such a block never takes the
+  // encoder's unsaturated path below (NaN inputs are outside the contract, but must not spill
+  // into their neighbours' nibbles).
   float vmax = 0.0f;
 #pragma unroll
-  for (int i = 0; i < kBlock; ++i) vmax = fmaxf(vmax, fabsf(v[i]));
+  for (int i = 0; i < kBlock; ++i) asm("max.NaN.f32 %0, %0, %1;" : "+f"(vmax) : "f"(fabsf(v[i])));
   const uint8_t sf = nvfp4::fp8_nonneg(vmax * scale_coef);
   const float dec = nvfp4::e4m3_decode(sf) * s_dec;
   float enc = dec == 0.0f ? 0.0f : __frcp_rn(dec);  // correctly rounded: equals 1.0f / dec
