@@ -858,7 +858,8 @@ def cmd_work(ctx: Context) -> None:
         return
     load_catalog(ctx.store, repo / "tasks", _now())
     queued = [] if a.no_maintenance else _maintenance_tasks(ctx, kinds)
-    caps = detect()
+    declared = tuple(_parse_gpu(text, i) for i, text in enumerate(a.gpu or []))
+    caps = detect(gpus=declared) if declared else detect()
     names = [f"{a.name or 'work'}-{socket.gethostname()}-{i}" for i in range(a.agents)]
     for name in names:
         agents.register(ctx.store, name, caps, _now())
@@ -943,10 +944,52 @@ def _gpu_total(a: argparse.Namespace, gpus: Sequence[str]) -> float | None:
     return None
 
 
+def _task_deployment(ctx: Context) -> Any:
+    """A deploy task resolved against recipes/engines.toml; its plan, or exactly what is missing."""
+    from swarm import queue
+    from swarm.errors import InvalidInput
+    from tools import deploy, lab_deploy
+    from tools.gpu import NvmlSource
+
+    a = ctx.args
+    task = queue.get_task(ctx.store, a.task)
+    if task.kind != "deploy":
+        raise InvalidInput(f"{a.task} is a {task.kind} task, not a deploy task")
+    inventory = NvmlSource().read()
+    resolution = lab_deploy.resolve_task(task, _repo(), inventory, arch=a.arch)
+    if resolution.config is None:
+        raise InvalidInput(f"{a.task} has no plan; missing: " + "; ".join(resolution.missing))
+    cfg = resolution.config
+    total = a.gpu_total_gb or lab_deploy.gpu_total_gb(inventory, cfg.gpus)
+    return resolution, cfg, deploy.plan(cfg, total)
+
+
 def cmd_deploy(ctx: Context) -> None:
     from tools import deploy
 
     a = ctx.args
+    if a.task:
+        if a.dir or a.shared_tenancy or a.generate or a.down:
+            raise UsageError(
+                "--task takes neither directories nor --generate/--down/--shared-tenancy"
+            )
+        resolution, cfg, task_plan = _task_deployment(ctx)
+        if not a.dry_run:
+            raise UsageError(
+                f"--task plans only (--dry-run); `swarm work` runs {a.task} (claim, start, report)"
+            )
+        body = {
+            "resolution": resolution.model_dump(mode="json"),
+            "plan": task_plan.model_dump(mode="json"),
+        }
+        print(
+            deploy.redact(
+                json.dumps(body, indent=None if a.json else 2, sort_keys=True), cfg.secret_env
+            )
+        )
+        return
+    if not a.dir:
+        raise UsageError("name a deployment directory, or --task ID")
     configs = [deploy.load_config(Path(d)) for d in a.dir]
     secrets = sorted({n for c in configs for n in c.secret_env})
     if a.down:
@@ -983,9 +1026,10 @@ def cmd_deploy(ctx: Context) -> None:
     started: list[str] = []
     try:
         results = []
-        for cfg, p in zip(configs, plans, strict=True):
-            results.append(deploy.up(cfg, p))  # each ready before the next starts
-            started.append(cfg.name)
+        with deploy.signals_unwind():  # a SIGTERM mid-start removes what it started
+            for cfg, p in zip(configs, plans, strict=True):
+                results.append(deploy.up(cfg, p))  # each ready before the next starts
+                started.append(cfg.name)
     except BaseException:
         for name in started:  # a half-started tenancy is rolled back
             deploy.down(name)
@@ -1453,8 +1497,8 @@ def build_parser() -> Parser:
     p.add_argument(
         "--kind",
         action="append",
-        help="only these kinds (repeatable; default: kernel and verify; benchmark must be named, "
-        "it needs a live server)",
+        help="only these kinds (repeatable; default: every kind this host can run: deploy, "
+        "benchmark, kernel, verify)",
     )
     p.add_argument("--once", action="store_true", help="each worker runs at most one task")
     p.add_argument(
@@ -1467,6 +1511,12 @@ def build_parser() -> Parser:
     )
     p.add_argument("--name", help="agent name prefix (default: work)")
     p.add_argument(
+        "--gpu",
+        action="append",
+        metavar="NAME:ARCH:GB",
+        help="declare this host's GPUs instead of reading NVML (a driver NVML cannot read; tests)",
+    )
+    p.add_argument(
         "--no-maintenance",
         action="store_true",
         help="do not queue this commit's kernel build and facts pass",
@@ -1478,7 +1528,12 @@ def build_parser() -> Parser:
         cmd_deploy,
         "model servers from deployment directories (deploy.toml) via the Docker Engine API",
     )
-    p.add_argument("dir", nargs="+", help="deployment directory holding deploy.toml")
+    p.add_argument("dir", nargs="*", help="deployment directory holding deploy.toml")
+    p.add_argument(
+        "--task",
+        help="a deploy task instead: its plan from recipes/engines.toml + its spec + this host's GPU",
+    )
+    p.add_argument("--arch", help="with --task: plan for this GPU architecture (e.g. sm_120)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--dry-run", action="store_true", help="print the exact plan; touch nothing")
     how.add_argument(
@@ -1662,6 +1717,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(7, "InvalidInput", describe(exc), as_json)
     except BrokenPipeError:
         return 1
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into an unwind (tools/deploy.py)
+        return _fail(
+            130, "Interrupted", "stopped by a signal; what it started was removed", as_json
+        )
     except Exception as exc:  # a bug: still one line (and JSON with --json), never a traceback
         if os.environ.get("SWARM_DEBUG"):
             raise

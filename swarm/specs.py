@@ -22,6 +22,15 @@ class DeploySpec(Model):
     vram_gb: float | None = None
     notes: str | None = None
     instance: int = Field(1, ge=1, description="n-th deployment of the same model/platform/GPU")
+    arch: str | None = Field(
+        None, description="GPU architecture whose recipe applies, when the task requires none"
+    )
+    hf_repo: str | None = Field(None, description="overrides the recipe book's repo for the model")
+    runtime: Literal["docker", "process"] | None = Field(None, description="overrides the recipe's")
+    keep: bool = Field(False, description="leave the server running after its benchmark")
+    deploy: dict[str, Any] = Field(
+        {}, description="any deploy.toml field, overriding what the recipe renders"
+    )
 
 
 class BenchmarkSpec(Model):

@@ -74,9 +74,9 @@ def server_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
     return None
 
 
-def deployed_endpoint(db: str, task_id: str) -> str | None:
-    """The endpoint in the latest done result of the spec's `deploy_task`, else of a deploy task
-    this task depends on."""
+def deploy_task_of(db: str, task_id: str) -> str | None:
+    """The deploy task a benchmark measures: the spec's `deploy_task`, else the deploy task it
+    depends on."""
     from swarm import queue
     from swarm.store import open_store
 
@@ -84,12 +84,30 @@ def deployed_endpoint(db: str, task_id: str) -> str | None:
     task = queue.get_task(store, task_id)
     named = task.spec.get("deploy_task")
     for dep in ([named] if named else []) + list(task.depends_on):
-        if queue.get_task(store, dep).kind != "deploy":
-            continue
-        for result in reversed(queue.task_results(store, dep)):
-            if result.status == "done" and (found := _endpoint_in(result.payload)):
-                return found
+        if queue.get_task(store, dep).kind == "deploy":
+            return str(dep)
     return None
+
+
+def deployed_result(db: str, task_id: str) -> dict[str, Any] | None:
+    """The latest done result payload of the benchmark's deploy task that names an endpoint."""
+    from swarm import queue
+    from swarm.store import open_store
+
+    dep = deploy_task_of(db, task_id)
+    if dep is None:
+        return None
+    for result in reversed(queue.task_results(open_store(db), dep)):
+        if result.status == "done" and _endpoint_in(result.payload):
+            return dict(result.payload)
+    return None
+
+
+def deployed_endpoint(db: str, task_id: str) -> str | None:
+    """The endpoint in the latest done result of the spec's `deploy_task`, else of a deploy task
+    this task depends on."""
+    result = deployed_result(db, task_id)
+    return _endpoint_in(result) if result else None
 
 
 def _endpoint_in(payload: dict[str, Any]) -> str | None:
@@ -156,6 +174,7 @@ def findings(task: Task, payload: dict[str, Any]) -> list[NewFinding]:
         if value is None:
             continue
         attributes: dict[str, str | int | float | bool | None] = {"measured": True}
+        attributes |= _environment(payload)
         if metric == "batched_tps":
             attributes["concurrency"] = payload.get("batched_concurrency")
         out.append(NewFinding(
@@ -164,4 +183,20 @@ def findings(task: Task, payload: dict[str, Any]) -> list[NewFinding]:
             evidence=(Evidence(kind=EvidenceKind.run, locator="this", metric=metric),),
             attributes=attributes,
         ))  # fmt: skip
+    return out
+
+
+def _environment(payload: dict[str, Any]) -> dict[str, str | None]:
+    """What the run was measured on, carried into its findings: the engine's version and the
+    GPU and driver NVML reported on the serving host."""
+    hardware = payload.get("hardware") or {}
+    gpus = [r.get("gpu", {}) for r in hardware.get("readings", [])]
+    out: dict[str, str | None] = {}
+    if payload.get("engine_version"):
+        out["engine_version"] = str(payload["engine_version"])
+    if gpus:
+        out["gpu_name"] = str(gpus[0].get("name"))
+        out["gpu_arch"] = str(gpus[0].get("arch"))
+    if hardware.get("driver_version"):
+        out["driver"] = str(hardware["driver_version"])
     return out

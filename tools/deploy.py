@@ -9,18 +9,21 @@ to the container and are never written to a file, a plan or a log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import threading
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from swarm import SCHEMA_VERSION
 from swarm.errors import Conflict, InvalidInput, SwarmError
@@ -44,6 +47,30 @@ class DeployFailed(SwarmError):
     """The server did not become ready; the message carries its last log lines."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so cleanup in `finally` runs."""
+
+
+@contextlib.contextmanager
+def signals_unwind() -> Iterator[None]:
+    """Within it SIGTERM and SIGHUP raise Terminated (SIGINT already raises KeyboardInterrupt),
+    so a server being started or measured is removed, not orphaned: a SIGTERM during the
+    readiness wait once left the container running and the next deploy refused (issue #18)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a caller there owns the signals
+        return
+
+    def unwind(signum: int, _frame: object) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+    old = {sig: signal.signal(sig, unwind) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 class DeployConfig(Model):
     """deploy.toml: one model server. Unknown fields are refused with the field named."""
 
@@ -52,8 +79,16 @@ class DeployConfig(Model):
     )
     model: str = Field(min_length=1)
     platform: Platform
-    image: str = Field(
-        description="pinned by tag or digest: repo:tag or repo@sha256:…, never :latest"
+    runtime: Literal["docker", "process"] = Field(
+        "docker", description="a container (Docker Engine API) or a local process (no Docker)"
+    )
+    image: str | None = Field(
+        None,
+        description="pinned by tag or digest: repo:tag or repo@sha256:…, never :latest "
+        "(required by the docker runtime)",
+    )
+    command_prefix: tuple[str, ...] = Field(
+        (), description="put before the platform's argv (an image whose entrypoint is generic)"
     )
     quant: str | None = None
     tp: int = Field(1, ge=1)
@@ -103,8 +138,8 @@ class DeployConfig(Model):
 
     @field_validator("image")
     @classmethod
-    def _pinned(cls, image: str) -> str:
-        if "@sha256:" in image:
+    def _pinned(cls, image: str | None) -> str | None:
+        if image is None or "@sha256:" in image:
             return image
         tag = image.rsplit("/", 1)[-1].partition(":")[2]
         if not tag or tag == "latest":
@@ -123,8 +158,16 @@ class DeployConfig(Model):
                 )
         return names
 
+    @model_validator(mode="after")
+    def _image_for_docker(self) -> DeployConfig:
+        if self.runtime == "docker" and self.image is None:
+            raise ValueError("image: the docker runtime needs one (or set runtime = 'process')")
+        return self
+
     @property
     def cport(self) -> int:
+        if self.runtime == "process":  # no port mapping: the process listens where it is reached
+            return self.port
         return self.container_port or CONTAINER_PORT[self.platform]
 
 
@@ -157,7 +200,7 @@ class MemoryBudget(Model):
 class Plan(Model):
     schema_version: int = SCHEMA_VERSION
     name: str
-    image: str
+    image: str | None
     command: tuple[str, ...]
     ports: dict[str, str]
     environment: dict[str, str] = Field(description="secret values shown as <from $NAME>")
@@ -260,11 +303,13 @@ def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]
     if cfg.command is not None:
         return cfg.command
     port, tp, ctx, frac = str(cfg.cport), str(cfg.tp), cfg.max_context, budget.fraction
+    host = cfg.bind if cfg.runtime == "process" else "0.0.0.0"  # a container's port is mapped
     if cfg.platform == "vllm":  # the image's entrypoint is `vllm serve`
-        argv = [cfg.model, "--host", "0.0.0.0", "--port", port, "--tensor-parallel-size", tp]
+        argv = [cfg.model, "--host", host, "--port", port, "--tensor-parallel-size", tp]
+        argv = ["vllm", "serve", *argv] if cfg.runtime == "process" else argv
         argv += ["--max-model-len", str(ctx)] if ctx else []
     elif cfg.platform == "tensorrt-llm":
-        argv = ["trtllm-serve", cfg.model, "--host", "0.0.0.0", "--port", port, "--tp_size", tp]
+        argv = ["trtllm-serve", cfg.model, "--host", host, "--port", port, "--tp_size", tp]
         argv += ["--max_seq_len", str(ctx)] if ctx else []
     elif cfg.platform == "sglang":
         argv = [
@@ -274,7 +319,7 @@ def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]
             "--model-path",
             cfg.model,
             "--host",
-            "0.0.0.0",
+            host,
             "--port",
             port,
             "--tp",
@@ -282,12 +327,13 @@ def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]
         ]
         argv += ["--context-length", str(ctx)] if ctx else []
     elif cfg.platform == "transformers":
-        argv = ["transformers", "serve", "--host", "0.0.0.0", "--port", port]
+        # the model is named so that the server loads it and /v1/models lists it alone
+        argv = ["transformers", "serve", cfg.model, "--host", host, "--port", port]
     else:  # ollama: the image's own command; the model is pulled once it is up
         argv = []
     if frac is not None and budget.flag:
         argv += [budget.flag, f"{frac:g}"]
-    return (*argv, *cfg.engine_args)
+    return (*cfg.command_prefix, *argv, *cfg.engine_args)
 
 
 # Where the host's Hugging Face cache is mounted, named to the engines through HF_HOME: every
@@ -300,7 +346,8 @@ def plan(
     cfg: DeployConfig, gpu_total_gb: float | None = None, free_before_gb: float | None = None
 ) -> Plan:
     budget = memory_budget(cfg, gpu_total_gb, free_before_gb)
-    env = {"HF_HOME": CONTAINER_HF_HOME} | dict(cfg.env)
+    process = cfg.runtime == "process"  # a local process reads this host's own HF cache
+    env = ({} if process else {"HF_HOME": CONTAINER_HF_HOME}) | dict(cfg.env)
     env |= {name: f"<from ${name}>" for name in cfg.secret_env}
     if cfg.platform == "ollama" and cfg.max_context:
         env["OLLAMA_CONTEXT_LENGTH"] = str(cfg.max_context)
@@ -311,7 +358,7 @@ def plan(
         command=platform_command(cfg, budget),
         ports={f"{cfg.cport}/tcp": f"{cfg.bind}:{cfg.port}"},
         environment=env,
-        volumes={str(Path(cfg.hf_cache).expanduser()): CONTAINER_HF_HOME},
+        volumes={} if process else {str(Path(cfg.hf_cache).expanduser()): CONTAINER_HF_HOME},
         gpus=cfg.gpus if cfg.gpu else (),
         ipc="host" if cfg.ipc_host else None,
         shm_size=cfg.shm_size,
@@ -386,8 +433,10 @@ class Deployment(Model):
 
     schema_version: int = SCHEMA_VERSION
     name: str
-    container_id: str
-    image: str
+    runtime: Literal["docker", "process"] = "docker"
+    container_id: str = Field("", description="the container's id (docker runtime)")
+    pid: int | None = Field(None, description="the server's process id (process runtime)")
+    image: str | None
     image_id: str
     image_digests: tuple[str, ...] = ()
     endpoint: str
@@ -462,6 +511,8 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
     """Start the container (GPUs as device requests) and wait until it is ready; clean up on failure."""
     import docker
 
+    if cfg.runtime != "docker" or cfg.image is None:
+        raise InvalidInput(f"{cfg.name}: runtime {cfg.runtime!r} is not started through Docker")
     client = _client()
     if client.containers.list(all=True, filters={"label": f"{LABEL}={cfg.name}"}):
         raise Conflict(f"{cfg.name} is already deployed here: `swarm deploy --down` it first")

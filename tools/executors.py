@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from swarm.jobs import JobResult, JobSpec
 from tools.kernel_build import KernelReport, build_and_test
@@ -63,23 +64,46 @@ def _verify_job(job: JobSpec) -> JobResult:
     )
 
 
+# The lab's standard sweep for a benchmark task that names no concurrency: doubling, so the knee
+# lands on a level, stopped early once it has been passed twice.
+STANDARD_SWEEP = (1, 2, 4, 8, 16, 32, 64)
+
+
 def _benchmark_job(job: JobSpec) -> JobResult:
     """Benchmark the task's target: `endpoint` from its spec, else from the result of the deploy
-    task it depends on. Single and batched TPS become findings citing this very result."""
+    task it depends on; with neither (a seed row deployed before endpoints were recorded), the
+    deploy task is started here from its recipe. Single and batched TPS become findings citing
+    this very result; the server is torn down afterwards unless its task says keep."""
     import asyncio
 
     from swarm import queue
     from swarm.store import open_store
-    from tools import bench_lab, benchmark
+    from tools import bench_lab, benchmark, deploy, lab_deploy
 
     task = queue.get_task(open_store(job.db), job.task_id)
-    endpoint = job.spec.get("endpoint") or bench_lab.deployed_endpoint(job.db, job.task_id)
-    if not endpoint:
-        return JobResult(
-            status="failed", note="no endpoint: none in the spec, none in a deploy result"
-        )
-    report = asyncio.run(benchmark.run(bench_lab.config_from_spec(job.spec, str(endpoint))))
-    payload = bench_lab.payload(report)
+    deployed_payload: dict[str, Any] = {}
+    if not job.spec.get("endpoint"):
+        found = bench_lab.deployed_result(job.db, job.task_id)
+        if found is None:
+            started = _deploy_here(job)
+            if started.status == "failed":
+                note = f"no endpoint, and deploying here failed: {started.note}"
+                return started.model_copy(update={"note": note})
+            found = started.payload
+        deployed_payload = found
+    endpoint = job.spec.get("endpoint") or deployed_payload.get("endpoint")
+    spec = {"concurrency": list(STANDARD_SWEEP), **job.spec}
+    try:
+        with deploy.signals_unwind():  # a SIGTERM mid-sweep still tears the server down
+            config = bench_lab.config_from_spec(spec, str(endpoint))
+            report = asyncio.run(benchmark.run(config))
+    finally:
+        stopped = None if deployed_payload.get("keep") else lab_deploy.teardown(deployed_payload)
+    payload = bench_lab.payload(report) | {
+        "engine_version": deployed_payload.get("engine_version") or config.server_version,
+        "hardware": deployed_payload.get("gpus"),
+        "torn_down": stopped,
+    }
     ok = any(lv.valid for lv in report.levels)  # an invalid level never becomes a finding
     invalid = "; ".join(f"{k} invalid: {v}" for k, v in report.summary["invalid_levels"].items())
     return JobResult(
@@ -90,15 +114,31 @@ def _benchmark_job(job: JobSpec) -> JobResult:
     )
 
 
+def _deploy_here(job: JobSpec) -> JobResult:
+    """The benchmark's deploy task, started inside this job (its result had no endpoint)."""
+    from tools import bench_lab, lab_deploy
+
+    dep = bench_lab.deploy_task_of(job.db, job.task_id)
+    if dep is None:
+        return JobResult(status="failed", note="no endpoint: none in the spec and no deploy task")
+    return lab_deploy.deploy_job(job.model_copy(update={"task_id": dep, "kind": "deploy"}))
+
+
+def _deploy_job(job: JobSpec) -> JobResult:
+    from tools.lab_deploy import deploy_job
+
+    return deploy_job(job)
+
+
 Executor = Callable[[JobSpec], JobResult]
 
-# What `swarm work` claims without --kind. A benchmark needs a live server that only a deploy
-# result can name, and the seed's "working" rows have a finished deploy with no endpoint: claimed
-# by default on their GPU host they would all fail at once. `--kind benchmark` opts in.
-DEFAULT_KINDS = ("kernel", "verify")
+# What `swarm work` claims without --kind: everything this host has an executor for. A benchmark
+# whose deploy result names no endpoint (the seed's "working" rows) deploys from its recipe first.
+DEFAULT_KINDS = ("deploy", "benchmark", "kernel", "verify")
 
 # Kinds this host can run as detached jobs (tools/run_job.py); `swarm work` claims only these.
 EXECUTORS: dict[str, Executor] = {
+    "deploy": _deploy_job,
     "benchmark": _benchmark_job,
     "kernel": _kernel_job,
     "verify": _verify_job,

@@ -1,0 +1,147 @@
+"""The lab side of a deployment: a deploy task resolved against the recipes, run as a job, torn
+down after its benchmark.
+
+`swarm deploy --task ID --dry-run` and the `deploy` executor of `swarm work` share resolve_task,
+so what the dry run prints is what the worker starts.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from swarm.findings import Evidence, EvidenceKind, NewFinding
+from swarm.jobs import JobResult, JobSpec
+from swarm.models import Task
+from tools import deploy
+from tools.gpu import Inventory, NvmlSource
+from tools.recipes import RECIPES, RecipeBook, Resolution, load_book, resolve
+
+
+def host_arch(inventory: Inventory, wanted: str | None) -> str | None:
+    """This host's GPU architecture: the one the task wants if a GPU here has it, else the
+    first GPU's; None without a GPU."""
+    archs = [g.arch for g in inventory.gpus]
+    if wanted and wanted in archs:
+        return wanted
+    return archs[0] if archs else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def resolve_task(
+    task: Task, repo: Path, inventory: Inventory, arch: str | None = None, port: int = 8000
+) -> Resolution:
+    """The task against the recipe book: the arch is the flag's, else this host's GPU matching
+    the task, else the task's own requirement (a dry run on a host without that GPU)."""
+    book = load_book(repo / RECIPES)
+    wanted = task.requires.arch or task.spec.get("arch")
+    chosen = arch or host_arch(inventory, wanted) or wanted
+    return resolve(book, task.id, task.spec, chosen, port)
+
+
+def gpu_total_gb(inventory: Inventory, gpus: tuple[str, ...]) -> float | None:
+    for gpu in inventory.gpus:
+        if gpus and gpus[0] in (str(gpu.index), gpu.uuid):
+            return gpu.memory_total_gb
+    return None
+
+
+def render(folder: Path, resolution: Resolution) -> Path:
+    """deploy.toml for this task, in its job folder: what a person can rerun with `swarm deploy`."""
+    import tomli_w
+
+    assert resolution.config is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "deploy.toml"
+    body = resolution.config.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    header = (
+        f"# Rendered by swarm work for {resolution.task_id} from {RECIPES} and the task spec.\n"
+    )
+    path.write_text(header + tomli_w.dumps(body), encoding="utf-8")
+    return path
+
+
+def failure_findings(
+    task: Task, book: RecipeBook, message: str
+) -> tuple[list[str], list[NewFinding]]:
+    """The seed's known failures the log matches, and a finding per match citing this result."""
+    known = book.known(message)
+    findings = [
+        NewFinding(
+            subject=str(task.spec.get("model", task.id)),
+            predicate="deploy_known_failure",
+            scope={
+                "gpu": task.spec.get("gpu") or task.requires.gpu or "unknown",
+                "arch": task.requires.arch or "unknown",
+                "platform": str(task.spec.get("platform")),
+            },
+            value=f.cites,
+            statement=f"deploying failed the way the seed documents ({f.cites}): {f.what}",
+            evidence=(Evidence(kind=EvidenceKind.run, locator="this", metric="known_failure"),),
+            attributes={"known_issue": f.cites},
+        )
+        for f in known[:1]  # the first match: one finding per failed deployment
+    ]
+    return [f.cites for f in known], findings
+
+
+def deploy_job(job: JobSpec) -> JobResult:
+    """Claim -> render deploy.toml -> start (docker or process) -> wait ready -> the endpoint.
+    A failure carries the last log lines and cites the seed's known failure when they match."""
+    from swarm import queue
+    from swarm.store import open_store
+    from tools import bench_lab, process_runtime
+
+    task = queue.get_task(open_store(job.db), job.task_id)
+    repo, folder = Path(job.repo), Path(job.lab_dir) / "jobs" / job.task_id
+    inventory = NvmlSource().read()
+    resolution = resolve_task(task, repo, inventory, port=free_port())
+    base: dict[str, Any] = {"resolution": resolution.model_dump(mode="json")}
+    if resolution.config is None:
+        note = "no plan for this deployment; missing: " + "; ".join(resolution.missing)
+        return JobResult(status="failed", payload=base, note=note)
+    cfg = resolution.config
+    render(folder, resolution)
+    secrets = list(cfg.secret_env)
+    try:
+        plan = deploy.plan(cfg, gpu_total_gb(inventory, cfg.gpus))
+        with deploy.signals_unwind():
+            if cfg.runtime == "process":
+                deployment = process_runtime.up(cfg, plan, folder)
+            else:
+                deployment = deploy.up(cfg, plan)
+    except deploy.DeployFailed as exc:
+        message = deploy.redact(str(exc), secrets)
+        known, findings = failure_findings(task, load_book(repo / RECIPES), message)
+        payload = base | {"error": message[-4000:], "known_failure": known[0] if known else None}
+        note = f"{message.splitlines()[0]}" + (f" (a known failure: {known[0]})" if known else "")
+        return JobResult(status="failed", payload=payload, note=note, findings=tuple(findings))
+    record = json.loads(deploy.to_json(deployment, secrets))
+    payload = base | {
+        "endpoint": deployment.endpoint,
+        "deployment": record,
+        "keep": resolution.keep,
+        "engine_version": bench_lab.server_version(deployment.endpoint),
+        "gpus": inventory.model_dump(mode="json"),
+    }
+    return JobResult(status="done", payload=payload, note=resolution.image_note)
+
+
+def teardown(payload: dict[str, Any]) -> str | None:
+    """Stop the server a deploy result names (container or process); what was stopped, or None."""
+    from tools import process_runtime
+
+    record = payload.get("deployment") or {}
+    if record.get("runtime") == "process" and record.get("pid"):
+        return f"process {record['pid']}" if process_runtime.stop(int(record["pid"])) else None
+    if record.get("name"):
+        removed = deploy.down(str(record["name"]))
+        return ", ".join(removed) or None
+    return None

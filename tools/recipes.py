@@ -1,0 +1,224 @@
+"""Recipes: how this lab deploys each platform on each GPU architecture (recipes/engines.toml).
+
+A deploy task's spec (gpu, model, platform, quant, tp) plus the recipe for its platform on this
+host's architecture plus the model's Hugging Face repo resolve into a DeployConfig (deploy.toml).
+The task spec overrides any field (`hf_repo`, `runtime`, `deploy = {…}` for any deploy.toml field).
+What cannot be resolved is listed exactly (`Resolution.missing`), never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from swarm import SCHEMA_VERSION
+from swarm.errors import InvalidInput
+from swarm.models import Model, validation_message
+from swarm.specs import PLATFORM_ALIASES
+from tools.deploy import DeployConfig, Platform
+
+RECIPES = Path("recipes") / "engines.toml"
+Runtime = Literal["docker", "process"]
+
+
+class Workaround(Model):
+    """Something the seed learnt about this platform on this arch, applied or announced."""
+
+    note: str
+    cites: str = Field(description="the seed finding's key it comes from")
+    when_model: str | None = Field(None, description="only for models whose name contains this")
+    when_quant: str | None = None
+    env: dict[str, str] = {}
+    engine_args: tuple[str, ...] = ()
+
+    def applies(self, model: str, quant: str | None) -> bool:
+        by_model = self.when_model is None or self.when_model.lower() in model.lower()
+        by_quant = self.when_quant is None or self.when_quant.lower() == (quant or "").lower()
+        return by_model and by_quant
+
+
+class EngineRecipe(Model):
+    platform: Platform
+    arch: str = Field(pattern=r"^sm_\d{2,3}[a-z]?$")
+    runtime: Runtime = "docker"
+    image: str | None = Field(None, description="repo:tag (docker runtime)")
+    digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+    digest_note: str | None = Field(None, description="why there is no digest, when there is none")
+    command_prefix: tuple[str, ...] = ()
+    engine_args: tuple[str, ...] = ()
+    quant_args: dict[str, tuple[str, ...]] = Field({}, description="per quant, e.g. AWQ")
+    env: dict[str, str] = {}
+    cites: tuple[str, ...] = Field((), description="seed findings this recipe follows")
+    workaround: tuple[Workaround, ...] = ()
+
+    @field_validator("platform", mode="before")
+    @classmethod
+    def _platform(cls, value: object) -> object:
+        return canonical_platform(value) if isinstance(value, str) else value
+
+    @property
+    def pinned_image(self) -> str | None:
+        if self.image is None:
+            return None
+        return f"{self.image}@{self.digest}" if self.digest else self.image
+
+
+class KnownFailure(Model):
+    pattern: str
+    what: str
+    cites: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        re.compile(pattern)
+        return pattern
+
+
+class ModelSource(Model):
+    name: str = Field(description="the catalog's model name")
+    hf_repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+
+
+class RecipeBook(Model):
+    schema_version: int = SCHEMA_VERSION
+    engine: tuple[EngineRecipe, ...] = ()
+    known_failure: tuple[KnownFailure, ...] = ()
+    model: tuple[ModelSource, ...] = ()
+
+    def recipe(self, platform: str, arch: str) -> EngineRecipe | None:
+        return next((e for e in self.engine if e.platform == platform and e.arch == arch), None)
+
+    def hf_repo(self, model: str) -> str | None:
+        return next((m.hf_repo for m in self.model if m.name == model), None)
+
+    def known(self, log: str) -> list[KnownFailure]:
+        """The seed's known failures whose pattern the log matches."""
+        return [f for f in self.known_failure if re.search(f.pattern, log)]
+
+
+def canonical_platform(name: str) -> str:
+    key = name.strip().lower()
+    return PLATFORM_ALIASES.get(key, key)
+
+
+def load_book(path: Path) -> RecipeBook:
+    """Raises InvalidInput naming the file and the field."""
+    try:
+        return RecipeBook.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"no recipe book at {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise InvalidInput(f"{path}: {validation_message(exc)}") from exc
+
+
+class AppliedWorkaround(Model):
+    note: str
+    cites: str
+
+
+class Resolution(Model):
+    """A deploy task resolved against the recipes: the config, or exactly what is missing."""
+
+    schema_version: int = SCHEMA_VERSION
+    task_id: str
+    platform: str
+    arch: str | None
+    runtime: Runtime | None = None
+    keep: bool = False
+    config: DeployConfig | None = None
+    image_pinned: bool = False
+    image_note: str | None = None
+    recipe_cites: tuple[str, ...] = ()
+    workarounds: tuple[AppliedWorkaround, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None
+
+
+def _name(task_id: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]", "-", task_id.lower())[:63]
+
+
+def resolve(
+    book: RecipeBook,
+    task_id: str,
+    spec: dict[str, Any],
+    arch: str | None,
+    port: int = 8000,
+    runtime: Runtime | None = None,
+) -> Resolution:
+    """The deploy.toml for this task on a GPU of `arch`, from recipe + spec (the spec wins)."""
+    platform = canonical_platform(str(spec.get("platform", "")))
+    model = str(spec.get("model", ""))
+    quant = spec.get("quant")
+    base = Resolution(task_id=task_id, platform=platform, arch=arch, keep=bool(spec.get("keep")))
+    missing = []
+    recipe = book.recipe(platform, arch) if arch else None
+    if arch is None:
+        missing.append("the GPU architecture: the task names none and this host has no GPU")
+    elif recipe is None:
+        have = sorted({e.platform for e in book.engine if e.arch == arch})
+        missing.append(
+            f"a recipe for platform {platform!r} on {arch} in {RECIPES} ([[engine]] platform = "
+            f"{platform!r}, arch = {arch!r}); {arch} has recipes for: {', '.join(have) or 'none'}"
+        )
+    hf_repo = spec.get("hf_repo") or book.hf_repo(model)
+    if not hf_repo:
+        missing.append(
+            f"the Hugging Face repo of model {model!r}: add [[model]] name = {model!r} hf_repo = "
+            f"'org/name' to {RECIPES}, or hf_repo to the task spec"
+        )
+    if missing or recipe is None:
+        return base.model_copy(update={"missing": tuple(missing)})
+    chosen: Runtime = runtime or spec.get("runtime") or recipe.runtime
+    applied = [w for w in recipe.workaround if w.applies(model, quant)]
+    env = dict(recipe.env)
+    args = [*recipe.engine_args, *recipe.quant_args.get(str(quant or ""), ())]
+    for w in applied:
+        env |= w.env
+        args += w.engine_args
+    fields: dict[str, Any] = {
+        "name": _name(task_id),
+        "model": hf_repo,
+        "platform": platform,
+        "runtime": chosen,
+        "image": recipe.pinned_image if chosen == "docker" else None,
+        "command_prefix": recipe.command_prefix,
+        "quant": quant,
+        "tp": int(spec.get("tp") or 1),
+        "gpus": tuple(str(i) for i in range(int(spec.get("tp") or 1))),
+        "port": port,
+        "engine_args": tuple(args),
+        "env": env,
+    }
+    overrides = dict(spec.get("deploy") or {})
+    try:
+        config = DeployConfig.model_validate(fields | overrides)
+    except ValidationError as exc:
+        problem = validation_message(exc)
+        return base.model_copy(update={"missing": (f"a valid deploy.toml: {problem}",)})
+    pinned = chosen == "process" or bool(recipe.digest) or "@sha256:" in (config.image or "")
+    note = (
+        None
+        if pinned
+        else f"unpinned: {config.image} by tag only ({recipe.digest_note or 'no digest'})"
+    )
+    return base.model_copy(
+        update={
+            "runtime": chosen,
+            "config": config,
+            "image_pinned": pinned,
+            "image_note": note,
+            "recipe_cites": recipe.cites,
+            "workarounds": tuple(AppliedWorkaround(note=w.note, cites=w.cites) for w in applied),
+        }
+    )
