@@ -153,9 +153,8 @@ def test_swarm_work_deploys_benchmarks_reconciles_and_leaves_no_container(
     value = fact["value"]
     assert value == payload_of(repo, db, bench_id)["single_tps"] and value > 0
     rows = [line for line in readme.splitlines() if "| tiny |" in line]
-    shown = f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"  # the README's number format
-    benchmarked = [r for r in rows if r.startswith(f"| {shown} |")]  # the benchmarks table's row
-    assert benchmarked and fact["id"] in benchmarked[0], rows
+    benchmarked = [r for r in rows if fact["id"] in r]  # the benchmarks table's row, by its fact
+    assert benchmarked and f"{value:g}" in benchmarked[0], rows  # showing the fact's value
 
 
 @pytest.mark.docker
