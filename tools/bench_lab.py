@@ -98,7 +98,7 @@ def deployed_result(db: str, task_id: str) -> dict[str, Any] | None:
     if dep is None:
         return None
     for result in reversed(queue.task_results(open_store(db), dep)):
-        if result.status == "done" and _endpoint_in(result.payload):
+        if result.status == "done" and endpoint_in(result.payload):
             return dict(result.payload)
     return None
 
@@ -107,10 +107,11 @@ def deployed_endpoint(db: str, task_id: str) -> str | None:
     """The endpoint in the latest done result of the spec's `deploy_task`, else of a deploy task
     this task depends on."""
     result = deployed_result(db, task_id)
-    return _endpoint_in(result) if result else None
+    return endpoint_in(result) if result else None
 
 
-def _endpoint_in(payload: dict[str, Any]) -> str | None:
+def endpoint_in(payload: dict[str, Any]) -> str | None:
+    """The endpoint a deploy result names: its own, or the first of `swarm deploy --json`."""
     if isinstance(payload.get("endpoint"), str):
         return str(payload["endpoint"])
     for deployment in payload.get("deployments") or []:  # `swarm deploy --json` output

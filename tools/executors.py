@@ -91,7 +91,7 @@ def _benchmark_job(job: JobSpec) -> JobResult:
                 return started.model_copy(update={"note": note})
             found = started.payload
         deployed_payload = found
-    endpoint = job.spec.get("endpoint") or deployed_payload.get("endpoint")
+    endpoint = job.spec.get("endpoint") or bench_lab.endpoint_in(deployed_payload)
     spec = {"concurrency": list(STANDARD_SWEEP), **job.spec}
     try:
         with deploy.signals_unwind():  # a SIGTERM mid-sweep still tears the server down
