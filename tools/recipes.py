@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from swarm import SCHEMA_VERSION
 from swarm.errors import InvalidInput
 from swarm.models import Model, validation_message
-from swarm.specs import PLATFORM_ALIASES
+from swarm.specs import platform_name
 from tools.deploy import DeployConfig, Platform
 
 RECIPES = Path("recipes") / "engines.toml"
@@ -102,8 +102,7 @@ class RecipeBook(Model):
 
 
 def canonical_platform(name: str) -> str:
-    key = name.strip().lower()
-    return PLATFORM_ALIASES.get(key, key)
+    return platform_name(name)  # the project's one alias table (facts/aliases.toml)
 
 
 def load_book(path: Path) -> RecipeBook:
