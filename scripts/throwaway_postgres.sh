@@ -6,8 +6,9 @@
 #
 # Uses Debian's postgresql (apt-get install postgresql). initdb refuses to run as root, so as
 # root the cluster runs as the `postgres` user the package creates. Trust auth, loopback only,
-# socket in DIR: nothing outside this machine can reach it. synchronous_commit=off matches the
-# SQLite store's synchronous=NORMAL (a crash may lose the last commits, never corrupts).
+# socket in DIR: nothing outside this machine can reach it. The server keeps its default
+# synchronous_commit=on (and swarm sets it on for its own sessions anyway): with off, a server
+# crash lost confirmed reports and handed one epoch to two agents (issue #17).
 set -euo pipefail
 DIR=${1:?usage: throwaway_postgres.sh DIR [PORT]}
 PORT=${2:-55432}
@@ -18,7 +19,7 @@ as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@";
 [ "$(id -u)" = 0 ] && chown postgres "$DIR"
 as_owner "$BIN/initdb" -D "$DIR/data" -U swarm --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log"
 as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start -o \
-  "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c synchronous_commit=off -c max_connections=300" \
+  "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=300" \
   >/dev/null
 as_owner "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U swarm swarm
 echo "postgresql://swarm@127.0.0.1:$PORT/swarm"

@@ -550,6 +550,23 @@ def cmd_facts_verify(ctx: Context) -> None:
     ctx.emit({"counts": counts, "checks": shown, "bad_rows": [b.model_dump() for b in bad]}, text)
 
 
+def cmd_facts_repair(ctx: Context) -> None:
+    from swarm import facts
+    from swarm.findings import repair_log
+
+    path = _repo() / "facts" / facts.LOG
+    repaired = repair_log(path)
+    line, aside = repaired if repaired else (None, None)
+    ctx.emit(
+        {"log": str(path), "torn_line": line, "moved_to": str(aside) if aside else None},
+        lambda: (
+            f"{path}: line {line} was torn; moved to {aside}, the whole lines kept"
+            if repaired
+            else f"{path} is whole; nothing to repair"
+        ),
+    )
+
+
 def cmd_facts_reconcile(ctx: Context) -> None:
     from swarm import facts, render
 
@@ -710,14 +727,13 @@ def cmd_export(ctx: Context) -> None:
     if a.output in (None, "-"):
         export.export(ctx.store, a.table, a.format, sys.stdout)
         return
+    from typing import TextIO, cast
+
+    from swarm.atomic import atomic_open
+
     path = Path(a.output)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as out:
-            rows = export.export(ctx.store, a.table, a.format, out)
-        tmp.replace(path)  # a reader sees the whole export or none of it
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path) as out:  # a reader sees the whole export or none of it
+        rows = export.export(ctx.store, a.table, a.format, cast(TextIO, out))  # text mode
     print(f"wrote {rows} {a.table} rows to {path} ({a.format})", file=sys.stderr)
 
 
@@ -1098,7 +1114,9 @@ def cmd_bench(ctx: Context) -> None:
         config.client_ceiling_tok_s = round(benchmark.calibrate(max(levels), a.output_len), 1)
     report = asyncio.run(benchmark.run(config, say, _bench_bar if tty else None))
     if a.out:
-        Path(a.out).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        from swarm.atomic import write_text
+
+        write_text(Path(a.out), report.model_dump_json(indent=2) + "\n")
     if a.plot:
         from tools.bench_plot import write_sweep_png
 
@@ -1430,6 +1448,12 @@ def build_parser() -> Parser:
     )
     p.add_argument(
         "--from-log", action="store_true", help="rebuild from facts/findings.jsonl alone (git only)"
+    )
+    command(
+        "repair",
+        cmd_facts_repair,
+        "move a torn last line of facts/findings.jsonl aside (to findings.jsonl.torn)",
+        facts_sub,
     )
     p.add_argument(
         "--check", action="store_true", help="exit 1 when facts/verified_facts.json is out of date"

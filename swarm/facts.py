@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm import SCHEMA_VERSION
+from swarm import SCHEMA_VERSION, atomic
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
 from swarm.findings import BadRow, Finding, load_findings, load_log, merge_log
 from swarm.models import Capabilities
@@ -159,10 +159,7 @@ def facts_text(facts: FactsFile) -> str:
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
-    path.write_text(text, encoding="utf-8")
-    return True
+    return atomic.write_if_changed(path, text)
 
 
 def run(store: Store | None, repo: Path, write: bool = True) -> Outcome:

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from swarm import SCHEMA_VERSION
+from swarm import SCHEMA_VERSION, atomic
 from swarm.errors import InvalidInput
 from swarm.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
 from swarm.models import InputModel, Model, iso, validation_message
@@ -237,8 +237,39 @@ def load_log(path: Path) -> tuple[list[Finding], list[BadRow]]:
             try:
                 good.append(Finding.model_validate_json(line))
             except ValidationError as exc:
-                bad.append(BadRow(id=f"{path.name}:{n}", error=validation_message(exc)))
+                torn = not line.endswith("\n") and _torn(line)
+                error = TORN if torn else validation_message(exc)
+                bad.append(BadRow(id=f"{path.name}:{n}", error=error))
     return good, bad
+
+
+TORN = "torn (the file ends mid-line: an interrupted write); `swarm facts repair` moves it aside"
+
+
+def _torn(text: str) -> bool:
+    """Whether the last line was cut by an interrupted write: no newline, and not JSON."""
+    if not text or text.endswith("\n"):
+        return False
+    try:
+        json.loads(text.rpartition("\n")[2])
+    except ValueError:
+        return True
+    return False
+
+
+def repair_log(path: Path) -> tuple[int, Path] | None:
+    """Move a torn last line of the log at path to PATH.torn (appended, for people to read)
+    and rewrite the log without it, atomically; (its line number, where it went), or None when
+    the log is whole."""
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    if not _torn(text):
+        return None
+    whole, _, torn = text.rpartition("\n")
+    aside = path.with_name(path.name + ".torn")
+    previous = aside.read_text(encoding="utf-8", errors="replace") if aside.exists() else ""
+    atomic.write_text(aside, previous + torn + "\n")
+    atomic.write_text(path, whole + "\n" if whole else "")
+    return text.count("\n") + 1, aside
 
 
 def read_log(path: Path) -> list[Finding]:

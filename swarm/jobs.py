@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION
+from swarm import SCHEMA_VERSION, atomic
 from swarm.findings import NewFinding
 from swarm.models import Model, iso
 
@@ -81,9 +81,7 @@ def read_result(folder: Path) -> JobResult | None:
 
 def write_result(folder: Path, result: JobResult) -> None:
     """Atomic: a reader sees the whole result or none (write then rename)."""
-    tmp = folder / (RESULT + ".tmp")
-    tmp.write_text(result.model_dump_json(), encoding="utf-8")
-    tmp.replace(folder / RESULT)
+    atomic.write_text(folder / RESULT, result.model_dump_json())
 
 
 def running_pid(folder: Path) -> int | None:
@@ -99,7 +97,7 @@ def start(spec: JobSpec, runner: list[str], agent: str, now: datetime) -> JobSpe
     """Start the job in its own session (it survives its worker) with output to log.txt."""
     folder = job_dir(Path(spec.lab_dir), spec.task_id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / JOB).write_text(spec.model_dump_json(), encoding="utf-8")
+    atomic.write_text(folder / JOB, spec.model_dump_json())
     with open(folder / LOG, "ab") as log:
         proc = subprocess.Popen(
             [*runner, str(folder)],
@@ -110,7 +108,7 @@ def start(spec: JobSpec, runner: list[str], agent: str, now: datetime) -> JobSpe
             cwd=spec.repo,
         )
     started = spec.model_copy(update={"pid": proc.pid, "started_at": iso(now), "started_by": agent})
-    (folder / JOB).write_text(started.model_dump_json(), encoding="utf-8")
+    atomic.write_text(folder / JOB, started.model_dump_json())
     return started
 
 

@@ -27,6 +27,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from swarm import SCHEMA_VERSION, __version__, queue
+from swarm.atomic import atomic_open
 from swarm.errors import NothingClaimable, SwarmError
 from swarm.findings import NewFinding
 from swarm.models import (
@@ -597,11 +598,12 @@ def http_token(lab_dir: Path) -> tuple[str, bool]:
     path = lab_dir / "http_token"
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), False
-    lab_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    try:  # created whole or not at all: a crash or a full disk never leaves an empty token
+        with atomic_open(path, perms=0o600, exclusive=True) as handle:
+            handle.write(token + "\n")
+    except FileExistsError:  # another server created it meanwhile: use that one
+        return path.read_text(encoding="utf-8").strip(), False
     return token, True
 
 

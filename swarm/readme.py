@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarm import atomic
 from swarm.board import board
 from swarm.errors import Conflict as StateConflict
 from swarm.errors import InvalidInput
@@ -168,8 +169,7 @@ def write_sweep_plots(deployments: Sequence[Deployment], repo: Path) -> list[str
         png = render_png(BenchmarkReport.model_validate(d.figures["report"]))
         path = repo / sweep_plot_path(d.bench_id)
         if not path.exists() or path.read_bytes() != png:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(png)
+            atomic.write_bytes(path, png)
             changed.append(str(path.relative_to(repo)))
     return changed
 
@@ -552,7 +552,7 @@ def regenerate(
     current = path.read_text(encoding="utf-8") if path.exists() else ""
     updated = apply(current, render(data), force=force)
     if write and updated != current:
-        path.write_text(updated, encoding="utf-8")
+        atomic.write_text(path, updated)
     if write:
         write_sweep_plots(data.deployments, repo)
     return current, updated

@@ -49,24 +49,26 @@ def _digest(rows: list[tuple[object, ...]]) -> str:
     return h.hexdigest()
 
 
+def _tally_in(conn: Conn) -> Tally:
+    out = {}
+    for table, columns, key in TABLES:
+        rows = _rows(conn, table, columns, key)
+        out[table] = (len(rows), _digest(rows))
+    return out
+
+
 def tally(store: Store) -> Tally:
     """Each table's row count and checksum, on one snapshot."""
-
-    def read(conn: Conn) -> Tally:
-        out = {}
-        for table, columns, key in TABLES:
-            rows = _rows(conn, table, columns, key)
-            out[table] = (len(rows), _digest(rows))
-        return out
-
-    return store.read(read)
+    return store.read(_tally_in)
 
 
 def copy_lab(source: Store, target: Store) -> MigrateReport:
     """Copy every row of source into the empty target, then verify both sides agree.
 
-    Raises Conflict when the target already holds a lab, StoreUnavailable when the copy does
-    not verify. Run it while no agent writes to the source (its snapshot is what moves).
+    All or nothing: the checks run inside the target's transaction, so a refused or failed
+    migration leaves the target as it was. Raises Conflict when the target already holds a lab
+    or the source changed during the copy, StoreUnavailable when the copy does not verify.
+    Run it while no agent writes to the source (its snapshot is what moves).
     """
     if source.location == target.location:
         raise Conflict(f"source and target are the same database ({source.location})")
@@ -91,23 +93,27 @@ def copy_lab(source: Store, target: Store) -> MigrateReport:
                 conn.execute(conn.dialect.renumber.format(table=table, column=column))
         if conn.dialect.refresh_stats:
             conn.execute(conn.dialect.refresh_stats)
+        _verify(_tally_in(conn), expected, target.location)  # before COMMIT: all or nothing
+        if tally(source) != expected:
+            raise Conflict(
+                f"{source.location} changed while it was copied (an agent wrote to it); "
+                f"{target.location} was left as it was: stop the agents and migrate again"
+            )
 
-    target.write(fill)
     expected = {table: (len(rows), _digest(rows)) for table, rows in snapshot.items()}
-    copied = tally(target)
-    if copied != expected:
-        wrong = [t for t in expected if copied.get(t) != expected[t]]
-        raise StoreUnavailable(
-            f"the copy in {target.location} does not match the source in: {', '.join(wrong)}"
-        )
-    if tally(source) != copied:
-        raise Conflict(
-            f"{source.location} changed while it was copied (an agent wrote to it): stop the "
-            f"agents, empty {target.location} and migrate again"
-        )
+    target.write(fill)
+    _verify(tally(target), expected, target.location)  # read back once committed, too
     return MigrateReport(
         source=source.location,
         target=target.location,
         tables=tuple(TableCopy(table=t, rows=n, sha256=d) for t, (n, d) in expected.items()),
         verified=True,
     )
+
+
+def _verify(copied: Tally, expected: Tally, target: str) -> None:
+    if copied != expected:
+        wrong = [t for t in expected if copied.get(t) != expected[t]]
+        raise StoreUnavailable(
+            f"the copy in {target} does not match the source in: {', '.join(wrong)}"
+        )

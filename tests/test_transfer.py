@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from swarm import queue
 from swarm.catalog import load_catalog
-from swarm.errors import Conflict
+from swarm.errors import Conflict, StoreUnavailable
 from swarm.findings import NewFinding
 from swarm.models import NewTask
 from swarm.store import Store, open_store
@@ -88,3 +89,49 @@ def test_swarm_migrate_copies_from_the_command_line_and_reports_the_checksums(
         again.returncode == 6
         and "already holds a lab" in json.loads(again.stdout)["error"]["message"]
     )
+
+
+class _WrittenDuringCopy:
+    """A real store that an agent writes to right after the copy took its snapshot."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.reads = store, 0
+        self.dialect, self.location = store.dialect, store.location
+
+    def read(self, fn: Any) -> Any:
+        self.reads += 1
+        if self.reads == 2:  # the snapshot was the first read
+            queue.add_task(self.store, NewTask(kind="other", title="late"), T0)
+        return self.store.read(fn)
+
+    def write(self, fn: Any) -> Any:
+        return self.store.write(fn)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def test_a_migration_refused_because_the_source_changed_leaves_the_target_empty(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source = open_store(tmp_path / "lab.db")
+    busy_lab(source)
+    pg = open_store(postgres_url)
+    empty = tally(pg)
+    with pytest.raises(Conflict, match=r"changed while it was copied.*left as it was"):
+        copy_lab(_WrittenDuringCopy(source), pg)
+    assert tally(pg) == empty
+
+
+def test_a_migration_that_fails_midway_leaves_the_target_as_it_was(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A row PostgreSQL refuses (a NUL byte SQLite took before the limits) stops the copy."""
+    source = open_store(tmp_path / "lab.db")
+    busy_lab(source)
+    source.write(lambda c: c.execute("UPDATE tasks SET note = ? WHERE rowid = 3", ("a\x00b",)))
+    pg = open_store(postgres_url)
+    empty = tally(pg)
+    with pytest.raises(StoreUnavailable):
+        copy_lab(source, pg)
+    assert tally(pg) == empty

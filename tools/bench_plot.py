@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from swarm.atomic import write_bytes
 from tools.benchmark import BenchmarkReport
 
 
@@ -15,7 +16,7 @@ def knee_concurrency(report: BenchmarkReport) -> int | None:
 
 
 def write_sweep_png(report: BenchmarkReport, path: Path) -> Path:
-    path.write_bytes(render_png(report))
+    write_bytes(path, render_png(report))
     return path
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from swarm import SCHEMA_VERSION
+from swarm.atomic import write_text
 from swarm.errors import InvalidInput, NotFound, SwarmError
 from swarm.models import Model, normalize_arch, validation_message
 
@@ -221,7 +222,7 @@ def build_target(
         errors=tuple(errors or log.strip().splitlines()[-8:]) if proc.returncode else (),
     )
     if result.ok:
-        report.write_text(result.model_dump_json(), encoding="utf-8")
+        write_text(report, result.model_dump_json())
     return result
 
 

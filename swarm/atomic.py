@@ -1,0 +1,123 @@
+"""Atomic files: every file swarm writes goes through here (issue #17).
+
+A temp file in the same directory is written, fsynced and renamed over the target, then the
+directory is fsynced, so a reader (or the next run after a crash or a full disk) sees the old
+file or the new one, never a torn or empty one. A failure to write is StoreUnavailable (exit 8)
+naming the file and the reason, and leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from swarm.errors import StoreUnavailable
+
+_WHY = {
+    errno.ENOSPC: "the disk is full; free some space and run it again",
+    errno.EDQUOT: "the disk quota is used up; free some space and run it again",
+    errno.EROFS: "the filesystem is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def write_failure(path: Path, exc: OSError) -> StoreUnavailable:
+    """The StoreUnavailable for a failed write of path (raise it `from exc`)."""
+    why = _WHY.get(exc.errno or 0, exc.strerror or str(exc))
+    return StoreUnavailable(f"cannot write {path}: {why}; it was left as it was")
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: Path, perms: int | None = None, exclusive: bool = False, binary: bool = False
+) -> Iterator[IO[Any]]:
+    """A file to write (UTF-8 text, or bytes when binary) that replaces path when the block ends
+    without error, and vanishes otherwise.
+
+    perms: the new file's mode (default: the old file's, else 0644). exclusive: never replace
+    an existing path (FileExistsError if one appeared meanwhile), for files like the HTTP token
+    that are created once. Raises StoreUnavailable on OSError.
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        os.fchmod(fd, _mode(path) if perms is None else perms)
+        handle: IO[Any] = (
+            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        )
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            _link(tmp, path)
+        else:
+            os.replace(tmp, path)
+            tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise write_failure(path, exc) from exc
+    except _Exists as exc:
+        raise FileExistsError(f"{path} already exists") from exc.__cause__
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+class _Exists(Exception):
+    """Carries os.link's FileExistsError past the OSError handler."""
+
+
+def _link(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)  # never replaces: an existing file wins
+    except FileExistsError as exc:
+        raise _Exists from exc
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o644
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a crash after it must not bring the old file back)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text(path: Path, text: str, perms: int | None = None) -> None:
+    """Replace path with text (UTF-8) atomically; raises StoreUnavailable."""
+    with atomic_open(path, perms) as f:
+        f.write(text)
+
+
+def write_bytes(path: Path, data: bytes, perms: int | None = None) -> None:
+    """Replace path with data atomically; raises StoreUnavailable."""
+    with atomic_open(path, perms, binary=True) as f:
+        f.write(data)
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write text atomically unless path already holds it; whether it was written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass  # missing or unreadable: write it
+    write_text(path, text)
+    return True
