@@ -1122,14 +1122,11 @@ def cmd_bench(ctx: Context) -> None:
 
         write_sweep_png(report, Path(a.plot))
     if a.save_result:
+        from swarm.atomic import write_text as write_file
         from tools.bench_vllm import file_name
 
-        folder = Path(a.save_result)
-        folder.mkdir(parents=True, exist_ok=True)
         for lv in report.levels:
-            (folder / file_name(lv.vllm)).write_text(
-                json.dumps(lv.vllm, indent=2), encoding="utf-8"
-            )
+            write_file(Path(a.save_result) / file_name(lv.vllm), json.dumps(lv.vllm, indent=2))
     ctx.emit(report, lambda: _bench_table(report))
     if not any(lv.valid for lv in report.levels):  # no number the lab could stand behind
         ctx.exit_code = 1
