@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Reconcile time and peak memory for N synthetic findings over K keys (default 100k over 10k).
+"""The facts pipeline at lab scale, beside its floor: N synthetic findings (default 100k over 10k
+keys) in a real SQLite store and a copy of this repo's facts/.
 
     python scripts/bench_facts.py [--findings 100000] [--keys 10000] [--json]
 
-The findings mix numeric measurements (agreeing and disagreeing), tier differences, aliases and
-implausible values, so every rule runs. Checks are precomputed ('ok') as the verify step would
-leave them: this measures the reconciler itself. Also times the same pass through a plain
-group-by-and-median in pure Python (the floor of any reconciler on this data) in the same run.
+Measured, each in a fresh process (so peak RSS is that step's own):
+  floor      read every finding's body from the store and JSON-parse it (nothing else)
+  reconcile  `facts.run` as the main job runs it: merge the log, read and validate the
+             findings, check every citation (quoted logs, runs in the store), reconcile, write
+             facts/ and the triage cache
+  triage     `swarm triage list --json` and one `swarm triage resolve` through the CLI
+Targets (issue #16): reconcile <= 5x the floor and <= 300 MB peak RSS; triage list and one
+resolve <= 0.5 s each. The findings mix agreeing and disagreeing measurements, aliases,
+implausible values, quoted documents and runs on registered hardware, so every rule runs.
 """
 
 from __future__ import annotations
@@ -15,64 +21,174 @@ import argparse
 import json
 import os
 import random
-import statistics
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
-from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from swarm.citations import Check  # noqa: E402
-from swarm.findings import Evidence, Finding  # noqa: E402
-from swarm.reconcile import reconcile  # noqa: E402
-from swarm.registry import Registries  # noqa: E402
-
 GPUS = ("RTX Pro 6000", "DGX Spark", "RTX 4090")
-PLATFORMS = ("vllm", "trt-llm", "tensorrt-llm", "sglang")
 
 
-def synthetic(n: int, keys: int, seed: int = 7) -> list[Finding]:
+def synthetic(n: int, keys: int, seed: int = 7) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Finding bodies as agents send them (NewFinding fields), and the documents they quote:
+    a run result per run citation, a benchmark log per 20 keys (the line with the value)."""
     rng = random.Random(seed)
-    doc = Evidence(kind="doc", locator="facts/evidence/seed_README.txt")
-    run = Evidence(kind="run", locator="res-x", metric="single_tps")
-    out = []
+    out: list[dict[str, Any]] = []
+    docs: dict[str, list[str]] = {}
     for i in range(n):
         k = rng.randrange(keys)
-        base = 20 + (k % 400)
-        value = base * (1 + rng.uniform(-0.04, 0.04)) if rng.random() > 0.005 else base * 3
+        base = 20 + (k % 400) / 10
+        if k % 50 == 0:  # a key built to disagree: two clusters
+            base *= 1.0 if rng.random() < 0.5 else 1.6
+        value = round(base * (1 + rng.uniform(-0.03, 0.03)), 1)
+        if rng.random() < 0.002:
+            value = round(base * 40, 1)  # physically implausible
+        agent = 3 * rng.randrange(7) + k % 3  # an agent on a host with this key's GPU
+        if rng.random() < 0.3:
+            evidence = {"kind": "run", "locator": f"res-{i}", "metric": "single_tps"}
+        else:
+            path = f"facts/evidence/bench/log-{k // 20}.txt"
+            line = f"model-{k} run {i}: {value} tokens/s single stream"
+            docs.setdefault(path, []).append(line)
+            evidence = {"kind": "doc", "locator": path, "quote": {"exact": line}}
         out.append(
-            Finding(
-                id=f"fd_{i:012d}",
-                agent=f"agent{rng.randrange(20)}",
-                observed_at=f"2026-11-{1 + i % 27:02d}T00:00:00.000000Z",
-                subject=f"model-{k}",
-                predicate="decode_tps_single_stream",
-                # one key per k, under two spellings of the platform for odd k (the alias rule)
-                scope={
-                    "gpu": GPUS[k % 3],
-                    "platform": rng.choice(("trt-llm", "TensorRT-LLM")) if k % 2 else "vllm",
-                    "quant": "NVFP4",
-                    "tp": 1,
+            {
+                "agent": f"agent{agent}",
+                "body": {
+                    "subject": f"model-{k}",
+                    "predicate": "decode_tps_single_stream",
+                    "scope": {
+                        "gpu": GPUS[k % 3],
+                        "platform": rng.choice(("trt-llm", "TensorRT-LLM", "trtllm"))
+                        if k % 2
+                        else "vllm",
+                        "quant": "NVFP4",
+                        "tp": rng.choice((1, "1")),
+                    },
+                    "value": value,
+                    "unit": "tokens/s",
+                    "statement": f"model-{k} decodes at {value} tokens/s",
+                    "evidence": [evidence],
+                    "attributes": {"params": f"{1 + k % 3}B"},
                 },
-                value=round(value, 2),
-                statement="synthetic",
-                evidence=(run if rng.random() < 0.2 else doc,),
-                attributes={"params": f"{1 + k % 3}B"},
-            )
+            }
         )
-    return out
+    return out, {path: "\n".join(lines) + "\n" for path, lines in docs.items()}
 
 
-def floor(findings: list[Finding]) -> None:
-    groups: dict[str, list[float]] = defaultdict(list)
-    for f in findings:
-        groups[f"{f.subject}|{f.predicate}|{json.dumps(f.scope, sort_keys=True)}"].append(
-            float(f.value)
+def build(root: Path, n: int, keys: int) -> tuple[Path, Path]:
+    """A repo copy with the registries and the documents, and a store holding N findings."""
+    from datetime import UTC, datetime
+
+    from swarm.findings import NewFinding, insert_findings
+    from swarm.store import Conn, SqliteStore
+
+    repo = root / "repo"
+    (repo / "facts" / "evidence" / "bench").mkdir(parents=True)
+    for name in ("aliases.toml", "predicates.toml", "hardware.toml", "scope.toml"):
+        shutil.copy(REPO / "facts" / name, repo / "facts" / name)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    items, docs = synthetic(n, keys)
+    for path, text in docs.items():
+        (repo / path).write_text(text)
+    db = root / "lab.db"
+    store = SqliteStore(db)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    at = "2026-11-01T00:00:00.000000Z"
+    agents = sorted({item["agent"] for item in items})
+    caps = {
+        a: json.dumps(
+            {
+                "host": f"host-{a}",
+                "gpus": [
+                    {
+                        "index": 0,
+                        "name": GPUS[int(a[5:]) % 3],
+                        "uuid": f"GPU-{a}",
+                        "memory_total_gb": 96,
+                    }
+                ],
+                "tools": [],
+            }
         )
-    {k: statistics.median(v) for k, v in groups.items()}
+        for a in agents
+    }
+    results = [
+        (
+            ev["locator"],
+            f"task-{ev['locator']}",
+            1,
+            item["agent"],
+            "done",
+            json.dumps({"single_tps": item["body"]["value"]}),
+            None,
+            "k",
+            at,
+        )
+        for item in items
+        for ev in item["body"]["evidence"]
+        if ev["kind"] == "run"
+    ]
+
+    def seed(conn: Conn) -> None:
+        conn.executemany(
+            "INSERT INTO agents VALUES (?,?,?,?)", [(a, caps[a], at, at) for a in agents]
+        )
+        conn.executemany(
+            "INSERT INTO tasks (id, kind, title, spec, state, requires, created_at, updated_at) "
+            "VALUES (?, 'benchmark', 't', '{}', 'done', '{}', ?, ?)",
+            [(r[1], at, at) for r in results],
+        )
+        conn.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?)", results)
+        by_agent: dict[str, list[NewFinding]] = {}
+        for item in items:
+            by_agent.setdefault(item["agent"], []).append(NewFinding.model_validate(item["body"]))
+        for agent, found in sorted(by_agent.items()):
+            insert_findings(conn, found, agent, now)
+
+    store.write(seed)
+    return repo, db
+
+
+PROBES = {
+    "floor": """
+import json, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+n = sum(1 for (body,) in conn.execute("SELECT body FROM findings") if json.loads(body))
+print(n)
+""",
+    "reconcile": """
+import sys
+from pathlib import Path
+from swarm import facts
+from swarm.store import SqliteStore
+db = Path(sys.argv[1])  # the cache where `swarm work`'s pass leaves it: the lab dir
+out = facts.run(SqliteStore(db), Path(sys.argv[2]), cache=db.parent / "facts-cache")
+print(len(out.facts.facts), len(out.facts.conflicts))
+""",
+}
+
+
+def timed(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float, str]:
+    """(seconds, peak RSS MiB, stdout) of a fresh process; RSS from getrusage of the child."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[:4]} failed: {proc.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before) / 1024, proc.stdout
 
 
 def main() -> None:
@@ -83,47 +199,62 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    findings = synthetic(args.findings, args.keys)
-    checks = {(f.id, 0): Check(status="ok", message="ok") for f in findings}
-    registries = Registries.load(REPO / "facts")
-
-    start = time.perf_counter()
-    floor(findings)
-    floor_s = time.perf_counter() - start
-
-    tracemalloc.start()
-    start = time.perf_counter()
-    facts = reconcile(findings, checks, registries)
-    elapsed = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    start = time.perf_counter()
-    reconcile(findings, checks, registries)
-    untraced = time.perf_counter() - start
-
+    root = Path(tempfile.mkdtemp(prefix="bench-facts-"))
+    try:
+        repo, db = build(root, args.findings, args.keys)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SWARM_DB": str(db)}
+        py = sys.executable
+        # each probe in its own process: the RSS high-water mark of RUSAGE_CHILDREN only grows,
+        # so the floor (the smallest) runs first and each later peak is its own or larger
+        floor_s, floor_mb, _ = timed([py, "-c", PROBES["floor"], str(db)], env)
+        rec_s, rec_mb, counts = timed([py, "-c", PROBES["reconcile"], str(db), str(repo)], env)
+        cli = [py, "-m", "swarm.cli"]
+        list_s, _, listed = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
+        conflicts = json.loads(listed)["conflicts"]
+        target = next(c for c in conflicts if len(c["sides"]) > 1)
+        accept = target["sides"][0]["findings"][0]
+        resolve_s, _, _ = timed(
+            [*cli, "triage", "resolve", target["id"], "--accept", accept, "--reason",
+             "bench: the first side", "--by", "bench", "--json"], env, cwd=repo,
+        )  # fmt: skip
+        again_s, _, _ = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
+        keys, n_conflicts = (int(x) for x in counts.split())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     report = {
         "schema_version": 1,
-        "findings": len(findings),
-        "keys": len(facts.facts),
-        "conflicts": len(facts.conflicts),
-        "reconcile_s": round(untraced, 2),
-        "reconcile_traced_s": round(elapsed, 2),
-        "peak_mib_traced": round(peak / 2**20, 1),
-        "floor_group_median_s": round(floor_s, 2),
-        "target_s": 2.0,
-        "environment": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "findings": args.findings,
+        "facts": keys,
+        "conflicts": n_conflicts,
+        "floor_read_parse_s": round(floor_s, 2),
+        "reconcile_s": round(rec_s, 2),
+        "reconcile_over_floor": round(rec_s / floor_s, 1),
+        "reconcile_peak_rss_mb": round(rec_mb, 0),
+        "triage_list_s": round(list_s, 2),
+        "triage_resolve_s": round(resolve_s, 2),
+        "triage_list_after_resolve_s": round(again_s, 2),
+        "targets": {"over_floor": 5, "rss_mb": 300, "triage_s": 0.5},
+        "environment": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "python": sys.version.split()[0],
+        },
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(
-        f"{report['findings']} findings over {report['keys']} keys -> {report['conflicts']} conflicts"
-    )
-    print(
-        f"reconcile: {report['reconcile_s']} s (target <= 2 s); with tracemalloc {report['reconcile_traced_s']} s, "
-        f"peak {report['peak_mib_traced']} MiB"
-    )
-    print(f"floor (group by key + median, pure Python): {report['floor_group_median_s']} s")
+    rows = [
+        ("floor: read + JSON-parse every finding", f"{floor_s:.2f} s", f"{floor_mb:.0f} MB", "-"),
+        ("facts.run (check, reconcile, write)", f"{rec_s:.2f} s ({rec_s / floor_s:.1f}x floor)",
+         f"{rec_mb:.0f} MB", "<= 5x floor, <= 300 MB"),
+        ("swarm triage list", f"{list_s:.2f} s", "-", "<= 0.5 s"),
+        ("swarm triage resolve (one)", f"{resolve_s:.2f} s", "-", "<= 0.5 s"),
+        ("swarm triage list, after it", f"{again_s:.2f} s", "-", "<= 0.5 s"),
+    ]  # fmt: skip
+    print(f"{args.findings} findings -> {keys} facts, {n_conflicts} conflicts")
+    width = max(len(r[0]) for r in rows)
+    for name, t, mem, goal in rows:
+        print(f"{name:<{width}}  {t:<22} {mem:>8}   target {goal}")
     print(f"environment: {report['environment']}")
 
 

@@ -25,7 +25,7 @@ import re
 import subprocess
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,6 +106,20 @@ class RunRecord(Model):
 ENVIRONMENT_KEYS = ("engine", "engine_version", "driver", "cuda", "image_digest")
 
 
+@dataclass
+class _File:
+    """What one pass learned about a cited file: checked once, however many findings cite it."""
+
+    path: Path | Check
+    size: int = 0
+    digest: str | None = None
+    text: str | None = None  # kept for files up to FUZZY_MAX_BYTES, within the pass's budget
+    loose: str | None = None
+
+
+CACHE_BYTES = 32 << 20  # the texts one pass keeps, so memory stays bounded however many files
+
+
 @dataclass(frozen=True)
 class CheckContext:
     repo: Path
@@ -116,6 +130,8 @@ class CheckContext:
     gpu_name: Callable[[str], str] = lambda name: name
     gpu_arch: Callable[[str], str | None] = lambda _name: None
     arch_name: Callable[[str], str] = lambda arch: arch
+    files: dict[str, _File] = field(default_factory=dict)
+    kept: list[int] = field(default_factory=lambda: [0])  # bytes of text files holds now
 
 
 def _ok(message: str, score: float | None = None, strength: Tier | None = None) -> Check:
@@ -278,25 +294,58 @@ def _file_chunks(path: Path) -> Iterator[str]:
         yield from _chunks(fh.read)
 
 
-def _check_text(repo: Path, rel: str, sha256: str | None, quote: Quote | None) -> Check:
-    found = repo_file(repo, rel)
-    if isinstance(found, Check):
-        return found
-    size = found.stat().st_size
-    if sha256 is not None and file_sha256(found) != sha256:
-        return _broken(f"{rel} changed since it was cited (sha256 differs)")
+def _file(ctx: CheckContext, rel: str) -> _File:
+    known = ctx.files.get(rel)
+    if known is None:
+        found = repo_file(ctx.repo, rel)
+        known = _File(found, 0 if isinstance(found, Check) else found.stat().st_size)
+        ctx.files[rel] = known
+    return known
+
+
+def _text(ctx: CheckContext, known: _File) -> tuple[str, str] | None:
+    """The file's text and its normalised text, when small enough to keep for this pass."""
+    if known.text is None:
+        if known.size > FUZZY_MAX_BYTES or ctx.kept[0] + known.size > CACHE_BYTES:
+            return None
+        assert isinstance(known.path, Path)
+        known.text = known.path.read_bytes().decode("utf-8", errors="replace")
+        ctx.kept[0] += known.size
+        known.loose = normalise(known.text)
+    assert known.loose is not None
+    return known.text, known.loose
+
+
+def _check_text(ctx: CheckContext, rel: str, sha256: str | None, quote: Quote | None) -> Check:
+    known = _file(ctx, rel)
+    if isinstance(known.path, Check):
+        return known.path
+    found = known.path
+    if sha256 is not None:
+        if known.digest is None:
+            known.digest = file_sha256(found)
+        if known.digest != sha256:
+            return _broken(f"{rel} changed since it was cited (sha256 differs)")
     hashed = " and its sha256 matches" if sha256 else ""
     if quote is None:
         return _ok(f"{rel} exists{hashed}")
-    if size > QUOTE_SEARCH_MAX_BYTES:
+    if known.size > QUOTE_SEARCH_MAX_BYTES:
         return _ok(
             f"{rel} is over {QUOTE_SEARCH_MAX_BYTES >> 20} MiB: checked by hash only"
             f"{' (matches)' if sha256 else ' (no sha256 given)'}, quote not searched"
         )
+    kept = _text(ctx, known)
+    if kept is not None:
+        text, loose = kept
+        if quote.exact in text:
+            return _ok("quote found exactly")
+        if normalise(quote.exact) in loose:
+            return _ok("quote found once whitespace and typography are normalised")
+        return _anchor(quote, lambda: iter(()), known.size, lambda: text)
     return _anchor(
         quote,
         lambda: _file_chunks(found),
-        size,
+        known.size,
         lambda: found.read_bytes().decode("utf-8", errors="replace"),
     )
 
@@ -434,7 +483,7 @@ def _check_snapshotted(evidence: Evidence, finding: Finding, ctx: CheckContext, 
         return Check(
             status="unverifiable-offline", message=f"{what}: no local snapshot to check offline"
         )
-    intact = _check_text(ctx.repo, evidence.snapshot, evidence.sha256, evidence.quote)
+    intact = _check_text(ctx, evidence.snapshot, evidence.sha256, evidence.quote)
     return _document_strength(evidence, finding, intact)
 
 
@@ -445,7 +494,7 @@ def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Chec
         return Check(
             status="unverifiable-offline", message=f"test {evidence.locator}: no saved report"
         )
-    intact = _check_text(ctx.repo, evidence.snapshot, evidence.sha256, evidence.quote)
+    intact = _check_text(ctx, evidence.snapshot, evidence.sha256, evidence.quote)
     if intact.status != "ok":
         return intact
     if evidence.outcome != "passed":
@@ -457,7 +506,7 @@ def check(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
     """The outcome of checking one piece of evidence offline, and what it proves for finding."""
     kind = evidence.kind
     if kind in (EvidenceKind.file, EvidenceKind.doc):
-        intact = _check_text(ctx.repo, evidence.locator, evidence.sha256, evidence.quote)
+        intact = _check_text(ctx, evidence.locator, evidence.sha256, evidence.quote)
         return _document_strength(evidence, finding, intact)
     if kind == EvidenceKind.run:
         return _check_run(evidence, finding, ctx)

@@ -571,7 +571,9 @@ def cmd_facts_reconcile(ctx: Context) -> None:
     from swarm import facts, render
 
     a = ctx.args
-    outcome = facts.run(None if a.from_log else ctx.store, _repo(), write=not a.check)
+    outcome = facts.run(
+        None if a.from_log else ctx.store, _repo(), write=not a.check, cache=_facts_cache(ctx)
+    )
     if a.check:
         current = _repo() / "facts" / facts.FACTS
         stale = not current.exists() or current.read_text(encoding="utf-8") != facts.facts_text(
@@ -597,10 +599,14 @@ def cmd_facts_reconcile(ctx: Context) -> None:
     )
 
 
-def _triage_facts(ctx: Context) -> Any:
-    from swarm import facts
+def _facts_cache(ctx: Context) -> Path:
+    return Path(ctx.settings.lab_dir) / "facts-cache"
 
-    return facts.run(ctx.store, _repo(), write=False).facts
+
+def _triage_conflicts(ctx: Context) -> Any:
+    from swarm import triage
+
+    return triage.conflicts(ctx.store, _repo(), _facts_cache(ctx))
 
 
 def cmd_triage_list(ctx: Context) -> None:
@@ -609,13 +615,15 @@ def cmd_triage_list(ctx: Context) -> None:
 
     # deferred disputes stay listed: deferring is not deciding
     conflicts = [
-        c for c in _triage_facts(ctx).conflicts if ctx.args.all or c.state in ("open", "deferred")
+        c for c in _triage_conflicts(ctx) if ctx.args.all or c.state in ("open", "deferred")
     ]
-    by_id = findings_by_id(ctx.store)
-    ctx.emit(
-        {"conflicts": [c.model_dump(mode="json") for c in conflicts]},
-        lambda: "\n\n".join(render.conflict(c, by_id) for c in conflicts) or "no open conflicts",
-    )
+
+    def text() -> str:  # the findings are read only for people, and only those on the sides
+        ids = [fid for c in conflicts for side in c.sides for fid in side.findings]
+        by_id = findings_by_id(ctx.store, ids)
+        return "\n\n".join(render.conflict(c, by_id) for c in conflicts) or "no open conflicts"
+
+    ctx.emit({"conflicts": [c.model_dump(mode="json") for c in conflicts]}, text)
 
 
 def _who(a: argparse.Namespace) -> str:
@@ -646,6 +654,7 @@ def cmd_triage_resolve(ctx: Context) -> None:
         _now(),
         accept=tuple(a.accept or ()),
         split_by=a.split_by,
+        cache=_facts_cache(ctx),
     )
     ctx.emit(
         finding,
@@ -676,8 +685,11 @@ def cmd_triage(ctx: Context) -> None:
 
     if not (ctx.args.interactive or sys.stdin.isatty()):
         return cmd_triage_list(ctx)
-    by_id = triage.findings_by_id(ctx.store)
-    for conflict in [c for c in _triage_facts(ctx).conflicts if c.state == "open"]:
+    open_ = [c for c in _triage_conflicts(ctx) if c.state == "open"]
+    by_id = triage.findings_by_id(
+        ctx.store, [f for c in open_ for s in c.sides for f in s.findings]
+    )
+    for conflict in open_:
         print(render.conflict(conflict, by_id), end="\n\n")
         choice = (
             input("accept side N [1-9] / r reject all / s split / d defer / n next / q quit: ")
@@ -708,6 +720,7 @@ def cmd_triage(ctx: Context) -> None:
             _now(),
             accept=accept,
             split_by=split_by,
+            cache=_facts_cache(ctx),
         )
         print(f"recorded {finding.id}\n")
 

@@ -14,8 +14,17 @@ from pathlib import Path
 from swarm import SCHEMA_VERSION, atomic
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
 from swarm.findings import BadRow, Finding, load_findings, load_log, merge_log
-from swarm.models import Capabilities
-from swarm.reconcile import Checks, FactsFile, reconcile
+from swarm.limits import STORED
+from swarm.models import Capabilities, Model
+from swarm.reconcile import (
+    Checks,
+    Conflict,
+    FactsFile,
+    TriageBasis,
+    decisions_in_force,
+    reconcile_with_basis,
+    settle,
+)
 from swarm.registry import Registries
 from swarm.store import Conn, Store
 
@@ -162,23 +171,30 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return atomic.write_if_changed(path, text)
 
 
-def run(store: Store | None, repo: Path, write: bool = True) -> Outcome:
-    """Reconcile the store's findings (or, with no store, facts/findings.jsonl alone)."""
+def run(store: Store | None, repo: Path, write: bool = True, cache: Path | None = None) -> Outcome:
+    """Reconcile the store's findings (or, with no store, facts/findings.jsonl alone).
+
+    With a store and a cache folder, the conflicts before decisions are kept there for triage.
+    """
     folder = repo / "facts"
-    logged, bad_log = load_log(folder / LOG)
-    bad: list[BadRow] = list(bad_log)
+    stamp = store_stamp(store) if store is not None and cache is not None else None
     if store is not None:
         # What git holds comes first: a fresh clone's store starts empty, and writing the log from
-        # it alone would drop every committed finding.
+        # it alone would drop every committed finding. Lines the store holds are not re-read.
+        held = frozenset(
+            r[0] for r in store.read(lambda c: c.execute("SELECT id FROM findings").fetchall())
+        )
+        logged, bad_log = load_log(folder / LOG, skip=held)
         merge_log(store, logged)
         findings, bad_store = load_findings(store)
-        bad += bad_store
+        bad = [*bad_log, *bad_store]
     else:
-        findings = logged
+        findings, bad = load_log(folder / LOG)
     reg = Registries.load(folder)
     kept, runs = all_runs(store, repo)
-    checks = check_all(findings, context(repo, runs, reg))
-    facts = reconcile(findings, checks, reg)
+    ctx = context(repo, runs, reg)
+    checks = check_all(findings, ctx)
+    facts, basis = reconcile_with_basis(findings, checks, reg)
     changed: list[str] = []
     if write:
         if store is not None:
@@ -191,7 +207,106 @@ def run(store: Store | None, repo: Path, write: bool = True) -> Outcome:
         for name, text in ((FACTS, facts_text(facts)), (SCHEMA, schema_text())):
             if _write_if_changed(folder / name, text):
                 changed.append(name)
+    if stamp is not None and cache is not None:
+        splits = _split_ids(findings)
+        save_basis(cache, TriageCache(stamp=stamp + repo_stamp(repo), files=file_stamps(repo, ctx),
+                                      splits=splits, basis=basis))  # fmt: skip
     return Outcome(facts=facts, checks=checks, changed=tuple(changed), bad_rows=tuple(bad))
+
+
+# ---------------------------------------------------------------- the triage cache
+
+BASIS = "triage-basis.json"
+
+
+class TriageCache(Model):
+    """The last pass's conflicts before decisions, and what it read: triage reuses them while
+    nothing it depends on changed (decisions are applied on top, so recording one keeps it)."""
+
+    schema_version: int = SCHEMA_VERSION
+    stamp: str
+    files: dict[str, tuple[int, int]]
+    splits: tuple[str, ...]
+    basis: TriageBasis
+
+
+def store_stamp(store: Store) -> str:
+    """What a pass read from the store, cheaply: claims, results and agents (not decisions)."""
+
+    def read(conn: Conn) -> list[object]:
+        return [
+            *conn.execute(
+                "SELECT count(*), max(observed_at) FROM findings WHERE kind = 'claim'"
+            ).fetchone(),
+            *conn.execute("SELECT count(*), max(created_at) FROM results").fetchone(),
+            *conn.execute("SELECT count(*), max(registered_at) FROM agents").fetchone(),
+        ]
+
+    return json.dumps(store.read(read), default=str)
+
+
+def repo_stamp(repo: Path) -> str:
+    """The registries and git's copies of the findings and runs, by size and modification time."""
+    names = ("aliases.toml", "predicates.toml", "hardware.toml", "scope.toml", LOG, RUNS)
+    return json.dumps([_stat(repo / "facts" / n) for n in names])
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def file_stamps(repo: Path, ctx: CheckContext) -> dict[str, tuple[int, int]]:
+    return {rel: _stat(repo / rel) for rel in sorted(ctx.files)}
+
+
+def _split_ids(findings: Sequence[Finding]) -> tuple[str, ...]:
+    return tuple(sorted(m.id for m in decisions_in_force(findings) if m.decision.action == "split"))
+
+
+def save_basis(folder: Path, cache: TriageCache) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (BASIS + ".tmp")
+    tmp.write_text(cache.model_dump_json(), encoding="utf-8")
+    tmp.replace(folder / BASIS)  # atomic: a reader sees the old cache or the new one
+
+
+def decisions(store: Store) -> list[Finding]:
+    rows = store.read(
+        lambda c: c.execute("SELECT body FROM findings WHERE kind = 'decision'").fetchall()
+    )
+    out = []
+    for (body,) in rows:
+        try:
+            out.append(Finding.model_validate_json(body, context=STORED))
+        except ValueError:
+            continue  # a bad row: reported by the full pass
+    return out
+
+
+def conflicts_now(store: Store, repo: Path, cache: Path | None) -> tuple[Conflict, ...]:
+    """The conflicts as a full pass would give them, from the triage cache when it still holds
+    (the same claims, results, agents, registries and cited files; no new split), else a pass."""
+    if cache is not None and (cache / BASIS).exists():
+        try:
+            kept = TriageCache.model_validate_json((cache / BASIS).read_text(encoding="utf-8"))
+        except ValueError:
+            kept = None
+        if (
+            kept is not None
+            and kept.stamp == store_stamp(store) + repo_stamp(repo)
+            and all(_stat(repo / rel) == st for rel, st in kept.files.items())
+        ):
+            made = decisions(store)
+            if _split_ids(made) == kept.splits:
+                in_force = decisions_in_force(made)
+                settled = settle({c.id: c for c in kept.basis.conflicts}, in_force,
+                                 kept.basis.judged)  # fmt: skip
+                return tuple(c for c, _ in settled.values())
+    return run(store, repo, write=False, cache=cache).facts.conflicts
 
 
 def verify(store: Store, repo: Path) -> tuple[dict[tuple[str, int], Check], list[BadRow]]:

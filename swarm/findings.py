@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from swarm import SCHEMA_VERSION, atomic
 from swarm.errors import InvalidInput
+from swarm.limits import STORED
 from swarm.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
 from swarm.models import InputModel, Model, iso, validation_message
 from swarm.store import Conn, Store
@@ -215,7 +216,7 @@ def load_findings(store: Store) -> tuple[list[Finding], list[BadRow]]:
     good, bad = [], []
     for fid, body in rows:
         try:
-            good.append(Finding.model_validate_json(body))
+            good.append(Finding.model_validate_json(body, context=STORED))
         except ValidationError as exc:
             bad.append(BadRow(id=str(fid), error=validation_message(exc)))
     return good, bad
@@ -225,8 +226,9 @@ def all_findings(store: Store) -> list[Finding]:
     return load_findings(store)[0]
 
 
-def load_log(path: Path) -> tuple[list[Finding], list[BadRow]]:
-    """A findings log's good lines, and its bad ones as rows to report."""
+def load_log(path: Path, skip: frozenset[str] = frozenset()) -> tuple[list[Finding], list[BadRow]]:
+    """A findings log's good lines, and its bad ones as rows to report; lines whose id is in
+    `skip` (a store already holds them) are not validated again."""
     if not path.exists():
         return [], []
     good, bad = [], []
@@ -234,8 +236,15 @@ def load_log(path: Path) -> tuple[list[Finding], list[BadRow]]:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            if skip:
+                try:
+                    raw = json.loads(line)
+                except ValueError:
+                    raw = None
+                if isinstance(raw, dict) and raw.get("id") in skip:
+                    continue
             try:
-                good.append(Finding.model_validate_json(line))
+                good.append(Finding.model_validate_json(line, context=STORED))
             except ValidationError as exc:
                 torn = not line.endswith("\n") and _torn(line)
                 error = TORN if torn else validation_message(exc)

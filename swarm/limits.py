@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, NoReturn
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from swarm.errors import InvalidInput
@@ -127,8 +127,20 @@ def refuse_bad_values(value: Any) -> Any:
     return _json_walk(value, None)
 
 
-def _json(max_bytes: int) -> Callable[[Any], Any]:
-    return lambda value: _json_walk(value, max_bytes)
+# Validation context for data read back from the store or a log we wrote: it passed these checks
+# when it was recorded, and re-walking 100k findings on every read would dominate the facts pass.
+STORED = {"stored": True}
+
+
+def is_stored(info: ValidationInfo | None) -> bool:
+    return bool(info is not None and isinstance(info.context, dict) and info.context.get("stored"))
+
+
+def _json(max_bytes: int) -> Callable[[Any, ValidationInfo], Any]:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        return value if is_stored(info) else _json_walk(value, max_bytes)
+
+    return check
 
 
 def _finite(value: float) -> float:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from swarm import SCHEMA_VERSION
 from swarm.limits import (
@@ -21,6 +21,7 @@ from swarm.limits import (
     Spec,
     Title,
     describe,
+    is_stored,
     normalize_arch,
     refuse_bad_values,
 )
@@ -63,8 +64,8 @@ class InputModel(Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_bad_values(cls, data: Any) -> Any:
-        return refuse_bad_values(data)
+    def _no_bad_values(cls, data: Any, info: ValidationInfo) -> Any:
+        return data if is_stored(info) else refuse_bad_values(data)
 
 
 def build_all_models() -> int:

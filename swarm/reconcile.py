@@ -656,24 +656,79 @@ def _judged_by(made: Made, conflict: Conflict) -> bool:
     return made.decision.conflict == conflict.id  # a decision recorded before findings were kept
 
 
-def _lapse(made: Made, conflict: Conflict, by_key: Mapping[str, Sequence[Claim]]) -> str | None:
+class Judged(Model):
+    """What a decision's lapse depends on, of one finding on a conflict's side."""
+
+    value: Scalar
+    local: bool
+    newest: str
+    tolerance: tuple[float, float]
+
+
+def _close(a: Scalar, b: Scalar, tolerance: tuple[float, float]) -> bool:
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+    if not numeric:
+        return a == b
+    assert isinstance(a, int | float) and isinstance(b, int | float)
+    return abs(a - b) <= max(tolerance[1], tolerance[0] * max(abs(a), abs(b)))
+
+
+def _lapse(made: Made, conflict: Conflict, judged: Mapping[str, Judged]) -> str | None:
     """Newer local evidence the person did not see, disagreeing with what they decided."""
     d = made.decision
-    judged = made.judged or {fid for side in conflict.sides for fid in side.findings}
-    accepted = [c for k in conflict.keys for c in by_key.get(k, ()) if c.finding.id in d.accept]
-    for key in conflict.keys:
-        for c in by_key.get(key, ()):
-            if c.finding.id in judged or c.tier != Tier.local or c.newest <= made.at:
-                continue
-            if d.action == "accept" and any(
-                _agree(a.value, c.value, a.predicate) for a in accepted
-            ):
-                continue
-            return (
-                f"{d.action} by {d.by} ({made.id}) lapsed: newer local evidence "
-                f"{c.finding.id} ({_fmt(c.value)}, {c.newest[:10]}) disagrees"
-            )
+    on_sides = sorted({fid for side in conflict.sides for fid in side.findings})
+    seen = made.judged or set(on_sides)
+    accepted = [judged[fid] for fid in d.accept if fid in judged]
+    for fid in on_sides:
+        j = judged.get(fid)
+        if j is None or fid in seen or not j.local or j.newest <= made.at:
+            continue
+        if d.action == "accept" and any(_close(a.value, j.value, j.tolerance) for a in accepted):
+            continue
+        return (
+            f"{d.action} by {d.by} ({made.id}) lapsed: newer local evidence "
+            f"{fid} ({_fmt(j.value)}, {j.newest[:10]}) disagrees"
+        )
     return None
+
+
+def settle(
+    conflicts: Mapping[str, Conflict], made: Sequence[Made], judged: Mapping[str, Judged]
+) -> dict[str, tuple[Conflict, Made | None]]:
+    """Each conflict with the decision that holds on it (the latest one not lapsed), if any."""
+    out: dict[str, tuple[Conflict, Made | None]] = {}
+    for cid in sorted(conflicts):
+        conflict = conflicts[cid]
+        relevant = [m for m in made if m.decision.action != "split" and _judged_by(m, conflict)]
+        lapsed: list[str] = []
+        holding = None
+        for m in reversed(relevant):  # the latest decision that still holds decides
+            why = _lapse(m, conflict, judged)
+            if why:
+                lapsed.append(why)
+                continue
+            state: Literal["decided", "deferred"] = (
+                "deferred" if m.decision.action == "defer" else "decided"
+            )
+            conflict = conflict.model_copy(
+                update={
+                    "state": state,
+                    "decision": f"{m.decision.action}: {m.who}",
+                    "decision_id": m.id,
+                }
+            )
+            holding = m
+            break
+        out[cid] = (conflict.model_copy(update={"lapsed": tuple(sorted(lapsed))}), holding)
+    return out
+
+
+class TriageBasis(Model):
+    """The conflicts of a pass before any decision, and what deciding them needs: enough to show
+    triage its current state without another pass over every finding."""
+
+    conflicts: tuple[Conflict, ...]
+    judged: dict[str, Judged]
 
 
 def _apply(
@@ -778,6 +833,13 @@ def _evidence(chosen: Sequence[Claim]) -> tuple[EvidenceOutcome, ...]:
 
 def reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> FactsFile:
     """Facts and conflicts from findings; the same inputs always give the same bytes."""
+    return reconcile_with_basis(findings, checks, reg)[0]
+
+
+def reconcile_with_basis(
+    findings: Sequence[Finding], checks: Checks, reg: Registries
+) -> tuple[FactsFile, TriageBasis]:
+    """reconcile, and the conflicts before decisions with what settling them needs."""
     # A pass allocates a few objects per finding and frees them all at the end: the cyclic
     # garbage collector would rescan them over and over (measured: a third of the time at 100k).
     enabled = gc.isenabled()
@@ -804,7 +866,9 @@ def _claims(
     return by_key
 
 
-def _reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> FactsFile:
+def _reconcile(
+    findings: Sequence[Finding], checks: Checks, reg: Registries
+) -> tuple[FactsFile, TriageBasis]:
     canon = Canon(reg)
     made = decisions_in_force(findings)
     by_key = _claims(findings, checks, canon, made)
@@ -869,34 +933,32 @@ def _reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> 
                 }
             )
 
-    for cid in sorted(conflicts):
-        conflict = conflicts[cid]
-        relevant = [m for m in made if m.decision.action != "split" and _judged_by(m, conflict)]
-        lapsed: list[str] = []
-        for m in reversed(relevant):  # the latest decision that still holds decides
-            why = _lapse(m, conflict, by_key)
-            if why:
-                lapsed.append(why)
-                continue
-            state: Literal["decided", "deferred"] = (
-                "deferred" if m.decision.action == "defer" else "decided"
-            )
-            conflict = conflict.model_copy(
-                update={
-                    "state": state,
-                    "decision": f"{m.decision.action}: {m.who}",
-                    "decision_id": m.id,
-                }
-            )
-            for key in conflict.keys:
-                facts[key], set_aside = _apply(m, facts[key], by_key)
-                if set_aside:
-                    replaced[key] = set_aside
-            break
-        conflicts[cid] = conflict.model_copy(update={"lapsed": tuple(sorted(lapsed))})
+    by_id = {c.finding.id: c for group in by_key.values() for c in group}
+    judged = {
+        fid: Judged(
+            value=c.value,
+            local=c.tier == Tier.local,
+            newest=c.newest,
+            tolerance=(c.predicate.tolerance_rel, c.predicate.tolerance_abs),
+        )
+        for conflict in conflicts.values()
+        for side in conflict.sides
+        for fid in side.findings
+        if (c := by_id.get(fid)) is not None
+    }
+    basis = TriageBasis(conflicts=tuple(conflicts[c] for c in sorted(conflicts)), judged=judged)
+    for cid, (conflict, holding) in settle(conflicts, made, judged).items():
+        conflicts[cid] = conflict
+        if holding is None:
+            continue
+        for key in conflict.keys:
+            facts[key], set_aside = _apply(holding, facts[key], by_key)
+            if set_aside:
+                replaced[key] = set_aside
 
     every = list(facts.values()) + [f for group in replaced.values() for f in group]
-    return FactsFile(
+    out = FactsFile(
         facts=tuple(sorted(every, key=lambda f: (f.key, f.status == FactStatus.superseded, f.id))),
         conflicts=tuple(sorted(conflicts.values(), key=lambda c: c.id)),
     )
+    return out, basis

@@ -3,22 +3,31 @@ why, and the reconciler applies it on every later pass until newer local evidenc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from swarm import facts
 from swarm.errors import InvalidInput, NotFound
 from swarm.findings import Decision, Finding, NewFinding, add_findings, all_findings
+from swarm.limits import STORED
 from swarm.models import iso
 from swarm.reconcile import Conflict
-from swarm.store import Store
+from swarm.store import Conn, Store
 
 Action = Literal["accept", "reject", "split", "defer"]
 
 
-def find_conflict(store: Store, repo: Path, conflict_id: str) -> Conflict:
-    for conflict in facts.run(store, repo, write=False).facts.conflicts:
+def conflicts(store: Store, repo: Path, cache: Path | None = None) -> tuple[Conflict, ...]:
+    """Every conflict with its current decision (from the triage cache while it holds)."""
+    return facts.conflicts_now(store, repo, cache)
+
+
+def find_conflict(
+    store: Store, repo: Path, conflict_id: str, cache: Path | None = None
+) -> Conflict:
+    for conflict in conflicts(store, repo, cache):
         if conflict.id == conflict_id:
             return conflict
     raise NotFound(f"no conflict {conflict_id!r}; `swarm triage list` shows them")
@@ -56,6 +65,7 @@ def decide(
     now: datetime,
     accept: tuple[str, ...] = (),
     split_by: str | None = None,
+    cache: Path | None = None,
 ) -> Finding:
     """Record a person's decision on a conflict, attached to the findings on its sides.
 
@@ -66,12 +76,13 @@ def decide(
         raise InvalidInput(
             "say why (--reason): the decision is kept as evidence for people after you"
         )
-    conflict = find_conflict(store, repo, conflict_id)
+    conflict = find_conflict(store, repo, conflict_id, cache)
     on_sides = tuple(sorted({fid for side in conflict.sides for fid in side.findings}))
     if action == "accept" and (not accept or not set(accept) <= set(on_sides)):
         raise InvalidInput(f"--accept must name findings of {conflict_id}: {', '.join(on_sides)}")
     if action == "split":
-        split_by = _check_split(conflict, split_by, findings_by_id(store))
+        judged = [fid for side in conflict.sides for fid in side.findings]
+        split_by = _check_split(conflict, split_by, findings_by_id(store, judged))
     decision = Decision(
         conflict=conflict_id,
         action=action,
@@ -91,7 +102,7 @@ def undo(store: Store, decision_id: str, reason: str, by: str, now: datetime) ->
     """
     if len(reason.strip()) < 3:
         raise InvalidInput("say why (--reason): an undo is kept as evidence too")
-    made = {f.id: f for f in all_findings(store) if f.kind == "decision" and f.decision}
+    made = {f.id: f for f in facts.decisions(store) if f.decision}
     target = made.get(decision_id)
     if target is None or target.decision is None:
         raise NotFound(
@@ -125,5 +136,24 @@ def _record(store: Store, decision: Decision, now: datetime) -> Finding:
     return add_findings(store, [finding], decision.by, now)[0]
 
 
-def findings_by_id(store: Store) -> dict[str, Finding]:
-    return {f.id: f for f in all_findings(store)}
+def findings_by_id(store: Store, ids: Sequence[str] | None = None) -> dict[str, Finding]:
+    """Findings by id: these ids only (read by primary key), or every finding."""
+    if ids is None:
+        return {f.id: f for f in all_findings(store)}
+    wanted = sorted(set(ids))
+
+    def read(conn: Conn) -> list[Any]:
+        rows: list[Any] = []
+        for i in range(0, len(wanted), 500):  # bounded IN lists on either backend
+            part = wanted[i : i + 500]
+            marks = ", ".join("?" for _ in part)
+            rows += conn.execute(
+                f"SELECT body FROM findings WHERE id IN ({marks})", part
+            ).fetchall()
+        return rows
+
+    out: dict[str, Finding] = {}
+    for (body,) in store.read(read):
+        f = Finding.model_validate_json(body, context=STORED)
+        out[f.id] = f
+    return out

@@ -85,3 +85,31 @@ def test_undo_refuses_what_is_not_a_decision(lab: Path) -> None:
     store = open_store(os.environ["SWARM_DB"])
     with pytest.raises(NotFound):
         triage.undo(store, "fd_000000000000", "because", "Dana", T0)
+
+
+def test_the_triage_cache_answers_what_a_full_pass_would(
+    lab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(os.environ["SWARM_DB"])
+    cache = tmp_path / "cache"
+
+    def full() -> Any:
+        return facts.run(store, lab, write=False).facts.conflicts
+
+    facts.run(store, lab, cache=cache)
+    assert (cache / facts.BASIS).exists()
+    assert triage.conflicts(store, lab, cache) == full()
+    tie = next(c for c in full() if "7.1 tokens/s" in c.explanation)
+    keep = tie.sides[0].findings[0]
+    triage.decide(store, lab, tie.id, "accept", "the rerun", "Dana", T0, (keep,), cache=cache)
+    expected = full()
+    with monkeypatch.context() as m:  # answered from the cache: no pass over the findings
+        m.setattr(facts, "run", lambda *a, **k: pytest.fail("a full pass was run"))
+        cached = triage.conflicts(store, lab, cache)
+    assert cached == expected and next(c for c in cached if c.id == tie.id).state == "decided"
+    other = next(c for c in full() if c.state == "open" and c.id != tie.id)
+    triage.decide(store, lab, other.id, "defer", "later", "Dana", T0, cache=cache)
+    assert triage.conflicts(store, lab, cache) == full()
+    new = seed_findings(lab)[0].model_copy(update={"statement": "a newer claim"})
+    add_findings(store, [new], "agent-z", T0)  # a new claim: the cache no longer holds
+    assert triage.conflicts(store, lab, cache) == full()

@@ -48,7 +48,7 @@ def _verify_job(job: JobSpec) -> JobResult:
 
     repo = Path(job.repo)
     store = open_store(job.db)
-    outcome = facts.run(store, repo, write=True)
+    outcome = facts.run(store, repo, write=True, cache=Path(job.lab_dir) / "facts-cache")
     before, after = readme.regenerate(store, repo, repo / "README.md", datetime.now(UTC))
     statuses, checks, conflicts = facts.tally(outcome)
     changed = [*outcome.changed, *(["README.md"] if after != before else [])]
