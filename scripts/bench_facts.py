@@ -156,6 +156,11 @@ def build(root: Path, n: int, keys: int) -> tuple[Path, Path]:
     return repo, db
 
 
+# Each probe prints its own peak RSS last (VmHWM: per address space, so it starts afresh at exec
+# and never counts the parent this process was forked from).
+HWM = """
+print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')))
+"""
 PROBES = {
     "floor": """
 import json, sqlite3, sys
@@ -175,20 +180,21 @@ print(len(out.facts.facts), len(out.facts.conflicts))
 }
 
 
-def timed(
-    args: list[str], env: dict[str, str], cwd: Path | None = None
-) -> tuple[float, float, str]:
-    """(seconds, peak RSS MiB, stdout) of a fresh process; RSS from getrusage of the child."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def timed(args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:
+    """(seconds, stdout) of a fresh process."""
     start = time.perf_counter()
     proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{args[:4]} failed: {proc.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024, proc.stdout
+    return elapsed, proc.stdout
+
+
+def probe(name: str, env: dict[str, str], *argv: str) -> tuple[float, float, str]:
+    """(seconds, its own peak RSS in MB, its output less the RSS line)."""
+    elapsed, out = timed([sys.executable, "-c", PROBES[name] + HWM, *argv], env)
+    *lines, hwm = out.strip().splitlines()
+    return elapsed, int(hwm) / 1024, "\n".join(lines)
 
 
 def main() -> None:
@@ -198,26 +204,32 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--build", help=argparse.SUPPRESS)  # internal: build into this folder
     args = parser.parse_args()
+    if args.build:
+        build(Path(args.build), args.findings, args.keys)
+        return
     root = Path(tempfile.mkdtemp(prefix="bench-facts-"))
     try:
-        repo, db = build(root, args.findings, args.keys)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "SWARM_DB": str(db)}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # built by a child process, so this one stays small
+        timed([sys.executable, __file__, "--build", str(root), "--findings", str(args.findings),
+               "--keys", str(args.keys)], env)  # fmt: skip
+        repo, db = root / "repo", root / "lab.db"
+        env["SWARM_DB"] = str(db)
         py = sys.executable
-        # each probe in its own process: the RSS high-water mark of RUSAGE_CHILDREN only grows,
-        # so the floor (the smallest) runs first and each later peak is its own or larger
-        floor_s, floor_mb, _ = timed([py, "-c", PROBES["floor"], str(db)], env)
-        rec_s, rec_mb, counts = timed([py, "-c", PROBES["reconcile"], str(db), str(repo)], env)
+        floor_s, floor_mb, _ = probe("floor", env, str(db))
+        rec_s, rec_mb, counts = probe("reconcile", env, str(db), str(repo))
         cli = [py, "-m", "swarm.cli"]
-        list_s, _, listed = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
+        list_s, listed = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
         conflicts = json.loads(listed)["conflicts"]
         target = next(c for c in conflicts if len(c["sides"]) > 1)
         accept = target["sides"][0]["findings"][0]
-        resolve_s, _, _ = timed(
+        resolve_s, _ = timed(
             [*cli, "triage", "resolve", target["id"], "--accept", accept, "--reason",
              "bench: the first side", "--by", "bench", "--json"], env, cwd=repo,
         )  # fmt: skip
-        again_s, _, _ = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
+        again_s, _ = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
         keys, n_conflicts = (int(x) for x in counts.split())
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -230,6 +242,7 @@ def main() -> None:
         "reconcile_s": round(rec_s, 2),
         "reconcile_over_floor": round(rec_s / floor_s, 1),
         "reconcile_peak_rss_mb": round(rec_mb, 0),
+        "floor_peak_rss_mb": round(floor_mb, 0),
         "triage_list_s": round(list_s, 2),
         "triage_resolve_s": round(resolve_s, 2),
         "triage_list_after_resolve_s": round(again_s, 2),

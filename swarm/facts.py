@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swarm import SCHEMA_VERSION, atomic
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
@@ -161,9 +162,17 @@ def schema_text() -> str:
 
 
 def facts_text(facts: FactsFile) -> str:
+    """Sorted keys, one fact or conflict per line: a diff shows what changed, and the C encoder
+    writes it (an indented dump goes through Python's, a third of a pass at 100k findings)."""
+    data = facts.model_dump(mode="json")
+
+    def rows(items: list[Any]) -> str:
+        lines = [json.dumps(item, sort_keys=True, ensure_ascii=False) for item in items]
+        return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+
     return (
-        json.dumps(facts.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
-        + "\n"
+        f'{{"conflicts": {rows(data["conflicts"])},\n"facts": {rows(data["facts"])},\n'
+        f'"schema_version": {data["schema_version"]}}}\n'
     )
 
 
