@@ -196,7 +196,7 @@ MIGRATIONS: tuple[tuple[str, Step], ...] = (
         "0004_findings_by_kind",
         # triage reads the decisions and a stamp of the claims (count, newest) without scanning
         # every finding's body (issue #16: triage at 100k findings in under half a second)
-        "CREATE INDEX findings_by_kind ON findings(kind, observed_at)",
+        "CREATE INDEX IF NOT EXISTS findings_by_kind ON findings(kind, observed_at)",
     ),
 )
 
@@ -341,7 +341,10 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
         + PG_SEARCH["log"][1]
         + "))",
     ),
-    ("0004_findings_by_kind", "CREATE INDEX findings_by_kind ON findings(kind, observed_at)"),
+    (
+        "0004_findings_by_kind",
+        "CREATE INDEX IF NOT EXISTS findings_by_kind ON findings(kind, observed_at)",
+    ),
 )
 
 # Every table a lab copy moves, in the order a copy must fill them (a row's references first),
