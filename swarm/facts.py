@@ -278,9 +278,7 @@ def _split_ids(findings: Sequence[Finding]) -> tuple[str, ...]:
 
 def save_basis(folder: Path, cache: TriageCache) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (BASIS + ".tmp")
-    tmp.write_text(cache.model_dump_json(), encoding="utf-8")
-    tmp.replace(folder / BASIS)  # atomic: a reader sees the old cache or the new one
+    atomic.write_text(folder / BASIS, cache.model_dump_json())  # a reader sees old or new
 
 
 def decisions(store: Store) -> list[Finding]:
