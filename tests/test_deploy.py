@@ -399,3 +399,37 @@ def test_memlock_refused_for_lack_of_cap_sys_resource_names_the_setting_and_fix(
         pytest.skip("this Docker engine may raise memlock; the refusal cannot be shown here")
     message = json.loads(proc.stdout)["error"]["message"]
     assert "memlock_unlimited = false" in message and "CAP_SYS_RESOURCE" in message
+
+
+def _compose_v2() -> str | None:
+    """A Compose v2 binary: SWARM_COMPOSE (.ci/run extracts one), else docker-compose on PATH
+    when it says v2."""
+    for candidate in (os.environ.get("SWARM_COMPOSE"), shutil.which("docker-compose")):
+        if candidate and Path(candidate).exists():
+            out = subprocess.run([candidate, "version"], capture_output=True, text=True).stdout
+            if "v2." in out:
+                return candidate
+    return None
+
+
+def test_generated_compose_files_load_in_docker_compose_v2(tmp_path: Path) -> None:
+    compose = _compose_v2()
+    if compose is None:
+        pytest.skip("no Docker Compose v2 binary (SWARM_COMPOSE; .ci/run extracts one)")
+    a = vllm(tmp_path / "a", name="a", gpu_memory_gb=40.0, secret_env=["HF_TOKEN"])
+    b = vllm(tmp_path / "b", name="b", platform="sglang", gpu_memory_gb=30.0, port=8001)
+    gen = swarm(str(a), str(b), "--shared-tenancy", "--generate", "--gpu-total-gb", "96")
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    for folder in (a, b):
+        text = (folder / "compose.yaml").read_text()
+        assert deploy.COMPOSE_CHECKED_WITH in text
+        done = subprocess.run([compose, "-f", str(folder / "compose.yaml"), "config", "--quiet"],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_process_runtime_has_no_compose_file_to_generate(tmp_path: Path) -> None:
+    folder = vllm(tmp_path / "p", platform="transformers", runtime="process")
+    cfg = deploy.load_config(folder).model_copy(update={"image": None})
+    with pytest.raises(InvalidInput, match="no container to compose"):
+        deploy.write_compose(tmp_path / "p", cfg, deploy.plan(cfg, 96.0))

@@ -158,6 +158,34 @@ def test_swarm_work_deploys_benchmarks_reconciles_and_leaves_no_container(
 
 
 @pytest.mark.docker
+def test_a_failed_deploy_reports_its_last_log_lines_and_cites_the_seeds_known_failure(
+    engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_AbCdEfGhIjKlMnOpQr")  # the server prints it: redacted
+    book = (REPO / "recipes/engines.toml").read_text()
+    known = book[book.index("[[known_failure]]") : book.index("[[model]]")]  # the lab's own list
+    repo, db = lab(tmp_path, DOCKER_RECIPE + known), tmp_path / "lab.db"
+    crash = ["/bin/busybox", "sh", "-c", "echo 'triton OutOfResources: out of resource: shared memory, "
+             "Required: 135168, Hardware limit: 101376' >&2; echo \"token $HF_TOKEN\" >&2; exit 1"]  # fmt: skip
+    overrides = {"command": crash, "gpu": False, "memlock_unlimited": False, "shm_size": "64m",
+                 "ready_timeout_s": 30.0, "ipc_host": False}  # fmt: skip
+    deploy_id, _ = queue_loop(repo, db,
+        {"gpu": "Test GPU", "model": "tiny", "platform": "vllm", "deploy": overrides},
+        {"gpu": "Test GPU", "model": "tiny", "platform": "vllm"})  # fmt: skip
+    summary = run(repo, "work", "--until-idle", "--no-maintenance", "--kind", "deploy",
+                  "--gpu", GPU, db=db)  # fmt: skip
+    assert [(t["kind"], t["status"]) for t in summary["ran"]] == [("deploy", "failed")], summary
+    result = run(repo, "show", deploy_id, db=db)["results"][-1]
+    assert "out of resource: shared memory" in result["payload"]["error"]
+    assert "hf_AbCdEfGhIjKlMnOpQr" not in json.dumps(result)  # redacted
+    assert result["payload"]["known_failure"] == "workaround.qwen3-next-nvfp4.sglang"
+    findings = run(repo, "finding", "ls", "--predicate", "deploy_known_failure", db=db)
+    listed = findings if isinstance(findings, list) else findings.get("findings", [])
+    assert [f["value"] for f in listed] == ["workaround.qwen3-next-nvfp4.sglang"], findings
+    assert not engine.containers.list(all=True, filters={"label": f"swarm.deploy={deploy_id}"})
+
+
+@pytest.mark.docker
 def test_sigterm_during_the_readiness_wait_leaves_no_container(engine: Any, tmp_path: Path) -> None:
     folder = tmp_path / "slow"
     folder.mkdir()

@@ -121,11 +121,10 @@ def endpoint_in(payload: dict[str, Any]) -> str | None:
 
 
 def config_from_spec(spec: dict[str, Any], endpoint: str) -> BenchConfig:
-    kind, served = (
-        probe(endpoint)
-        if spec.get("server_kind", "auto") == "auto"
-        else (spec["server_kind"], None)
-    )
+    # The served name comes from /v1/models even when the kind is given: a server pinned to one
+    # model (transformers serve MODEL_DIR) refuses any other name with HTTP 400.
+    detected, served = probe(endpoint)
+    kind = detected if spec.get("server_kind", "auto") == "auto" else spec["server_kind"]
     model = spec.get("served_model_name") or served or spec.get("model") or "default"
     options = {k: spec[k] for k in BENCH_KEYS if spec.get(k) is not None}
     lab = {k: spec[k] for k in ("model", "gpu", "arch", "platform", "quant", "tp", "params", "model_type", "vram_gb")

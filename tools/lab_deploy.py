@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from swarm.atomic import write_text
 from swarm.findings import Evidence, EvidenceKind, NewFinding
 from swarm.jobs import JobResult, JobSpec
 from swarm.models import Task
@@ -64,7 +65,7 @@ def render(folder: Path, resolution: Resolution) -> Path:
     header = (
         f"# Rendered by swarm work for {resolution.task_id} from {RECIPES} and the task spec.\n"
     )
-    path.write_text(header + tomli_w.dumps(body), encoding="utf-8")
+    write_text(path, header + tomli_w.dumps(body))  # whole or absent, never half-written
     return path
 
 
@@ -128,10 +129,40 @@ def deploy_job(job: JobSpec) -> JobResult:
         "endpoint": deployment.endpoint,
         "deployment": record,
         "keep": resolution.keep,
-        "engine_version": bench_lab.server_version(deployment.endpoint),
+        "engine_version": bench_lab.server_version(deployment.endpoint) or local_version(cfg),
         "gpus": inventory.model_dump(mode="json"),
     }
     return JobResult(status="done", payload=payload, note=resolution.image_note)
+
+
+# The Python distribution of each engine, for a local process whose server has no /version.
+ENGINE_DISTS = {"transformers": "transformers", "vllm": "vllm", "sglang": "sglang",
+                "tensorrt-llm": "tensorrt_llm"}  # fmt: skip
+
+
+def local_version(cfg: deploy.DeployConfig) -> str | None:
+    """The engine's version for the process runtime, from the interpreter its executable runs
+    (read from the script's #! line; else this interpreter): transformers serve has no /version."""
+    import shutil
+    import subprocess
+    import sys
+
+    dist = ENGINE_DISTS.get(cfg.platform)
+    if cfg.runtime != "process" or dist is None:
+        return None
+    python = sys.executable
+    exe = shutil.which(cfg.command[0] if cfg.command else dist.replace("_", "-"))
+    if exe:
+        with open(exe, "rb") as head:
+            first = head.readline().decode(errors="replace").strip()
+        if first.startswith("#!") and "python" in first:
+            python = first[2:].split()[0]
+    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return f"{dist} {done.stdout.strip()}" if done.returncode == 0 and done.stdout.strip() else None
 
 
 def teardown(payload: dict[str, Any]) -> str | None:

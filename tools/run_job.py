@@ -25,6 +25,9 @@ def main(folder: Path) -> int:
     except Exception as exc:  # the failure is the job's result, with the traceback in log.txt
         traceback.print_exc()
         result = JobResult(status="failed", note=f"{type(exc).__name__}: {exc}"[:500])
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM unwound by the executor: what it
+        # started was cleaned up on the way out; the result says it was stopped, not that it broke
+        result = JobResult(status="failed", note=f"stopped by a signal ({exc or 'SIGINT'})")
     result = result.model_copy(update={"seconds": round(time.monotonic() - start, 2)})
     write_result(folder, result)
     print(f"job {spec.task_id} {result.status} in {result.seconds} s", flush=True)
