@@ -45,7 +45,12 @@ class FactStatus(StrEnum):
 
 
 ConflictReason = Literal[
-    "numeric disagreement", "value disagreement", "physically implausible", "claim vs measurement"
+    "numeric disagreement",
+    "value disagreement",
+    "physically implausible",
+    "claim vs measurement",
+    "possible alias",  # two names of one checkpoint? accepting a side records the alias
+    "unknown spelling",  # a GPU, platform or quant no registry knows: rules cannot check it
 ]
 
 
@@ -569,6 +574,84 @@ def _claims_vs_measurements(by_key: Mapping[str, Sequence[Claim]]) -> list[Confl
 
 
 MEASURED = ("decode_tps_single_stream", "throughput_tps_batched")
+QUANT_TOKENS = re.compile(
+    r"(?<![a-z0-9])(nv-?fp4|mx-?fp4|fp4|fp8|int4|int8|awq|gptq|w4a16|w8a8|bf16|fp16|4-?bit)(?![a-z0-9])"
+)
+
+
+def _stem(model: str) -> str:
+    """A model name without its quant-token spelling: 'qwen3-30b-a3b-nvfp4' -> 'qwen3-30b-a3b'."""
+    return re.sub(r"-+", "-", QUANT_TOKENS.sub("", model)).strip("-")
+
+
+def _possible_aliases(by_key: Mapping[str, Sequence[Claim]]) -> list[Conflict]:
+    """Model names equal once quant tokens, org prefixes and case are dropped, measured on the
+    same scope: one checkpoint under two names? A question for a person, never a merge."""
+    groups: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for key, claims in by_key.items():
+        c = claims[0]
+        if c.predicate.subject != "model" or not any(x.tier for x in claims):
+            continue
+        scope = json.dumps(c.scope, sort_keys=True)
+        groups[(scope, _stem(c.subject))][c.subject].append(key)
+    out = []
+    for (scope, _), names in sorted(groups.items()):
+        if len(names) < 2:
+            continue
+        keys = sorted(k for n in names for k in names[n])
+        sides = tuple(
+            _side([c for k in names[n] for c in by_key[k] if c.tier], note=n) for n in sorted(names)
+        )
+        out.append(
+            Conflict(
+                id=conflict_id(keys, "possible alias"),
+                keys=tuple(keys),
+                reason="possible alias",
+                explanation=(
+                    f"{' and '.join(sorted(names))} differ only in how the quant is spelled, "
+                    f"measured on the same scope ({_scope_words(json.loads(scope))}): one "
+                    f"checkpoint under {len(names)} names? Accepting a side records the others "
+                    "as its aliases in facts/aliases.toml; rejecting says they differ."
+                ),
+                sides=sides,
+            )
+        )
+    return out
+
+
+def _unknown_spellings(by_key: Mapping[str, Sequence[Claim]], reg: Registries) -> list[Conflict]:
+    """GPU, platform and quant spellings no registry knows: the rules that need them (decode
+    bound, memory) cannot check these findings, so a person is asked instead of a silent skip."""
+    unknown: dict[tuple[str, str], list[Claim]] = defaultdict(list)
+    for claims in by_key.values():
+        for c in claims:
+            for field in ("gpu", "platform", "quant"):
+                value = c.finding.scope.get(field)
+                if isinstance(value, str) and not reg.known(field, value):
+                    unknown[(field, value)].append(c)
+            kind = c.predicate.subject
+            if kind in ("gpu", "platform") and not reg.known(kind, c.finding.subject):
+                unknown[(kind, c.finding.subject)].append(c)
+    out = []
+    for (field, spelling), claims in sorted(unknown.items()):
+        keys = sorted({c.key for c in claims})
+        where = {"gpu": "facts/hardware.toml (or an alias in facts/aliases.toml)"}.get(
+            field, "facts/aliases.toml"
+        )
+        out.append(
+            Conflict(
+                id=conflict_id([f"{field}={spelling}"], "unknown spelling"),
+                keys=tuple(keys),
+                reason="unknown spelling",
+                explanation=(
+                    f"{field} {spelling!r} is in no registry ({len(claims)} finding"
+                    f"{'s' if len(claims) != 1 else ''}): the rules that need it cannot check "
+                    f"them. Add it to {where}, or reject it as a typo."
+                ),
+                sides=(_side(claims, note=f"{field}={spelling}"),),
+            )
+        )
+    return out
 
 
 def _measured_deployments(
@@ -897,6 +980,9 @@ def _reconcile(
                         "decided_by": "rule: claim vs measurement",
                     }
                 )
+
+    for extra in [*_possible_aliases(by_key), *_unknown_spellings(by_key, reg)]:
+        conflicts[extra.id] = extra  # questions for a person; the facts keep their status
 
     for serves, measured in _measured_deployments(by_key, facts):
         cid = facts[serves].conflict

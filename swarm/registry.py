@@ -234,3 +234,30 @@ class Registries(Model):
             if isinstance(name, str)
             else None
         )
+
+
+def add_aliases(folder: Path, table: str, aliases: dict[str, str]) -> list[str]:
+    """Record spellings in facts/aliases.toml's [table] (text edited in place, comments kept,
+    written atomically); returns the lines added. A spelling already there is left as it is."""
+    from swarm import atomic
+
+    path = folder / "aliases.toml"
+    text = path.read_text(encoding="utf-8")
+    known = Aliases.model_validate(tomllib.loads(text))
+    have = getattr(known, table)
+    lines = [
+        f'{_norm(alias)} = "{canonical}"'
+        for alias, canonical in sorted(aliases.items())
+        if _norm(alias) not in have and _norm(alias) != canonical
+    ]
+    if not lines:
+        return []
+    header = f"[{table}]\n"
+    if header in text:
+        at = text.index(header) + len(header)
+        text = text[:at] + "".join(line + "\n" for line in lines) + text[at:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + header + "".join(line + "\n" for line in lines)
+    Aliases.model_validate(tomllib.loads(text))  # never write a table the next load refuses
+    atomic.write_text(path, text)
+    return lines

@@ -14,6 +14,7 @@ from swarm.findings import Decision, Finding, NewFinding, add_findings, all_find
 from swarm.limits import STORED
 from swarm.models import iso
 from swarm.reconcile import Conflict
+from swarm.registry import add_aliases
 from swarm.store import Conn, Store
 
 Action = Literal["accept", "reject", "split", "defer"]
@@ -83,6 +84,8 @@ def decide(
     if action == "split":
         judged = [fid for side in conflict.sides for fid in side.findings]
         split_by = _check_split(conflict, split_by, findings_by_id(store, judged))
+    if action == "accept" and conflict.reason == "possible alias":
+        _record_alias(repo, conflict, set(accept))
     decision = Decision(
         conflict=conflict_id,
         action=action,
@@ -93,6 +96,16 @@ def decide(
         by=by,
     )
     return _record(store, decision, now)
+
+
+def _record_alias(repo: Path, conflict: Conflict, accept: set[str]) -> None:
+    """Accepting a side of a possible alias: the other sides' names become its aliases."""
+    chosen = [side for side in conflict.sides if accept & set(side.findings)]
+    if len(chosen) != 1 or chosen[0].note is None:
+        raise InvalidInput("accept findings of exactly one side: its name is the one kept")
+    keep = chosen[0].note
+    others = {side.note: keep for side in conflict.sides if side.note and side.note != keep}
+    add_aliases(repo / "facts", "model", others)
 
 
 def undo(store: Store, decision_id: str, reason: str, by: str, now: datetime) -> Finding:

@@ -430,3 +430,21 @@ def test_a_failed_deployment_with_measured_throughput_disputes_both() -> None:
         conflict.explanation
     )
     assert {f.status for f in out.facts} == {FactStatus.disputed}
+
+
+def test_names_equal_but_for_the_quant_spelling_on_one_scope_are_a_possible_alias() -> None:
+    fp4 = claim(38.6, subject="nvidia/Qwen3-30B-A3B-FP4")
+    nvfp4 = claim(60.1, subject="Qwen3-30B-A3B-NVFP4")
+    other = claim(20.0, subject="Qwen3-30B-A3B-NVFP4", scope={**SCOPE, "gpu": "RTX 4090"})
+    out = run([fp4, nvfp4, other])
+    (alias,) = [c for c in out.conflicts if c.reason == "possible alias"]
+    assert "qwen3-30b-a3b-fp4 and qwen3-30b-a3b-nvfp4" in alias.explanation
+    assert sorted(side.note for side in alias.sides) == ["qwen3-30b-a3b-fp4", "qwen3-30b-a3b-nvfp4"]
+    assert {f.status for f in out.facts} == {FactStatus.verified}  # a question, not a dispute
+
+
+def test_an_unknown_gpu_platform_or_quant_spelling_is_a_triage_item_not_a_skip() -> None:
+    odd = claim(500.0, scope={**SCOPE, "gpu": "RTX A6000", "platform": "tensorrt", "quant": "NF4"})
+    reasons = [c.explanation.split(" is in")[0] for c in run([odd]).conflicts]
+    assert sorted(reasons) == ["gpu 'RTX A6000'", "platform 'tensorrt'", "quant 'NF4'"]
+    assert run([claim(100.0)]).conflicts == ()  # known spellings ask nothing

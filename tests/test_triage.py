@@ -113,3 +113,15 @@ def test_the_triage_cache_answers_what_a_full_pass_would(
     new = seed_findings(lab)[0].model_copy(update={"statement": "a newer claim"})
     add_findings(store, [new], "agent-z", T0)  # a new claim: the cache no longer holds
     assert triage.conflicts(store, lab, cache) == full()
+
+
+def test_accepting_a_possible_alias_records_it_in_the_alias_table(lab: Path) -> None:
+    store = open_store(os.environ["SWARM_DB"])
+    alias = next(c for c in triage.conflicts(store, lab) if c.reason == "possible alias")
+    keep = next(side for side in alias.sides if side.note and "nvfp4" in side.note)
+    triage.decide(store, lab, alias.id, "accept", "one checkpoint", "Dana", T0, keep.findings[:1])
+    table = (lab / "facts" / "aliases.toml").read_text()
+    dropped = next(side.note for side in alias.sides if side is not keep)
+    assert f'{dropped} = "{keep.note}"' in table and "# Spellings of the same entity" in table
+    after = facts.run(store, lab, write=False).facts
+    assert alias.id not in {c.id for c in after.conflicts}  # one name now: the keys merged
