@@ -887,6 +887,10 @@ def cmd_work(ctx: Context) -> None:
         return
     load_catalog(ctx.store, repo / "tasks", _now())
     queued = [] if a.no_maintenance else _maintenance_tasks(ctx, kinds)
+    if a.runtime:  # the jobs are processes: they read it from their environment
+        from tools.lab_deploy import RUNTIME_ENV
+
+        os.environ[RUNTIME_ENV] = a.runtime
     declared = tuple(_parse_gpu(text, i) for i, text in enumerate(a.gpu or []))
     caps = detect(gpus=declared) if declared else detect()
     names = [f"{a.name or 'work'}-{socket.gethostname()}-{i}" for i in range(a.agents)]
@@ -985,7 +989,7 @@ def _task_deployment(ctx: Context) -> Any:
     if task.kind != "deploy":
         raise InvalidInput(f"{a.task} is a {task.kind} task, not a deploy task")
     inventory = NvmlSource().read()
-    resolution = lab_deploy.resolve_task(task, _repo(), inventory, arch=a.arch)
+    resolution = lab_deploy.resolve_task(task, _repo(), inventory, arch=a.arch, runtime=a.runtime)
     if resolution.config is None:
         raise InvalidInput(f"{a.task} has no plan; missing: " + "; ".join(resolution.missing))
     cfg = resolution.config
@@ -1545,6 +1549,11 @@ def build_parser() -> Parser:
     )
     p.add_argument("--name", help="agent name prefix (default: work)")
     p.add_argument(
+        "--runtime",
+        choices=["docker", "process"],
+        help="start every deployment this way, whatever its recipe says (process: no Docker here)",
+    )
+    p.add_argument(
         "--gpu",
         action="append",
         metavar="NAME:ARCH:GB",
@@ -1568,6 +1577,11 @@ def build_parser() -> Parser:
         help="a deploy task instead: its plan from recipes/engines.toml + its spec + this host's GPU",
     )
     p.add_argument("--arch", help="with --task: plan for this GPU architecture (e.g. sm_120)")
+    p.add_argument(
+        "--runtime",
+        choices=["docker", "process"],
+        help="with --task: override the recipe's runtime",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--dry-run", action="store_true", help="print the exact plan; touch nothing")
     how.add_argument(

@@ -748,7 +748,7 @@ def test_input_len_counts_tokens_with_a_tokenizer_and_says_words_without(tmp_pat
     text = benchmark.prompt(37, random.Random(1), tokens)
     assert len(tokens[0](text)) == 37
     config = benchmark.BenchConfig(endpoint="http://127.0.0.1:1", model="m")
-    assert config.input_unit == "words"
+    assert config.input_unit == "words" and config.model_dump()["input_unit"] == "words"
     assert config.model_copy(update={"tokenizer": str(tmp_path)}).input_unit == "tokens"
 
 

@@ -116,6 +116,11 @@ def test_swarm_deploy_task_dry_run_prints_the_plan_or_what_is_missing(tmp_path: 
         REPO, "deploy", "--task", tasks["Qwen2.5-32B-Instruct-AWQ"], "--dry-run", "--json", env=env
     )
     assert "unpinned" in json.loads(vllm.stdout)["resolution"]["image_note"]
+    local = run_swarm(REPO, "deploy", "--task", tasks["Qwen2.5-32B-Instruct-AWQ"], "--dry-run",
+                      "--runtime", "process", "--json", env=env)  # fmt: skip
+    body = json.loads(local.stdout)
+    assert body["resolution"]["runtime"] == "process" and body["plan"]["image"] is None
+    assert body["plan"]["command"][:3] == ["vllm", "serve", "Qwen/Qwen2.5-32B-Instruct-AWQ"]
     missing = run_swarm(
         REPO, "deploy", "--task", tasks["Qwen3-14B-FP4"], "--dry-run", "--json", env=env
     )

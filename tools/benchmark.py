@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from tools.bench_client import Connection, RequestRecord, Target, request_body
 from tools.bench_vllm import vllm_result
@@ -126,12 +126,15 @@ class BenchConfig(BaseModel):
         description="what was measured: model, params, type, quant, platform, gpu, arch, tp, vram_gb",
     )
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented stacking
     @property
     def request_timeout_s(self) -> float:
+        """The per-request timeout in force, written into the report."""
         if self.timeout_s is not None:
             return self.timeout_s
         return TIMEOUT_FLOOR_S + TIMEOUT_PER_TOKEN_S * self.output_len
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented stacking
     @property
     def input_unit(self) -> str:
         """What `input_len` counts: tokens when a tokenizer sizes the prompt, else words."""

@@ -8,11 +8,13 @@ so what the dry run prints is what the worker starts.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
 
 from swarm.atomic import write_text
+from swarm.errors import InvalidInput
 from swarm.findings import Evidence, EvidenceKind, NewFinding
 from swarm.jobs import JobResult, JobSpec
 from swarm.models import Task
@@ -36,15 +38,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+RUNTIME_ENV = "SWARM_DEPLOY_RUNTIME"  # docker or process: overrides every recipe's runtime
+
+
 def resolve_task(
-    task: Task, repo: Path, inventory: Inventory, arch: str | None = None, port: int = 8000
+    task: Task,
+    repo: Path,
+    inventory: Inventory,
+    arch: str | None = None,
+    port: int = 8000,
+    runtime: str | None = None,
 ) -> Resolution:
     """The task against the recipe book: the arch is the flag's, else this host's GPU matching
     the task, else the task's own requirement (a dry run on a host without that GPU)."""
     book = load_book(repo / RECIPES)
     wanted = task.requires.arch or task.spec.get("arch")
     chosen = arch or host_arch(inventory, wanted) or wanted
-    return resolve(book, task.id, task.spec, chosen, port)
+    if runtime not in (None, "docker", "process"):
+        raise InvalidInput(f"runtime is docker or process, not {runtime!r}")
+    return resolve(book, task.id, task.spec, chosen, port, runtime)  # type: ignore[arg-type]
 
 
 def gpu_total_gb(inventory: Inventory, gpus: tuple[str, ...]) -> float | None:
@@ -103,7 +115,9 @@ def deploy_job(job: JobSpec) -> JobResult:
     task = queue.get_task(open_store(job.db), job.task_id)
     repo, folder = Path(job.repo), Path(job.lab_dir) / "jobs" / job.task_id
     inventory = NvmlSource().read()
-    resolution = resolve_task(task, repo, inventory, port=free_port())
+    # `swarm work --runtime` reaches its jobs through their environment (they are processes)
+    runtime = os.environ.get(RUNTIME_ENV) or None
+    resolution = resolve_task(task, repo, inventory, port=free_port(), runtime=runtime)
     base: dict[str, Any] = {"resolution": resolution.model_dump(mode="json")}
     if resolution.config is None:
         note = "no plan for this deployment; missing: " + "; ".join(resolution.missing)
