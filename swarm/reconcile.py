@@ -149,6 +149,9 @@ class Canon:
         self._keys: dict[tuple[object, ...], str] = {}
         self._scopes: dict[tuple[tuple[str, Scalar], ...], dict[str, Scalar]] = {}
         self.bounds: dict[tuple[Scalar | None, ...], float | None] = {}
+        # a model's parameter count as other findings (the catalog's) give it, for the
+        # findings that do not say (a local run reports throughput, not the model's size)
+        self.params: dict[str, Scalar] = {}
 
     def name(self, field: str, value: Scalar) -> Scalar:
         found = self._names.get((field, value))
@@ -255,13 +258,18 @@ def _active_params_b(params: Scalar | None) -> float | None:
     return float(number) / (1000 if unit == "M" else 1)
 
 
+def _params(claim: Claim, canon: Canon) -> Scalar | None:
+    own = claim.finding.attributes.get("params")
+    return own if own is not None else canon.params.get(claim.subject)
+
+
 def decode_bound(claim: Claim, canon: Canon) -> float | None:
     """Single-stream decode cannot beat memory bandwidth x TP / bytes of weights read per token."""
     tp = claim.scope.get("tp", 1)
     memo = (
         claim.scope.get("gpu"),
         claim.scope.get("quant", ""),
-        claim.finding.attributes.get("params"),
+        _params(claim, canon),
         tp if isinstance(tp, int) and not isinstance(tp, bool) else 1,
     )
     if memo not in canon.bounds:
@@ -288,13 +296,25 @@ def _plausibility(claim: Claim, canon: Canon) -> list[str]:
             assert gpu is not None
             problems.append(
                 f"{_fmt(value)} tokens/s cannot be single-stream decode: {claim.scope.get('gpu')} reads "
-                f"{gpu.bandwidth_gb_s:g} GB/s, and {claim.finding.attributes.get('params')} parameters at "
+                f"{gpu.bandwidth_gb_s:g} GB/s, and {_params(claim, canon)} parameters at "
                 f"{claim.scope.get('quant')} allow at most {bound:.1f} tokens/s at TP {claim.scope.get('tp', 1)}"
             )
     if "efficiency_at_most_100" in rules and isinstance(value, int | float) and value > 100:
         problems.append(
             f"scaling efficiency of {_fmt(value)}% is above 100%: batching cannot beat perfect scaling"
         )
+    if "efficiency_at_most_100" in rules and isinstance(value, int | float) and value < 0:
+        problems.append(f"scaling efficiency of {_fmt(value)}% is below 0: no throughput is")
+    vram = claim.finding.attributes.get("vram_gb")
+    if "vram_within_memory" in rules and isinstance(vram, int | float) and vram > 0:
+        gpu = reg.hardware.gpu.get(str(claim.scope.get("gpu")))
+        tp = claim.scope.get("tp", 1)
+        gpus = tp if isinstance(tp, int) and not isinstance(tp, bool) and tp > 0 else 1
+        if gpu is not None and vram > gpu.memory_gb * gpus + 0.5:
+            problems.append(
+                f"the run used {_fmt(vram)} GB of VRAM, but {gpus}x {claim.scope.get('gpu')} "
+                f"hold{'s' if gpus == 1 else ''} {gpu.memory_gb * gpus:g} GB"
+            )
     if "hardware_registry" in rules and isinstance(value, int | float):
         gpu = reg.hardware.gpu.get(claim.subject)
         if gpu is not None and abs(gpu.memory_gb - value) > claim.predicate.tolerance_abs:
@@ -654,6 +674,44 @@ def _unknown_spellings(by_key: Mapping[str, Sequence[Claim]], reg: Registries) -
     return out
 
 
+def _batched_below_single(
+    by_key: Mapping[str, Sequence[Claim]], facts: Mapping[str, Fact]
+) -> list[Conflict]:
+    """Batched throughput below single-stream decode at the same scope: one of them is wrong
+    (batching adds streams; it cannot lower the total)."""
+    single = {}
+    for key, claims in by_key.items():
+        c = claims[0]
+        if c.finding.predicate == "decode_tps_single_stream":
+            single[(c.subject, json.dumps(c.scope, sort_keys=True))] = key
+    out = []
+    for key, claims in by_key.items():
+        c = claims[0]
+        if c.finding.predicate != "throughput_tps_batched":
+            continue
+        other = single.get((c.subject, json.dumps(c.scope, sort_keys=True)))
+        if other is None:
+            continue
+        b, s_ = facts[key].value, facts[other].value
+        if not (isinstance(b, int | float) and isinstance(s_, int | float)):
+            continue
+        if b < s_ * (1 - c.predicate.tolerance_rel):
+            out.append(
+                Conflict(
+                    id=conflict_id([key, other], "physically implausible"),
+                    keys=tuple(sorted([key, other])),
+                    reason="physically implausible",
+                    explanation=(
+                        f"batched throughput {_fmt(b)} tokens/s is below single-stream "
+                        f"{_fmt(s_)} tokens/s for {c.subject} ({_scope_words(c.scope)}): "
+                        "batching cannot lower the total"
+                    ),
+                    sides=(_side(by_key[other], "single stream"), _side(claims, "batched")),
+                )
+            )
+    return out
+
+
 def _measured_deployments(
     by_key: Mapping[str, Sequence[Claim]], facts: Mapping[str, Fact]
 ) -> list[tuple[str, list[str]]]:
@@ -938,6 +996,13 @@ def _claims(
     findings: Sequence[Finding], checks: Checks, canon: Canon, made: Sequence[Made]
 ) -> dict[str, list[Claim]]:
     claims = [Claim(f, canon, checks) for f in findings if f.kind == "claim"]
+    known: dict[str, set[str]] = defaultdict(set)
+    for c in claims:
+        given = c.finding.attributes.get("params")
+        if c.predicate.subject == "model" and isinstance(given, str | int | float):
+            known[c.subject].add(str(given))
+    # the smallest spelling when findings differ: deterministic, whatever the input order
+    canon.params = {model: min(values) for model, values in known.items()}
     split = _splits(made, {c.finding.id: c.base_key for c in claims})
     for claim in claims:
         if claim.base_key in split:
@@ -983,6 +1048,17 @@ def _reconcile(
 
     for extra in [*_possible_aliases(by_key), *_unknown_spellings(by_key, reg)]:
         conflicts[extra.id] = extra  # questions for a person; the facts keep their status
+    for conflict in _batched_below_single(by_key, facts):
+        conflicts[conflict.id] = conflict
+        for key in conflict.keys:
+            if facts[key].status == FactStatus.verified:
+                facts[key] = facts[key].model_copy(
+                    update={
+                        "status": FactStatus.disputed,
+                        "conflict": conflict.id,
+                        "decided_by": "rule: physical plausibility",
+                    }
+                )
 
     for serves, measured in _measured_deployments(by_key, facts):
         cid = facts[serves].conflict

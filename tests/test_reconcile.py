@@ -448,3 +448,36 @@ def test_an_unknown_gpu_platform_or_quant_spelling_is_a_triage_item_not_a_skip()
     reasons = [c.explanation.split(" is in")[0] for c in run([odd]).conflicts]
     assert sorted(reasons) == ["gpu 'RTX A6000'", "platform 'tensorrt'", "quant 'NF4'"]
     assert run([claim(100.0)]).conflicts == ()  # known spellings ask nothing
+
+
+def test_scaling_efficiency_below_zero_is_implausible() -> None:
+    out = run([claim(-3.0, predicate="scaling_efficiency_pct", scope={"gpu": "RTX Pro 6000"})])
+    assert "below 0" in out.conflicts[0].explanation
+
+
+def test_a_run_using_more_vram_than_its_gpus_hold_is_implausible() -> None:
+    four = {**SCOPE, "gpu": "RTX 4090", "arch": "sm_89"}
+    out = run([claim(40.0, scope=four, vram_gb=30.0)])
+    assert "30 GB of VRAM, but 1x RTX 4090 holds 24 GB" in out.conflicts[0].explanation
+    assert run([claim(40.0, scope={**four, "tp": 2}, vram_gb=30.0)]).conflicts == ()
+
+
+def test_batched_throughput_below_single_stream_at_one_scope_is_implausible() -> None:
+    single = claim(100.0)
+    batched = claim(40.0, predicate="throughput_tps_batched")
+    out = run([single, batched])
+    (conflict,) = out.conflicts
+    assert conflict.reason == "physically implausible" and "batching cannot lower" in (
+        conflict.explanation
+    )
+    assert {f.status for f in out.facts} == {FactStatus.disputed}
+    assert run([single, claim(1200.0, predicate="throughput_tps_batched")]).conflicts == ()
+
+
+def test_a_run_without_params_is_bounded_by_the_catalogs_params_for_its_model() -> None:
+    spark = {**SCOPE, "gpu": "DGX Spark", "arch": "sm_121"}
+    catalog = claim(5.0, scope=spark, params="70B")
+    bare = claim(39.9, RUN, scope={**spark, "platform": "sglang"}, agent="spark-1")
+    bare = bare.model_copy(update={"attributes": {}})
+    out = run([catalog, bare])
+    assert any("70B parameters" in c.explanation for c in out.conflicts)
