@@ -89,6 +89,12 @@ class RunRecord(Model):
     status: str | None = Field(None, description="the result's status (done, failed)")
     task_state: str | None = None
     agent: str | None = None
+    registered: bool = Field(
+        False, description="the reporting agent registered its hardware (the catalog never does)"
+    )
+    measured: dict[str, str] = Field(
+        default_factory=dict, description="what the task measured: model, gpu, platform, quant"
+    )
     host: str | None = None
     gpus: tuple[RunGpu, ...] = Field((), description="the reporting agent's registered GPUs")
     payload: dict[str, Any] = {}
@@ -130,6 +136,8 @@ class CheckContext:
     gpu_name: Callable[[str], str] = lambda name: name
     gpu_arch: Callable[[str], str | None] = lambda _name: None
     arch_name: Callable[[str], str] = lambda arch: arch
+    model_name: Callable[[str], str] = lambda name: name.lower()
+    subject_kind: Callable[[str], str] = lambda _predicate: "model"
     files: dict[str, _File] = field(default_factory=dict)
     kept: list[int] = field(default_factory=lambda: [0])  # bytes of text files holds now
 
@@ -400,6 +408,21 @@ def _hardware_mismatch(record: RunRecord, finding: Finding, ctx: CheckContext) -
     return None
 
 
+def _other_model(record: RunRecord, finding: Finding, ctx: CheckContext) -> str | None:
+    """The run measured another model than the one the claim is about."""
+    ran = record.measured.get("model")
+    if ran is None:
+        return None
+    about = (
+        finding.subject
+        if ctx.subject_kind(finding.predicate) == "model"
+        else finding.scope.get("model")
+    )
+    if not isinstance(about, str) or ctx.model_name(ran) == ctx.model_name(about):
+        return None
+    return f"the result measured {ran}, not {about}"
+
+
 def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
     record = ctx.run(evidence.locator)
     if record is None:
@@ -426,6 +449,12 @@ def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check
     if record.status != "done" or record.task_state not in (None, "done"):
         state = record.status or "unknown"
         return _context(intact, f"the result is {state}, not done: supports nothing")
+    if not record.registered:
+        who = record.agent or "no one"
+        return _context(intact, f"reported by {who}, no registered agent: not a run done here")
+    other = _other_model(record, finding, ctx)
+    if other:
+        return _context(intact, f"{other}: supports nothing for this claim")
     mismatch = _hardware_mismatch(record, finding, ctx)
     if mismatch:
         return _context(intact, f"{mismatch}: supports nothing for this scope")

@@ -47,15 +47,24 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
     """Every result with what run evidence needs: status, task state, the agent's GPUs."""
     rows = store.read(
         lambda conn: conn.execute(
-            "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities "
+            "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities, t.spec "
             "FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
             "LEFT JOIN agents a ON a.id = r.agent"
         ).fetchall()
     )
     out = {}
-    for rid, task_id, status, agent, payload, state, caps in rows:
+    for rid, task_id, status, agent, payload, state, caps, spec in rows:
         gpus: list[RunGpu] = []
         host = None
+        try:
+            task_spec = json.loads(spec) if spec else {}
+        except ValueError:
+            task_spec = {}
+        measured = {
+            k: str(task_spec[k])
+            for k in ("model", "gpu", "platform", "quant")
+            if isinstance(task_spec, dict) and isinstance(task_spec.get(k), str | int)
+        }
         if caps:
             try:
                 registered = Capabilities.model_validate_json(caps)
@@ -74,8 +83,10 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
             status=status,
             task_state=state,
             agent=agent,
+            registered=caps is not None,
             host=host,
             gpus=tuple(gpus),
+            measured=measured,
             payload=body if isinstance(body, dict) else {},
         )
     return out
@@ -126,6 +137,8 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
     return CheckContext(
         repo=repo,
         run=runs.get,
+        model_name=lambda name: str(reg.canonical("model", name)),
+        subject_kind=lambda predicate: reg.predicate(predicate).subject,
         tolerance=tolerance,
         gpu_name=lambda name: str(reg.canonical("gpu", name)),
         gpu_arch=gpu_arch,

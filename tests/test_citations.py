@@ -34,7 +34,7 @@ def finding(value: Any = 131.0, *evidence: Evidence, **scope: Any) -> Finding:
         id="fd_x",
         agent="a",
         observed_at="2026-11-27T00:00:00.000000Z",
-        subject="s",
+        subject="Qwen3-14B-NVFP4",
         predicate="decode_tps_single_stream",
         scope=scope,
         value=value,
@@ -54,9 +54,11 @@ def repo(tmp_path: Path) -> Path:
 SPARK = RunGpu(name="NVIDIA GB10", arch="sm_121")
 
 
-def record(payload: dict[str, Any], status: str = "done", *gpus: RunGpu) -> RunRecord:
-    return RunRecord(id="res-1", task_id="bench-1", status=status, task_state=status,
-                     agent="spark-1", host="spark", gpus=gpus or (SPARK,), payload=payload)  # fmt: skip
+def record(payload: dict[str, Any], status: str = "done", *gpus: RunGpu, **more: Any) -> RunRecord:
+    fields: dict[str, Any] = {"id": "res-1", "task_id": "bench-1", "status": status,
+                              "task_state": status, "agent": "spark-1", "registered": True,
+                              "host": "spark", "gpus": gpus or (SPARK,), "payload": payload}  # fmt: skip
+    return RunRecord(**{**fields, **more})
 
 
 def ctx(repo: Path, runs: dict[str, RunRecord] | None = None) -> CheckContext:
@@ -121,15 +123,16 @@ def test_a_run_is_local_evidence_only_when_done_measured_equal_and_on_matching_h
     repo: Path,
 ) -> None:
     ev = Evidence(kind="run", locator="res-1", metric="single_tps")
-    good = check(
-        ev, finding(11.0, gpu="DGX Spark"), ctx(repo, {"res-1": record({"single_tps": 11.3})})
-    )
+    same = record({"single_tps": 11.3}, measured={"model": "nvidia/qwen3-14b-nvfp4"})
+    good = check(ev, finding(11.0, gpu="DGX Spark"), ctx(repo, {"res-1": same}))
     assert (good.strength, good.origin) == (Tier.local, "spark-1@spark")  # within 10%
     cases = {
         "no metric": (Evidence(kind="run", locator="res-1"), record({"single_tps": 11.0})),
         "failed": (ev, record({"single_tps": 11.0}, "failed")),
         "GPU-less host": (ev, record({"single_tps": 11.0}, "done", RunGpu(name="cpu"))),
         "another GPU": (ev, record({"single_tps": 11.0}, "done", RunGpu(name="RTX 4090"))),
+        "the catalog's": (ev, record({"single_tps": 11.0}, agent="catalog", registered=False)),
+        "another model": (ev, record({"single_tps": 11.0}, measured={"model": "Qwen3-8B"})),
     }
     for why, (cited, rec) in cases.items():
         out = check(cited, finding(11.0, gpu="DGX Spark"), ctx(repo, {"res-1": rec}))
