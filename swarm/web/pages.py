@@ -90,7 +90,10 @@ class Web:
         self.store, self.repo, self.lab_dir, self.sessions = store, repo, lab_dir, sessions
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters.update(age=_age, value=_value, marked=_marked, pagequery=_page)
-        self.reconciled = views.Reconciled(store, repo) if repo is not None else None
+        # The triage cache the CLI keeps (`swarm triage`): a decision made here checks the
+        # conflict against the last pass instead of running a whole one.
+        self.cache = lab_dir / "facts-cache"
+        self.reconciled = views.Reconciled(store, repo, self.cache) if repo is not None else None
 
     # ------------------------------------------------------------ plumbing
 
@@ -254,6 +257,7 @@ class Web:
                 _now(),
                 accept=accept,
                 split_by=split_by,
+                cache=self.cache,
             )
         except InvalidInput as exc:
             return self.conflicts(request, user, 400, error=str(exc), failed=conflict_id)

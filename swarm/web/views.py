@@ -30,8 +30,8 @@ class Reconciled:
     files change on disk), pages keep getting the last one while a thread reconciles again;
     only the first view, and the first after a decision, waits for a fresh one."""
 
-    def __init__(self, store: Store, repo: Path) -> None:
-        self.store, self.repo = store, repo
+    def __init__(self, store: Store, repo: Path, cache: Path | None = None) -> None:
+        self.store, self.repo, self.cache = store, repo, cache
         self._lock = threading.Lock()  # one reconcile at a time
         self._at = 0.0
         self._version: tuple[Any, ...] | None = None
@@ -50,7 +50,7 @@ class Reconciled:
         with self._lock:
             generation, version = self._generation, self.version()
             started = time.monotonic()
-            outcome = facts.run(self.store, self.repo, write=False)
+            outcome = facts.run(self.store, self.repo, write=False, cache=self.cache)
             decisions = decision_findings(self.store)
             if generation == self._generation:
                 self._outcome, self._version, self._at = outcome, version, time.monotonic()
