@@ -997,20 +997,17 @@ def _task_deployment(ctx: Context) -> Any:
     return resolution, cfg, deploy.plan(cfg, total)
 
 
-def cmd_deploy(ctx: Context) -> None:
-    from tools import deploy
+def _deploy_task(ctx: Context) -> None:
+    """`swarm deploy --task ID`: plan it (--dry-run), start it (docker or process) or stop it
+    (--down), outside the queue: what `swarm work` does with the task, by hand."""
+    from tools import deploy, lab_deploy
 
     a = ctx.args
-    if a.task:
-        if a.dir or a.shared_tenancy or a.generate or a.down:
-            raise UsageError(
-                "--task takes neither directories nor --generate/--down/--shared-tenancy"
-            )
-        resolution, cfg, task_plan = _task_deployment(ctx)
-        if not a.dry_run:
-            raise UsageError(
-                f"--task plans only (--dry-run); `swarm work` runs {a.task} (claim, start, report)"
-            )
+    if a.dir or a.shared_tenancy or a.generate:
+        raise UsageError("--task takes neither directories nor --generate/--shared-tenancy")
+    resolution, cfg, task_plan = _task_deployment(ctx)
+    folder = ctx.settings.lab_dir / "deployments" / a.task
+    if a.dry_run:
         body = {
             "resolution": resolution.model_dump(mode="json"),
             "plan": task_plan.model_dump(mode="json"),
@@ -1020,6 +1017,28 @@ def cmd_deploy(ctx: Context) -> None:
                 json.dumps(body, indent=None if a.json else 2, sort_keys=True), cfg.secret_env
             )
         )
+        return
+    if a.down:
+        stopped = lab_deploy.stop_recorded(folder, cfg)
+        ctx.emit(
+            {"removed": stopped},
+            lambda: "\n".join(f"stopped {n}" for n in stopped) or "nothing was running",
+        )
+        return
+    started = lab_deploy.start(cfg, task_plan, folder)
+    record = json.loads(deploy.to_json(started, cfg.secret_env))
+    ctx.emit(
+        {"deployments": [record]},
+        lambda: f"{started.name}: ready at {started.endpoint} in {started.ready_s} s",
+    )
+
+
+def cmd_deploy(ctx: Context) -> None:
+    from tools import deploy
+
+    a = ctx.args
+    if a.task:
+        _deploy_task(ctx)
         return
     if not a.dir:
         raise UsageError("name a deployment directory, or --task ID")

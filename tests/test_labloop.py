@@ -269,3 +269,50 @@ def test_the_process_runtime_serves_with_transformers_serve_and_tears_it_down(
     assert all(lv["valid"] and lv["token_count_source"] == {"usage": 4} for lv in levels), levels
     fact, _ = reconciled(repo, db)
     assert fact["value"] == bench["single_tps"] > 0
+
+
+def fake_server_spec(port: int) -> dict[str, Any]:
+    """A deploy spec whose server is this repo's fake OpenAI server, as a local process."""
+    command = [sys.executable, "-m", "tools.fake_openai", "--port", str(port), "--itl-s", "0.001"]
+    return {"gpu": "Test GPU", "model": "tiny", "platform": "vllm", "runtime": "process",
+            "deploy": {"command": command, "port": port, "ready_timeout_s": 30.0}}  # fmt: skip
+
+
+def test_the_process_runtime_runs_the_loop_and_stops_its_server(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    repo, db = lab(tmp_path, DOCKER_RECIPE), tmp_path / "lab.db"
+    deploy_id, bench_id = queue_loop(repo, db, fake_server_spec(free_port()),
+        {"gpu": "Test GPU", "model": "tiny", "platform": "vllm", "concurrency": [1, 2],
+         "output_len": 8, "requests": 8, "warmup": 1})  # fmt: skip
+    summary = run(repo, "work", "--until-idle", "--no-maintenance", "--kind", "deploy",
+                  "--kind", "benchmark", "--gpu", GPU, db=db)  # fmt: skip
+    assert [(t["kind"], t["status"]) for t in summary["ran"]] == [
+        ("deploy", "done"),
+        ("benchmark", "done"),
+    ], summary
+    pid = payload_of(repo, db, deploy_id)["deployment"]["pid"]
+    assert payload_of(repo, db, bench_id)["torn_down"] == f"process {pid}" and not _alive(pid)
+
+
+def test_swarm_deploy_task_starts_and_stops_a_deployment_by_hand(tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    repo, db = lab(tmp_path, DOCKER_RECIPE), tmp_path / "lab.db"
+    port = free_port()
+    deploy_id, _ = queue_loop(
+        repo, db, fake_server_spec(port), {"gpu": "Test GPU", "model": "tiny"}
+    )
+    started = run(repo, "deploy", "--task", deploy_id, db=db)
+    (record,) = started["deployments"]
+    try:
+        assert record["endpoint"] == f"http://127.0.0.1:{port}" and _alive(record["pid"])
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{port}/v1/models", timeout=5) as resp:
+            assert json.loads(resp.read())["data"][0]["id"] == "fake"
+    finally:
+        stopped = run(repo, "deploy", "--task", deploy_id, "--down", db=db)
+    assert stopped["removed"] == [f"process {record['pid']}"] and not _alive(record["pid"])
+    assert run(repo, "deploy", "--task", deploy_id, "--down", db=db)["removed"] == []

@@ -110,7 +110,7 @@ def deploy_job(job: JobSpec) -> JobResult:
     A failure carries the last log lines and cites the seed's known failure when they match."""
     from swarm import queue
     from swarm.store import open_store
-    from tools import bench_lab, process_runtime
+    from tools import bench_lab
 
     task = queue.get_task(open_store(job.db), job.task_id)
     repo, folder = Path(job.repo), Path(job.lab_dir) / "jobs" / job.task_id
@@ -126,12 +126,7 @@ def deploy_job(job: JobSpec) -> JobResult:
     render(folder, resolution)
     secrets = list(cfg.secret_env)
     try:
-        plan = deploy.plan(cfg, gpu_total_gb(inventory, cfg.gpus))
-        with deploy.signals_unwind():
-            if cfg.runtime == "process":
-                deployment = process_runtime.up(cfg, plan, folder)
-            else:
-                deployment = deploy.up(cfg, plan)
+        deployment = start(cfg, deploy.plan(cfg, gpu_total_gb(inventory, cfg.gpus)), folder)
     except deploy.DeployFailed as exc:
         message = deploy.redact(str(exc), secrets)
         known, findings = failure_findings(task, load_book(repo / RECIPES), message)
@@ -147,6 +142,35 @@ def deploy_job(job: JobSpec) -> JobResult:
         "gpus": inventory.model_dump(mode="json"),
     }
     return JobResult(status="done", payload=payload, note=resolution.image_note)
+
+
+SERVER_RECORD = "server.json"  # the started server, so that a later --down finds it
+
+
+def start(cfg: deploy.DeployConfig, plan: deploy.Plan, folder: Path) -> deploy.Deployment:
+    """Start the server its runtime's way and wait until ready; a signal on the way removes it.
+    The record lands in folder/server.json."""
+    from tools import process_runtime
+
+    with deploy.signals_unwind():
+        if cfg.runtime == "process":
+            deployment = process_runtime.up(cfg, plan, folder)
+        else:
+            deployment = deploy.up(cfg, plan)
+    write_text(folder / SERVER_RECORD, deploy.to_json(deployment, list(cfg.secret_env)))
+    return deployment
+
+
+def stop_recorded(folder: Path, cfg: deploy.DeployConfig) -> list[str]:
+    """Stop what `start` recorded in folder (or, for a container, whatever carries its name)."""
+    path = folder / SERVER_RECORD
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"name": cfg.name}
+    if cfg.runtime == "docker":
+        record = {"name": cfg.name}
+    stopped = teardown({"deployment": record})
+    if stopped and path.exists():
+        path.unlink()
+    return [stopped] if stopped else []
 
 
 # The Python distribution of each engine, for a local process whose server has no /version.
@@ -185,7 +209,10 @@ def teardown(payload: dict[str, Any]) -> str | None:
 
     record = payload.get("deployment") or {}
     if record.get("runtime") == "process" and record.get("pid"):
-        return f"process {record['pid']}" if process_runtime.stop(int(record["pid"])) else None
+        pid, command = int(record["pid"]), (record.get("plan") or {}).get("command") or []
+        if not process_runtime.is_server(pid, command):  # gone, or its pid reused since
+            return None
+        return f"process {pid}" if process_runtime.stop(pid) else None
     if record.get("name"):
         removed = deploy.down(str(record["name"]))
         return ", ".join(removed) or None

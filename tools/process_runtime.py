@@ -74,6 +74,20 @@ def up(cfg: DeployConfig, p: Plan, folder: Path) -> Deployment:
     )  # fmt: skip
 
 
+def is_server(pid: int, command: list[str]) -> bool:
+    """Whether pid still runs the recorded command (its arguments, in order, whatever wrapper
+    started the interpreter): a teardown must not signal a group that only reused the number."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    args = list(command[1:])
+    if not args:
+        return bool(argv)
+    return any(argv[i : i + len(args)] == args for i in range(len(argv) - len(args) + 1))
+
+
 def stop(pid: int, grace_s: float = 10.0) -> bool:
     """SIGTERM the server's process group, SIGKILL what is left after `grace_s`; False when
     nothing was running."""
