@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.cookiejar import CookieJar
 from typing import Any
 
@@ -211,3 +212,53 @@ def test_what_agents_wrote_is_shown_as_text_never_as_markup(client: Client, site
     for path in (f"/tasks/{added['id']}", "/search?q=SMEM+probe"):
         body = client.request(path)[2]
         assert "&lt;script&gt;" in body and '<script>alert("x")' not in body, path
+
+
+def _issue(lab: weblab.WebLab, name: str, role: str) -> str:
+    """A token of the lab's identity registry (#15) for name with role."""
+    auth = pytest.importorskip("swarm.auth", reason="this swarm has no per-agent tokens")
+    store = open_store(lab.db)
+    try:
+        return str(auth.issue_token(store, name, datetime.now(UTC), auth.Role(role)).token)
+    finally:
+        store.close()
+
+
+def _first_open_conflict(client: Client) -> tuple[str, str]:
+    page = client.request("/conflicts")[2]
+    cid = re.search(r'<article class="conflict" id="(c_[0-9a-f]+)"', page)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert cid and csrf, page
+    return cid.group(1), csrf.group(1)
+
+
+def test_an_agent_token_sees_the_pages_but_cannot_decide(site: Any) -> None:
+    lab, base, _ = site
+    agent = Client(base)
+    agent.login(_issue(lab, "spark-7", "agent"))
+    page = agent.request("/conflicts")[2]
+    assert "Only people decide conflicts" in page and "Record decision" not in page
+    cid, csrf = _first_open_conflict(agent)
+    form = {"csrf": csrf, "action": "defer", "reason": "an agent deciding for itself"}
+    status, _, body = agent.request(f"/conflicts/{cid}/decide", form)
+    assert status == 403 and "spark-7 is an agent" in body
+    decided = [f for f in findings_by_id(open_store(lab.db)).values() if f.kind == "decision"]
+    assert not [f for f in decided if f.agent == "spark-7"]
+
+
+def test_a_person_token_decides_under_the_persons_name_until_revoked(site: Any) -> None:
+    lab, base, _ = site
+    person = Client(base)
+    person.login(_issue(lab, "dana", "person"))
+    cid, csrf = _first_open_conflict(person)
+    form = {"csrf": csrf, "action": "defer", "reason": "dana waits for the TP 2 rerun"}
+    assert person.request(f"/conflicts/{cid}/decide", form)[0] == 303
+    by_id = findings_by_id(open_store(lab.db))
+    (made,) = [f for f in by_id.values() if f.decision and "dana waits" in f.decision.reason]
+    assert made.decision is not None and made.decision.by == "dana"
+    auth = pytest.importorskip("swarm.auth")
+    store = open_store(lab.db)
+    auth.revoke_token(store, "dana")
+    store.close()
+    status, headers, _ = person.request("/conflicts")
+    assert status == 303 and headers["location"].startswith("/login")  # revoked: logged out

@@ -158,3 +158,26 @@ def test_the_board_fits_a_phone(browser: Any, site: Any, artifacts: Path) -> Non
     assert width <= 390  # wide tables scroll inside their box, not the page
     phone.screenshot(path=str(artifacts / "board-phone.png"))
     context.close()
+
+
+def test_an_agent_token_cannot_resolve_a_conflict(page: Any, site: Any) -> None:
+    lab, base, _ = site
+    auth = pytest.importorskip("swarm.auth", reason="this swarm has no per-agent tokens")
+    from datetime import UTC, datetime
+
+    from swarm.store import open_store
+
+    store = open_store(lab.db)
+    token = auth.issue_token(store, "pro-9", datetime.now(UTC), auth.Role.agent).token
+    store.close()
+    log_in(page, base, token, "/conflicts")
+    conflict = page.locator("article.conflict").first
+    assert "Only people decide conflicts" in conflict.inner_text()
+    assert conflict.get_by_role("button", name="Record decision").count() == 0
+    cid = conflict.get_attribute("id")
+    csrf = page.locator('input[name="csrf"]').first.get_attribute("value")
+    forged = page.request.post(  # what a script with the agent's cookie could send
+        f"{base}/conflicts/{cid}/decide",
+        form={"csrf": csrf, "action": "reject", "reason": "an agent deciding for itself"},
+    )
+    assert forged.status == 403
