@@ -1770,9 +1770,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from swarm.errors import SwarmError
-    from swarm.limits import describe
+    from swarm.limits import check_text, describe
 
     try:
+        for i, arg in enumerate(argv, 1):  # non-UTF-8 bytes arrive as surrogates: refuse them here
+            check_text(arg, f"argument {i}")
         args = build_parser().parse_args(argv)
         ctx = Context(args)
         args.fn(ctx)

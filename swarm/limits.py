@@ -212,6 +212,15 @@ def parse_json(text: str | bytes, field: str, max_bytes: int) -> Any:
     return check_json(value, field, max_bytes)
 
 
+def check_text(value: str, field: str) -> str:
+    """value, if it holds no NUL byte and no unpaired surrogate; else InvalidInput naming field."""
+    try:
+        _text_ok(value)
+    except PydanticCustomError as exc:
+        raise InvalidInput(f"{field} {exc.message()} (got {_got(value)})") from exc
+    return value
+
+
 def check_json(value: Any, field: str, max_bytes: int) -> Any:
     """value, if it is JSON within the limits (depth, size, finite, BIGINT, text); else
     InvalidInput naming field and where inside it."""

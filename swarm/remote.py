@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from swarm import errors
 from swarm.errors import NothingClaimable, StoreUnavailable, SwarmError
@@ -64,6 +65,13 @@ class RemoteLab:
     """The queue operations the CLI needs, as tool calls to one server."""
 
     def __init__(self, url: str, token: str, agent: str | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise errors.InvalidInput(
+                f"the server must be an http(s)://HOST:PORT/mcp URL (got {url!a})"
+            )
+        if not re.fullmatch(r"[\x21-\x7e]+", token):  # it goes into an HTTP header as is
+            raise errors.InvalidInput("the token must be printable ASCII without spaces")
         self.url = url
         self.token = token
         self.agent = agent
