@@ -4,8 +4,9 @@
 
 With GPU_GB, the agent registers one GPU of that size (the same GPU for every agent: one host).
 
-Each line of LOG is one JSON event (claimed / reported / refused / error), flushed at once so a
-SIGKILL loses nothing that happened before it. Exits when no pending or claimed task is left.
+Each line of LOG is one JSON event (claiming / claimed / reporting / reported / refused / error),
+flushed at once so a SIGKILL loses nothing that happened before it: a log that ends in claiming
+or reporting was killed during that write call. Exits when no pending or claimed task is left.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
         )
     agents.register(store, agent, Capabilities(host="test", gpus=gpus), datetime.now(UTC))
     while True:
+        emit(event="claiming")  # a kill before the next line landed in (or around) a write
         try:
             claim = queue.claim(store, agent, datetime.now(UTC), lease)
         except NothingClaimable as exc:
@@ -56,6 +58,7 @@ def main() -> None:
             while (left := deadline - time.monotonic()) > 0:
                 time.sleep(min(left, lease / 3))
                 queue.heartbeat(store, task, epoch, datetime.now(UTC), lease)
+            emit(event="reporting", task=task, epoch=epoch)
             queue.report(store, task, epoch, "done", datetime.now(UTC), {"by": agent})
             emit(event="reported", task=task, epoch=epoch)
         except LeaseLost as exc:
