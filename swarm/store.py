@@ -12,6 +12,7 @@ pressure (shared/research/queue_anchors.md, sections 3 and 7).
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
@@ -190,6 +191,17 @@ def _is_busy(exc: sqlite3.DatabaseError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _disk_full(path: Path) -> str:
+    """A hint when the database's disk has no space left: SQLite then says only 'disk I/O
+    error' or 'database or disk is full'."""
+    try:
+        if os.statvfs(path.parent).f_bavail == 0:
+            return " (the disk is full: free some space and run it again; nothing was changed)"
+    except OSError:
+        pass
+    return ""
+
+
 class _SqliteConnection(sqlite3.Connection):
     dialect = SQLITE
 
@@ -274,7 +286,7 @@ class SqliteStore:
                 return fn()
             except sqlite3.DatabaseError as exc:
                 if not _is_busy(exc):
-                    raise StoreUnavailable(f"{self.path}: {exc}") from exc
+                    raise StoreUnavailable(f"{self.path}: {exc}{_disk_full(self.path)}") from exc
                 if time.monotonic() > deadline:
                     raise StoreUnavailable(
                         f"{self.path} stayed locked for {RETRY_DEADLINE_S:.0f} s; "
