@@ -61,10 +61,13 @@ def run_chaos(
     work: tuple[float, float],
     gpu_gb: tuple[str, ...] = (),
     server_kill: Callable[[], None] | None = None,
-    server_kill_every: int = 0,
-    deadline_s: float = 240.0,
+    server_kills: int = 0,
+    tasks: int = 0,
+    deadline_s: float = 300.0,
 ) -> Chaos:
-    """Run workers until every task is done, killing and freezing them on a seeded schedule."""
+    """Run workers until every task is done, killing and freezing them on a seeded schedule;
+    with server_kill, the server is killed server_kills times, evenly over the tasks' progress
+    (by time, a loaded machine would see it killed before any work was done)."""
     rng = random.Random(17)
     chaos = Chaos()
     workers = chaos.workers
@@ -82,9 +85,11 @@ def run_chaos(
             break
         assert time.monotonic() - start < deadline_s, "chaos run did not finish"
         time.sleep(0.05)
-        if server_kill and server_kill_every and step and step % server_kill_every == 0:
-            server_kill()
-            chaos.server_kills += 1
+        if server_kill and chaos.server_kills < server_kills and step % 10 == 0:
+            done = sum(e["event"] == "reported" for e in read_logs(logs))
+            if done >= tasks * (chaos.server_kills + 1) / (server_kills + 1):
+                server_kill()
+                chaos.server_kills += 1
         # at work: started and logging (a kill during the interpreter's start proves nothing)
         live = sorted(
             n
@@ -305,10 +310,10 @@ def test_postgresql_workers_and_server_killed_lose_no_confirmed_report_and_doubl
     ids = seed(db, 120) + seed(db, 30, requires={"gpu_mem_gb": 24})
     chaos = run_chaos(
         db, logs, 8, kills=12, freezes=4, lease=2.0, work=(0.0, 0.2), gpu_gb=("96",),
-        server_kill=own_cluster.crash, server_kill_every=60,
+        server_kill=own_cluster.crash, server_kills=3, tasks=len(ids),
     )  # fmt: skip
     result = audit(db, logs, ids)
-    assert chaos.server_kills >= 1, "the server really was killed"
+    assert chaos.server_kills == 3, "the server really was killed"
     assert set(result.errors) <= {"StoreUnavailable"}, "only the outage itself shows as an error"
     _print("postgres", chaos, result)
 
