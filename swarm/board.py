@@ -55,17 +55,24 @@ class Board(Model):
     warnings: tuple[str, ...] = ()
 
 
+# A conflict's replication or a stale fact's re-measurement (swarm/replication.py) re-runs a
+# deployment of the catalog: it is no deployment of its own, on the board or in the README.
+NOT_RESOLUTION = "AND NOT EXISTS (SELECT 1 FROM replication_tasks g WHERE g.task_id = tasks.id)"
+
+
 def _deployments(conn: Conn) -> tuple[DeploymentCounts, tuple[GpuCount, ...]]:
     benchmarked = {
         json.loads(r["spec"]).get("deploy_task")
-        for r in conn.execute("SELECT spec FROM tasks WHERE kind = 'benchmark' AND state = 'done'")
+        for r in conn.execute(
+            f"SELECT spec FROM tasks WHERE kind = 'benchmark' AND state = 'done' {NOT_RESOLUTION}"
+        )
     }
     counts = {"benchmarked": 0, "working": 0, "pending": 0, "failed": 0}
     per_gpu: dict[str, tuple[str | None, int]] = {}
     archs = set()
     rows = conn.execute(
         "SELECT id, state, spec, requires FROM tasks WHERE kind = 'deploy' "
-        "AND state != 'cancelled' ORDER BY rowid"
+        f"AND state != 'cancelled' {NOT_RESOLUTION} ORDER BY rowid"
     )
     for row in rows:
         if row["state"] == "done":

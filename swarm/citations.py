@@ -74,6 +74,9 @@ class Check(Model):
     environment: dict[str, str] = Field(
         default_factory=dict, description="a run's recorded engine, driver, CUDA, image digest"
     )
+    replicates: str | None = Field(
+        None, description="a run the lab queued to settle this fact key (swarm/replication.py)"
+    )
 
 
 class RunGpu(Model):
@@ -98,6 +101,9 @@ class RunRecord(Model):
     host: str | None = None
     gpus: tuple[RunGpu, ...] = Field((), description="the reporting agent's registered GPUs")
     payload: dict[str, Any] = {}
+    replicates: str | None = Field(
+        None, description="the fact key its task was queued to settle, when it is a replication"
+    )
 
     @property
     def environment(self) -> dict[str, str]:
@@ -464,6 +470,7 @@ def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check
             "strength": capped(evidence),
             "origin": origin,
             "environment": record.environment,
+            "replicates": record.replicates,
         }
     )
 

@@ -387,6 +387,13 @@ def _register(ctx: Context, agent: str) -> Any:
         gpus = tuple(_parse_gpu(text, i) for i, text in enumerate(a.gpu))
     tools = tuple(a.tool) if getattr(a, "tool", None) else None
     caps = detect(host=getattr(a, "host", None), gpus=gpus, tools=tools)
+    if getattr(a, "driver", None) or getattr(a, "engine", None):
+        from swarm.models import Capabilities
+
+        engines = {k: str(v) for k, v in _pairs(a.engine or (), "--engine").items()}
+        caps = Capabilities.model_validate(
+            {**caps.model_dump(), "driver": a.driver, "engines": engines}
+        )
     if ctx.remote:
         return ctx.remote.register(caps)
     return agents.register(ctx.store, agent, caps, _now())
@@ -589,13 +596,24 @@ def cmd_facts_reconcile(ctx: Context) -> None:
         )
         ctx.exit_code = 1 if stale else 0
         return
+    synced = None
+    if not a.from_log:  # conflicts create their own resolution work (swarm/replication.py)
+        from swarm import replication
+
+        synced = replication.sync(
+            ctx.store, outcome.facts, outcome.checks, _now(), a.max_replications
+        )
     ctx.emit(
         {
             "changed": list(outcome.changed),
             "facts": len(outcome.facts.facts),
             "open_conflicts": sum(c.state == "open" for c in outcome.facts.conflicts),
+            "replications": synced.model_dump() if synced else None,
         },
-        lambda: render.facts_summary(outcome.facts, outcome.changed),
+        lambda: (
+            render.facts_summary(outcome.facts, outcome.changed)
+            + (render.sync_summary(synced) if synced else "")
+        ),
     )
 
 
@@ -610,20 +628,41 @@ def _triage_conflicts(ctx: Context) -> Any:
 
 
 def cmd_triage_list(ctx: Context) -> None:
-    from swarm import render
+    from swarm import render, replication
     from swarm.triage import findings_by_id
 
     # deferred disputes stay listed: deferring is not deciding
     conflicts = [
         c for c in _triage_conflicts(ctx) if ctx.args.all or c.state in ("open", "deferred")
     ]
+    work = replication.for_conflicts(ctx.store, conflicts)
+
+    def shown(c: Any) -> dict[str, Any]:
+        row = work.get(c.id)
+        return {**c.model_dump(mode="json"), "replication": row.model_dump() if row else None}
 
     def text() -> str:  # the findings are read only for people, and only those on the sides
         ids = [fid for c in conflicts for side in c.sides for fid in side.findings]
         by_id = findings_by_id(ctx.store, ids)
-        return "\n\n".join(render.conflict(c, by_id) for c in conflicts) or "no open conflicts"
+        return (
+            "\n\n".join(
+                render.conflict(c, by_id)
+                + (f"\n  {replication.describe(work[c.id])}" if c.id in work else "")
+                for c in conflicts
+            )
+            or "no open conflicts"
+        )
 
-    ctx.emit({"conflicts": [c.model_dump(mode="json") for c in conflicts]}, text)
+    ctx.emit({"conflicts": [shown(c) for c in conflicts]}, text)
+
+
+def cmd_triage_cancel(ctx: Context) -> None:
+    from swarm import replication
+
+    a = ctx.args
+    conflicts = tuple(_triage_conflicts(ctx))
+    row = replication.cancel(ctx.store, conflicts, a.conflict, a.reason, _who(a), _now())
+    ctx.emit(row, lambda: f"{a.conflict}: {replication.describe(row)}")
 
 
 def _who(a: argparse.Namespace) -> str:
@@ -1390,6 +1429,13 @@ def build_parser() -> Parser:
     p.add_argument("--gpu", action="append", help="NAME:ARCH:GB instead of NVML (repeatable)")
     p.add_argument("--no-gpu", action="store_true", help="register without GPUs")
     p.add_argument("--tool", action="append", help="tool on PATH (default: detected)")
+    p.add_argument("--driver", help="GPU driver version (a newer one makes older runs stale)")
+    p.add_argument(
+        "--engine",
+        action="append",
+        metavar="NAME=VERSION",
+        help="a serving engine and its version, e.g. vllm=0.11.0 (repeatable)",
+    )
     command("ls", cmd_agent_ls, "list registered agents", agent_sub)
 
     p = command(
@@ -1491,6 +1537,13 @@ def build_parser() -> Parser:
     p.add_argument(
         "--check", action="store_true", help="exit 1 when facts/verified_facts.json is out of date"
     )
+    p.add_argument(
+        "--max-replications",
+        type=int,
+        default=3,
+        metavar="N",
+        help="re-measurements of stale facts queued per matching GPU per day (default 3)",
+    )
 
     p = command(
         "triage", cmd_triage, "decide conflicts (interactive on a terminal; otherwise lists them)"
@@ -1511,7 +1564,11 @@ def build_parser() -> Parser:
         "--accept", action="append", metavar="FINDING", help="accept these findings' value"
     )
     how.add_argument("--reject", action="store_true", help="reject every side")
-    how.add_argument("--defer", action="store_true", help="leave it disputed, out of the queue")
+    how.add_argument(
+        "--defer",
+        action="store_true",
+        help="leave it disputed, out of the triage queue (its replication task stays)",
+    )
     how.add_argument(
         "--split-by", metavar="ATTRIBUTE", help="the sides differ in this hidden scope"
     )
@@ -1523,6 +1580,15 @@ def build_parser() -> Parser:
     q.add_argument("decision", help="the decision's finding id (`swarm triage list --all`)")
     q.add_argument("--reason", required=True, help="why it is reversed")
     q.add_argument("--by", help="who reverses it (default: git user.name)")
+    q = command(
+        "cancel",
+        cmd_triage_cancel,
+        "cancel a conflict's pending replication or research task (it is not queued again)",
+        triage_sub,
+    )
+    q.add_argument("conflict")
+    q.add_argument("--reason", required=True, help="why, kept on the task")
+    q.add_argument("--by", help="who cancels it (default: git user.name)")
 
     p = command(
         "search",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm import SCHEMA_VERSION, atomic
+from swarm import SCHEMA_VERSION, atomic, replication
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
 from swarm.findings import BadRow, Finding, load_findings, load_log, merge_log
 from swarm.limits import STORED
@@ -33,6 +33,7 @@ LOG = "findings.jsonl"
 RUNS = "runs.jsonl"  # the results that run evidence cites, so a rebuild from git can check them
 FACTS = "verified_facts.json"
 SCHEMA = "verified_facts.schema.json"
+STACKS = "stacks.json"  # each host's engines and driver, so a rebuild from git knows what is stale
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,15 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
     """Every result with what run evidence needs: status, task state, the agent's GPUs."""
     rows = store.read(
         lambda conn: conn.execute(
-            "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities, t.spec "
-            "FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
-            "LEFT JOIN agents a ON a.id = r.agent"
+            "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities, t.spec, "
+            "p.fact_key FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
+            "LEFT JOIN agents a ON a.id = r.agent "
+            # the run of a replication task (swarm/replication.py): reconcile may settle by it
+            "LEFT JOIN replications p ON p.task_id = r.task_id AND p.purpose = 'replicate'"
         ).fetchall()
     )
     out = {}
-    for rid, task_id, status, agent, payload, state, caps, spec in rows:
+    for rid, task_id, status, agent, payload, state, caps, spec, replicates in rows:
         gpus: list[RunGpu] = []
         host = None
         try:
@@ -88,6 +91,7 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
             gpus=tuple(gpus),
             measured=measured,
             payload=body if isinstance(body, dict) else {},
+            replicates=replicates,
         )
     return out
 
@@ -217,13 +221,18 @@ def run(store: Store | None, repo: Path, write: bool = True, cache: Path | None 
     ctx = context(repo, runs, reg)
     checks = check_all(findings, ctx)
     facts, basis = reconcile_with_basis(findings, checks, reg)
+    lab = replication.lab_stacks(store, folder / STACKS)
+    facts = replication.mark_stale(facts, checks, lab)
     changed: list[str] = []
     if write:
         if store is not None:
             store_checks(store, checks)
             log = "".join(f.model_dump_json() + "\n" for f in sorted(findings, key=lambda f: f.id))
             runs_now = runs_text(cited_runs(findings, runs, kept))
-            for name, text in ((LOG, log), (RUNS, runs_now)):
+            written = [(LOG, log), (RUNS, runs_now)]
+            if lab or (folder / STACKS).exists():
+                written.append((STACKS, replication.stacks_text(lab)))
+            for name, text in written:
                 if _write_if_changed(folder / name, text):
                     changed.append(name)
         for name, text in ((FACTS, facts_text(facts)), (SCHEMA, schema_text())):

@@ -198,6 +198,35 @@ MIGRATIONS: tuple[tuple[str, Step], ...] = (
         # every finding's body (issue #16: triage at 100k findings in under half a second)
         "CREATE INDEX IF NOT EXISTS findings_by_kind ON findings(kind, observed_at)",
     ),
+    (
+        "0005_replications",
+        """
+        -- Work a conflict created for itself (swarm/replication.py): one row per thing to
+        -- settle, keyed by what it settles (PURPOSE:FACT KEY), never by a conflict id, which
+        -- changes when an unrelated finding arrives. origins and hosts (JSON lists) are who
+        -- may not run it, derived from the conflict's sides when it was queued.
+        CREATE TABLE IF NOT EXISTS replications (
+            key TEXT PRIMARY KEY,
+            purpose TEXT NOT NULL,
+            fact_key TEXT NOT NULL,
+            conflict TEXT,
+            task_id TEXT NOT NULL REFERENCES tasks(id),
+            deploy_task TEXT REFERENCES tasks(id),
+            gpu TEXT,
+            origins TEXT NOT NULL,
+            hosts TEXT NOT NULL,
+            note TEXT,
+            created_at TEXT NOT NULL,
+            cancelled_by TEXT
+        ) WITHOUT ROWID;
+        -- The tasks a replication guards (its benchmark or research task, its deploy task):
+        -- the claim looks each ready task up here by primary key.
+        CREATE TABLE IF NOT EXISTS replication_tasks (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id),
+            replication TEXT NOT NULL REFERENCES replications(key)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 # The same schema on PostgreSQL, entry for entry (same names, same order, same columns).
@@ -345,6 +374,29 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0004_findings_by_kind",
         "CREATE INDEX IF NOT EXISTS findings_by_kind ON findings(kind, observed_at)",
     ),
+    (
+        "0005_replications",
+        """
+        CREATE TABLE IF NOT EXISTS replications (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            purpose TEXT COLLATE "C" NOT NULL,
+            fact_key TEXT COLLATE "C" NOT NULL,
+            conflict TEXT COLLATE "C",
+            task_id TEXT COLLATE "C" NOT NULL REFERENCES tasks(id),
+            deploy_task TEXT COLLATE "C" REFERENCES tasks(id),
+            gpu TEXT COLLATE "C",
+            origins TEXT COLLATE "C" NOT NULL,
+            hosts TEXT COLLATE "C" NOT NULL,
+            note TEXT COLLATE "C",
+            created_at TEXT COLLATE "C" NOT NULL,
+            cancelled_by TEXT COLLATE "C"
+        );
+        CREATE TABLE IF NOT EXISTS replication_tasks (
+            task_id TEXT COLLATE "C" PRIMARY KEY REFERENCES tasks(id),
+            replication TEXT COLLATE "C" NOT NULL REFERENCES replications(key)
+        )
+        """,
+    ),
 )
 
 # Every table a lab copy moves, in the order a copy must fill them (a row's references first),
@@ -368,6 +420,13 @@ TABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("findings", "id, kind, subject, predicate, body, agent, task_id, observed_at", "id"),
     ("evidence_checks", "finding_id, idx, status, message, score", "finding_id, idx"),
+    (
+        "replications",
+        "key, purpose, fact_key, conflict, task_id, deploy_task, gpu, origins, hosts, note, "
+        "created_at, cancelled_by",
+        "key",
+    ),
+    ("replication_tasks", "task_id, replication", "task_id"),
 )
 # Columns the database numbers itself, to move past the copied numbers after a copy.
 NUMBERED = (("tasks", "rowid"), ("events", "seq"))

@@ -122,6 +122,12 @@ class Capabilities(InputModel):
     gpus: tuple[GpuInfo, ...] = ()
     tools: tuple[Name, ...] = ()
     gpu_note: Note | None = Field(None, description="why no GPUs were found, when none were")
+    driver: Name | None = Field(None, description="the GPU driver version, e.g. 580.95.05")
+    engines: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="serving engines this host runs and their versions, e.g. {vllm: 0.11.0}: a "
+        "newer one than a fact's runs used makes that fact stale (swarm/replication.py)",
+    )
 
 
 class Agent(Model):

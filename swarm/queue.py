@@ -45,7 +45,8 @@ TASK_COLUMNS = (
 )
 READY_SQL = """
 SELECT t.id, t.requires, t.priority, t.rowid,
-  (SELECT {ids_agg} FROM task_deps WHERE task_id = t.id) AS deps
+  (SELECT {ids_agg} FROM task_deps WHERE task_id = t.id) AS deps,
+  EXISTS (SELECT 1 FROM replication_tasks g WHERE g.task_id = t.id) AS guarded
 FROM tasks t
 WHERE t.state = 'pending' {kind_filter} {after}
   AND NOT EXISTS (
@@ -289,6 +290,7 @@ class _Scan:
 
     def __init__(self, conn: Conn, agent_id: str) -> None:
         self.conn = conn
+        self.agent_id = agent_id
         self.raw_caps, self.last_seen = agents.raw_capabilities_in(conn, agent_id)
         self._caps: Capabilities | None = None
         self._usage: GpuUsage | None = None
@@ -323,15 +325,23 @@ class _Scan:
             )
             rows = self.conn.execute(sql, [*params, *after, page]).fetchall()
             for row in rows:
-                if row["requires"] == NO_REQUIREMENTS:
+                if row["requires"] == NO_REQUIREMENTS and not row["guarded"]:
                     yield row, Requires(), None
                     continue
                 requires = Requires.model_validate_json(row["requires"])
-                yield row, requires, unmet(requires, self.caps, self.usage)
+                yield row, requires, self._guard(row) or unmet(requires, self.caps, self.usage)
             if len(rows) < page:
                 return
             last = rows[-1]
             after, page = [last["priority"], last["priority"], last["rowid"]], READY_PAGE
+
+    def _guard(self, row: Row) -> str | None:
+        """Who may not run a replication: derived from its conflict (swarm/replication.py)."""
+        if not row["guarded"]:
+            return None
+        from swarm import replication
+
+        return replication.refusal(self.conn, row["id"], self.agent_id, self.caps)
 
     def lease_for(self, requires: Requires) -> GpuLease | None:
         """The GPU share a task with these (met) requirements would lease, if it needs one."""
@@ -481,14 +491,21 @@ def claim(
     if claimed is None:
         if task_id is not None:
             task = get_task(store, task_id)
+            why = store.read(lambda conn: _why_not(conn, agent_id, task_id))
             raise NothingClaimable(
                 f"{task_id} is not claimable by {agent_id} now (it is {task.state}"
                 + (f", waiting for {', '.join(task.blocked_by)}" if task.blocked_by else "")
+                + (f"; it waits for {why}" if why else "")
                 + ")"
             )
         raise NothingClaimable(explain_unclaimable(store, agent_id, kinds))
     assert claimed.lease is not None
     return Claim(task=claimed, lease=claimed.lease)
+
+
+def _why_not(conn: Conn, agent_id: str, task_id: str) -> str | None:
+    """What this ready task waits for, as this agent sees it (None: not ready, or nothing)."""
+    return next((why for _, _, why in _Scan(conn, agent_id).walk(None, task_id)), None)
 
 
 def _check_claim_args(
@@ -535,6 +552,32 @@ def _blocked_ids(conn: Conn) -> dict[str, str]:
             "a dependency that failed or was cancelled" if row["dead"] else "their dependencies"
         )
     return out
+
+
+def cancel_pending(conn: Conn, task_id: str, now: datetime, actor: str, note: str) -> bool:
+    """Cancel a task nobody holds yet, inside the caller's transaction; False when it is not
+    pending (claimed work finishes, and its result is kept)."""
+    done = conn.execute(
+        "UPDATE tasks SET state = 'cancelled', note = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'pending'",
+        (note, iso(now), task_id),
+    ).rowcount
+    if done:
+        _event(conn, task_id, now, actor, "cancelled", None, note)
+    return bool(done)
+
+
+def revive_cancelled(conn: Conn, task_id: str, now: datetime, actor: str, note: str) -> bool:
+    """Put a cancelled task back to pending, inside the caller's transaction; False when it is
+    not cancelled."""
+    done = conn.execute(
+        "UPDATE tasks SET state = 'pending', note = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'cancelled'",
+        (note, iso(now), task_id),
+    ).rowcount
+    if done:
+        _event(conn, task_id, now, actor, "revived", None, note)
+    return bool(done)
 
 
 # ---------------------------------------------------------------- lease holder calls

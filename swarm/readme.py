@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm import atomic
-from swarm.board import board
+from swarm.board import NOT_RESOLUTION, board
 from swarm.errors import Conflict as StateConflict
 from swarm.errors import InvalidInput
 from swarm.findings import Finding, read_log
@@ -124,13 +124,15 @@ def _deployments(conn: Conn) -> list[Deployment]:
             note=r["note"],
         )
         for r in conn.execute(
-            "SELECT id, state, spec, requires, note FROM tasks WHERE kind = 'deploy' ORDER BY rowid"
+            "SELECT id, state, spec, requires, note FROM tasks WHERE kind = 'deploy' "
+            f"{NOT_RESOLUTION} ORDER BY rowid"
         )
     ]
     by_id = {d.id: d for d in deploys}
     rows = conn.execute(
         "SELECT t.id, t.state, t.spec, r.id AS result_id, r.payload FROM tasks t "
-        "LEFT JOIN results r ON r.task_id = t.id AND r.status = 'done' WHERE t.kind = 'benchmark' ORDER BY t.rowid"
+        "LEFT JOIN results r ON r.task_id = t.id AND r.status = 'done' WHERE t.kind = 'benchmark' "
+        f"{NOT_RESOLUTION.replace('tasks.id', 't.id')} ORDER BY t.rowid"
     )
     for r in rows:
         deploy = by_id.get(json.loads(r["spec"]).get("deploy_task"))

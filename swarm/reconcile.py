@@ -208,6 +208,7 @@ class Claim:
         origins: set[str] = set()
         local: set[str] = set()
         env: dict[str, str] = {}
+        self.arbiter: str | None = None  # agent@host of a replication run queued for this key
         for i, ev in enumerate(finding.evidence):
             check = checks[(finding.id, i)]
             strength = check.strength if check.status == "ok" else None
@@ -222,6 +223,8 @@ class Claim:
             if strength == Tier.local:
                 local.add(origin)
                 env.update(check.environment)
+                if check.replicates == self.base_key:
+                    self.arbiter = origin
         self.outcomes: tuple[Outcome, ...] = tuple(outcomes)
         self.tier: Tier | None = max(tiers, key=TIER_RANK.__getitem__, default=None)
         # independent origins: an agent on a host, or a source; twenty agents citing one page
@@ -514,6 +517,50 @@ def _disagreement(key: str, groups: Sequence[Sequence[Claim]]) -> _Verdict:
     )
 
 
+def _replicated(key: str, groups: Sequence[Sequence[Claim]]) -> _Verdict | None:
+    """A replication run the lab queued for this key (swarm/replication.py), by no side's
+    origin, settles it when it agrees with exactly one side; agreeing with none, it is one more
+    side and a person decides (never a recency win)."""
+    runs = [c for g in groups for c in g if c.arbiter]
+    sides = clusters([c for g in groups for c in g if not c.arbiter]) if runs else []
+    if len(sides) < 2:
+        return None  # nothing was in dispute: the usual rules
+    arbiters = {c.arbiter for c in runs}
+    agents = {str(a).rsplit("@", 1)[0] for a in arbiters}
+    if any(arbiters & c.origins or c.finding.agent in agents for s in sides for c in s):
+        return None  # not independent of the sides: it counts like any other run
+    ranked = sorted(sides, key=lambda g: (len(_origins(g)), _newest(g)), reverse=True)
+    value = _representative(runs)
+    unit = runs[0].predicate.unit or runs[0].finding.unit
+    agree = [i for i, g in enumerate(ranked) if _agree(value, _representative(g), g[0].predicate)]
+    arbiter = " and ".join(a.replace("@", " on ") for a in sorted(map(str, arbiters)))
+    if len(agree) == 1 and len({_agree(value, c.value, c.predicate) for c in runs}) == 1:
+        won = ranked[agree[0]]
+        rule = (
+            f"rule: replication by {arbiter}: {_fmt(value, unit)} agrees with side "
+            f"{agree[0] + 1} ({_fmt(_representative(won), unit)})"
+        )
+        verdict = _Verdict(FactStatus.verified, [*won, *runs], rule,
+                           [g for g in ranked if g is not won])  # fmt: skip
+        verdict.conflict = _disagreement(key, ranked).conflict
+        assert verdict.conflict is not None
+        verdict.conflict = verdict.conflict.model_copy(
+            update={"state": "decided", "decision": rule.removeprefix("rule: ")}
+        )
+        return verdict
+    open_ = _disagreement(key, groups)
+    assert open_.conflict is not None
+    note = f"replication by {arbiter}: agrees with no side (or with several); a person decides"
+    sides_ = [
+        s.model_copy(update={"note": note}) if set(s.findings) & {c.finding.id for c in runs} else s
+        for s in open_.conflict.sides
+    ]
+    open_.conflict = open_.conflict.model_copy(
+        update={"sides": tuple(sides_), "explanation": f"{open_.conflict.explanation} {note}."}
+    )
+    return open_
+
+
 def _judge_key(key: str, claims: Sequence[Claim]) -> _Verdict:
     implausible = [c for c in claims if c.implausible]
     candidates = [c for c in claims if c.tier is not None and not c.implausible]
@@ -526,7 +573,12 @@ def _judge_key(key: str, claims: Sequence[Claim]) -> _Verdict:
     if len(groups) == 1:
         verdict = _Verdict(FactStatus.verified, groups[0], "rule: one value within tolerance")
     elif groups:
-        verdict = _majority(groups) or _superseding(groups) or _disagreement(key, groups)
+        verdict = (
+            _replicated(key, groups)
+            or _majority(groups)
+            or _superseding(groups)
+            or _disagreement(key, groups)
+        )
     else:
         verdict = _Verdict(FactStatus.disputed, implausible, "rule: physical plausibility")
     if not implausible:

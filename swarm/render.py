@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from swarm.findings import Finding
     from swarm.models import Agent, Claim, Event, Result, Task, TaskSummary
     from swarm.reconcile import Conflict, FactsFile
+    from swarm.replication import SyncReport
     from swarm.search import SearchResults
     from tools.kernel_build import KernelReport
 
@@ -189,3 +190,14 @@ def search_results(found: SearchResults) -> str:
         if hit.related:
             lines.append(f"         failed deployments it names: {', '.join(hit.related)}")
     return "\n".join(lines)
+
+
+def sync_summary(report: SyncReport) -> str:
+    """What `swarm facts reconcile` queued or cancelled for the conflicts (swarm/replication.py)."""
+    lines = [f"queued {key}" for key in report.queued]
+    lines += [f"cancelled {task}" for task in report.cancelled]
+    if report.stale:
+        lines.append(
+            f"{len(report.stale)} stale fact(s) wait for re-measurement (--max-replications)"
+        )
+    return "".join(f"\n{line}" for line in lines)

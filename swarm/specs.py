@@ -33,6 +33,19 @@ class DeploySpec(Model):
     )
 
 
+class Dispute(Model):
+    """The conflict a replication or research task was queued to settle (swarm/replication.py)."""
+
+    conflict: str = Field(description="the conflict as it was named when the task was queued")
+    key: str = Field(description="the fact key in dispute (what the task is deduplicated by)")
+    reason: str
+    values: tuple[str | int | float | bool, ...] = Field(description="the disputed values")
+    unit: str | None = None
+    scope: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    origins: tuple[str, ...] = Field((), description="agents that may not run it: the sides'")
+    note: str | None = Field(None, description="e.g. why it may run on an origin's host")
+
+
 class BenchmarkSpec(Model):
     """What is measured (the target and its lab metadata) and how (tools/benchmark.py)."""
 
@@ -61,6 +74,7 @@ class BenchmarkSpec(Model):
     knee_gain: float = Field(0.25, gt=0)
     tokenizer: str | None = Field(None, description="tokenizer.json on the benchmarking host")
     per_process: int = Field(128, ge=1)
+    replication: Dispute | None = Field(None, description="the conflict this run re-measures")
 
 
 class KernelSpec(Model):
@@ -76,6 +90,7 @@ class VerifySpec(Model):
 class ResearchSpec(Model):
     question: str
     scope: dict[str, str] = Field(default_factory=dict)
+    dispute: Dispute | None = Field(None, description="the conflict a primary source settles")
 
 
 KIND_SPECS: dict[str, type[Model] | None] = {

@@ -200,3 +200,21 @@ def _environment(payload: dict[str, Any]) -> dict[str, str | None]:
     if hardware.get("driver_version"):
         out["driver"] = str(hardware["driver_version"])
     return out
+
+
+def run_environment(
+    spec: dict[str, Any], deployed: dict[str, Any], engine_version: str | None
+) -> dict[str, str]:
+    """The stack a run measured (payload key `environment`): what the reconciler compares when a
+    newer run supersedes an older one, and what makes a fact stale when a host runs a newer one."""
+    from swarm.specs import platform_name
+
+    hardware = deployed.get("gpus") or {}
+    digests = (deployed.get("deployment") or {}).get("image_digests") or []
+    found = {
+        "engine": platform_name(str(spec["platform"])) if spec.get("platform") else None,
+        "engine_version": engine_version,
+        "driver": hardware.get("driver_version") if isinstance(hardware, dict) else None,
+        "image_digest": digests[0] if digests else None,
+    }
+    return {k: str(v) for k, v in found.items() if v}

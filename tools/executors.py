@@ -43,12 +43,14 @@ def _verify_job(job: JobSpec) -> JobResult:
     """Check every citation, reconcile, write facts/ and the README dashboard (the one writer)."""
     from datetime import UTC, datetime
 
-    from swarm import facts, readme
+    from swarm import facts, readme, replication
     from swarm.store import open_store
 
     repo = Path(job.repo)
     store = open_store(job.db)
     outcome = facts.run(store, repo, write=True, cache=Path(job.lab_dir) / "facts-cache")
+    # conflicts create their own resolution work: one replication or research task each
+    synced = replication.sync(store, outcome.facts, outcome.checks, datetime.now(UTC))
     before, after = readme.regenerate(store, repo, repo / "README.md", datetime.now(UTC))
     statuses, checks, conflicts = facts.tally(outcome)
     changed = [*outcome.changed, *(["README.md"] if after != before else [])]
@@ -60,6 +62,7 @@ def _verify_job(job: JobSpec) -> JobResult:
             "open_conflicts": conflicts,
             "changed": changed,
             "bad_rows": [b.id for b in outcome.bad_rows],
+            "replications": synced.model_dump(),
         },
     )
 
@@ -99,10 +102,12 @@ def _benchmark_job(job: JobSpec) -> JobResult:
             report = asyncio.run(benchmark.run(config))
     finally:
         stopped = None if deployed_payload.get("keep") else lab_deploy.teardown(deployed_payload)
+    version = deployed_payload.get("engine_version") or config.server_version
     payload = bench_lab.payload(report) | {
-        "engine_version": deployed_payload.get("engine_version") or config.server_version,
+        "engine_version": version,
         "hardware": deployed_payload.get("gpus"),
         "torn_down": stopped,
+        "environment": bench_lab.run_environment(job.spec, deployed_payload, version),
     }
     ok = any(lv.valid for lv in report.levels)  # an invalid level never becomes a finding
     invalid = "; ".join(f"{k} invalid: {v}" for k, v in report.summary["invalid_levels"].items())

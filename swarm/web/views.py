@@ -161,6 +161,7 @@ class ConflictView(Model):
     sides: tuple[SideView, ...]
     split_options: tuple[str, ...]
     decisions: tuple[DecisionView, ...]
+    replication: str | None = None  # its replication or research task and state (#19)
 
 
 def _finding_view(f: Finding, outcome: facts.Outcome, hosts: dict[str, str]) -> FindingView:
@@ -256,8 +257,11 @@ def conflict_views(
 ) -> list[ConflictView]:
     """The conflicts side by side, each finding with its evidence checks and host, and the
     decisions on each."""
+    from swarm import replication
+
     by_id = findings_by_id(store, (fid for c in chosen for s in c.sides for fid in s.findings))
     hosts = agent_hosts(store)
+    work = replication.for_conflicts(store, chosen)
     views = []
     for c in chosen:
         side_findings = [[by_id[fid] for fid in s.findings if fid in by_id] for s in c.sides]
@@ -276,6 +280,7 @@ def conflict_views(
                 sides=sides,
                 split_options=split_options(side_findings),
                 decisions=decisions_on(decided, c),
+                replication=replication.describe(work[c.id]) if c.id in work else None,
             )
         )
     return views
