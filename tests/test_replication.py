@@ -261,6 +261,8 @@ def test_a_newer_engine_marks_dependent_facts_stale_and_queues_bounded_re_measur
         assert (
             fact.status == "stale" and "host-new runs vllm 0.11.0 (was 0.10.1)" in fact.decided_by
         )
+    from_git = facts.run(None, lab, write=False).facts  # facts/stacks.json keeps the hosts' stacks
+    assert the_fact(from_git, models[0]).status == "stale"
     queued = [t for t in queue.list_tasks(store, kinds=["benchmark"]) if "re-measure" in t.title]
     assert [t.spec["model"] for t in queued] == ["qwen3-8b", "qwen3-14b"]  # most-cited first
     assert {t.requires.host for t in queued} == {"host-new"}
