@@ -69,7 +69,10 @@ class BenchmarkSpec(Model):
     duration_s: float | None = Field(None, gt=0)
     warmup: int | None = Field(None, ge=0)
     seed: int = 0
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float | None = Field(
+        None, gt=0, description="default 30 s + 0.25 s per output token"
+    )
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="over it a level is invalid")
     ttft_stop_ms: float | None = Field(None, gt=0)
     knee_gain: float = Field(0.25, gt=0)
     tokenizer: str | None = Field(None, description="tokenizer.json on the benchmarking host")

@@ -129,3 +129,24 @@ def test_swarm_deploy_task_dry_run_prints_the_plan_or_what_is_missing(tmp_path: 
         "Hugging Face repo of model 'Qwen3-14B-FP4'"
         in json.loads(missing.stdout)["error"]["message"]
     )
+
+
+def test_a_recipe_book_with_a_platform_twice_or_a_bad_field_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    from swarm.errors import InvalidInput
+
+    twice = '[[engine]]\nplatform = "vllm"\narch = "sm_89"\nimage = "a:1"\n' * 2
+    (tmp_path / "twice.toml").write_text(twice)
+    with pytest.raises(InvalidInput, match="appears twice"):
+        load_book(tmp_path / "twice.toml")
+    (tmp_path / "bad.toml").write_text(
+        '[[engine]]\nplatform = "vllm"\narch = "sm_89"\ncolour = 1\n'
+    )
+    with pytest.raises(InvalidInput, match="colour"):
+        load_book(tmp_path / "bad.toml")
+    (tmp_path / "digest.toml").write_text(
+        '[[engine]]\nplatform = "vllm"\narch = "sm_89"\nimage = "a:1"\ndigest = "sha256:xyz"\n'
+    )
+    with pytest.raises(InvalidInput, match="digest"):
+        load_book(tmp_path / "digest.toml")

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from swarm import SCHEMA_VERSION
 from swarm.errors import InvalidInput
@@ -89,6 +89,20 @@ class RecipeBook(Model):
     engine: tuple[EngineRecipe, ...] = ()
     known_failure: tuple[KnownFailure, ...] = ()
     model: tuple[ModelSource, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> RecipeBook:
+        """One recipe per platform and arch, one repo per model name: a second would be ignored."""
+        for label, keys in (
+            ("[[engine]] platform/arch", [(e.platform, e.arch) for e in self.engine]),
+            ("[[model]] name", [m.name for m in self.model]),
+        ):
+            seen = set()
+            for key in keys:
+                if key in seen:
+                    raise ValueError(f"{label} {key} appears twice")
+                seen.add(key)
+        return self
 
     def recipe(self, platform: str, arch: str) -> EngineRecipe | None:
         return next((e for e in self.engine if e.platform == platform and e.arch == arch), None)
