@@ -109,7 +109,9 @@ def _deploy_tasks(entry: CatalogDeployment) -> tuple[NewTask, NewTask]:
         kind="benchmark",
         title=f"benchmark {where}",
         spec=bench_spec,
-        priority=entry.priority,
+        # One above its deploy: once a server is up, its benchmark (which tears it down) is
+        # claimed before the next deploy, so a GPU host does not start every server at once.
+        priority=entry.priority + 1,
         requires=Requires(arch=entry.arch, gpu=entry.gpu, exclusive=True),
     )
     return deploy, bench
