@@ -106,3 +106,12 @@ def test_plain_tasks_in_a_catalog_are_queued(store: Store, tmp_path: Path) -> No
     assert load_catalog(store, tmp_path, T0).added == 1
     assert queue.get_task(store, "kern-quant").requires.tools == ("nvcc",)
     assert load_catalog(store, tmp_path, T0).skipped == 1
+
+
+def test_a_benchmark_outranks_its_deploy_so_each_server_is_measured_before_the_next_starts(
+    store: Store,
+) -> None:
+    load_catalog(store, REPO / "tasks", T0)
+    tasks = {t.id: t for t in queue.list_tasks(store)}
+    benches = [t for t in tasks.values() if t.kind == "benchmark"]
+    assert benches and all(b.priority == tasks[b.spec["deploy_task"]].priority + 1 for b in benches)
