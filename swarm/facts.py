@@ -6,6 +6,7 @@ the reconciled view, facts/verified_facts.schema.json its JSON Schema; all byte-
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,7 +152,15 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
 
 
 def check_all(findings: Sequence[Finding], ctx: CheckContext) -> dict[tuple[str, int], Check]:
-    return {(f.id, i): check(ev, f, ctx) for f in findings for i, ev in enumerate(f.evidence)}
+    """Every citation's check; equal outcomes share one (frozen) object, so 100k citations of a
+    few sources cost a few objects."""
+    seen: dict[str, Check] = {}
+    out = {}
+    for f in findings:
+        for i, ev in enumerate(f.evidence):
+            c = check(ev, f, ctx)
+            out[(f.id, i)] = seen.setdefault(c.model_dump_json(), c)
+    return out
 
 
 def all_runs(store: Store | None, repo: Path) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
@@ -202,6 +211,19 @@ def run(store: Store | None, repo: Path, write: bool = True, cache: Path | None 
 
     With a store and a cache folder, the conflicts before decisions are kept there for triage.
     """
+    # A pass builds a few objects per finding and frees them all at the end: the cyclic garbage
+    # collector would rescan the growing heap again and again while they are built (superlinear
+    # in the findings). Nothing here makes cycles that must be collected before the pass ends.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(store, repo, write, cache)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Outcome:
     folder = repo / "facts"
     stamp = store_stamp(store) if store is not None and cache is not None else None
     if store is not None:

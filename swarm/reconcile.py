@@ -194,6 +194,11 @@ def _in_unit(finding: Finding, predicate: Predicate) -> tuple[Scalar, list[str]]
 class Claim:
     """A finding as the reconciler sees it: canonical key, derived strength, origins, rules."""
 
+    # one per finding: slots keep 100k of them small
+    __slots__ = ("base_key", "drifted", "environment", "finding", "implausible", "key",
+                 "local_origins", "newest", "origins", "outcomes", "predicate", "problems",
+                 "scope", "subject", "tier", "value")  # fmt: skip
+
     def __init__(self, finding: Finding, canon: Canon, checks: Checks) -> None:
         self.finding = finding
         self.predicate: Predicate = canon.reg.predicate(finding.predicate)
