@@ -195,7 +195,7 @@ class Claim:
     """A finding as the reconciler sees it: canonical key, derived strength, origins, rules."""
 
     # one per finding: slots keep 100k of them small
-    __slots__ = ("base_key", "drifted", "environment", "finding", "implausible", "key",
+    __slots__ = ("arbiter", "base_key", "drifted", "environment", "finding", "implausible", "key",
                  "local_origins", "newest", "origins", "outcomes", "predicate", "problems",
                  "scope", "subject", "tier", "value")  # fmt: skip
 
