@@ -36,7 +36,18 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}"
   [ -d "$REPO/wheels" ] || { echo "no ./wheels to install them from: run scripts/gpu_wheels.sh where pip reaches an index and carry wheels/"; exit 2; }
-  "$VPY" -m pip install --quiet --no-index --find-links "$REPO/wheels" --target "$WORK/site" "${missing[@]}"
+  if "$VPY" -m pip --version >/dev/null 2>&1; then
+    "$VPY" -m pip install --quiet --no-index --find-links "$REPO/wheels" --target "$WORK/site" "${missing[@]}"
+  else  # no pip here: unpack every wheel built for this interpreter (a wheel is a zip)
+    "$VPY" - "$REPO/wheels" "$WORK/site" <<'PY'
+import sys, zipfile
+from pathlib import Path
+tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+for wheel in sorted(Path(sys.argv[1]).glob("*.whl")):
+    if "-py3-none-any" in wheel.name or "-py2.py3-none-any" in wheel.name or f"-{tag}-" in wheel.name:
+        zipfile.ZipFile(wheel).extractall(sys.argv[2])
+PY
+  fi
 fi
 "$VPY" -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.version.cuda); print('transformers', transformers.__version__)"
 # `transformers serve` from this interpreter, whatever its console scripts' location
@@ -46,6 +57,8 @@ exec "$VPY" -c 'import sys; from transformers.cli.transformers import main; sys.
 WRAP
 chmod +x "$WORK/bin/transformers"
 export PATH="$WORK/bin:$PATH"
+# fail here, in seconds, if `transformers serve` cannot even start (a missing serving extra)
+transformers serve --help >/dev/null || { echo "transformers serve does not start here (see above)"; exit 4; }
 
 echo "== GPU (NVML, as swarm reads it)"
 nvidia-smi || true
