@@ -100,11 +100,29 @@ class Context:
             if isinstance(model, dict):
                 from swarm import SCHEMA_VERSION
 
-                print(json.dumps({"schema_version": SCHEMA_VERSION, **model}, sort_keys=True))
+                print(strict_json({"schema_version": SCHEMA_VERSION, **model}))
             else:
-                print(model.model_dump_json())
+                print(model.model_dump_json())  # pydantic writes NaN/inf as null
         else:
             print(text())
+
+
+def strict_json(value: Any) -> str:
+    """JSON that any parser reads: a NaN or infinity (a row stored before the limits) is null."""
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_only(value), sort_keys=True, allow_nan=False)
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_only(v) for v in value]
+    return value
 
 
 def _agent(args: argparse.Namespace) -> str:
@@ -1268,7 +1286,9 @@ def cmd_serve(ctx: Context) -> None:
 
     a = ctx.args
     if a.http:
-        mcp_server.serve_http(ctx.settings, a.host, a.port)
+        from swarm.limits import Port, check
+
+        mcp_server.serve_http(ctx.settings, a.host, check(Port, a.port, "--port"))
     else:
         mcp_server.serve_stdio(ctx.settings)
 
@@ -1836,12 +1856,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from swarm.errors import SwarmError
-    from swarm.limits import check_text, describe
+    from swarm.limits import check_numbers, check_text, describe
 
     try:
         for i, arg in enumerate(argv, 1):  # non-UTF-8 bytes arrive as surrogates: refuse them here
             check_text(arg, f"argument {i}")
         args = build_parser().parse_args(argv)
+        check_numbers(vars(args))
         ctx = Context(args)
         args.fn(ctx)
     except UsageError as exc:

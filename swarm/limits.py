@@ -160,6 +160,7 @@ Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Epoch = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)]
 Page = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 Finite = Annotated[float, AfterValidator(_finite)]
 GigaBytes = Annotated[float, AfterValidator(_finite), Field(gt=0, le=MAX_GPU_MEM_GB)]
 LeaseSeconds = Annotated[float, AfterValidator(_finite), Field(gt=0, le=MAX_LEASE_SECONDS)]
@@ -219,6 +220,22 @@ def check_text(value: str, field: str) -> str:
     except PydanticCustomError as exc:
         raise InvalidInput(f"{field} {exc.message()} (got {_got(value)})") from exc
     return value
+
+
+def check_numbers(flags: dict[str, Any]) -> None:
+    """Parsed command-line flags: every float finite (argparse's float takes 'nan', 'inf',
+    '1e400') and every integer within BIGINT; else InvalidInput naming the flag."""
+    for name, value in flags.items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            flag = "--" + name.replace("_", "-")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidInput(f"{flag} must be a finite number (got {item})")
+            big = isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX
+            if big and not isinstance(item, bool):
+                raise InvalidInput(
+                    f"{flag} must be an integer from {INT64_MIN} to {INT64_MAX} (got {_got(item)})"
+                )
 
 
 def check_json(value: Any, field: str, max_bytes: int) -> Any:

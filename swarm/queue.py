@@ -97,6 +97,16 @@ def _task_model(row: Row, deps: Sequence[tuple[str, str]], gpu: GpuLease | None 
             claimed_at=row["claimed_at"],
             gpu=gpu,
         )
+    try:
+        return _build_task(row, deps, lease)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"task {row['id']} as stored breaks the input limits ({limits.describe(exc)}): it was "
+            "written before them, and cannot be shown or delivered"
+        ) from exc
+
+
+def _build_task(row: Row, deps: Sequence[tuple[str, str]], lease: Lease | None) -> Task:
     return Task(
         id=row["id"],
         kind=row["kind"],
@@ -414,8 +424,8 @@ def _claim_in(
             # the limits, nested too deep) is never handed out and then lost (issue #17).
             try:
                 return _task_model(*taken)
-            except ValidationError as exc:
-                return _fail_undeliverable(conn, row, agent_id, now, limits.describe(exc))
+            except InvalidInput as exc:
+                return _fail_undeliverable(conn, row, agent_id, now, str(exc))
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,23 @@ def test_a_stored_task_that_cannot_be_delivered_is_failed_not_handed_out(store: 
     assert failed[0] == "failed" and "cannot be delivered" in failed[1] and "64 deep" in failed[1]
     with pytest.raises(NothingClaimable):
         queue.claim(store, "a1", T0, 60)
+    with pytest.raises(InvalidInput, match=rf"task {bad.id} as stored breaks the input limits"):
+        queue.list_tasks(store)  # a reader names the row instead of crashing on it
+
+
+def test_json_output_never_holds_nan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NaN stored before the limits (SQLite took it) is null in --json output."""
+    monkeypatch.setenv("SWARM_DB", str(tmp_path / "lab.db"))
+    assert run_swarm(tmp_path, "add", "other", "t", "--id", "old-one").returncode == 0
+    with sqlite3.connect(tmp_path / "lab.db") as conn:
+        conn.execute("UPDATE tasks SET requires = ? WHERE id = 'old-one'", ('{"gpu_mem_gb": NaN}',))
+    for args in (("ls", "--json"), ("show", "old-one", "--json")):
+        proc = run_swarm(tmp_path, *args)
+        assert json.loads(proc.stdout, parse_constant=_not_json), args
+
+
+def _not_json(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
 
 
 SMOKE = [
