@@ -265,3 +265,63 @@ def test_random_json_inputs_are_stored_whole_or_refused_with_exit_7(
         code, out, err = _call(listing, capsys)
         assert code == 0, (listing, out, err)
         json.loads(out, parse_constant=_no_nan)
+
+
+# ---------------------------------------------------------------- MCP tool arguments
+
+MCP_TOOLS = ("claim_task", "register_agent", "heartbeat", "report_result", "release_task",
+             "list_tasks", "get_task", "add_task", "search")  # fmt: skip  # the lab's own tools
+
+
+@st.composite
+def tool_calls(draw: st.DrawFn, schemas: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    name = draw(st.sampled_from(sorted(schemas)))
+    properties = sorted(schemas[name].get("properties", {}))
+    keys = draw(st.lists(st.sampled_from(properties), unique=True)) if properties else []
+    args = {
+        key: draw(_json_values() | st.sampled_from(["x-abc", "other", 1, 2**63, -60.0]))
+        for key in keys
+    }
+    if draw(st.integers(0, 9)) == 0:
+        args[draw(st.text(max_size=8))] = draw(_json_values())  # an unknown argument
+    return name, args
+
+
+def test_random_mcp_tool_arguments_get_an_answer_and_leave_the_store_sound(tmp_path: Path) -> None:
+    """Through the SDK's in-memory client: every call is answered (a result or an error with a
+    message), no traceback reaches the agent, and the store stays sound."""
+    import anyio
+    from mcp import Client
+
+    from swarm.mcp_server import Lab, build_server
+    from swarm.settings import Settings
+
+    db = tmp_path / "lab.db"
+    lab = Lab(Settings.for_db(str(db), lab_dir=tmp_path, lease_seconds=600))
+    server = build_server(lab)
+    answered: list[str] = []
+
+    async def main() -> None:
+        async with Client(server) as client:
+            schemas = {
+                t.name: t.input_schema
+                for t in (await client.list_tools()).tools
+                if t.name in MCP_TOOLS
+            }
+
+            @settings(FUZZ, max_examples=120)
+            @given(tool_calls(schemas))
+            def one(call: tuple[str, dict[str, Any]]) -> None:
+                name, args = call
+                result = anyio.from_thread.run(client.call_tool, name, args)
+                text = " ".join(getattr(c, "text", "") for c in result.content)
+                assert "Traceback" not in text, (name, args, text)
+                assert not result.is_error or text.strip(), (name, args, "an error needs a message")
+                event(f"{name}: {'error' if result.is_error else 'ok'}")
+                answered.append(name)
+
+            await anyio.to_thread.run_sync(one)
+
+    anyio.run(main)
+    assert len(answered) >= 100
+    _check_store(db)
