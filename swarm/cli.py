@@ -928,10 +928,12 @@ def cmd_work(ctx: Context) -> None:
 
     from swarm import agents
     from swarm.catalog import load_catalog
+    from swarm.limits import Workers, check
     from swarm.worker import WorkerSummary, waiting_reasons
     from tools.capabilities import detect
     from tools.executors import DEFAULT_KINDS, EXECUTORS
 
+    check(Workers, ctx.args.agents, "--agents")  # before anything is queued or registered
     a, repo = ctx.args, _repo()
     kinds = tuple(k for k in (a.kind or DEFAULT_KINDS) if k in EXECUTORS)
     if not kinds:

@@ -34,6 +34,7 @@ MAX_ATTEMPTS = 100
 MAX_LEASE_SECONDS = 7 * 24 * 3600.0  # a week: longer work heartbeats, a lease is not a reservation
 MAX_GPU_MEM_GB = 100_000.0
 MAX_PAGE = 10_000  # rows one list call returns
+MAX_WORKERS = 64  # worker processes one `swarm work` starts
 # Compute capabilities NVIDIA has shipped (CUDA 13): a typo like sm_210 is refused, not queued
 # for a GPU that will never exist. Suffix a: arch-specific features; f: family-portable.
 REAL_ARCHS = frozenset(
@@ -161,6 +162,7 @@ Epoch = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)]
 Page = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+Workers = Annotated[int, Field(ge=1, le=MAX_WORKERS)]
 Finite = Annotated[float, AfterValidator(_finite)]
 GigaBytes = Annotated[float, AfterValidator(_finite), Field(gt=0, le=MAX_GPU_MEM_GB)]
 LeaseSeconds = Annotated[float, AfterValidator(_finite), Field(gt=0, le=MAX_LEASE_SECONDS)]
