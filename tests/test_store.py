@@ -105,3 +105,23 @@ def test_a_postgresql_lab_from_a_newer_swarm_is_refused(postgres_url: str) -> No
 
 def test_both_backends_have_the_same_migrations_in_the_same_order() -> None:
     assert [name for name, _ in POSTGRES_MIGRATIONS] == [name for name, _ in MIGRATIONS]
+
+
+def test_the_postgresql_store_commits_durably_whatever_the_server_default(
+    postgres_url: str,
+) -> None:
+    """synchronous_commit=off lost confirmed reports after a server crash (issue #17); the
+    store turns it on for each of its connections, even where the server's default is off."""
+    import psycopg
+
+    assert "options=-csearch_path" in postgres_url  # the test's own schema: keep it
+    url = postgres_url.replace("options=", "options=-csynchronous_commit%3Doff%20", 1)
+    with psycopg.connect(url) as raw:
+        assert raw.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        assert raw.execute("SHOW search_path").fetchone()[0].startswith("t_")
+    store = open_store(url)
+    try:
+        for _ in range(3):  # every pooled connection, not only the first
+            assert store.write(lambda c: c.execute("SHOW synchronous_commit").fetchone()[0]) == "on"
+    finally:
+        store.close()
