@@ -90,6 +90,9 @@ if command -v git >/dev/null 2>&1; then
 else
   mkdir -p "$LAB/.git"  # swarm finds its work tree by the .git beside it
 fi
+# transformers serve lists its models by scanning the Hugging Face cache, and answers 500 on
+# /v1/models when that folder does not exist (a fresh GPU host): give it an empty one.
+export HF_HUB_CACHE="$WORK/hf-cache"; mkdir -p "$HF_HUB_CACHE"
 export SWARM_DB="$WORK/lab.db" SWARM_LAB_DIR="$WORK" HF_HUB_OFFLINE=1 NO_PROXY='*' PYTHONUNBUFFERED=1
 swarm() { (cd "$LAB" && "$VPY" -m swarm.cli "$@"); }
 DEPLOY=$(swarm add deploy "serve the tiny Llama on $GPU_NAME" --arch "$ARCH" --json --spec "{\"gpu\": \"$GPU_NAME\", \"model\": \"tiny-llama\", \"platform\": \"transformers\", \"hf_repo\": \"$WORK/tiny-llama\", \"deploy\": {\"engine_args\": [\"--device\", \"$DEVICE\"], \"ready_timeout_s\": 300.0}}" | "$VPY" -c "import json,sys; print(json.load(sys.stdin)['id'])")

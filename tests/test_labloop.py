@@ -316,3 +316,37 @@ def test_swarm_deploy_task_starts_and_stops_a_deployment_by_hand(tmp_path: Path)
         stopped = run(repo, "deploy", "--task", deploy_id, "--down", db=db)
     assert stopped["removed"] == [f"process {record['pid']}"] and not _alive(record["pid"])
     assert run(repo, "deploy", "--task", deploy_id, "--down", db=db)["removed"] == []
+
+
+def test_a_benchmark_names_the_model_its_deployment_started_when_the_server_lists_none() -> None:
+    # transformers 5.17 lists its cache, not its pinned model, on /v1/models (seen on the H200
+    # run) and refuses any other name with HTTP 400: the deployment's model must come first.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tools import bench_lab
+
+    class NoModels(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"object": "list", "data": []}' if self.path == "/v1/models" else b"{}"
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoModels)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    deployed = {"resolution": {"config": {"model": "/models/tiny-llama"}}}
+    try:
+        spec = {"model": "tiny-llama", "server_kind": "transformers"}
+        assert bench_lab.config_from_spec(spec, endpoint, deployed).model == "/models/tiny-llama"
+        assert bench_lab.config_from_spec(spec, endpoint).model == "tiny-llama"
+        named = {**spec, "served_model_name": "chosen"}
+        assert bench_lab.config_from_spec(named, endpoint, deployed).model == "chosen"
+    finally:
+        server.shutdown()

@@ -120,12 +120,17 @@ def endpoint_in(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def config_from_spec(spec: dict[str, Any], endpoint: str) -> BenchConfig:
+def config_from_spec(
+    spec: dict[str, Any], endpoint: str, deployed: dict[str, Any] | None = None
+) -> BenchConfig:
     # The served name comes from /v1/models even when the kind is given: a server pinned to one
-    # model (transformers serve MODEL_DIR) refuses any other name with HTTP 400.
+    # model (transformers serve MODEL_DIR) refuses any other name with HTTP 400. Some servers
+    # list no model there (transformers 5.17 lists its cache, not the pinned model: seen on the
+    # H200 run), so the model the deployment was started with comes next, the lab's name last.
     detected, served = probe(endpoint)
     kind = detected if spec.get("server_kind", "auto") == "auto" else spec["server_kind"]
-    model = spec.get("served_model_name") or served or spec.get("model") or "default"
+    started = ((deployed or {}).get("resolution") or {}).get("config", {}).get("model")
+    model = spec.get("served_model_name") or served or started or spec.get("model") or "default"
     options = {k: spec[k] for k in BENCH_KEYS if spec.get(k) is not None}
     lab = {k: spec[k] for k in ("model", "gpu", "arch", "platform", "quant", "tp", "params", "model_type", "vram_gb")
            if spec.get(k) is not None}  # fmt: skip

@@ -98,7 +98,7 @@ def _benchmark_job(job: JobSpec) -> JobResult:
     spec = {"concurrency": list(STANDARD_SWEEP), **job.spec}
     try:
         with deploy.signals_unwind():  # a SIGTERM mid-sweep still tears the server down
-            config = bench_lab.config_from_spec(spec, str(endpoint))
+            config = bench_lab.config_from_spec(spec, str(endpoint), deployed_payload)
             report = asyncio.run(benchmark.run(config))
     finally:
         stopped = None if deployed_payload.get("keep") else lab_deploy.teardown(deployed_payload)
