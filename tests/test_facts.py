@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 from datetime import timedelta
@@ -12,11 +13,21 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarm import facts, queue
 from swarm.citations import RunRecord
-from swarm.findings import NewFinding, add_findings, all_findings, merge_log, read_log
+from swarm.findings import (
+    NewFinding,
+    add_findings,
+    all_findings,
+    load_log,
+    merge_log,
+    read_log,
+)
 from swarm.models import GpuInfo, NewTask
+from swarm.reconcile import reconcile
 from swarm.registry import Registries
 from swarm.seed import seed_findings
 from swarm.store import SqliteStore, Store, open_store
@@ -295,3 +306,15 @@ def test_a_finding_with_an_unknown_scope_key_or_a_foreign_unit_is_refused_at_inp
     per_min = _swarm(lab, *base, "--unit", "tokens/min", "--scope", "tp=1")
     assert per_min.returncode == 0, per_min.stdout
     assert _ok(lab, "finding", "ls")["findings"][0]["unit"] == "tokens/min"  # kept as written
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_a_shuffled_log_rebuilds_byte_identical_verified_facts(rng: random.Random) -> None:
+    findings, _ = load_log(REPO / "facts" / facts.LOG)
+    rng.shuffle(findings)
+    reg = Registries.load(REPO / "facts")
+    _, runs = facts.all_runs(None, REPO)
+    checks = facts.check_all(findings, facts.context(REPO, runs, reg))
+    rebuilt = facts.facts_text(reconcile(findings, checks, reg))
+    assert rebuilt == (REPO / "facts" / facts.FACTS).read_text()
