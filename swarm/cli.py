@@ -278,11 +278,30 @@ def cmd_release(ctx: Context) -> None:
     from swarm import queue
 
     a = ctx.args
+    if a.force:
+        return _force_release(ctx)
+    if a.epoch is None:
+        raise UsageError("give --epoch (the fencing token claim returned), or --force --note WHY")
     if ctx.remote:
         task = ctx.remote.release(a.task, a.epoch, a.note)
     else:
         task = queue.release(ctx.store, a.task, a.epoch, _now(), a.note)
     ctx.emit(task, lambda: f"released {task.id}: back to {task.state}")
+
+
+def _force_release(ctx: Context) -> None:
+    """The operator ends another agent's lease: on the lab host (a person) or with the
+    operator's token through --server."""
+    from swarm import queue
+
+    a = ctx.args
+    if not a.note:
+        raise UsageError("--force needs --note WHY (it is kept in the task's log)")
+    if ctx.remote:
+        task = ctx.remote.force_release(a.task, a.note)
+    else:
+        task = queue.force_release(ctx.store, a.task, _now(), _who(a), a.note)
+    ctx.emit(task, lambda: f"force-released {task.id}: back to {task.state} ({a.note})")
 
 
 def cmd_report(ctx: Context) -> None:
@@ -424,6 +443,38 @@ def cmd_agent_register(ctx: Context) -> None:
     ctx.emit(agent, lambda: "registered " + render.agent(agent))
 
 
+def cmd_agent_token(ctx: Context) -> None:
+    """Issue, list or revoke the bearer tokens agents (and people) present to `swarm serve --http`."""
+    from swarm import auth
+
+    a = ctx.args
+    if a.list:
+        tokens = auth.list_tokens(ctx.store)
+        ctx.emit(
+            {"tokens": [t.model_dump(mode="json") for t in tokens]},
+            lambda: (
+                "\n".join(f"{t.name}  {t.role}  since {t.created_at}" for t in tokens)
+                or "no tokens (the operator's is the lab dir's http_token)"
+            ),
+        )
+        return
+    if a.revoke:
+        gone = auth.revoke_token(ctx.store, a.revoke)
+        ctx.emit(gone, lambda: f"revoked {gone.name}'s token: its requests now get 401")
+        return
+    if not a.name:
+        raise UsageError("give NAME (a new token), --list or --revoke NAME")
+    issued = auth.issue_token(ctx.store, a.name, _now(), auth.Role(a.role))
+    ctx.emit(
+        issued,
+        lambda: (
+            f"{issued.token}\n(a {issued.role} token for {issued.name}, shown once; its hash is "
+            f"kept. Give it to the agent as SWARM_TOKEN; an older token of {issued.name} stops "
+            "working)"
+        ),
+    )
+
+
 def cmd_agent_ls(ctx: Context) -> None:
     from swarm import agents, render
 
@@ -493,10 +544,21 @@ def _finding_items(a: argparse.Namespace) -> list[Any]:
 
 
 def cmd_finding_add(ctx: Context) -> None:
-    from swarm.findings import add_findings
+    from swarm.findings import add_findings, refuse_decisions
 
-    agent = getattr(ctx.args, "agent", None) or os.environ.get("SWARM_AGENT") or "cli"
-    added = add_findings(ctx.store, _finding_items(ctx.args), agent, _now(), ctx.args.task)
+    agent = getattr(ctx.args, "agent", None) or os.environ.get("SWARM_AGENT")
+    items = _finding_items(ctx.args)
+    if agent:  # an agent's findings are claims; decisions are people's (swarm triage)
+        refuse_decisions(items, agent)
+    elif any(f.decision is not None for f in items):  # a person here: the decider is derived
+        by = _who(ctx.args)
+        items = [
+            f.model_copy(update={"decision": f.decision.model_copy(update={"by": by})})
+            if f.decision is not None
+            else f
+            for f in items
+        ]
+    added = add_findings(ctx.store, items, agent or _who(ctx.args), _now(), ctx.args.task)
     ctx.emit(
         {"findings": [f.model_dump(mode="json") for f in added]},
         lambda: "\n".join(f"recorded {f.id}: {f.statement}" for f in added),
@@ -684,14 +746,17 @@ def cmd_triage_cancel(ctx: Context) -> None:
 
 
 def _who(a: argparse.Namespace) -> str:
-    import subprocess
+    """The person at this CLI: --by, else the git identity `user.name <user.email>`."""
+    from swarm.auth import git_identity
 
-    if a.by:
+    if getattr(a, "by", None):
         return str(a.by)
-    name = subprocess.run(
-        ["git", "config", "user.name"], capture_output=True, text=True
-    ).stdout.strip()
-    return name or os.environ.get("SWARM_AGENT") or os.environ.get("USER", "unknown")
+    person = git_identity()
+    if person is None:
+        raise UsageError(
+            "who is deciding? set `git config user.name` and `user.email`, or pass --by NAME"
+        )
+    return person
 
 
 def cmd_triage_resolve(ctx: Context) -> None:
@@ -1284,14 +1349,16 @@ def cmd_migrate(ctx: Context) -> None:
 
 
 def cmd_serve(ctx: Context) -> None:
-    from swarm import mcp_server
-
     a = ctx.args
     if a.http:
+        from swarm import mcp_http
         from swarm.limits import Port, check
 
-        mcp_server.serve_http(ctx.settings, a.host, check(Port, a.port, "--port"))
+        port = check(Port, a.port, "--port")
+        mcp_http.serve_http(ctx.settings, a.host, port, tuple(a.allowed_host))
     else:
+        from swarm import mcp_server
+
         mcp_server.serve_stdio(ctx.settings)
 
 
@@ -1417,8 +1484,15 @@ def build_parser() -> Parser:
     p.add_argument("--lease", type=float, help="new lease length in seconds")
 
     p = command("release", cmd_release, "hand a claimed task back to the queue")
-    _lease_args(p)
+    p.add_argument("task", help="task id")
+    p.add_argument("--epoch", type=int, help="the fencing token claim returned")
     p.add_argument("--note", help="why, kept on the task")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="operator: end whoever holds it now (needs --note; recorded in the log)",
+    )
+    p.add_argument("--by", help="who forces it (default: git user.name <user.email>)")
 
     p = command("report", cmd_report, "report the result of a claimed task")
     _lease_args(p)
@@ -1459,6 +1533,20 @@ def build_parser() -> Parser:
         help="a serving engine and its version, e.g. vllm=0.11.0 (repeatable)",
     )
     command("ls", cmd_agent_ls, "list registered agents", agent_sub)
+    p = command(
+        "token", cmd_agent_token, "issue, list or revoke agents' HTTP bearer tokens", agent_sub
+    )
+    p.add_argument(
+        "name", nargs="?", help="issue a new token for this agent (replaces its old one)"
+    )
+    p.add_argument("--list", action="store_true", help="list who has a token (never the tokens)")
+    p.add_argument("--revoke", metavar="NAME", help="delete NAME's token")
+    p.add_argument(
+        "--role",
+        choices=("agent", "person"),
+        default="agent",
+        help="agent (default) or person: a person may also record triage decisions",
+    )
 
     p = command(
         "readme", cmd_readme, "regenerate the README dashboard regions from the store and facts/"
@@ -1493,6 +1581,13 @@ def build_parser() -> Parser:
         "--host", default="127.0.0.1", help="bind address for --http (default: loopback only)"
     )
     p.add_argument("--port", type=int, default=8765, help="port for --http (default 8765)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="a Host header clients use (repeatable); required when --host is not loopback",
+    )
 
     finding = sub.add_parser("finding", help="record and list findings (claims with evidence)")
     finding_sub = finding.add_subparsers(dest="finding_command", required=True, parser_class=Parser)
@@ -1573,7 +1668,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--interactive", action="store_true", help="prompt even when stdin is not a terminal"
     )
-    p.add_argument("--by", help="who decides (default: git user.name)")
+    p.add_argument("--by", help="who decides (default: git user.name <user.email>)")
     triage_sub = p.add_subparsers(dest="triage_command", parser_class=Parser)
     q = command("list", cmd_triage_list, "the open conflicts, side by side", triage_sub)
     q.add_argument("--all", action="store_true", help="decided ones too (deferred are listed)")
@@ -1595,13 +1690,13 @@ def build_parser() -> Parser:
         "--split-by", metavar="ATTRIBUTE", help="the sides differ in this hidden scope"
     )
     q.add_argument("--reason", required=True, help="why, for the people after you")
-    q.add_argument("--by", help="who decides (default: git user.name)")
+    q.add_argument("--by", help="who decides (default: git user.name <user.email>)")
     q = command(
         "undo", cmd_triage_undo, "reverse one recorded decision (by its finding id)", triage_sub
     )
     q.add_argument("decision", help="the decision's finding id (`swarm triage list --all`)")
     q.add_argument("--reason", required=True, help="why it is reversed")
-    q.add_argument("--by", help="who reverses it (default: git user.name)")
+    q.add_argument("--by", help="who reverses it (default: git user.name <user.email>)")
     q = command(
         "cancel",
         cmd_triage_cancel,
@@ -1610,7 +1705,7 @@ def build_parser() -> Parser:
     )
     q.add_argument("conflict")
     q.add_argument("--reason", required=True, help="why, kept on the task")
-    q.add_argument("--by", help="who cancels it (default: git user.name)")
+    q.add_argument("--by", help="who cancels it (default: git user.name <user.email>)")
 
     p = command(
         "search",

@@ -58,6 +58,18 @@ class LeaseLost(SwarmError):
     exit_code = 4
 
 
+class Forbidden(SwarmError):
+    """The caller may not do this (not the lease holder, not a person, another agent's name)."""
+
+    exit_code = 9
+
+
+class ToolMissing(SwarmError):
+    """An executable the action needs (nvcc, docker) is not on this host; nothing was queued."""
+
+    exit_code = 10
+
+
 class StoreUnavailable(SwarmError):
     """The database cannot be opened or used safely (location, filesystem, lock timeout)."""
 

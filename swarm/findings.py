@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 
 from swarm import SCHEMA_VERSION, atomic
-from swarm.errors import InvalidInput
+from swarm.errors import Forbidden, InvalidInput
 from swarm.limits import STORED
 from swarm.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
 from swarm.models import InputModel, Model, iso, validation_message
@@ -123,6 +123,18 @@ def finding_id(new: NewFinding, agent: str) -> str:
     return (
         "fd_" + hashlib.sha256(json.dumps([body, agent], sort_keys=True).encode()).hexdigest()[:12]
     )
+
+
+def refuse_decisions(items: Iterable[NewFinding], who: str) -> None:
+    """Raise Forbidden when a finding carries a triage decision: decisions are people's, recorded
+    with `swarm triage` on the lab host or by the operator, never with an agent's findings."""
+    for item in items:
+        if item.kind == "decision" or item.decision is not None:
+            raise Forbidden(
+                f"finding {item.subject!r} carries a triage decision, and {who} is an agent: "
+                "decisions are recorded by people (`swarm triage` on the lab host, or the "
+                "operator's token); report the evidence as a claim finding instead"
+            )
 
 
 def parse_findings(raw: Iterable[object]) -> list[NewFinding]:

@@ -1,21 +1,20 @@
 """The MCP server: the queue and the lab tools for agents, over stdio or Streamable HTTP.
 
-The only module that imports the `mcp` SDK. Each tool is a thin adapter: resolve the agent, call
-one library function, return its pydantic model, or raise a ToolError an agent can act on.
+The only modules that import the `mcp` SDK are this one and swarm/mcp_http.py. Each tool is a
+thin adapter: derive the caller from the connection, call one library function, return its
+pydantic model, or raise a ToolError an agent can act on (`CODE: what happened; what to do`).
 Every call reads through to the database (no task state cached in the process).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import secrets
+import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -23,17 +22,17 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
 
-from swarm import SCHEMA_VERSION, __version__, queue
-from swarm.atomic import atomic_open
-from swarm.errors import NothingClaimable, SwarmError
+from swarm import SCHEMA_VERSION, __version__, auth, limits, paging, queue, worker
+from swarm.auth import Principal, Role
+from swarm.errors import NothingClaimable, SwarmError, UnknownAgent
 from swarm.findings import NewFinding
+from swarm.mcp_args import invalid_arguments, unknown_arguments
 from swarm.models import (
     Agent,
     Capabilities,
-    Claim,
     Lease,
     Model,
     NewTask,
@@ -42,7 +41,6 @@ from swarm.models import (
     Task,
     TaskState,
     TaskSummary,
-    build_all_models,
 )
 from swarm.search import SearchResults
 from swarm.settings import Settings, repo_root
@@ -50,12 +48,18 @@ from swarm.store import open_store
 from tools.registry import LAB_TOOLS
 
 T = TypeVar("T")
-INSTRUCTIONS = """swarm: the lab's shared task queue. Loop: claim_task -> do the work, calling
-heartbeat before the lease expires (any call of yours also renews your leases) -> report_result
-with the task_id and epoch claim_task returned. A LEASE_LOST error means another agent owns the
-task now: drop that work and claim a new task."""
+INSTRUCTIONS = """swarm: the lab's shared task queue. You are {agent}; {source}.
+Loop: claim_task -> work, calling heartbeat before lease.expires_at -> report_result(task_id,
+epoch). Only the holder heartbeats, releases or reports a task, and only your own write calls
+renew your leases. LEASE_LOST: drop that work, claim another. Errors start with a CODE and say
+the next step. The work_loop prompt has the rules in full."""
 PAGE_MAX = 100
 MCP_PATH = "/mcp"  # the SDK's Streamable HTTP path; everything else is the web page
+PRINCIPAL = "swarm.principal"  # the ASGI scope key swarm/mcp_http.py puts the caller under
+WHERE = {  # where a missing executable is found, for TOOL_MISSING's next step
+    "nvcc": ("build_kernel", "a host with CUDA", "kernel"),
+    "docker": ("deploy", "a host with Docker", "deploy"),
+}
 
 
 class ClaimResponse(Model):
@@ -63,18 +67,18 @@ class ClaimResponse(Model):
 
     schema_version: int = SCHEMA_VERSION
     claimed: bool
-    task: Task | None = None
+    agent: str = Field(description="you, as this server knows you")
+    task: Task | None = Field(None, description="its lease is `lease`, not repeated here")
     lease: Lease | None = None
     reason: str | None = None
+    note: str | None = None
 
 
 class JobStarted(Model):
-    """A long action runs as a task of its own; poll get_task(job) for its state and result."""
+    """A long action runs as a detached job on a task of its own; get_task(job) shows it."""
 
     schema_version: int = SCHEMA_VERSION
-    job: str = Field(
-        description="the task id: get_task(job) shows progress and, when done, the result"
-    )
+    job: str = Field(description="task id: get_task(job) shows state and result")
     state: Literal["running"] = "running"
     started_by: str
 
@@ -129,15 +133,24 @@ def _facts_report(outcome: Any, limit: int) -> FactsReport:
 
 
 class Lab:
-    """What every tool call needs: the store (safe to share between the tool threads) and the
-    settings."""
+    """What every tool call needs: the store (safe to share between the tool threads), the
+    settings, and who the caller is when the connection does not say (stdio, in memory)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, agent: str | None = None, http: bool = False) -> None:
         self.settings = settings
         self.store = open_store(settings.db)
-        self.default_agent = os.environ.get("SWARM_AGENT")
         self.repo = repo_root(Path.cwd())
+        self.http = http
+        named = agent or os.environ.get("SWARM_AGENT")
+        given = "given to this server" if agent else "set by SWARM_AGENT"
+        # One name for the server's whole life: made here, once, never from the per-request
+        # session object (mcp 2.3 makes a fresh one per request: 30 calls were 27 agents).
+        name = named or auth.stdio_name(auth.parent_program(), os.uname().nodename)
+        self.local = Principal(name=self.call(lambda: auth.check_name(name)), role=Role.agent)
+        self.source = given if named else "made when this server started"
         self._server_agent: str | None = None
+        self.stop = threading.Event()
+        self.jobs: list[threading.Thread] = []
 
     def call(self, fn: Callable[[], T]) -> T:
         try:
@@ -151,70 +164,43 @@ class Lab:
             raise ToolError("NO_REPO: the server was not started inside the lab's git repository")
         return self.repo
 
-    def agent(self, ctx: Context, explicit: str | None) -> str:
-        """The calling agent: the argument, else SWARM_AGENT, else the client's name + session."""
-        if explicit:
-            return explicit
-        if self.default_agent:
-            return self.default_agent
-        params = getattr(ctx.session, "client_params", None)
-        client = params.client_info.name if params is not None else "mcp"
-        return f"{client}-{hashlib.sha256(str(id(ctx.session)).encode()).hexdigest()[:6]}"
+    def principal(self, ctx: Context) -> Principal:
+        """The caller as the connection proves it: the bearer token's principal over HTTP, this
+        server's one identity over stdio."""
+        try:
+            request = ctx.request_context.request
+        except ValueError:  # no request: an in-process call
+            request = None
+        scope = getattr(request, "scope", None)
+        found = scope.get(PRINCIPAL) if isinstance(scope, dict) else None
+        if isinstance(found, Principal):
+            return found
+        if self.http:  # the middleware lets no request through without one; never guess
+            raise ToolError("FORBIDDEN: this request carries no identity; present a bearer token")
+        return self.local
 
-    def start_job(
-        self,
-        new: NewTask,
-        work: Callable[[], tuple[Literal["done", "failed"], dict[str, Any]]],
-        findings: Callable[[Task, dict[str, Any]], Sequence[NewFinding]] | None = None,
-    ) -> JobStarted:
-        """Queue the action as a task, claim it as this server, run it on a thread, report it.
-
-        The caller gets the task id at once; the thread heartbeats the lease while it works, so a
-        build that outlives the call is never mistaken for a dead one.
-        """
-        agent = self.server_agent()
-        task = self.call(lambda: queue.add_task(self.store, new, _now(), actor=agent))
-        claim = self.call(
-            lambda: queue.claim(
-                self.store, agent, _now(), self.settings.lease_seconds, task_id=task.id
-            )
+    def caller(self, ctx: Context, named: str | None = None) -> str:
+        """The calling agent's name. An `agent` argument may only restate it, except for the
+        operator, who may act for any agent (the CLI's --server with the lab token)."""
+        me = self.principal(ctx)
+        if named is None or named == me.name:
+            return me.name
+        if me.role is Role.operator:
+            return named
+        how = "your token's agent" if self.http else f"this server's identity ({self.source})"
+        raise ToolError(
+            f"FORBIDDEN: you are {me.name} ({how}); agent={named!r} names another agent. "
+            "Leave agent out: who you are comes from your connection"
         )
-        epoch = claim.lease.epoch
-        done = threading.Event()
 
-        def beat() -> None:
-            while not done.wait(self.settings.lease_seconds / 3):
-                self.call(
-                    lambda: queue.heartbeat(
-                        self.store, task.id, epoch, _now(), self.settings.lease_seconds
-                    )
-                )
-
-        def run() -> None:
-            threading.Thread(target=beat, name=f"heartbeat-{task.id}", daemon=True).start()
-            try:
-                status, payload = work()
-                note = None
-            except Exception as exc:  # the job's failure is the task's result, not a server crash
-                status, payload, note = (
-                    "failed",
-                    {"error": f"{type(exc).__name__}: {exc}"},
-                    str(exc)[:500],
-                )
-            finally:
-                done.set()
-            found = findings(task, payload) if findings is not None and status == "done" else ()
-            self.call(
-                lambda: queue.report(
-                    self.store, task.id, epoch, status, _now(), payload, note, findings=found
-                )
-            )
-
-        threading.Thread(target=run, name=f"job-{task.id}", daemon=True).start()
-        return JobStarted(job=task.id, started_by=agent)
+    def renew(self, agent: str) -> None:
+        """A holder's own write calls renew its leases (agents forget heartbeats); reads never."""
+        self.call(
+            lambda: queue.renew_holder(self.store, agent, _now(), self.settings.lease_seconds)
+        )
 
     def server_agent(self) -> str:
-        """This server as an agent, registered once with what its host can run."""
+        """This server as the holder of the jobs it starts, registered with its host's tools."""
         if self._server_agent is None:
             from swarm import agents
             from tools.capabilities import detect
@@ -224,24 +210,98 @@ class Lab:
             self._server_agent = name
         return self._server_agent
 
-    def renew(self, agent: str) -> None:
-        """Any call of a lease holder renews its leases (agents forget heartbeats)."""
-        self.call(
-            lambda: queue.renew_holder(self.store, agent, _now(), self.settings.lease_seconds)
+    def start_job(self, new: NewTask, tool: str, by: str) -> JobStarted:
+        """Queue the action as a task, claim it as this server and run it as a detached job
+        (swarm/jobs.py, as `swarm work` does): the job outlives this server, and if the server
+        goes first the next claim of the task adopts the job's result.
+
+        Refuses with TOOL_MISSING, queueing nothing, when an executable it needs is not here.
+        """
+        for exe in new.requires.tools:
+            if shutil.which(exe) is None:
+                where, host, kind = WHERE.get(exe, (tool, f"a host with {exe}", new.kind))
+                raise ToolError(
+                    f"TOOL_MISSING: {exe} is not on this host's PATH; run {where} on {host}, "
+                    f'or queue it with add_task(kind="{kind}")'
+                )
+        repo, agent = self.require_repo(), self.server_agent()
+        task = self.call(lambda: queue.add_task(self.store, new, _now(), actor=by))
+        claim = self.call(
+            lambda: queue.claim(
+                self.store, agent, _now(), self.settings.lease_seconds, task_id=task.id
+            )
         )
+        cfg = worker.WorkerConfig(
+            agent=agent,
+            kinds=(new.kind,),
+            repo=repo,
+            lab_dir=self.settings.lab_dir,
+            db=self.settings.db,
+            lease_seconds=self.settings.lease_seconds,
+        )
+
+        def run() -> None:
+            try:
+                worker.run_task(self.store, cfg, claim, self.stop, _log)
+            except SwarmError as exc:  # the lease was ended meanwhile: the job log keeps the rest
+                _log(f"job {task.id}: {exc.code()}: {exc}")
+
+        thread = threading.Thread(target=run, name=f"job-{task.id}", daemon=True)
+        self.jobs.append(thread)
+        thread.start()
+        return JobStarted(job=task.id, started_by=agent)
+
+    def close(self, grace: float = 10.0) -> None:
+        """Stop watching jobs: each is released with a note and keeps running; the next claim
+        of its task adopts it (so nobody waits for the lease to expire)."""
+        self.stop.set()
+        deadline = time.monotonic() + grace
+        for thread in self.jobs:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _log(line: str) -> None:
+    print(f"swarm serve: {line}", file=sys.stderr, flush=True)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class SwarmServer(MCPServer):
+    """MCPServer with arguments checked as an agent can act on (unknown names refused with the
+    nearest valid one, type and range errors worded) and results' text as compact JSON."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            unknown = unknown_arguments(tool.parameters, arguments)
+            if unknown:
+                raise ToolError(unknown)
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if tool is not None and isinstance(exc.__cause__, ValidationError):
+                raise ToolError(invalid_arguments(tool.parameters, exc.__cause__)) from None
+            # The SDK prefixes "Error executing tool NAME: "; an agent's error starts with its code.
+            text = str(exc).removeprefix(f"Error executing tool {name}: ")
+            raise ToolError(text) from exc.__cause__
+        if isinstance(result, CallToolResult) and result.structured_content is not None:
+            # The SDK sends the structured result again as indented text: the same data, compact.
+            text = json.dumps(result.structured_content, separators=(",", ":"))
+            result.content = [TextContent(type="text", text=text)]
+        return result
+
+
 AgentArg = Annotated[
-    str | None, Field(description="your agent name; default SWARM_AGENT or this client's session")
+    limits.Name | None, Field(description="you (default and only choice: your connection)")
 ]
-TaskId = Annotated[
-    str, Field(min_length=3, max_length=64, description="task id, e.g. deploy-1a2b3c")
-]
-Epoch = Annotated[int, Field(ge=1, description="the lease epoch claim_task returned")]
+TaskId = Annotated[limits.Name, Field(description="e.g. deploy-1a2b3c")]
+Epoch = Annotated[limits.Epoch, Field(description="the lease epoch from claim_task")]
+Note = limits.Note | None
+LeaseSeconds = limits.LeaseSeconds | None
 WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
@@ -252,71 +312,78 @@ READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hin
 
 
 def build_server(lab: Lab) -> MCPServer:
-    server = MCPServer("swarm", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    who = "your token's agent" if lab.http else f"{lab.local.name} ({lab.source})"
+    server = SwarmServer(
+        "swarm",
+        version=__version__,
+        instructions=INSTRUCTIONS.format(
+            agent=who, source="pass no agent argument: your connection says who you are"
+        ),
+        log_level="WARNING",
+    )
+    _queue_tools(server, lab)
+    _lab_tools(server, lab)
+    from swarm.mcp_resources import add_resources
 
+    add_resources(server, lab)
+    return server
+
+
+def _queue_tools(server: MCPServer, lab: Lab) -> None:
     @server.tool(annotations=WRITE)
     def claim_task(
         ctx: Context,
-        kinds: list[str] | None = None,
+        kinds: list[limits.Name] | None = None,
+        lease_seconds: LeaseSeconds = None,
         agent: AgentArg = None,
-        lease_seconds: Annotated[float | None, Field(ge=30, le=86_400)] = None,
     ) -> ClaimResponse:
-        """Claim the best ready task you can run (priority, then age), with its GPU lease.
-
-        Returns the task and the lease (present task_id + epoch on heartbeat/report/release), or
-        claimed=false and the reason (e.g. '4 tasks wait for an sm_121 host'). An unregistered
-        agent is registered with no GPUs: run `swarm agent register` on a GPU host first.
-        """
-        who = lab.agent(ctx, agent)
+        """Claim the best ready task you can run (priority, then age) with its GPU lease, or
+        claimed=false and why. Present task_id + lease.epoch on heartbeat/report/release."""
+        me = lab.caller(ctx, agent)
         lease = lease_seconds or lab.settings.lease_seconds
-
-        def do() -> ClaimResponse:
-            try:
-                claim = _claim_registering(lab, who, lease, kinds)
-            except NothingClaimable as exc:
-                return ClaimResponse(claimed=False, reason=str(exc))
-            return ClaimResponse(claimed=True, task=claim.task, lease=claim.lease)
-
-        return lab.call(do)
+        return lab.call(lambda: _claim(lab, me, lease, kinds))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     def register_agent(ctx: Context, capabilities: Capabilities, agent: AgentArg = None) -> Agent:
-        """Record what your host has (host name, GPUs with arch and memory, tools) so claims route
-        GPU work to you; re-registering replaces it. `swarm agent register --server` sends this."""
+        """Record your host (name, GPUs with arch and memory, tools) so claims route GPU work to
+        you; it is kept for your identity, and registering again replaces it."""
         from swarm import agents
 
-        who = lab.agent(ctx, agent)
-        return lab.call(lambda: agents.register(lab.store, who, capabilities, _now()))
+        me = lab.caller(ctx, agent)
+        return lab.call(lambda: agents.register(lab.store, me, capabilities, _now()))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     def heartbeat(
+        ctx: Context,
         task_id: TaskId,
         epoch: Epoch,
-        lease_seconds: Annotated[float | None, Field(ge=30, le=86_400)] = None,
+        lease_seconds: LeaseSeconds = None,
+        agent: AgentArg = None,
     ) -> Lease:
-        """Extend your lease on a claimed task. LEASE_LOST: another agent owns it now."""
-        return lab.call(
-            lambda: queue.heartbeat(
-                lab.store, task_id, epoch, _now(), lease_seconds or lab.settings.lease_seconds
-            )
-        )
+        """Extend your lease on a task you hold. LEASE_LOST: someone else owns it now."""
+        me = lab.caller(ctx, agent)
+        secs = lease_seconds or lab.settings.lease_seconds
+        lease = lab.call(lambda: queue.heartbeat(lab.store, task_id, epoch, _now(), secs, me))
+        lab.renew(me)
+        return lease
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     def report_result(
+        ctx: Context,
         task_id: TaskId,
         epoch: Epoch,
         status: Literal["done", "failed"],
-        result: dict[str, Any] | None = None,
-        note: Annotated[str | None, Field(max_length=2000)] = None,
-        idempotency_key: str | None = None,
-        findings: list[NewFinding] | None = None,
+        result: limits.Payload | None = None,
+        note: Note = None,
+        idempotency_key: limits.Title | None = None,
+        findings: Annotated[list[NewFinding] | None, Field(max_length=200)] = None,
+        agent: AgentArg = None,
     ) -> Result:
-        """Report the result of your claimed task and finish it, with the findings it produced
-        (subject, predicate, scope, typed value, statement, evidence: cite this run as
-        {"kind": "run", "locator": <result id>, "metric": <payload key>} in a later finding).
-        Retrying the same report is safe (one result); a different report for the same attempt
-        is refused (CONFLICT)."""
-        return lab.call(
+        """Finish a task you hold with its result and findings (claims with evidence; cite this
+        run as {"kind":"run","locator":"this","metric":<result key>}). A retry is one result;
+        a different report for the same attempt is CONFLICT."""
+        me = lab.caller(ctx, agent)
+        out = lab.call(
             lambda: queue.report(
                 lab.store,
                 task_id,
@@ -327,33 +394,38 @@ def build_server(lab: Lab) -> MCPServer:
                 note,
                 idempotency_key,
                 findings or (),
+                agent=me,
             )
         )
+        lab.renew(me)
+        return out
 
     @server.tool(annotations=WRITE)
-    def release_task(task_id: TaskId, epoch: Epoch, note: str | None = None) -> TaskSummary:
-        """Give a claimed task back to the queue (no attempt spent), e.g. when it needs other hardware."""
-        return lab.call(
-            lambda: TaskSummary.of(queue.release(lab.store, task_id, epoch, _now(), note))
-        )
+    def release_task(
+        ctx: Context, task_id: TaskId, epoch: Epoch, note: Note = None, agent: AgentArg = None
+    ) -> TaskSummary:
+        """Give a task you hold back to the queue (no attempt spent), e.g. it needs other
+        hardware."""
+        me = lab.caller(ctx, agent)
+        task = lab.call(lambda: queue.release(lab.store, task_id, epoch, _now(), note, me))
+        return TaskSummary.of(task)
 
     @server.tool(annotations=READ)
     def list_tasks(
-        ctx: Context,
         state: list[TaskState] | None = None,
-        kind: list[str] | None = None,
+        kind: list[limits.Name] | None = None,
         limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20,
-        cursor: str | None = None,
-        agent: AgentArg = None,
+        cursor: Annotated[str | None, Field(max_length=512)] = None,
     ) -> TaskPage:
-        """List tasks (id, kind, state, title, holder), oldest first; page with cursor."""
-        lab.renew(lab.agent(ctx, agent))
+        """Tasks (id, kind, state, title, holder), oldest first, a page at a time."""
+        states, kinds = [s.value for s in state or ()], list(kind or ())
 
         def page() -> TaskPage:
-            items = queue.list_tasks(
-                lab.store, [s.value for s in state or ()], kind or (), limit, cursor
+            after = paging.after(cursor, states, kinds, _now()) if cursor else None
+            items = queue.list_tasks(lab.store, states, kinds, limit, after)
+            more = (
+                paging.cursor(items[-1].id, states, kinds, _now()) if len(items) == limit else None
             )
-            more = items[-1].id if len(items) == limit else None
             return TaskPage(tasks=[TaskSummary.of(t) for t in items], next_cursor=more)
 
         return lab.call(page)
@@ -372,30 +444,46 @@ def build_server(lab: Lab) -> MCPServer:
     def add_task(
         ctx: Context,
         kind: Literal["deploy", "benchmark", "kernel", "verify", "research", "other"],
-        title: Annotated[str, Field(min_length=1, max_length=200)],
-        spec: dict[str, Any] | None = None,
-        priority: int = 0,
+        title: limits.Title,
+        spec: limits.Spec | None = None,
+        priority: limits.Int32 = 0,
         requires: Requires | None = None,
-        depends_on: list[str] | None = None,
-        max_attempts: Annotated[int, Field(ge=1, le=20)] = 3,
-        dedupe_key: str | None = None,
+        depends_on: list[TaskId] | None = None,
+        max_attempts: limits.Attempts = 3,
+        dedupe_key: limits.Title | None = None,
         agent: AgentArg = None,
     ) -> TaskSummary:
-        """Queue a task. The spec is validated by its kind; the same deployment queued twice (under
-        any spelling) is refused with DUPLICATE naming the existing task."""
-        new = NewTask(
-            kind=kind,
-            title=title,
-            spec=spec or {},
-            priority=priority,
-            requires=requires or Requires(),
-            depends_on=tuple(depends_on or ()),
-            max_attempts=max_attempts,
-            dedupe_key=dedupe_key,
+        """Queue a task; its spec is checked by kind. The same deployment queued twice (any
+        spelling) is DUPLICATE, naming the task that has it."""
+        me = lab.caller(ctx, agent)
+        new = lab.call(
+            lambda: _new_task(
+                kind=kind,
+                title=title,
+                spec=spec or {},
+                priority=priority,
+                requires=requires or Requires(),
+                depends_on=tuple(depends_on or ()),
+                max_attempts=max_attempts,
+                dedupe_key=dedupe_key,
+            )
         )
-        who = lab.agent(ctx, agent)
-        return lab.call(lambda: TaskSummary.of(queue.add_task(lab.store, new, _now(), actor=who)))
+        task = lab.call(lambda: queue.add_task(lab.store, new, _now(), actor=me))
+        lab.renew(me)
+        return TaskSummary.of(task)
 
+
+def _new_task(**fields: Any) -> NewTask:
+    from swarm.errors import InvalidInput
+    from swarm.models import validation_message
+
+    try:
+        return NewTask(**fields)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc)) from exc
+
+
+def _lab_tools(server: MCPServer, lab: Lab) -> None:
     @server.tool(annotations=READ)
     def search(
         text: Annotated[str, Field(min_length=1, max_length=500)],
@@ -409,8 +497,8 @@ def build_server(lab: Lab) -> MCPServer:
 
     @server.tool(annotations=READ)
     def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:
-        """Check every citation offline and reconcile the lab's findings (nothing is written):
-        counts of facts by status, citations that are not ok, and the open conflicts with why."""
+        """Check every citation offline and reconcile the lab's findings, writing nothing:
+        facts by status, citations not ok, and the open conflicts with why."""
         repo = lab.require_repo()
         from swarm import facts  # the facts pipeline loads only when asked for
 
@@ -420,30 +508,23 @@ def build_server(lab: Lab) -> MCPServer:
 
     @server.tool(annotations=WRITE)
     def build_kernel(
-        name: list[str] | None = None,
-        arch: list[str] | None = None,
+        ctx: Context,
+        name: list[limits.Name] | None = None,
+        arch: list[limits.Arch] | None = None,
         test: bool = False,
     ) -> JobStarted:
-        """Build CUDA kernels from kernels/manifest.toml with nvcc, for each target (default all),
-        and with test=true check them against the numpy reference on this host's GPU. Returns a
-        job id at once; get_task(job) shows the result: per kernel and target the registers,
-        spills and shared memory, the first error lines of a failed build, and test outcomes."""
-        repo, names, archs = lab.require_repo(), tuple(name or ()), tuple(arch) if arch else None
-        spec = {"name": ",".join(names) or "all", "archs": list(archs or ()), "test": test}
+        """Build kernels/manifest.toml's CUDA kernels with nvcc per target (default all); with
+        test, check them on this GPU against numpy. A job: get_task(job) has registers, spills,
+        shared memory, first errors and test outcomes."""
+        names, archs = tuple(name or ()), list(arch or ())
+        spec = {"name": ",".join(names) or "all", "archs": archs, "test": test}
         new = NewTask(
             kind="kernel",
             title=f"build kernels {spec['name']}",
             spec=spec,
             requires=Requires(tools=("nvcc",)),
         )
-
-        def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
-            from tools.executors import build_kernels  # nvcc tooling only when a build runs
-
-            report = build_kernels(repo, lab.settings.lab_dir / "kernel-cache", names, archs, test)
-            return ("done" if report.ok else "failed"), report.model_dump(mode="json")
-
-        return lab.call(lambda: lab.start_job(new, work))
+        return lab.start_job(new, "build_kernel", lab.caller(ctx))
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -454,97 +535,71 @@ def build_server(lab: Lab) -> MCPServer:
         )
     )
     def deploy(
+        ctx: Context,
         directory: Annotated[
-            str,
-            Field(description="deployment directory (holding deploy.toml), relative to the repo"),
+            str, Field(max_length=512, description="repo-relative folder with a deploy.toml")
         ],
         action: Literal["up", "down", "dry-run"] = "up",
-        gpu_total_gb: Annotated[float | None, Field(gt=0)] = None,
+        gpu_total_gb: Annotated[float | None, Field(gt=0, le=100_000)] = None,
     ) -> JobStarted:
-        """Start (up), stop (down) or plan (dry-run) a model server from a deployment directory,
-        through the Docker Engine API. Returns a job id at once; get_task(job) shows the result:
-        the container, image digest, endpoint and readiness time, or the server's last log lines."""
+        """Start (up), stop (down) or plan (dry-run) a model server from a deployment folder
+        through the Docker Engine API. A job: get_task(job) has the container, image digest,
+        endpoint and readiness time, or the server's last log lines."""
         repo = lab.require_repo()
-        folder = (repo / directory).resolve()
-        if not folder.is_relative_to(repo.resolve()):
-            raise ToolError(f"INVALID_INPUT: {directory!r} is outside the repository")
-        spec = {"directory": directory, "action": action}
+        if not (repo / directory).resolve().is_relative_to(repo.resolve()):
+            raise ToolError(f"INVALID_INPUT: directory {directory!r} is outside the repository")
+        spec: dict[str, Any] = {"directory": directory, "action": action}
+        if gpu_total_gb is not None:
+            spec["gpu_total_gb"] = gpu_total_gb
         new = NewTask(
             kind="other",
             title=f"deploy {action} {directory}",
             spec=spec,
             requires=Requires(tools=("docker",)),
         )
-
-        def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
-            from tools import deploy as deploying  # the docker SDK loads only when a deploy runs
-
-            cfg = deploying.load_config(folder)
-            if action == "down":
-                return "done", {"removed": deploying.down(cfg.name)}
-            plan = deploying.plan(cfg, gpu_total_gb)
-            if action == "dry-run":
-                return "done", plan.model_dump(mode="json")
-            return "done", json.loads(deploying.to_json(deploying.up(cfg, plan), cfg.secret_env))
-
-        return lab.call(lambda: lab.start_job(new, work))
+        return lab.start_job(new, "deploy", lab.caller(ctx))
 
     @server.tool(annotations=WRITE)
     def benchmark(
+        ctx: Context,
         endpoint: Annotated[
-            str, Field(description="http://host:port of an OpenAI-compatible server")
+            str, Field(max_length=512, description="http://host:port, OpenAI-compatible")
         ],
         model: Annotated[
-            str | None, Field(description="served model name; default: /v1/models")
+            str | None, Field(max_length=200, description="default: /v1/models")
         ] = None,
         concurrency: Annotated[
-            list[Annotated[int, Field(ge=1, le=1024)]] | None,
-            Field(min_length=1, description="closed-loop levels (default [1])"),
+            list[Annotated[int, Field(ge=1, le=1024)]] | None, Field(min_length=1, max_length=16)
         ] = None,
         output_len: Annotated[int, Field(ge=1, le=32768)] = 128,
         input_len: Annotated[int, Field(ge=1, le=131072)] = 128,
-        requests: Annotated[int | None, Field(ge=1)] = None,
+        requests: Annotated[int | None, Field(ge=1, le=100_000)] = None,
         server_kind: Literal[
             "auto", "vllm", "sglang", "trt-llm", "transformers", "openai"
         ] = "auto",
-        gpu: str | None = None,
-        platform: str | None = None,
-        quant: str | None = None,
-        tp: Annotated[int | None, Field(ge=1)] = None,
+        gpu: Annotated[str | None, Field(max_length=128)] = None,
+        platform: Annotated[str | None, Field(max_length=128)] = None,
+        quant: Annotated[str | None, Field(max_length=64)] = None,
+        tp: Annotated[int | None, Field(ge=1, le=64)] = None,
     ) -> JobStarted:
-        """Benchmark a streaming OpenAI-compatible server: closed-loop levels of concurrency, each
-        warmed up, with vLLM-named TTFT/TPOT/ITL/E2EL statistics, throughput, realized
-        concurrency, scaling efficiency and the knee. Returns a job id at once; get_task(job)
-        shows the report. With gpu/platform (and quant, tp) its single and batched TPS become
-        findings for the facts pipeline."""
+        """Benchmark a streaming OpenAI-compatible server: warmed closed-loop concurrency levels
+        (default [1]) with TTFT/TPOT/ITL/E2EL stats, throughput and the knee. A job:
+        get_task(job) has the report; with gpu+platform its TPS become findings."""
         from tools.bench_client import Target
 
         try:
             Target.from_url(endpoint, "")
         except ValueError as exc:
-            raise ToolError(f"INVALID_INPUT: {exc}") from exc
-        lab_meta = {"gpu": gpu, "platform": platform, "quant": quant, "tp": tp}
+            raise ToolError(f"INVALID_INPUT: endpoint {exc}") from exc
         spec = {"endpoint": endpoint, "served_model_name": model, "concurrency": concurrency or [1],
                 "output_len": output_len, "input_len": input_len, "requests": requests,
-                "server_kind": server_kind, **lab_meta}  # fmt: skip
+                "server_kind": server_kind, "gpu": gpu, "platform": platform, "quant": quant,
+                "tp": tp}  # fmt: skip
         spec = {k: v for k, v in spec.items() if v is not None}
-        new = NewTask(kind="benchmark", title=f"benchmark {model or endpoint}", spec=spec)
-
-        def work() -> tuple[Literal["done", "failed"], dict[str, Any]]:
-            import asyncio
-
-            from tools import bench_lab, benchmark
-
-            report = asyncio.run(benchmark.run(bench_lab.config_from_spec(spec, endpoint)))
-            ok = any(lv.valid for lv in report.levels)  # invalid levels are never findings
-            return ("done" if ok else "failed"), bench_lab.payload(report)
-
-        def lab_findings(task: Task, payload: dict[str, Any]) -> Sequence[NewFinding]:
-            from tools.bench_lab import findings
-
-            return findings(task, payload) if gpu and platform else ()
-
-        return lab.call(lambda: lab.start_job(new, work, lab_findings))
+        new = lab.call(
+            lambda: _new_task(kind="benchmark", title=f"benchmark {model or endpoint}", spec=spec)
+        )
+        return lab.start_job(new, "benchmark", lab.caller(ctx))
 
     for tool in LAB_TOOLS:
         annotations = ToolAnnotations(
@@ -554,28 +609,37 @@ def build_server(lab: Lab) -> MCPServer:
             open_world_hint=False,
         )
         server.add_tool(tool.fn, name=tool.name, title=tool.title, annotations=annotations)
-    return server
 
 
-def _claim_registering(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> Claim:
+def _claim(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> ClaimResponse:
+    """Claim as agent; an agent that never registered is registered with no GPUs, and told."""
     from swarm import agents
-    from swarm.errors import UnknownAgent
-    from swarm.models import Capabilities
 
+    note = None
     try:
-        return queue.claim(lab.store, agent, _now(), lease, kinds)
+        claim = queue.claim(lab.store, agent, _now(), lease, kinds)
     except UnknownAgent:
-        caps = Capabilities(
-            host=os.uname().nodename, gpu_note="registered by the MCP server: no GPUs"
-        )
+        caps = Capabilities(host="unknown", gpu_note="never registered: no GPUs known")
         agents.register(lab.store, agent, caps, _now())
-        return queue.claim(lab.store, agent, _now(), lease, kinds)
+        note = (
+            f"{agent} never registered its host, so it gets no GPU work: call register_agent "
+            "with your GPUs (or run `swarm agent register` on the host)"
+        )
+        try:
+            claim = queue.claim(lab.store, agent, _now(), lease, kinds)
+        except NothingClaimable as exc:
+            return ClaimResponse(claimed=False, agent=agent, reason=str(exc), note=note)
+    except NothingClaimable as exc:
+        return ClaimResponse(claimed=False, agent=agent, reason=str(exc))
+    lab.renew(agent)
+    task = claim.task.model_copy(update={"lease": None})
+    return ClaimResponse(claimed=True, agent=agent, task=task, lease=claim.lease, note=note)
 
 
 # ---------------------------------------------------------------- transports
 
 
-def _watch_parent(interval: float = 1.0) -> None:
+def _watch_parent(lab: Lab, interval: float = 1.0) -> None:
     """Exit when the parent dies: stdin may be held open by another process (python-sdk#526)."""
     parent = os.getppid()
 
@@ -583,81 +647,16 @@ def _watch_parent(interval: float = 1.0) -> None:
         while True:
             time.sleep(interval)
             if os.getppid() != parent:
+                lab.close()
                 os._exit(0)
 
     threading.Thread(target=watch, name="ppid-watchdog", daemon=True).start()
 
 
 def serve_stdio(settings: Settings) -> None:
-    _watch_parent()
-    build_server(Lab(settings)).run("stdio")
-
-
-def http_token(lab_dir: Path) -> tuple[str, bool]:
-    """The bearer token in the lab directory, created (0600) on first use; (token, created)."""
-    path = lab_dir / "http_token"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip(), False
-    token = secrets.token_urlsafe(32)
-    try:  # created whole or not at all: a crash or a full disk never leaves an empty token
-        with atomic_open(path, perms=0o600, exclusive=True) as handle:
-            handle.write(token + "\n")
-    except FileExistsError:  # another server created it meanwhile: use that one
-        return path.read_text(encoding="utf-8").strip(), False
-    return token, True
-
-
-class BearerAuth:
-    """ASGI middleware: every MCP request needs `Authorization: Bearer <token>`, else 401.
-    The web page's routes check their own session (a cookie, or the same bearer header)."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app, self.expected = app, f"Bearer {token}".encode()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(MCP_PATH):
-            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = b'{"error": "missing or wrong bearer token (see the lab dir http_token)"}'
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
-def http_app(settings: Settings, host: str) -> tuple[Any, str, bool]:
-    token, created = http_token(settings.lab_dir)
-    build_all_models()  # the shared server: build models now, not racing in the first calls
     lab = Lab(settings)
-    app = build_server(lab).streamable_http_app(host=host)
-    from swarm import web  # the page for people, at / beside /mcp in the same app
-
-    resolve = web.operator_only(token)
-    app.router.routes.extend(web.routes(lab.store, lab.repo, settings.lab_dir, resolve))
-    return BearerAuth(app, token), token, created
-
-
-def serve_http(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    app, token, created = http_app(settings, host)
-    if created:
-        print(
-            f"swarm serve: new bearer token (kept in {settings.lab_dir / 'http_token'}): {token}",
-            file=sys.stderr,
-        )
-    print(f"swarm serve: MCP over Streamable HTTP at http://{host}:{port}/mcp", file=sys.stderr)
-    print(
-        f"swarm serve: the lab's web page at http://{host}:{port}/ (log in with a token)",
-        file=sys.stderr,
-    )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    _watch_parent(lab)
+    try:
+        build_server(lab).run("stdio")
+    finally:
+        lab.close()

@@ -227,6 +227,19 @@ MIGRATIONS: tuple[tuple[str, Step], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        "0006_tokens",
+        """
+        -- Bearer tokens of agents (and people) for `swarm serve --http`, stored as SHA-256
+        -- hashes: the lab database never holds a usable token. One token per name.
+        CREATE TABLE IF NOT EXISTS tokens (
+            hash TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 # The same schema on PostgreSQL, entry for entry (same names, same order, same columns).
@@ -397,6 +410,17 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
         )
         """,
     ),
+    (
+        "0006_tokens",
+        """
+        CREATE TABLE IF NOT EXISTS tokens (
+            hash TEXT COLLATE "C" PRIMARY KEY,
+            name TEXT COLLATE "C" NOT NULL UNIQUE,
+            role TEXT COLLATE "C" NOT NULL,
+            created_at TEXT COLLATE "C" NOT NULL
+        )
+        """,
+    ),
 )
 
 # Every table a lab copy moves, in the order a copy must fill them (a row's references first),
@@ -427,6 +451,7 @@ TABLES: tuple[tuple[str, str, str], ...] = (
         "key",
     ),
     ("replication_tasks", "task_id, replication", "task_id"),
+    ("tokens", "hash, name, role, created_at", "hash"),
 )
 # Columns the database numbers itself, to move past the copied numbers after a copy.
 NUMBERED = (("tasks", "rowid"), ("events", "seq"))

@@ -19,8 +19,16 @@ from typing import Any, Literal, NoReturn
 from pydantic import ValidationError
 
 from swarm import agents, limits
-from swarm.errors import Conflict, Duplicate, InvalidInput, LeaseLost, NotFound, NothingClaimable
-from swarm.findings import NewFinding, insert_findings
+from swarm.errors import (
+    Conflict,
+    Duplicate,
+    Forbidden,
+    InvalidInput,
+    LeaseLost,
+    NotFound,
+    NothingClaimable,
+)
+from swarm.findings import NewFinding, insert_findings, refuse_decisions
 from swarm.models import (
     Capabilities,
     Claim,
@@ -593,9 +601,12 @@ def revive_cancelled(conn: Conn, task_id: str, now: datetime, actor: str, note: 
 # ---------------------------------------------------------------- lease holder calls
 
 
-def _check_lease(conn: Conn, task_id: str, epoch: int) -> NoReturn:
-    """Raise the error that explains why (task_id, epoch) is not a live lease."""
+def _check_lease(conn: Conn, task_id: str, epoch: int, agent: str | None = None) -> NoReturn:
+    """Raise the error that explains why (task_id, epoch) is not the caller's live lease:
+    Forbidden when the caller is not the holder of the current epoch, else LeaseLost."""
     row = _row(conn, task_id)  # NotFound
+    if row["epoch"] == epoch and row["state"] == "claimed" and agent is not None:
+        _check_holder(task_id, row["holder"], epoch, agent)
     if row["epoch"] != epoch:
         now = f"held by {row['holder']}" if row["state"] == "claimed" else f"and {row['state']}"
         raise LeaseLost(
@@ -607,18 +618,35 @@ def _check_lease(conn: Conn, task_id: str, epoch: int) -> NoReturn:
     )
 
 
+def _check_holder(task_id: str, holder: str, epoch: int, agent: str | None) -> None:
+    """Raise Forbidden unless the caller is the holder: the epoch fences stale workers, it is no
+    authority (anyone can read it with get_task)."""
+    if agent is not None and holder != agent:
+        raise Forbidden(
+            f"{task_id} is held by {holder} (epoch {epoch}); you are {agent}: only the holder "
+            "heartbeats, releases or reports it. Claim a task of your own"
+        )
+
+
 def _fenced_update(
-    conn: Conn, task_id: str, epoch: int, assignments: str, params: Sequence[object]
+    conn: Conn,
+    task_id: str,
+    epoch: int,
+    assignments: str,
+    params: Sequence[object],
+    agent: str | None = None,
 ) -> Row | None:
-    """UPDATE the task only if (task_id, epoch) is its live lease; the row after, or None.
+    """UPDATE the task only if (task_id, epoch) is its live lease, held by agent when one is
+    named; the row after, or None.
 
     A lease past its expiry but not yet reaped still counts: the epoch is the truth, and nobody
     else can hold the task without bumping it.
     """
+    holder = "" if agent is None else " AND holder = ?"
     row: Row | None = conn.execute(
-        f"UPDATE tasks SET {assignments} WHERE id = ? AND state = 'claimed' AND epoch = ? "
-        f"RETURNING {TASK_COLUMNS}",
-        (*params, task_id, epoch),
+        f"UPDATE tasks SET {assignments} WHERE id = ? AND state = 'claimed' AND epoch = ?"
+        f"{holder} RETURNING {TASK_COLUMNS}",
+        (*params, task_id, epoch, *(() if agent is None else (agent,))),
     ).fetchone()
     return row
 
@@ -630,18 +658,26 @@ def _check_lease_args(task_id: str, epoch: int, note: str | None = None) -> None
         limits.check(limits.Note, note, "note")
 
 
-def heartbeat(store: Store, task_id: str, epoch: int, now: datetime, lease_seconds: float) -> Lease:
-    """Extend the lease; raises LeaseLost when epoch is not current, NotFound for no task."""
+def heartbeat(
+    store: Store,
+    task_id: str,
+    epoch: int,
+    now: datetime,
+    lease_seconds: float,
+    agent: str | None = None,
+) -> Lease:
+    """Extend the lease; raises LeaseLost when epoch is not current, Forbidden when agent (the
+    caller, when known) is not the holder, NotFound for no task."""
     _check_lease_args(task_id, epoch)
     limits.check(limits.LeaseSeconds, lease_seconds, "lease")
 
     def beat(conn: Conn) -> tuple[Row, GpuLease | None]:
         expires = iso(now + timedelta(seconds=lease_seconds))
         row = _fenced_update(
-            conn, task_id, epoch, "expires_at = ?, updated_at = ?", (expires, iso(now))
+            conn, task_id, epoch, "expires_at = ?, updated_at = ?", (expires, iso(now)), agent
         )
         if row is None:
-            _check_lease(conn, task_id, epoch)
+            _check_lease(conn, task_id, epoch, agent)
         return row, _gpu_lease(conn, task_id)
 
     row, gpu = store.write(beat)
@@ -669,28 +705,57 @@ def renew_holder(store: Store, agent_id: str, now: datetime, lease_seconds: floa
     return store.write(renew)
 
 
-def release(store: Store, task_id: str, epoch: int, now: datetime, note: str | None = None) -> Task:
-    """Hand a claimed task back to pending without spending an attempt."""
+RELEASE = (
+    "state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+    "holder = NULL, claimed_at = NULL, expires_at = NULL, note = coalesce(?, note), updated_at = ?"
+)
+
+
+def release(
+    store: Store,
+    task_id: str,
+    epoch: int,
+    now: datetime,
+    note: str | None = None,
+    agent: str | None = None,
+) -> Task:
+    """Hand a claimed task back to pending without spending an attempt; raises LeaseLost,
+    Forbidden (agent is not the holder) or NotFound."""
     _check_lease_args(task_id, epoch, note)
 
     def give_back(conn: Conn) -> Task:
         holder = _row(conn, task_id)["holder"]
-        row = _fenced_update(
-            conn,
-            task_id,
-            epoch,
-            "state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
-            "holder = NULL, claimed_at = NULL, "
-            "expires_at = NULL, note = coalesce(?, note), updated_at = ?",
-            (note, iso(now)),
-        )
+        row = _fenced_update(conn, task_id, epoch, RELEASE, (note, iso(now)), agent)
         if row is None:
-            _check_lease(conn, task_id, epoch)
+            _check_lease(conn, task_id, epoch, agent)
         conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
         _event(conn, task_id, now, holder, "released", epoch, note)
         return _to_task(conn, row)
 
     return store.write(give_back)
+
+
+def force_release(store: Store, task_id: str, now: datetime, by: str, note: str) -> Task:
+    """The operator takes a claimed task back from its holder (a stuck or lost agent), whatever
+    the epoch; recorded in the task's log with who and why. Raises Conflict when not claimed."""
+    limits.check(limits.Name, task_id, "task")
+    limits.check(limits.Note, note, "note")
+    if len(note.strip()) < 3:
+        raise InvalidInput("say why (--note): a forced release is kept in the task's log")
+
+    def take_back(conn: Conn) -> Task:
+        row = _row(conn, task_id)
+        if row["state"] != TaskState.claimed:
+            raise Conflict(f"{task_id} is {row['state']}, not claimed: there is no lease to end")
+        epoch = row["epoch"]
+        after = _fenced_update(conn, task_id, epoch, RELEASE, (note, iso(now)))
+        assert after is not None  # same transaction, the row was just read claimed at epoch
+        conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
+        detail = f"held by {row['holder']} (epoch {epoch}): {note}"
+        _event(conn, task_id, now, by, "force-released", epoch, detail)
+        return _to_task(conn, after)
+
+    return store.write(take_back)
 
 
 def _same_report(result: Result, status: str, payload: dict[str, Any], note: str | None) -> bool:
@@ -771,16 +836,19 @@ def report(
     note: str | None = None,
     idempotency_key: str | None = None,
     findings: Sequence[NewFinding] = (),
+    agent: str | None = None,
 ) -> Result:
     """Record the attempt's result (and its findings) and finish the task. The same report twice
     is one result.
 
-    Raises LeaseLost for a stale epoch, Conflict for a different report under a used key.
+    Raises LeaseLost for a stale epoch, Forbidden when agent (the caller, when known) is not the
+    holder or a finding carries a decision, Conflict for a different report under a used key.
     """
     _check_lease_args(task_id, epoch, note)
     payload = limits.check_json(payload or {}, "result", limits.MAX_RESULT_BYTES)
     key = idempotency_key or f"{task_id}@{epoch}"
     limits.check(limits.Title, key, "key")
+    refuse_decisions(findings, agent or "the task's holder")
 
     def finish(conn: Conn) -> Result:
         live = conn.execute(  # locked: a concurrent reaper or retry waits for this report
@@ -788,8 +856,10 @@ def report(
             "WHERE id = ? AND state = 'claimed' AND epoch = ?" + conn.dialect.lock_rows,
             (result_id(task_id, key), task_id, epoch),
         ).fetchone()
+        if live is not None:
+            _check_holder(task_id, live[0], epoch, agent)
         if live is None or live[1]:  # not the live lease, or this report is already recorded
-            return _retried_report(conn, task_id, epoch, status, payload, note, key)
+            return _retried_report(conn, task_id, epoch, status, payload, note, key, agent)
         holder = live[0]
         result = record_result(conn, task_id, epoch, holder, status, payload, note, key, now)
         insert_findings(conn, cite_own_result(findings, result.id), holder, now, task_id)
@@ -813,14 +883,17 @@ def _retried_report(
     payload: dict[str, Any],
     note: str | None,
     key: str,
+    agent: str | None = None,
 ) -> Result:
-    """The result a repeated report already recorded; else the Conflict or LeaseLost it is."""
+    """The result a repeated report already recorded; else the Conflict, Forbidden or LeaseLost
+    it is."""
     prior = conn.execute(
         "SELECT * FROM results WHERE id = ?", (result_id(task_id, key),)
     ).fetchone()
     if prior is None:
-        _check_lease(conn, task_id, epoch)
+        _check_lease(conn, task_id, epoch, agent)
     existing = _to_result(prior)
+    _check_holder(task_id, existing.agent, existing.epoch, agent)
     if _same_report(existing, status, payload, note):
         return existing  # a retried report: already recorded, nothing more to do
     raise Conflict(

@@ -12,6 +12,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -150,17 +151,24 @@ class RemoteLab:
         return Claim(task=body["task"], lease=body["lease"])
 
     def heartbeat(self, task_id: str, epoch: int, lease_seconds: float | None) -> Lease:
-        args: dict[str, Any] = {"task_id": task_id, "epoch": epoch}
+        args: dict[str, Any] = self._with_agent({"task_id": task_id, "epoch": epoch})
         if lease_seconds:
             args["lease_seconds"] = lease_seconds
         return Lease.model_validate(self._one("heartbeat", args))
 
     def release(self, task_id: str, epoch: int, note: str | None) -> Task:
         async def work(call: Call) -> Task:
-            await call("release_task", {"task_id": task_id, "epoch": epoch, "note": note})
+            args = self._with_agent({"task_id": task_id, "epoch": epoch, "note": note})
+            await call("release_task", args)
             return Task.model_validate((await call("get_task", {"task_id": task_id}))["task"])
 
         return self._session(work)
+
+    def force_release(self, task_id: str, note: str) -> Task:
+        raise errors.InvalidInput(
+            f"--force is the operator's, on the lab host: run `swarm release {task_id} --force "
+            f"--note {note!r}` where the database is"
+        )
 
     def report(
         self,
@@ -181,19 +189,24 @@ class RemoteLab:
             "idempotency_key": key,
             "findings": [f.model_dump(mode="json") for f in findings] or None,
         }
-        return Result.model_validate(self._one("report_result", args))
+        return Result.model_validate(self._one("report_result", self._with_agent(args)))
 
     def list_tasks(
         self, states: Sequence[str], kinds: Sequence[str], limit: int, after: str | None
     ) -> tuple[list[TaskSummary], str | None]:
+        from swarm import paging
+
+        now = datetime.now(UTC)
         args = {
             "state": list(states) or None,
             "kind": list(kinds) or None,
             "limit": limit,
-            "cursor": after,
+            "cursor": paging.cursor(after, states, kinds, now) if after else None,
         }
-        body = self._one("list_tasks", self._with_agent(args))
-        return [TaskSummary.model_validate(t) for t in body["tasks"]], body.get("next_cursor")
+        body = self._one("list_tasks", args)
+        more = body.get("next_cursor")
+        last = paging.after(more, states, kinds, now) if more else None  # the CLI pages by id
+        return [TaskSummary.model_validate(t) for t in body["tasks"]], last
 
     def get_task(self, task_id: str) -> tuple[Task, list[Result]]:
         body = self._one("get_task", {"task_id": task_id})
