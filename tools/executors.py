@@ -135,6 +135,26 @@ def _deploy_job(job: JobSpec) -> JobResult:
     return deploy_job(job)
 
 
+def _directory_deploy_job(job: JobSpec) -> JobResult:
+    """MCP's deploy tool: up, down or dry-run of a deployment folder (spec: directory, action,
+    gpu_total_gb). Any other `other` task has no executor here and fails saying so."""
+    import json
+
+    from tools import deploy as deploying  # the docker SDK loads only when a deploy runs
+
+    spec = job.spec
+    if "directory" not in spec or "action" not in spec:
+        return JobResult(status="failed", note="an `other` task runs here only as MCP's deploy")
+    cfg = deploying.load_config(Path(job.repo) / str(spec["directory"]))
+    if spec["action"] == "down":
+        return JobResult(status="done", payload={"removed": deploying.down(cfg.name)})
+    plan = deploying.plan(cfg, spec.get("gpu_total_gb"))
+    if spec["action"] == "dry-run":
+        return JobResult(status="done", payload=plan.model_dump(mode="json"))
+    server = deploying.up(cfg, plan)
+    return JobResult(status="done", payload=json.loads(deploying.to_json(server, cfg.secret_env)))
+
+
 Executor = Callable[[JobSpec], JobResult]
 
 # What `swarm work` claims without --kind: everything this host has an executor for. A benchmark
@@ -147,4 +167,5 @@ EXECUTORS: dict[str, Executor] = {
     "benchmark": _benchmark_job,
     "kernel": _kernel_job,
     "verify": _verify_job,
+    "other": _directory_deploy_job,
 }
