@@ -2,6 +2,8 @@
 
     python tests/mcp_agent.py URL TOKEN AGENT OUT
 
+TOKEN is the agent's own (`swarm agent token AGENT`): the server derives who is calling from it.
+
 Writes one JSON line per claim and report outcome to OUT, then exits when nothing is claimable.
 """
 
@@ -22,7 +24,7 @@ async def main(url: str, token: str, agent: str, out: str) -> None:
     async with http, Client(streamable_http_client(url, http_client=http)) as client:
         while True:
             start = time.perf_counter()
-            claim = await client.call_tool("claim_task", {"agent": agent})
+            claim = await client.call_tool("claim_task", {})
             took = time.perf_counter() - start
             body = claim.structured_content or {}
             if claim.is_error:
@@ -39,7 +41,9 @@ async def main(url: str, token: str, agent: str, out: str) -> None:
                 {"task_id": task, "epoch": epoch, "status": "done", "result": {"by": agent}},
             )
             event = "error" if done.is_error else "reported"
-            log.write(json.dumps({"event": event, "task": task, "epoch": epoch}) + "\n")
+            text = done.content[0].text if done.is_error else None
+            log.write(json.dumps({"event": event, "task": task, "epoch": epoch, "text": text}))
+            log.write("\n")
 
 
 if __name__ == "__main__":

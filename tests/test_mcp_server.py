@@ -22,7 +22,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-from swarm import queue
+from swarm import auth, queue
 from swarm.mcp_server import Lab, build_server
 from swarm.models import NewTask
 from swarm.settings import Settings
@@ -326,12 +326,21 @@ def test_the_http_server_serves_a_client_that_presents_the_token(
 def test_twenty_agent_processes_through_one_http_server_do_every_task_once(
     http_server: tuple[str, str, str], tmp_path: Path
 ) -> None:
-    url, token, db = http_server
+    url, _, db = http_server
     ids = add(db, 200)
+    store = open_store(db)
+    tokens = [auth.issue_token(store, f"a{i}", T0).token for i in range(20)]
     logs = [tmp_path / f"agent{i}.jsonl" for i in range(20)]
     agents = [
         subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "mcp_agent.py"), url, token, f"a{i}", str(log)],
+            [
+                sys.executable,
+                str(REPO / "tests" / "mcp_agent.py"),
+                url,
+                tokens[i],
+                f"a{i}",
+                str(log),
+            ],
             env=_env(db),
             stderr=subprocess.PIPE,
         )
@@ -347,7 +356,6 @@ def test_twenty_agent_processes_through_one_http_server_do_every_task_once(
     claims = Counter(e["task"] for e in events if e["event"] == "claimed")
     assert sorted(claims) == sorted(ids) and set(claims.values()) == {1}
     assert len([e for e in events if e["event"] == "reported"]) == 200
-    store = open_store(db)
     assert {t.state for t in queue.list_tasks(store)} == {"done"}
     assert all(len(queue.task_results(store, i)) == 1 for i in ids)
 
