@@ -67,8 +67,7 @@ class Evidence(Model):
     outcome: Literal["passed", "failed", "error"] | None = Field(None, description="test outcome")
     tier: Tier | None = Field(
         None,
-        description="what the source is (a vendor manual cited as doc: primary); the checker "
-        "caps it at what the citation proves, so it can lower the strength, never raise it",
+        description="what the source is (a vendor doc: primary); the checker may lower it",
     )
 
 

@@ -51,8 +51,9 @@ T = TypeVar("T")
 INSTRUCTIONS = """swarm: the lab's shared task queue. You are {agent}; {source}.
 Loop: claim_task -> work, calling heartbeat before lease.expires_at -> report_result(task_id,
 epoch). Only the holder heartbeats, releases or reports a task, and only your own write calls
-renew your leases. LEASE_LOST: drop that work, claim another. Errors start with a CODE and say
-the next step. The work_loop prompt has the rules in full."""
+renew your leases. LEASE_LOST: drop that work, claim another. deploy, benchmark and
+build_kernel return a job: poll get_task(job). Errors start with a CODE and say the next step.
+The work_loop prompt has the rules in full."""
 PAGE_MAX = 100
 MCP_PATH = "/mcp"  # the SDK's Streamable HTTP path; everything else is the web page
 PRINCIPAL = "swarm.principal"  # the ASGI scope key swarm/mcp_http.py puts the caller under
@@ -62,13 +63,32 @@ WHERE = {  # where a missing executable is found, for TOOL_MISSING's next step
 }
 
 
+class ClaimedTask(Model):
+    """What a claimer needs of its task (get_task has the rest: dates, blockers, results)."""
+
+    id: str
+    kind: str
+    title: str
+    spec: dict[str, Any]
+    requires: Requires
+    depends_on: tuple[str, ...] = ()
+    attempts: int
+    max_attempts: int
+    note: str | None = None
+
+    @classmethod
+    def of(cls, task: Task) -> ClaimedTask:
+        fields = task.model_dump(include=set(cls.model_fields) - {"requires"})
+        return cls(**fields, requires=task.requires)
+
+
 class ClaimResponse(Model):
     """claim_task's answer: a task and its lease, or why nothing is claimable now."""
 
     schema_version: int = SCHEMA_VERSION
     claimed: bool
     agent: str = Field(description="you, as this server knows you")
-    task: Task | None = Field(None, description="its lease is `lease`, not repeated here")
+    task: ClaimedTask | None = None
     lease: Lease | None = None
     reason: str | None = None
     note: str | None = None
@@ -295,11 +315,9 @@ class SwarmServer(MCPServer):
         return result
 
 
-AgentArg = Annotated[
-    limits.Name | None, Field(description="you (default and only choice: your connection)")
-]
-TaskId = Annotated[limits.Name, Field(description="e.g. deploy-1a2b3c")]
-Epoch = Annotated[limits.Epoch, Field(description="the lease epoch from claim_task")]
+AgentArg = limits.Name | None  # may only restate the caller (the instructions say so)
+TaskId = limits.Name
+Epoch = limits.Epoch
 Note = limits.Note | None
 LeaseSeconds = limits.LeaseSeconds | None
 WRITE = ToolAnnotations(
@@ -308,7 +326,7 @@ WRITE = ToolAnnotations(
 IDEMPOTENT_WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
-READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the rest: for writes
 
 
 def build_server(lab: Lab) -> MCPServer:
@@ -326,7 +344,20 @@ def build_server(lab: Lab) -> MCPServer:
     from swarm.mcp_resources import add_resources
 
     add_resources(server, lab)
+    _compact_schemas(server)
     return server
+
+
+def _compact_schemas(server: MCPServer) -> None:
+    """Every agent reads tools/list on every session: say each thing once (swarm/mcp_schema.py)."""
+    from swarm.mcp_schema import compact_input, compact_output, one_line
+
+    for tool in server._tool_manager.list_tools():
+        tool.description = one_line(tool.description) or ""
+        tool.parameters = compact_input(tool.parameters)
+        meta = tool.fn_metadata
+        if meta.output_schema is not None:
+            meta.output_schema = compact_output(meta.output_schema)
 
 
 def _queue_tools(server: MCPServer, lab: Lab) -> None:
@@ -337,16 +368,14 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         lease_seconds: LeaseSeconds = None,
         agent: AgentArg = None,
     ) -> ClaimResponse:
-        """Claim the best ready task you can run (priority, then age) with its GPU lease, or
-        claimed=false and why. Present task_id + lease.epoch on heartbeat/report/release."""
+        """Claim your best ready task with its lease (else claimed=false and why)."""
         me = lab.caller(ctx, agent)
         lease = lease_seconds or lab.settings.lease_seconds
         return lab.call(lambda: _claim(lab, me, lease, kinds))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     def register_agent(ctx: Context, capabilities: Capabilities, agent: AgentArg = None) -> Agent:
-        """Record your host (name, GPUs with arch and memory, tools) so claims route GPU work to
-        you; it is kept for your identity, and registering again replaces it."""
+        """Record your host's GPUs and tools so claims route GPU work to you (replaces)."""
         from swarm import agents
 
         me = lab.caller(ctx, agent)
@@ -360,7 +389,7 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         lease_seconds: LeaseSeconds = None,
         agent: AgentArg = None,
     ) -> Lease:
-        """Extend your lease on a task you hold. LEASE_LOST: someone else owns it now."""
+        """Extend your lease on a task you hold."""
         me = lab.caller(ctx, agent)
         secs = lease_seconds or lab.settings.lease_seconds
         lease = lab.call(lambda: queue.heartbeat(lab.store, task_id, epoch, _now(), secs, me))
@@ -376,12 +405,11 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         result: limits.Payload | None = None,
         note: Note = None,
         idempotency_key: limits.Title | None = None,
-        findings: Annotated[list[NewFinding] | None, Field(max_length=200)] = None,
+        findings: list[NewFinding] | None = None,
         agent: AgentArg = None,
     ) -> Result:
-        """Finish a task you hold with its result and findings (claims with evidence; cite this
-        run as {"kind":"run","locator":"this","metric":<result key>}). A retry is one result;
-        a different report for the same attempt is CONFLICT."""
+        """Finish a task you hold with its result and findings; evidence for this run:
+        {"kind":"run","locator":"this","metric":KEY}. A retry is one result."""
         me = lab.caller(ctx, agent)
         out = lab.call(
             lambda: queue.report(
@@ -404,8 +432,7 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
     def release_task(
         ctx: Context, task_id: TaskId, epoch: Epoch, note: Note = None, agent: AgentArg = None
     ) -> TaskSummary:
-        """Give a task you hold back to the queue (no attempt spent), e.g. it needs other
-        hardware."""
+        """Give a task you hold back to the queue (no attempt spent)."""
         me = lab.caller(ctx, agent)
         task = lab.call(lambda: queue.release(lab.store, task_id, epoch, _now(), note, me))
         return TaskSummary.of(task)
@@ -415,9 +442,9 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         state: list[TaskState] | None = None,
         kind: list[limits.Name] | None = None,
         limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 20,
-        cursor: Annotated[str | None, Field(max_length=512)] = None,
+        cursor: limits.Title | None = None,
     ) -> TaskPage:
-        """Tasks (id, kind, state, title, holder), oldest first, a page at a time."""
+        """Tasks, oldest first, a page at a time."""
         states, kinds = [s.value for s in state or ()], list(kind or ())
 
         def page() -> TaskPage:
@@ -432,7 +459,7 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
 
     @server.tool(annotations=READ)
     def get_task(task_id: TaskId) -> TaskDetail:
-        """One task in full (spec, requirements, lease, dependencies) with its results."""
+        """One task in full, with its results."""
         return lab.call(
             lambda: TaskDetail(
                 task=queue.get_task(lab.store, task_id),
@@ -453,8 +480,7 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         dedupe_key: limits.Title | None = None,
         agent: AgentArg = None,
     ) -> TaskSummary:
-        """Queue a task; its spec is checked by kind. The same deployment queued twice (any
-        spelling) is DUPLICATE, naming the task that has it."""
+        """Queue a task (spec checked by kind; a duplicate names the task that has it)."""
         me = lab.caller(ctx, agent)
         new = lab.call(
             lambda: _new_task(
@@ -497,8 +523,7 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
 
     @server.tool(annotations=READ)
     def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:
-        """Check every citation offline and reconcile the lab's findings, writing nothing:
-        facts by status, citations not ok, and the open conflicts with why."""
+        """Check citations and reconcile findings (writes nothing): counts, open conflicts."""
         repo = lab.require_repo()
         from swarm import facts  # the facts pipeline loads only when asked for
 
@@ -513,9 +538,7 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
         arch: list[limits.Arch] | None = None,
         test: bool = False,
     ) -> JobStarted:
-        """Build kernels/manifest.toml's CUDA kernels with nvcc per target (default all); with
-        test, check them on this GPU against numpy. A job: get_task(job) has registers, spills,
-        shared memory, first errors and test outcomes."""
+        """Job: build kernels/ with nvcc per arch (default all); test checks them on this GPU."""
         names, archs = tuple(name or ()), list(arch or ())
         spec = {"name": ",".join(names) or "all", "archs": archs, "test": test}
         new = NewTask(
@@ -536,15 +559,11 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
     )
     def deploy(
         ctx: Context,
-        directory: Annotated[
-            str, Field(max_length=512, description="repo-relative folder with a deploy.toml")
-        ],
+        directory: Annotated[limits.Title, Field(description="repo folder with a deploy.toml")],
         action: Literal["up", "down", "dry-run"] = "up",
         gpu_total_gb: Annotated[float | None, Field(gt=0, le=100_000)] = None,
     ) -> JobStarted:
-        """Start (up), stop (down) or plan (dry-run) a model server from a deployment folder
-        through the Docker Engine API. A job: get_task(job) has the container, image digest,
-        endpoint and readiness time, or the server's last log lines."""
+        """Job: start, stop or plan a model server from a deployment folder (Docker)."""
         repo = lab.require_repo()
         if not (repo / directory).resolve().is_relative_to(repo.resolve()):
             raise ToolError(f"INVALID_INPUT: directory {directory!r} is outside the repository")
@@ -562,12 +581,8 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
     @server.tool(annotations=WRITE)
     def benchmark(
         ctx: Context,
-        endpoint: Annotated[
-            str, Field(max_length=512, description="http://host:port, OpenAI-compatible")
-        ],
-        model: Annotated[
-            str | None, Field(max_length=200, description="default: /v1/models")
-        ] = None,
+        endpoint: Annotated[limits.Title, Field(description="http://host:port")],
+        model: Annotated[limits.Title | None, Field(description="default: /v1/models")] = None,
         concurrency: Annotated[
             list[Annotated[int, Field(ge=1, le=1024)]] | None, Field(min_length=1, max_length=16)
         ] = None,
@@ -577,14 +592,13 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
         server_kind: Literal[
             "auto", "vllm", "sglang", "trt-llm", "transformers", "openai"
         ] = "auto",
-        gpu: Annotated[str | None, Field(max_length=128)] = None,
-        platform: Annotated[str | None, Field(max_length=128)] = None,
-        quant: Annotated[str | None, Field(max_length=64)] = None,
+        gpu: limits.Title | None = None,
+        platform: limits.Title | None = None,
+        quant: limits.Title | None = None,
         tp: Annotated[int | None, Field(ge=1, le=64)] = None,
     ) -> JobStarted:
-        """Benchmark a streaming OpenAI-compatible server: warmed closed-loop concurrency levels
-        (default [1]) with TTFT/TPOT/ITL/E2EL stats, throughput and the knee. A job:
-        get_task(job) has the report; with gpu+platform its TPS become findings."""
+        """Job: benchmark an OpenAI-compatible server per concurrency level (TTFT, TPOT, TPS);
+        with gpu+platform its TPS become findings."""
         from tools.bench_client import Target
 
         try:
@@ -632,7 +646,7 @@ def _claim(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> Claim
     except NothingClaimable as exc:
         return ClaimResponse(claimed=False, agent=agent, reason=str(exc))
     lab.renew(agent)
-    task = claim.task.model_copy(update={"lease": None})
+    task = ClaimedTask.of(claim.task)
     return ClaimResponse(claimed=True, agent=agent, task=task, lease=claim.lease, note=note)
 
 

@@ -145,10 +145,15 @@ class RemoteLab:
         args: dict[str, Any] = self._with_agent({"kinds": list(kinds) if kinds else None})
         if lease_seconds:
             args["lease_seconds"] = lease_seconds
-        body = self._one("claim_task", args)
-        if not body["claimed"]:
-            raise NothingClaimable(body.get("reason") or "nothing claimable")
-        return Claim(task=body["task"], lease=body["lease"])
+
+        async def work(call: Call) -> Claim:
+            body = await call("claim_task", args)
+            if not body["claimed"]:
+                raise NothingClaimable(body.get("reason") or "nothing claimable")
+            task = (await call("get_task", {"task_id": body["task"]["id"]}))["task"]
+            return Claim(task=task, lease=body["lease"])  # claim_task sends what agents need
+
+        return self._session(work)
 
     def heartbeat(self, task_id: str, epoch: int, lease_seconds: float | None) -> Lease:
         args: dict[str, Any] = self._with_agent({"task_id": task_id, "epoch": epoch})

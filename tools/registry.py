@@ -23,10 +23,7 @@ class LabTool:
 
 
 def gpu_inventory() -> Inventory:
-    """This host's NVIDIA GPUs (name, UUID, sm_XY arch, memory, processes) read through NVML.
-
-    Read-only. With no driver or no GPU the list is empty and `note` says why.
-    """
+    """This host's NVIDIA GPUs through NVML (none: an empty list and a note why)."""
     return NvmlSource().read()
 
 
