@@ -10,6 +10,9 @@
    beside 20 agents making the same two calls per cycle to the bare server as `ping`. Agents
    pause --pace seconds between tasks (as agents that think do) in lockstep (all wake together:
    the worst case), then for a uniform [0, 2*pace] (the same mean load), then flat out. Each client is warmed first (the SDK compiles a tool's output schema on first use).
+4. what agents read: `tools/list` in bytes and cl100k tokens (counted offline with bpe-openai,
+   which embeds the cl100k_base table) and a `claim_task` answer for a catalog task, in bytes,
+   beside the numbers before issue #15 (7,638 tokens; 3,320 bytes). `--sizes-only` runs just this.
 Servers bind 127.0.0.1 only and are stopped at the end.
 """
 
@@ -165,7 +168,7 @@ async def agent_loop(
         # agents starting at once, measured): a claim of a kind nobody queued warms claim_task
         # without taking a task.
         if kind == "swarm":
-            await client.call_tool("list_tasks", {"limit": 1, "agent": name})
+            await client.call_tool("list_tasks", {"limit": 1})
             await client.call_tool("claim_task", {"agent": name, "kinds": ["research"]})
         else:
             await client.call_tool("ping", {"x": 0})
@@ -189,10 +192,11 @@ async def agent_loop(
             if not body or not body["claimed"]:
                 claims.pop()  # the empty queue's answer ends the run; it is not a claim
                 break
-            await client.call_tool(
+            await client.call_tool(  # the operator's token acts for the agent it claimed as
                 "report_result",
-                {"task_id": body["task"]["id"], "epoch": body["lease"]["epoch"], "status": "done"},
-            )
+                {"task_id": body["task"]["id"], "epoch": body["lease"]["epoch"], "status": "done",
+                 "agent": name},
+            )  # fmt: skip
     Path(out).write_text(json.dumps(claims))
 
 
@@ -250,6 +254,62 @@ def concurrent_agents(
     }
 
 
+BEFORE = {"tools_list_tokens": 7638, "claim_answer_bytes": 3320}  # measured before issue #15
+LIMITS = {"tools_list_tokens": 4000, "claim_answer_bytes": 1200}
+
+
+def sizes(folder: Path) -> dict[str, Any]:
+    """What an agent reads: tools/list (bytes, cl100k tokens) and one claim_task answer for a
+    catalog deploy task on a GPU host (the text content an agent is shown, and the structure)."""
+    from datetime import UTC, datetime
+
+    import bpe_openai  # cl100k_base ships inside the wheel: nothing is downloaded
+    from mcp import Client
+
+    from swarm import agents, catalog
+    from swarm.mcp_server import Lab, build_server
+    from swarm.models import Capabilities, GpuInfo
+    from swarm.settings import Settings
+
+    enc = bpe_openai.get_encoding("cl100k_base")
+    folder.mkdir()
+    lab = Lab(Settings.for_db(folder / "lab.db", lab_dir=folder), agent="bench")
+    now = datetime.now(UTC)
+    catalog.load_catalog(lab.store, REPO / "tasks", now)
+    gpu = GpuInfo(index=0, name="RTX Pro 6000", uuid="GPU-0", arch="sm_120", memory_total_gb=96)
+    agents.register(lab.store, "bench", Capabilities(host="h", gpus=(gpu,), tools=("docker",)), now)
+    out: dict[str, Any] = {}
+
+    async def read() -> None:
+        async with Client(build_server(lab)) as client:
+            tools = await client.list_tools()
+            wire = tools.model_dump_json(by_alias=True, exclude_none=True)
+            out["tools"] = len(tools.tools)
+            out["tools_list_bytes"] = len(wire.encode())
+            out["tools_list_tokens"] = len(enc.encode(wire))
+            claim = await client.call_tool("claim_task", {"kinds": ["deploy"]})
+            answer = claim.content[0].text  # type: ignore[union-attr]  # a text block
+            out["claim_answer_bytes"] = len(answer.encode())
+            out["claim_answer_tokens"] = len(enc.encode(answer))
+            out["claim_structured_bytes"] = len(
+                json.dumps(claim.structured_content, separators=(",", ":")).encode()
+            )
+
+    anyio.run(read)
+    lab.store.close()
+    return out
+
+
+def print_sizes(got: dict[str, Any]) -> None:
+    print("what agents read | before #15 | now | limit")
+    print("--- | --- | --- | ---")
+    print(f"tools/list, cl100k tokens ({got['tools']} tools) | {BEFORE['tools_list_tokens']:,} | "
+          f"{got['tools_list_tokens']:,} | {LIMITS['tools_list_tokens']:,}")  # fmt: skip
+    print(f"tools/list, bytes | - | {got['tools_list_bytes']:,} | -")
+    print(f"claim_task answer (catalog task), bytes | {BEFORE['claim_answer_bytes']:,} | "
+          f"{got['claim_answer_bytes']:,} | {LIMITS['claim_answer_bytes']:,}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,6 +326,9 @@ def main() -> None:
         "--pace", type=float, default=0.5, help="seconds an agent waits between tasks (0: flat out)"
     )
     parser.add_argument("--agent", nargs=8, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sizes-only", action="store_true", help="only what agents read (tools/list, a claim)"
+    )
     args = parser.parse_args()
     if args.serve_bare:
         return serve_bare(args.serve_bare, args.port, args.bare_tools)
@@ -279,6 +342,13 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         folder = Path(tmp)
+        report["sizes"] = sizes(folder / "sizes")
+        if args.sizes_only:
+            if args.json:
+                print(json.dumps(report, indent=2))
+            else:
+                print_sizes(report["sizes"])
+            return
         # bare-N: a bare server with as many trivial tools as swarm lists, which tells the
         # SDK's cost of registering and listing tools from swarm's own
         spawn: dict[str, list[float]] = {"swarm": [], "bare": [], "bare-N": []}
@@ -361,6 +431,8 @@ def main() -> None:
             f"{c['mode']} | {c['pace_s']} | {call} | {c['claims']} | {c['claim_p50_ms']} | "
             f"{c['claim_p99_ms']} | {c['wall_s']}"
         )
+    print()
+    print_sizes(report["sizes"])
     print(f"environment: {report['environment']}")
 
 
