@@ -630,6 +630,7 @@ def _claim(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> Claim
     from swarm import agents
 
     note = None
+    lab.renew(agent)  # first: the new lease keeps the length asked for
     try:
         claim = queue.claim(lab.store, agent, _now(), lease, kinds)
     except UnknownAgent:
@@ -645,7 +646,6 @@ def _claim(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> Claim
             return ClaimResponse(claimed=False, agent=agent, reason=str(exc), note=note)
     except NothingClaimable as exc:
         return ClaimResponse(claimed=False, agent=agent, reason=str(exc))
-    lab.renew(agent)
     task = ClaimedTask.of(claim.task)
     return ClaimResponse(claimed=True, agent=agent, task=task, lease=claim.lease, note=note)
 

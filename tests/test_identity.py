@@ -3,6 +3,7 @@ and people's decisions, through the real SDK client over stdio and Streamable HT
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -276,3 +277,28 @@ def test_swarm_agent_token_issues_lists_and_revokes(tmp_path: Path) -> None:
     assert run_swarm(tmp_path, "agent", "token", "--revoke", "spark-2", env=env).returncode == 0
     again = run_swarm(tmp_path, "agent", "token", "--revoke", "spark-2", env=env)
     assert again.returncode == 5 and "has no token" in again.stderr
+
+
+def test_the_cli_refuses_a_decision_finding_under_an_agent_identity(tmp_path: Path) -> None:
+    env = {**os.environ, "SWARM_DB": str(tmp_path / "lab.db"), "SWARM_AGENT": "spark-2"}
+    decision = json.dumps(DECISION)
+    refused = run_swarm(tmp_path, "finding", "add", "--file", "-", env=env, stdin=decision)
+    assert refused.returncode == 9 and "carries a triage decision" in refused.stderr
+
+
+def test_the_operator_forces_a_release_from_the_cli_and_the_log_keeps_who_and_why(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "lab.db")
+    env = {**os.environ, "SWARM_DB": db}
+    task_id = _add(db)
+    store = open_store(db)
+    register(store, "spark-2")
+    queue.claim(store, "spark-2", T0, 600)
+    bare = run_swarm(tmp_path, "release", task_id, "--force", env=env)
+    assert bare.returncode == 2 and "--note" in bare.stderr
+    done = run_swarm(tmp_path, "release", task_id, "--force", "--note", "spark-2 died",
+                     "--by", "Ada <ada@lab>", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    last = queue.task_events(store, task_id)[-1]
+    assert (last.actor, last.action) == ("Ada <ada@lab>", "force-released")

@@ -188,19 +188,22 @@ def test_add_task_validates_the_spec_and_refuses_duplicates(lab: Lab) -> None:
     run(adds, build_server(lab))
 
 
-def test_any_call_of_a_lease_holder_renews_its_leases(lab: Lab) -> None:
-    (task_id,) = add(lab.settings.db)
+def test_reads_never_renew_a_lease_and_the_holders_own_writes_do(lab: Lab) -> None:
+    first, second = add(lab.settings.db, 2)
 
     async def renew(client: Client) -> None:
-        claim = (
-            await client.call_tool("claim_task", {"agent": "a1", "lease_seconds": 30})
-        ).structured_content
+        claim = (await client.call_tool("claim_task", {"lease_seconds": 30})).structured_content
         short = claim["lease"]["expires_at"]
-        await client.call_tool("list_tasks", {"agent": "a1"})
-        lease = (await client.call_tool("get_task", {"task_id": task_id})).structured_content[
-            "task"
-        ]["lease"]
-        assert lease["expires_at"] > short  # now + the default 600 s
+
+        async def expiry() -> str:
+            detail = await client.call_tool("get_task", {"task_id": claim["task"]["id"]})
+            return str(detail.structured_content["task"]["lease"]["expires_at"])
+
+        await client.call_tool("list_tasks", {})
+        await client.call_tool("gpu_inventory", {})
+        assert await expiry() == short  # reads change nothing
+        await client.call_tool("claim_task", {"lease_seconds": 30})  # a write of the holder's
+        assert await expiry() > short  # now + the default 600 s
 
     run(renew, build_server(lab))
 
