@@ -189,7 +189,7 @@ def test_add_task_validates_the_spec_and_refuses_duplicates(lab: Lab) -> None:
 
 
 def test_reads_never_renew_a_lease_and_the_holders_own_writes_do(lab: Lab) -> None:
-    first, second = add(lab.settings.db, 2)
+    add(lab.settings.db, 2)
 
     async def renew(client: Client) -> None:
         claim = (await client.call_tool("claim_task", {"lease_seconds": 30})).structured_content
