@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from swarm.limits import INT32_MAX, INT32_MIN
+
 NULL = {"type": "null"}
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "gt", "ge", "lt", "le",
           "minLength", "maxLength", "pattern", "minItems", "maxItems")  # fmt: skip
@@ -33,8 +35,14 @@ def _input_node(node: dict[str, Any]) -> dict[str, Any]:
         if len(rest) == 1:
             node.pop("anyOf")
             node = {**rest[0], **node}
-    if "default" in node and node["default"] in (None, [], {}, ""):  # the obvious defaults
+    if "default" in node and node["default"] in (None, [], {}, "", False):  # the obvious ones
         node.pop("default")
+    # The storage's integer range (PostgreSQL INTEGER) is no rule an agent needs to read; an
+    # argument past it is still refused, and the error names the range.
+    if node.get("maximum") == INT32_MAX:
+        node.pop("maximum")
+    if node.get("minimum") == INT32_MIN:
+        node.pop("minimum")
     if isinstance(node.get("additionalProperties"), bool):  # the server refuses extras anyway
         node.pop("additionalProperties")
     return node

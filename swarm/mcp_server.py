@@ -94,6 +94,21 @@ class ClaimResponse(Model):
     note: str | None = None
 
 
+class Registered(Model):
+    """register_agent's answer: who was recorded and when (the capabilities are what was sent)."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    gpus: int = Field(description="how many GPUs were recorded")
+    registered_at: str
+    last_seen: str
+
+    @classmethod
+    def of(cls, agent: Agent) -> Registered:
+        return cls(id=agent.id, gpus=len(agent.capabilities.gpus),
+                   registered_at=agent.registered_at, last_seen=agent.last_seen)  # fmt: skip
+
+
 class JobStarted(Model):
     """A long action runs as a detached job on a task of its own; get_task(job) shows it."""
 
@@ -292,19 +307,22 @@ class SwarmServer(MCPServer):
     """MCPServer with arguments checked as an agent can act on (unknown names refused with the
     nearest valid one, type and range errors worded) and results' text as compact JSON."""
 
+    full_schemas: dict[str, dict[str, Any]]  # before compaction: errors name every bound
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> Any:
         tool = self._tool_manager.get_tool(name)
+        schema = self.full_schemas.get(name, {}) if tool is not None else {}
         if tool is not None:
-            unknown = unknown_arguments(tool.parameters, arguments)
+            unknown = unknown_arguments(schema, arguments)
             if unknown:
                 raise ToolError(unknown)
         try:
             result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if tool is not None and isinstance(exc.__cause__, ValidationError):
-                raise ToolError(invalid_arguments(tool.parameters, exc.__cause__)) from None
+                raise ToolError(invalid_arguments(schema, exc.__cause__)) from None
             # The SDK prefixes "Error executing tool NAME: "; an agent's error starts with its code.
             text = str(exc).removeprefix(f"Error executing tool {name}: ")
             raise ToolError(text) from exc.__cause__
@@ -329,7 +347,7 @@ IDEMPOTENT_WRITE = ToolAnnotations(
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the rest: for writes
 
 
-def build_server(lab: Lab) -> MCPServer:
+def build_server(lab: Lab) -> SwarmServer:
     who = "your token's agent" if lab.http else f"{lab.local.name} ({lab.source})"
     server = SwarmServer(
         "swarm",
@@ -348,10 +366,11 @@ def build_server(lab: Lab) -> MCPServer:
     return server
 
 
-def _compact_schemas(server: MCPServer) -> None:
+def _compact_schemas(server: SwarmServer) -> None:
     """Every agent reads tools/list on every session: say each thing once (swarm/mcp_schema.py)."""
     from swarm.mcp_schema import compact_input, compact_output, one_line
 
+    server.full_schemas = {t.name: t.parameters for t in server._tool_manager.list_tools()}
     for tool in server._tool_manager.list_tools():
         tool.description = one_line(tool.description) or ""
         tool.parameters = compact_input(tool.parameters)
@@ -374,12 +393,14 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         return lab.call(lambda: _claim(lab, me, lease, kinds))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
-    def register_agent(ctx: Context, capabilities: Capabilities, agent: AgentArg = None) -> Agent:
+    def register_agent(
+        ctx: Context, capabilities: Capabilities, agent: AgentArg = None
+    ) -> Registered:
         """Record your host's GPUs and tools so claims route GPU work to you (replaces)."""
         from swarm import agents
 
         me = lab.caller(ctx, agent)
-        return lab.call(lambda: agents.register(lab.store, me, capabilities, _now()))
+        return Registered.of(lab.call(lambda: agents.register(lab.store, me, capabilities, _now())))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     def heartbeat(

@@ -125,8 +125,8 @@ class Capabilities(InputModel):
     driver: Name | None = Field(None, description="the GPU driver version, e.g. 580.95.05")
     engines: dict[Name, Name] = Field(
         default_factory=dict,
-        description="serving engines this host runs and their versions, e.g. {vllm: 0.11.0}: a "
-        "newer one than a fact's runs used makes that fact stale (swarm/replication.py)",
+        # a newer engine than a fact's runs used makes that fact stale (swarm/replication.py)
+        description="serving engines here and their versions, e.g. {vllm: 0.11.0}",
     )
 
 

@@ -128,7 +128,8 @@ class RemoteLab:
 
     def register(self, caps: Capabilities) -> Agent:
         body = self._one("register_agent", self._with_agent({"capabilities": caps.model_dump()}))
-        return Agent.model_validate(body)
+        fields = {k: body[k] for k in ("id", "registered_at", "last_seen")}
+        return Agent(**fields, capabilities=caps)  # the server answers with what it recorded
 
     def add(self, new: NewTask) -> Task:
         args = new.model_dump(mode="json", exclude={"id"}, exclude_none=True)
