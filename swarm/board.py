@@ -43,6 +43,18 @@ class ClaimedTask(Model):
     expires_in_s: float
 
 
+class Resolution(Model):
+    """A conflict's replication or research task (or a stale fact's re-measurement) not yet
+    finished: the board shows the lab settling its own disputes (swarm/replication.py)."""
+
+    conflict: str | None
+    purpose: str
+    task_id: str
+    state: str
+    holder: str | None = None
+    fact_key: str
+
+
 class Board(Model):
     schema_version: int = SCHEMA_VERSION
     headline: str
@@ -52,6 +64,7 @@ class Board(Model):
     blocked: int
     by_kind: dict[str, dict[str, int]]
     claimed: tuple[ClaimedTask, ...]
+    resolution: tuple[Resolution, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -106,6 +119,19 @@ def _claimed(conn: Conn, now: datetime) -> tuple[ClaimedTask, ...]:
     )
 
 
+def _resolution(conn: Conn) -> tuple[Resolution, ...]:
+    rows = conn.execute(
+        "SELECT r.conflict, r.purpose, r.task_id, t.state, t.holder, r.fact_key "
+        "FROM replications r JOIN tasks t ON t.id = r.task_id "
+        "WHERE t.state IN ('pending', 'claimed') ORDER BY r.created_at, r.key"
+    )
+    return tuple(
+        Resolution(conflict=r[0], purpose=r[1], task_id=r[2], state=r[3], holder=r[4],
+                   fact_key=r[5])
+        for r in rows
+    )  # fmt: skip
+
+
 def board(store: Store, now: datetime) -> Board:
     def read(conn: Conn) -> Board:
         by_state = {
@@ -128,6 +154,7 @@ def board(store: Store, now: datetime) -> Board:
             blocked=blocked,
             by_kind=by_kind,
             claimed=_claimed(conn, now),
+            resolution=_resolution(conn),
         )
 
     return store.read(read)

@@ -114,6 +114,10 @@ def board(b: Board) -> str:
             for c in b.claimed
         ]
         parts += ["", table(("CLAIMED", "HOLDER", "EPOCH", "AGE", "EXPIRES IN", "TITLE"), rows)]
+    if b.resolution:
+        settling = [(r.conflict or "(stale)", r.purpose, r.task_id, r.state, r.holder or "")
+                    for r in b.resolution]  # fmt: skip
+        parts += ["", table(("SETTLING", "WORK", "TASK", "STATE", "HOLDER"), settling)]
     return "\n".join(parts)
 
 

@@ -19,6 +19,7 @@ registered with a newer engine or driver than a verified fact's runs used makes 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -164,21 +165,30 @@ class _Lab:
         ids = sorted(set(finding_ids))
         agents: set[str] = set()
         hosts: set[str] = set()
+        self.spelling = {}
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             sql = f"SELECT agent, subject FROM findings WHERE id IN ({','.join('?' * len(part))})"
             for agent, subject in self.conn.execute(sql, part):
                 agents.add(agent)
                 self.spelling[subject] = self.spelling.get(subject, 0) + 1
-        wanted = set(ids)
-        for (fid, _), check in self.checks.items():
-            if fid in wanted and check.origin and "@" in check.origin:
-                agent, host = check.origin.rsplit("@", 1)
+        for fid in ids:
+            for origin in self.run_origins.get(fid, ()):
+                agent, host = origin.rsplit("@", 1)
                 agents.add(agent)
                 if host != "?":
                     hosts.add(host)
         hosts.update(self.agents[a].host for a in agents if a in self.agents)
         return agents, hosts
+
+    @functools.cached_property
+    def run_origins(self) -> dict[str, set[str]]:
+        """finding id -> agent@host of the runs and tests it cites (one walk over the checks)."""
+        out: dict[str, set[str]] = {}
+        for (fid, _), check in self.checks.items():
+            if check.origin and "@" in check.origin:
+                out.setdefault(fid, set()).add(check.origin)
+        return out
 
     def other_host(self, hosts: set[str], gpu: str | None, arch: str | None) -> bool:
         """Does the lab have a host outside `hosts` with hardware matching the scope?"""
@@ -386,6 +396,32 @@ def _cancel_pending(conn: Conn, row: Replication, now: datetime, actor: str, why
     return out
 
 
+def _refresh(
+    conn: Conn, row: Replication, conflict: Conflict, fact: Fact, lab: _Lab
+) -> Replication:
+    """A finding that joined the dispute since it was queued makes its agent (and host) an
+    origin too; a host registered since with the GPU lets the origins' hosts be excluded."""
+    agents, hosts = lab.origins(f for s in conflict.sides for f in s.findings)
+    agents |= set(row.origins)
+    if row.purpose == "replicate":
+        gpu, arch = _gpu_arch(fact.scope)
+        hosts = (
+            (hosts | set(row.hosts)) if lab.other_host(hosts | set(row.hosts), gpu, arch) else set()
+        )
+    else:
+        hosts = set(row.hosts)
+    if agents == set(row.origins) and hosts == set(row.hosts):
+        return row
+    note = row.note if not hosts or row.hosts else None  # the lab has another host now
+    conn.execute(
+        "UPDATE replications SET origins = ?, hosts = ?, note = ? WHERE key = ?",
+        (json.dumps(sorted(agents)), json.dumps(sorted(hosts)), note, row.key),
+    )
+    return row.model_copy(
+        update={"origins": tuple(sorted(agents)), "hosts": tuple(sorted(hosts)), "note": note}
+    )
+
+
 def _revive(conn: Conn, row: Replication, conflict: Conflict, now: datetime) -> bool:
     """Tasks this pass cancelled (their conflict was decided, or its dispute ended) go back to
     pending when it is open again; a person's cancel is never undone here."""
@@ -441,8 +477,10 @@ def sync(
             if key not in rows:
                 rows[key] = _queue_one(conn, conflict, fact, lab, now)
                 queued.append(key)
-            elif rows[key].cancelled_by is None and _revive(conn, rows[key], conflict, now):
-                queued.append(key)  # disputed again (a decision lapsed): the same tasks again
+            else:
+                rows[key] = _refresh(conn, rows[key], conflict, fact, lab)
+                if rows[key].cancelled_by is None and _revive(conn, rows[key], conflict, now):
+                    queued.append(key)  # disputed again (a decision lapsed): the same tasks
         for key, row in rows.items():  # a dispute that is gone (settled by new evidence)
             if row.purpose != "remeasure" and key not in wanted:
                 why = f"no longer disputed: {row.fact_key} has no open conflict"

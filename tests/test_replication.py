@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from conftest import REPO, T0, gpu, register, swarm_json
 
-from swarm import agents, facts, queue, replication
+from swarm import agents, board, facts, queue, replication
 from swarm.errors import NothingClaimable
-from swarm.findings import NewFinding, all_findings
+from swarm.findings import NewFinding, add_findings, all_findings
 from swarm.models import Capabilities, NewTask
 from swarm.reconcile import FactsFile
 from swarm.store import Store, open_store
@@ -123,6 +123,8 @@ def test_a_three_way_conflict_is_settled_by_one_replication_run_no_origin_could_
     assert queue.get_task(store, deploy_id).kind == "deploy"
     listed = swarm_json(lab, "triage", "list")["conflicts"]
     assert [c["replication"]["task_id"] for c in listed] == [bench.id]
+    (work,) = board.board(store, T0).resolution  # and the board (`swarm status`, the web board)
+    assert (work.task_id, work.state, work.purpose) == (bench.id, "pending", "replicate")
     outcome = facts.run(store, lab, write=False)  # the web page's conflicts show it too
     (view,) = views.conflict_views(store, outcome, outcome.facts.conflicts, [])
     assert view.replication and view.replication.startswith(f"replication {bench.id} (pending")
@@ -228,8 +230,6 @@ def test_a_conflict_that_is_not_measurable_gets_a_research_task(lab: Path, db: s
             value=value, statement=f"sglang serves MoE on sm_120: {value}",
             evidence=({"kind": "doc", "locator": "facts/scope.toml", "quote": {"exact": "the GPU product"}},),  # type: ignore[arg-type]
         )  # fmt: skip
-        from swarm.findings import add_findings
-
         add_findings(store, [measure_bool], f"r{at}", T0 + timedelta(minutes=at))
     found, _ = reconcile(store, lab, at=3)
     (conflict,) = [c for c in found.conflicts if c.state == "open"]
@@ -271,3 +271,26 @@ def test_a_newer_engine_marks_dependent_facts_stale_and_queues_bounded_re_measur
     assert later.queued == ()  # the day's budget is spent
     _, next_day = reconcile(store, lab, at=7 + 24 * 60, max_per_gpu_day=2)
     assert len(next_day.queued) == 1 and next_day.stale == ()
+
+
+def test_an_agent_whose_finding_joins_the_dispute_later_cannot_run_its_replication(
+    lab: Path, db: str
+) -> None:
+    store = open_store(db)
+    three_sides(store)
+    register(store, "a4", gpu(PRO, uuid="GPU-5"), host="host-a4")
+    register(store, "spark-3", gpu(PRO, uuid="GPU-4"), host="host-b")
+    reconcile(store, lab, at=4)
+    (bench,) = replications(store)
+    (deploy_id,) = bench.depends_on
+    (lab / "notes.md").write_text("We saw 131 tokens/s single-stream.\n")
+    quoted = NewFinding(  # a4 now stands behind side 131 (with a write-up, not a run)
+        subject=MODEL, predicate="decode_tps_single_stream", scope=SCOPE, value=131.0,
+        unit="tokens/s", statement="131 tokens/s, as written up",
+        evidence=({"kind": "doc", "locator": "notes.md", "quote": {"exact": "131 tokens/s"}},),  # type: ignore[arg-type]
+    )  # fmt: skip
+    add_findings(store, [quoted], "a4", T0 + timedelta(minutes=5))
+    _, synced = reconcile(store, lab, at=6)
+    assert synced.queued == () and [t.id for t in replications(store)] == [bench.id]
+    assert "no side's origin" in not_claimable(store, "a4", deploy_id, at=7)
+    assert queue.claim(store, "spark-3", T0 + timedelta(minutes=7), 600, task_id=deploy_id)
