@@ -39,6 +39,11 @@ BENCHMARK_PREDICATES = frozenset({"decode_tps_single_stream", "throughput_tps_ba
 MAX_PER_GPU_DAY = 3  # re-measurements queued per matching GPU of the lab per day, by default
 PRIORITY = 2  # above the verify pass (1), below kernel builds (5)
 ACTOR = "swarm facts"
+# Disputes about what is true, which a measurement or a source can settle. A possible alias or
+# an unknown spelling is a question about names: a person answers it, no run does.
+SETTLED_BY_WORK = frozenset(
+    {"numeric disagreement", "value disagreement", "physically implausible", "claim vs measurement"}
+)
 
 Purpose = Literal["replicate", "research", "remeasure"]
 
@@ -465,7 +470,7 @@ def sync(
         wanted: set[str] = set()
         for conflict in facts.conflicts:
             fact = by_key.get(anchor(conflict, by_key))
-            if fact is None:
+            if fact is None or conflict.reason not in SETTLED_BY_WORK:
                 continue
             key = f"{'replicate' if measurable(fact) else 'research'}:{fact.key}"
             if conflict.state == "decided":
@@ -548,7 +553,7 @@ def _with_state(conn: Conn, row: Replication) -> Replication:
         )
     ]
     return row.model_copy(
-        update={"state": task[0], "holder": task[1], "blocked_by": tuple(blocked)}
+        update={"state": TaskState(task[0]), "holder": task[1], "blocked_by": tuple(blocked)}
     )
 
 
