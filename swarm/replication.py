@@ -329,7 +329,7 @@ def _queue_one(
         },
         requires=requires.model_copy(update={"exclusive": True}) if arch else requires,
         depends_on=(deploy_task,) if up is None and deploy_task else (),
-        priority=PRIORITY,
+        priority=PRIORITY + 1,  # above its deploy, as in the catalog: measure, tear down, next
         dedupe_key=f"settle-{_digest(key)}",
     )
     task_id = queue.insert_task(conn, bench, now, ACTOR, note=note)
