@@ -189,9 +189,13 @@ def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(
     claims = Counter((e["task"], e["epoch"]) for e in events if e["event"] == "claimed")
     assert set(claims.values()) == {1}, "no (task, epoch) was ever handed to two workers"
     accepted = {(e["task"], e["epoch"]) for e in events if e["event"] == "reported"}
-    assert accepted == {(task, epoch) for task, (epoch, _) in final.items()}, (
-        "only the last lease reports"
-    )
+    last_leases = {(task, epoch) for task, (epoch, _) in final.items()}
+    assert accepted <= last_leases, "only the last lease reports"
+    # A worker SIGKILLed after its report committed but before it logged "reported" ends its
+    # log with "reporting": that report stands, unconfirmed (a retry would find it).
+    last = {e["agent"]: e for e in sorted(events, key=lambda e: e["t"])}
+    cut = {(e["task"], e["epoch"]) for e in last.values() if e["event"] == "reporting"}
+    assert last_leases - accepted <= cut, "every other last lease's report was confirmed"
     refused = [e for e in events if e["event"] == "refused"]
     assert all(e["epoch"] < final[e["task"]][0] for e in refused), "refused: superseded leases only"
     assert killed == 12 and frozen == 12
