@@ -27,7 +27,7 @@ from pydantic import Field, ValidationError
 
 from swarm import SCHEMA_VERSION, __version__, auth, limits, paging, queue, worker
 from swarm.auth import Principal, Role
-from swarm.errors import NothingClaimable, SwarmError, UnknownAgent
+from swarm.errors import NotFound, NothingClaimable, SwarmError
 from swarm.findings import NewFinding
 from swarm.mcp_args import invalid_arguments, unknown_arguments
 from swarm.models import (
@@ -646,27 +646,30 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
         server.add_tool(tool.fn, name=tool.name, title=tool.title, annotations=annotations)
 
 
+NEVER_REGISTERED = "never registered: no GPUs known"
+
+
 def _claim(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> ClaimResponse:
-    """Claim as agent; an agent that never registered is registered with no GPUs, and told."""
+    """Claim as agent. An identity that never registered is recorded with no GPUs, and every
+    claim it makes says so until it registers."""
     from swarm import agents
 
-    note = None
     lab.renew(agent)  # first: the new lease keeps the length asked for
     try:
-        claim = queue.claim(lab.store, agent, _now(), lease, kinds)
-    except UnknownAgent:
-        caps = Capabilities(host="unknown", gpu_note="never registered: no GPUs known")
+        caps = agents.get_agent(lab.store, agent).capabilities
+    except NotFound:
+        caps = Capabilities(host="unknown", gpu_note=NEVER_REGISTERED)
         agents.register(lab.store, agent, caps, _now())
+    note = None
+    if caps.gpu_note == NEVER_REGISTERED:
         note = (
             f"{agent} never registered its host, so it gets no GPU work: call register_agent "
             "with your GPUs (or run `swarm agent register` on the host)"
         )
-        try:
-            claim = queue.claim(lab.store, agent, _now(), lease, kinds)
-        except NothingClaimable as exc:
-            return ClaimResponse(claimed=False, agent=agent, reason=str(exc), note=note)
+    try:
+        claim = queue.claim(lab.store, agent, _now(), lease, kinds)
     except NothingClaimable as exc:
-        return ClaimResponse(claimed=False, agent=agent, reason=str(exc))
+        return ClaimResponse(claimed=False, agent=agent, reason=str(exc), note=note)
     task = ClaimedTask.of(claim.task)
     return ClaimResponse(claimed=True, agent=agent, task=task, lease=claim.lease, note=note)
 

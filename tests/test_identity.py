@@ -186,6 +186,11 @@ def test_a_claim_by_an_identity_that_never_registered_says_so(db: str, tmp_path:
             claim = (await client.call_tool("claim_task", {})).structured_content
             assert claim["claimed"] and "never registered" in claim["note"]
             assert "register_agent" in claim["note"]
+            again = (await client.call_tool("claim_task", {})).structured_content
+            assert not again["claimed"] and "never registered" in again["note"]
+            await client.call_tool("register_agent", {"capabilities": {"host": "box"}})
+            known = (await client.call_tool("claim_task", {})).structured_content
+            assert known["note"] is None
             other = await client.call_tool("claim_task", {"agent": "someone-else"})
             assert other.is_error and _text(other).startswith("FORBIDDEN: you are newcomer")
 
