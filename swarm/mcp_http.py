@@ -78,15 +78,9 @@ def security(host: str, allowed: tuple[str, ...]) -> Any:
 
 
 def web_resolver(store: Store, operator_token: str) -> Any:
-    """The web page's token -> user: the same principals as MCP's, so a person's token decides
-    on the page and an agent's only looks."""
-    from swarm.web import WebUser
-
-    def resolve(token: str) -> WebUser | None:
-        found = auth.principal_for(store, token, operator_token)
-        return None if found is None else WebUser(name=found.name, role=found.role.value)
-
-    return resolve
+    """The web page's token -> principal: the same as MCP's, so a person's token decides on the
+    page and an agent's only looks."""
+    return lambda token: auth.principal_for(store, token, operator_token)
 
 
 def http_app(settings: Settings, host: str, allowed: tuple[str, ...] = ()) -> tuple[Any, str, bool]:

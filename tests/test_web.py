@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from swarm import auth
 from swarm.store import open_store
 from swarm.triage import findings_by_id
 from tests import weblab
@@ -216,7 +217,6 @@ def test_what_agents_wrote_is_shown_as_text_never_as_markup(client: Client, site
 
 def _issue(lab: weblab.WebLab, name: str, role: str) -> str:
     """A token of the lab's identity registry (#15) for name with role."""
-    auth = pytest.importorskip("swarm.auth", reason="this swarm has no per-agent tokens")
     store = open_store(lab.db)
     try:
         return str(auth.issue_token(store, name, datetime.now(UTC), auth.Role(role)).token)
@@ -256,7 +256,6 @@ def test_a_person_token_decides_under_the_persons_name_until_revoked(site: Any) 
     by_id = findings_by_id(open_store(lab.db))
     (made,) = [f for f in by_id.values() if f.decision and "dana waits" in f.decision.reason]
     assert made.decision is not None and made.decision.by == "dana"
-    auth = pytest.importorskip("swarm.auth")
     store = open_store(lab.db)
     auth.revoke_token(store, "dana")
     store.close()

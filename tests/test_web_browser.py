@@ -8,12 +8,14 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from swarm import triage
+from swarm import auth
+from swarm.store import open_store
 from tests import weblab
 
 CHROMIUM = os.environ.get("SWARM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -106,7 +108,6 @@ def test_a_person_resolves_a_conflict_with_a_reason_and_sees_who_and_why(
     assert "· decided" in text or "decided" in decided.locator("h2").inner_text()
 
 
-@pytest.mark.skipif(not hasattr(triage, "undo"), reason="this swarm has no `swarm triage undo`")
 def test_a_person_undoes_a_decision_and_the_conflict_is_open_again(page: Any, site: Any) -> None:
     _, base, token = site
     log_in(page, base, token, "/conflicts")
@@ -162,11 +163,6 @@ def test_the_board_fits_a_phone(browser: Any, site: Any, artifacts: Path) -> Non
 
 def test_an_agent_token_cannot_resolve_a_conflict(page: Any, site: Any) -> None:
     lab, base, _ = site
-    auth = pytest.importorskip("swarm.auth", reason="this swarm has no per-agent tokens")
-    from datetime import UTC, datetime
-
-    from swarm.store import open_store
-
     store = open_store(lab.db)
     token = auth.issue_token(store, "pro-9", datetime.now(UTC), auth.Role.agent).token
     store.close()

@@ -12,9 +12,9 @@ from starlette.routing import BaseRoute
 
 from swarm.store import Store
 from swarm.web.pages import Web
-from swarm.web.session import Resolver, Sessions, WebUser, operator_only
+from swarm.web.session import Resolver, Sessions
 
-__all__ = ["Resolver", "Web", "WebUser", "operator_only", "routes"]
+__all__ = ["Resolver", "Web", "routes"]
 
 
 def routes(store: Store, repo: Path | None, lab_dir: Path, resolve: Resolver) -> list[BaseRoute]:

@@ -19,10 +19,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from swarm import board, search, triage
+from swarm.auth import Principal
 from swarm.errors import InvalidInput, NotFound, SwarmError
 from swarm.store import Store
 from swarm.web import views
-from swarm.web.session import COOKIE, LOGIN_COOKIE, Sessions, WebUser
+from swarm.web.session import COOKIE, LOGIN_COOKIE, Sessions
 
 HERE = Path(__file__).parent
 SESSION_DAYS = 7
@@ -34,9 +35,7 @@ HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
-Handler = Callable[[Request, WebUser], Response]
-# `swarm triage undo`'s library call, where this swarm has it (the page offers undo only then).
-UNDO: Callable[..., Any] | None = getattr(triage, "undo", None)
+Handler = Callable[[Request, Principal], Response]
 
 
 def _now() -> datetime:
@@ -192,7 +191,7 @@ class Web:
         response.delete_cookie(LOGIN_COOKIE)
         return response
 
-    def logout(self, request: Request, user: WebUser) -> Response:
+    def logout(self, request: Request, user: Principal) -> Response:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
@@ -203,16 +202,16 @@ class Web:
         now = _now()
         return {"board": board.board(self.store, now), "hosts": board.hosts(self.store, now)}
 
-    def board_page(self, request: Request, user: WebUser) -> Response:
+    def board_page(self, request: Request, user: Principal) -> Response:
         return self.render(request, "board.html", **self._board())
 
-    def board_fragment(self, request: Request, user: WebUser) -> Response:
+    def board_fragment(self, request: Request, user: Principal) -> Response:
         return self.render(request, "_board.html", **self._board())
 
     # ------------------------------------------------------------ conflicts
 
     def conflicts(
-        self, request: Request, user: WebUser, status: int = 200, **extra: Any
+        self, request: Request, user: Principal, status: int = 200, **extra: Any
     ) -> Response:
         show = request.query_params.get("show", "open")
         show = show if show in ("open", "decided", "deferred", "all") else "open"
@@ -227,16 +226,15 @@ class Web:
             status,
             conflicts=items,
             show=show,
-            undo=UNDO is not None,
             total=len(chosen),
             page=page,
             pages=pages,
             **extra,
         )
 
-    def decide(self, request: Request, user: WebUser) -> Response:
+    def decide(self, request: Request, user: Principal) -> Response:
         conflict_id = request.path_params["conflict"]
-        if not user.can_decide:
+        if not user.is_person:
             return self.render(
                 request,
                 "error.html",
@@ -264,16 +262,14 @@ class Web:
         self.forget()
         return RedirectResponse(f"/conflicts?show=all&recorded={finding.id}#{conflict_id}", 303)
 
-    def undo(self, request: Request, user: WebUser) -> Response:
+    def undo(self, request: Request, user: Principal) -> Response:
         conflict_id = request.path_params["conflict"]
-        if not user.can_decide:
+        if not user.is_person:
             return self.render(request, "error.html", 403, message=f"{user.name} is an agent: "
                                "only people undo decisions.")  # fmt: skip
         form = self._form(request)
-        if UNDO is None:  # the route exists only with it; a check for the type checker
-            raise NotFound("this swarm cannot undo decisions")
-        try:
-            finding = UNDO(self.store, form.get("decision", ""), form.get("reason", ""),
+        try:  # the call `swarm triage undo` makes
+            finding = triage.undo(self.store, form.get("decision", ""), form.get("reason", ""),
                            user.name, _now())  # fmt: skip
         except InvalidInput as exc:
             return self.conflicts(request, user, 400, error=str(exc), failed=conflict_id)
@@ -319,7 +315,7 @@ class Web:
 
     # ------------------------------------------------------------ facts, findings
 
-    def facts_page(self, request: Request, user: WebUser) -> Response:
+    def facts_page(self, request: Request, user: Principal) -> Response:
         items = self.facts().facts.facts
         wanted = {n: request.query_params.get(n, "").strip() for n in views.FILTERS}
         chosen = views.filter_facts(items, wanted)
@@ -336,7 +332,7 @@ class Web:
             choices=views.filter_choices(items),
         )
 
-    def finding_page(self, request: Request, user: WebUser) -> Response:
+    def finding_page(self, request: Request, user: Principal) -> Response:
         finding_id = request.path_params["finding"]
         found = views.findings_by_id(self.store, [finding_id])
         if finding_id not in found:
@@ -358,11 +354,11 @@ class Web:
 
     # ------------------------------------------------------------ tasks, search
 
-    def task_page(self, request: Request, user: WebUser) -> Response:
+    def task_page(self, request: Request, user: Principal) -> Response:
         page = views.task_page(self.store, request.path_params["task"], self.lab_dir)
         return self.render(request, "task.html", page=page)
 
-    def plot(self, request: Request, user: WebUser) -> Response:
+    def plot(self, request: Request, user: Principal) -> Response:
         from swarm import queue
         from tools.bench_plot import render_png
         from tools.benchmark import BenchmarkReport
@@ -374,7 +370,7 @@ class Web:
         png = render_png(BenchmarkReport.model_validate(chosen[0].payload["report"]))
         return Response(png, media_type="image/png", headers=HEADERS)
 
-    def search_page(self, request: Request, user: WebUser) -> Response:
+    def search_page(self, request: Request, user: Principal) -> Response:
         text = request.query_params.get("q", "").strip()
         kinds = [k for k in request.query_params.getlist("kind") if k in search.KINDS]
         found, error = None, None
@@ -404,11 +400,7 @@ class Web:
             Route("/logout", self.page(self.logout), methods=["POST"]),
             Route("/conflicts", self.page(self.conflicts), methods=["GET"]),
             Route("/conflicts/{conflict}/decide", self.page(self.decide), methods=["POST"]),
-            *(
-                [Route("/conflicts/{conflict}/undo", self.page(self.undo), methods=["POST"])]
-                if UNDO is not None
-                else []
-            ),
+            Route("/conflicts/{conflict}/undo", self.page(self.undo), methods=["POST"]),
             Route("/facts", self.page(self.facts_page), methods=["GET"]),
             Route("/findings/{finding}", self.page(self.finding_page), methods=["GET"]),
             Route("/tasks/{task}", self.page(self.task_page), methods=["GET"]),

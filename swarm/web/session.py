@@ -12,39 +12,16 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import Literal
 
 from starlette.requests import Request
 
-from swarm.models import Model
+from swarm.auth import Principal
 
 COOKIE = "swarm_session"
 LOGIN_COOKIE = "swarm_login"  # the login form's own CSRF value (there is no session yet)
-Role = Literal["agent", "person", "operator"]
-
-
-class WebUser(Model):
-    name: str
-    role: Role
-
-    @property
-    def can_decide(self) -> bool:
-        """Decisions are people's: a person or the operator, never an agent's token."""
-        return self.role in ("person", "operator")
-
-
-Resolver = Callable[[str], WebUser | None]
-
-
-def operator_only(operator_token: str) -> Resolver:
-    """The resolver while the lab has one token, the operator's (the lab dir's http_token)."""
-
-    def resolve(token: str) -> WebUser | None:
-        if hmac.compare_digest(token.encode(), operator_token.encode()):
-            return WebUser(name="operator", role="operator")
-        return None
-
-    return resolve
+# The page's user is the principal its token stands for (swarm.auth): an agent may look, a
+# person (or the operator) may also decide.
+Resolver = Callable[[str], Principal | None]
 
 
 class Sessions:
@@ -61,7 +38,7 @@ class Sessions:
             return value.strip()
         return request.cookies.get(COOKIE) or None
 
-    def user(self, request: Request) -> WebUser | None:
+    def user(self, request: Request) -> Principal | None:
         token = self.token(request)
         return self.resolve(token) if token else None
 

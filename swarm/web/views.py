@@ -207,7 +207,7 @@ def split_options(sides: Sequence[Sequence[Finding]]) -> tuple[str, ...]:
 
 
 def _judged(f: Finding) -> set[str]:
-    return set(getattr(f.decision, "findings", ()) or ())
+    return set(f.decision.findings) if f.decision is not None else set()
 
 
 def decisions_on(findings: Sequence[Finding], conflict: Conflict) -> tuple[DecisionView, ...]:
@@ -220,7 +220,7 @@ def decisions_on(findings: Sequence[Finding], conflict: Conflict) -> tuple[Decis
         for f in findings
         if f.decision is not None and (f.decision.conflict == conflict.id or _judged(f) & on_sides)
     ]
-    undone = {getattr(f.decision, "undoes", None): f.id for f in mine}
+    undone = {f.decision.undoes: f.id for f in mine if f.decision is not None}
     out = [
         DecisionView(
             finding=f.id,
@@ -229,7 +229,7 @@ def decisions_on(findings: Sequence[Finding], conflict: Conflict) -> tuple[Decis
             reason=f.decision.reason,
             by=f.decision.by,
             at=f.observed_at,
-            undoes=getattr(f.decision, "undoes", None),
+            undoes=f.decision.undoes,
             undone_by=undone.get(f.id),
         )
         for f in mine
