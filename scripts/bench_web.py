@@ -34,7 +34,7 @@ from bench_facts import synthetic  # noqa: E402
 
 from swarm import facts, queue  # noqa: E402
 from swarm.catalog import load_catalog  # noqa: E402
-from swarm.findings import add_findings, merge_log  # noqa: E402
+from swarm.findings import NewFinding, add_findings  # noqa: E402
 from swarm.models import Capabilities, GpuInfo, NewTask, Requires  # noqa: E402
 from swarm.seed import seed_findings  # noqa: E402
 from swarm.store import open_store  # noqa: E402
@@ -65,11 +65,22 @@ def build(path: Path, db: str, n: int) -> dict[str, str]:
     lease = queue.claim(store, "agent5", now, 600, task_id=failed).lease
     queue.report(store, failed, lease.epoch, "failed", now, {}, "triton SMEM overflow")
     started = time.perf_counter()
-    findings = synthetic(n, max(1, n // 10))
-    for i in range(0, len(findings), 5000):
-        merge_log(store, findings[i : i + 5000])
+    items, docs = synthetic(n, max(1, n // 10))  # bench_facts' findings and the logs they quote
+    for rel, text in docs.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text, encoding="utf-8")
+    by_agent: dict[str, list[NewFinding]] = {}
+    for item in items:
+        by_agent.setdefault(item["agent"], []).append(NewFinding.model_validate(item["body"]))
+    some = ""
+    for agent, found in sorted(by_agent.items()):
+        for i in range(0, len(found), 5000):
+            added = add_findings(store, found[i : i + 5000], agent, now)
+            some = some or added[0].id
     loaded_s = time.perf_counter() - started
-    some = findings[0].id if findings else ""
+    held = store.read(lambda c: c.execute("SELECT count(*) FROM findings").fetchone()[0])
+    if held < n:
+        raise SystemExit(f"the lab holds {held} findings, not the {n} asked for")
     store.close()
     return {"task": failed, "finding": some, "load_s": f"{loaded_s:.1f}"}
 

@@ -71,7 +71,7 @@ class Reconciled:
         if current is None:
             return self._refresh()
         # A lab whose reconcile takes long is re-checked less often: at most a tenth of the time
-        # goes to refreshing (100k findings: about 20 s per pass on a small machine).
+        # goes to refreshing (100k findings: about 6 s per pass on a small machine).
         ttl = max(FACTS_TTL_S, 10 * self._took)
         stale = time.monotonic() - self._at > ttl or self.version() != self._version
         if stale and not self._refreshing:
