@@ -307,7 +307,7 @@ def _describe_one(err: Any, prefix: str) -> str:
         rule = _WORDS[kind](err.get("ctx") or {})
     else:  # pydantic's own sentence, first letter lowered to follow the field name
         rule = "is invalid: " + err["msg"][:1].lower() + err["msg"][1:]
-    if kind == "missing":
+    if kind == "missing" or "(got " in rule:  # a lab limit's own words may already quote it
         return f"{field} {rule}"
     return f"{field} {rule} (got {_got(err.get('input'))})"
 

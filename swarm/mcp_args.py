@@ -63,6 +63,11 @@ def _kind(prop: Mapping[str, Any]) -> str:
     return " ".join([text, *bounds])
 
 
+_BOUND_WORDS = {"from", "≤", "≥", "<", ">", "of"}
+_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+           "string_too_long", "string_too_short", "too_long", "too_short"}  # fmt: skip
+
+
 def invalid_arguments(schema: Mapping[str, Any], exc: ValidationError) -> str:
     """`INVALID_INPUT: epoch must be an integer ≥ 1 (got 'one')`, one clause per wrong field:
     a top-level argument is described from its schema (type and every bound at once), a nested
@@ -74,6 +79,8 @@ def invalid_arguments(schema: Mapping[str, Any], exc: ValidationError) -> str:
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
         top = len(loc) == 1 and loc[0] in props and err["type"] != "invalid_input"
+        if top and err["type"] in _BOUNDS and not _BOUND_WORDS & set(_kind(props[loc[0]]).split()):
+            top = False  # a bound the schema does not state (a validator's): the error names it
         if top and err["type"] == "missing":
             clause = f"{loc[0]} is required ({_kind(props[loc[0]])})"
         elif top:

@@ -88,7 +88,11 @@ def test_sizes_are_bounded_and_the_bound_is_named(lab: Lab) -> None:
         note = await client.call_tool(
             "release_task", {"task_id": "other-123", "epoch": 1, "note": "n" * 20_000}
         )
-        assert "note must be at most 16384 bytes" in text(note)
+        assert text(note) == "INVALID_INPUT: note must be at most 16384 bytes of UTF-8 (got 20000)"
+        lease = await client.call_tool(
+            "heartbeat", {"task_id": "other-123", "epoch": 1, "lease_seconds": 10**9}
+        )  # a bound tools/list does not advertise is still named, from the limit itself
+        assert text(lease) == "INVALID_INPUT: lease_seconds must be ≤ 604800.0 (got 1000000000)"
         arch = await client.call_tool("build_kernel", {"arch": ["sm_999"]})
         assert "must be a real GPU architecture" in text(arch)
 
