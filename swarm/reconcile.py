@@ -1071,6 +1071,15 @@ def _claims(
     return by_key
 
 
+def _dispute(facts: dict[str, Fact], conflict: Conflict, rule: str) -> None:
+    """Mark the verified facts a conflict spans as disputed by it (a fact already settled
+    otherwise keeps its status)."""
+    for key in conflict.keys:
+        if facts[key].status == FactStatus.verified:
+            update = {"status": FactStatus.disputed, "conflict": conflict.id, "decided_by": rule}
+            facts[key] = facts[key].model_copy(update=update)
+
+
 def _reconcile(
     findings: Sequence[Finding], checks: Checks, reg: Registries
 ) -> tuple[FactsFile, TriageBasis]:
@@ -1093,29 +1102,13 @@ def _reconcile(
             replaced[key] = [_superseded(key, g, facts[key], verdict.rule) for g in verdict.losers]
     for conflict in _claims_vs_measurements(by_key):
         conflicts[conflict.id] = conflict
-        for key in conflict.keys:
-            if facts[key].status == FactStatus.verified:
-                facts[key] = facts[key].model_copy(
-                    update={
-                        "status": FactStatus.disputed,
-                        "conflict": conflict.id,
-                        "decided_by": "rule: claim vs measurement",
-                    }
-                )
+        _dispute(facts, conflict, "rule: claim vs measurement")
 
     for extra in [*_possible_aliases(by_key), *_unknown_spellings(by_key, reg)]:
         conflicts[extra.id] = extra  # questions for a person; the facts keep their status
     for conflict in _batched_below_single(by_key, facts):
         conflicts[conflict.id] = conflict
-        for key in conflict.keys:
-            if facts[key].status == FactStatus.verified:
-                facts[key] = facts[key].model_copy(
-                    update={
-                        "status": FactStatus.disputed,
-                        "conflict": conflict.id,
-                        "decided_by": "rule: physical plausibility",
-                    }
-                )
+        _dispute(facts, conflict, "rule: physical plausibility")
 
     for serves, measured in _measured_deployments(by_key, facts):
         cid = facts[serves].conflict
