@@ -1056,7 +1056,7 @@ def cmd_work(ctx: Context) -> None:
             WorkerSummary.model_validate_json(p.communicate()[0].strip().splitlines()[-1])
             for p in procs
         ]
-    _work_summary(ctx, summaries, waiting_reasons(ctx.store, names[0]))
+    _work_summary(ctx, summaries, waiting_reasons(ctx.store, names[0], kinds))
 
 
 def _work_summary(ctx: Context, summaries: list[Any], waiting: str) -> None:

@@ -537,20 +537,34 @@ def _check_claim_args(
         limits.check(limits.Name, task_id, "task")
 
 
-def explain_unclaimable(store: Store, agent_id: str, kinds: Sequence[str] | None) -> str:
-    """Why nothing is claimable for this agent, counted by reason."""
+def explain_unclaimable(
+    store: Store,
+    agent_id: str,
+    kinds: Sequence[str] | None,
+    runs: Sequence[str] | None = None,
+) -> str:
+    """Why nothing is claimable for this agent, counted by reason. With runs (the kinds a worker
+    has executors for), a ready task of another kind waits for an agent that runs that kind."""
 
     def explain(conn: Conn) -> str:
         scan = _Scan(conn, agent_id)
         kind_sql, params = _kind_filter(kinds)
         pending = conn.execute(
-            f"SELECT id FROM tasks t WHERE state = 'pending' {kind_sql}", params
+            f"SELECT id, kind FROM tasks t WHERE state = 'pending' {kind_sql}", params
         ).fetchall()
         if not pending:
             claimed = conn.execute("SELECT count(*) FROM tasks WHERE state='claimed'").fetchone()
             scope = f" of kind {', '.join(kinds)}" if kinds else ""
             return f"no pending tasks{scope} ({claimed[0]} claimed by agents now)"
-        reasons = [why or "a claim (ready now: retry)" for _, _, why in scan.walk(kinds)]
+        kind_of = {r["id"]: r["kind"] for r in pending}
+
+        def ready(task_id: str) -> str:
+            kind = kind_of.get(task_id)
+            if runs is not None and kind not in runs:
+                return f"an agent that runs {kind} tasks (no executor for them here)"
+            return "a claim (ready now: retry)"
+
+        reasons = [why or ready(row["id"]) for row, _, why in scan.walk(kinds)]
         waiting = _blocked_ids(conn)
         reasons += [waiting[r["id"]] for r in pending if r["id"] in waiting]
         return f"nothing claimable for {agent_id}: " + summarize(reasons)

@@ -168,9 +168,10 @@ def work(store: Store, cfg: WorkerConfig, stop: threading.Event, emit: Emit) -> 
     return WorkerSummary(agent=cfg.agent, ran=ran, idle_reason=idle, stopped=stop.is_set())
 
 
-def waiting_reasons(store: Store, agent: str, kinds: Sequence[str] | None = None) -> str:
-    """What the remaining pending tasks wait for, as seen by this agent."""
+def waiting_reasons(store: Store, agent: str, runs: Sequence[str] | None = None) -> str:
+    """What the remaining pending tasks wait for, as seen by this agent (which runs the kinds in
+    runs: a ready task of another kind waits for an agent that runs it)."""
     try:
-        return queue.explain_unclaimable(store, agent, kinds)
+        return queue.explain_unclaimable(store, agent, None, runs)
     except NothingClaimable as exc:  # pragma: no cover - explain never raises this
         return str(exc)

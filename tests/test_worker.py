@@ -52,6 +52,9 @@ def test_the_main_job_runs_what_this_host_can_and_says_what_waits(tmp_path: Path
         ("verify", "done"),
     }, err
     assert "tasks wait for an sm_120 'RTX Pro 6000' host" in summary["waiting"]
+    # the conflicts' research tasks are ready, but no executor here runs them: said so
+    assert "wait for an agent that runs research tasks" in summary["waiting"]
+    assert "ready now: retry" not in summary["waiting"]
     assert len(summary["open_conflicts"]) >= 10
     dirty = subprocess.run(
         ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
