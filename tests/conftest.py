@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -134,6 +135,32 @@ def git(*args: str, cwd: Path) -> str:
     return done.stdout.strip()
 
 
+def wait_for_port(proc: subprocess.Popen[Any], port: int, seconds: float = 30.0) -> None:
+    """Return once a server process listens on the loopback port; fail if it exits or is late."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+
+def facts_lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repo's facts/ and tasks/ (without the generated files) in a fresh git repo;
+    its database in SWARM_DB."""
+    from swarm import facts
+
+    monkeypatch.setenv("SWARM_DB", db)
+    for folder in ("facts", "tasks"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    for generated in (facts.LOG, facts.FACTS, facts.RUNS):
+        (tmp_path / "facts" / generated).unlink(missing_ok=True)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    return tmp_path
+
+
 def free_port() -> int:
     """A loopback port free right now (for servers the tests start)."""
     with socket.socket() as s:
@@ -152,14 +179,7 @@ def http_server(db: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+    wait_for_port(proc, port)
     token = (tmp_path / "http_token").read_text().strip()
     yield url, token, db
     proc.terminate()

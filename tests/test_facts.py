@@ -31,7 +31,7 @@ from swarm.reconcile import reconcile
 from swarm.registry import Registries
 from swarm.seed import seed_findings
 from swarm.store import SqliteStore, Store, open_store
-from tests.conftest import REPO, T0, register, run_swarm, swarm_json
+from tests.conftest import REPO, T0, facts_lab, register, run_swarm, swarm_json
 
 
 def test_the_committed_verified_facts_validate_against_the_committed_schema() -> None:
@@ -48,14 +48,7 @@ def test_the_committed_facts_rebuild_byte_for_byte_from_the_committed_log() -> N
 
 @pytest.fixture
 def lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repo's facts/ and tasks/ in a fresh git repo; its database in SWARM_DB."""
-    monkeypatch.setenv("SWARM_DB", db)
-    for folder in ("facts", "tasks"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
-    for generated in (facts.LOG, facts.FACTS, facts.RUNS):
-        (tmp_path / "facts" / generated).unlink(missing_ok=True)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    return tmp_path
+    return facts_lab(tmp_path, db, monkeypatch)
 
 
 def test_the_seed_reconciles_to_the_conflicts_a_person_must_see(lab: Path) -> None:

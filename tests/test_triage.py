@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +14,12 @@ from swarm.errors import InvalidInput, NotFound
 from swarm.findings import add_findings
 from swarm.seed import seed_findings
 from swarm.store import open_store
-from tests.conftest import REPO, T0, run_swarm, swarm_json
+from tests.conftest import T0, facts_lab, run_swarm, swarm_json
 
 
 @pytest.fixture
 def lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SWARM_DB", db)
-    for folder in ("facts", "tasks"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
-    for generated in (facts.LOG, facts.FACTS, facts.RUNS):
-        (tmp_path / "facts" / generated).unlink(missing_ok=True)
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    facts_lab(tmp_path, db, monkeypatch)
     add_findings(open_store(db), seed_findings(tmp_path), "seed", T0)
     return tmp_path
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from swarm.findings import add_findings
 from swarm.models import NewTask, Requires
 from swarm.seed import seed_findings
 from swarm.store import open_store
-from tests.conftest import REPO, free_port, gpu, register
+from tests.conftest import REPO, free_port, gpu, register, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -93,14 +91,7 @@ def serve(lab: WebLab) -> Iterator[tuple[str, str]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+    wait_for_port(proc, port)
     try:
         yield f"http://127.0.0.1:{port}", (lab_dir / "http_token").read_text().strip()
     finally:
