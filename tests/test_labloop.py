@@ -116,6 +116,7 @@ digest_note = "a test image built locally by the test"
 [[model]]
 name = "tiny"
 hf_repo = "test/tiny"
+source = "a name the test's own servers answer to"
 '''
 
 
@@ -186,6 +187,33 @@ def test_a_failed_deploy_reports_its_last_log_lines_and_cites_the_seeds_known_fa
 
 
 @pytest.mark.docker
+@pytest.mark.docker
+def test_a_trtllm_container_reads_the_extra_llm_api_options_file_it_is_given(
+    engine: Any, tmp_path: Path
+) -> None:
+    """The workaround reaches the server: the container starts only if the file named by the
+    last argument (--extra_llm_api_options) is mounted and disables block reuse."""
+    from tests.conftest import free_port
+    from tools import deploy
+
+    check = ('for a; do f=$a; done; /bin/busybox grep -q "enable_block_reuse: false" "$f" '
+             "|| exit 3; exec " + " ".join(SERVE))  # fmt: skip
+    cfg = deploy.DeployConfig(
+        name="trt-options", model="test/tiny", platform="tensorrt-llm", image=IMAGE,
+        command_prefix=("/bin/sh", "-c", check, "sh"), gpu=False, memlock_unlimited=False,
+        shm_size="64m", ipc_host=False, port=free_port(), ready_timeout_s=30.0,
+        llm_api_options={"kv_cache_config": {"enable_block_reuse": False}},
+    )  # fmt: skip
+    plan = deploy.plan(cfg, None, folder=tmp_path / "job")
+    assert plan.command[-2] == "--extra_llm_api_options"
+    try:
+        started = deploy.up(cfg, plan)  # DeployFailed (exit 3) if the file did not arrive
+        assert started.endpoint.endswith(str(cfg.port))
+    finally:
+        deploy.down(cfg.name)
+    assert (tmp_path / "job" / deploy.LLM_API_OPTIONS_FILE).exists()
+
+
 def test_sigterm_during_the_readiness_wait_leaves_no_container(engine: Any, tmp_path: Path) -> None:
     folder = tmp_path / "slow"
     folder.mkdir()

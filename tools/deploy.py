@@ -117,6 +117,11 @@ class DeployConfig(Model):
         None, gt=0, description="weights size, for TensorRT-LLM's fraction of free memory"
     )
     engine_args: tuple[str, ...] = ()
+    llm_api_options: dict[str, Any] = Field(
+        {},
+        description="TensorRT-LLM's extra LLM-API options (e.g. kv_cache_config): written as "
+        "YAML beside deploy.toml and passed with --extra_llm_api_options",
+    )
     command: tuple[str, ...] | None = Field(
         None, description="replace the platform's command line entirely"
     )
@@ -163,6 +168,11 @@ class DeployConfig(Model):
     def _image_for_docker(self) -> DeployConfig:
         if self.runtime == "docker" and self.image is None:
             raise ValueError("image: the docker runtime needs one (or set runtime = 'process')")
+        if self.llm_api_options and self.platform != "tensorrt-llm":
+            raise ValueError(
+                f"llm_api_options: only tensorrt-llm reads an extra LLM-API options file, "
+                f"not {self.platform}"
+            )
         return self
 
     @property
@@ -213,6 +223,9 @@ class Plan(Model):
     labels: dict[str, str]
     readiness: tuple[str, ...]
     memory: MemoryBudget
+    files: dict[str, str] = Field(
+        {}, description="files the server reads, by host path: written before it starts"
+    )
 
 
 FRACTION_FLAGS = {
@@ -343,10 +356,63 @@ def platform_command(cfg: DeployConfig, budget: MemoryBudget) -> tuple[str, ...]
 CONTAINER_HF_HOME = "/hf-cache"
 
 
+# TensorRT-LLM's extra LLM-API options: the file's name in the deployment folder, the folder's
+# mount point in a container, and trtllm-serve's flag for it (`--config` is its newer alias;
+# tensorrt_llm/commands/serve.py accepts both, the 1.x images of the recipes the long one).
+LLM_API_OPTIONS_FILE = "extra-llm-api-options.yaml"
+CONTAINER_CONFIG_DIR = "/swarm-config"
+LLM_API_OPTIONS_FLAG = "--extra_llm_api_options"
+_TRT_FRACTION_FLAGS = ("--kv_cache_free_gpu_memory_fraction", "--free_gpu_memory_fraction")
+
+
+def llm_api_options(cfg: DeployConfig, argv: Sequence[str]) -> dict[str, Any]:
+    """The options file's content. trtllm-serve builds kv_cache_config from the file alone when
+    the file has one (update_llm_args_with_extra_dict replaces the CLI's), so the memory fraction
+    the command line sets is carried into it, or the workaround would silently drop it."""
+    options = json.loads(json.dumps(cfg.llm_api_options))  # a deep copy of plain data
+    kv = options.get("kv_cache_config")
+    if isinstance(kv, dict) and "free_gpu_memory_fraction" not in kv:
+        for i, arg in enumerate(argv[:-1]):
+            if arg in _TRT_FRACTION_FLAGS:
+                kv["free_gpu_memory_fraction"] = float(argv[i + 1])  # the last one wins
+    return dict(options)
+
+
+def _options_file(cfg: DeployConfig, argv: tuple[str, ...], folder: Path) -> tuple[
+    tuple[str, ...], dict[str, str], dict[str, str]
+]:  # fmt: skip
+    """argv with the options flag, the file by host path, the read-only mount (docker)."""
+    import yaml  # PyYAML: the format trtllm-serve reads
+
+    if cfg.platform != "tensorrt-llm" or not cfg.llm_api_options or cfg.command is not None:
+        return argv, {}, {}
+    host = folder.expanduser().resolve() / LLM_API_OPTIONS_FILE
+    inside = str(host) if cfg.runtime == "process" else f"{CONTAINER_CONFIG_DIR}/{host.name}"
+    body = f"# Written by swarm deploy for {cfg.name} (llm_api_options in deploy.toml).\n"
+    body += yaml.safe_dump(llm_api_options(cfg, argv), sort_keys=True)
+    mount = {} if cfg.runtime == "process" else {str(host.parent): CONTAINER_CONFIG_DIR}
+    return (*argv, LLM_API_OPTIONS_FLAG, inside), {str(host): body}, mount
+
+
+def write_files(p: Plan) -> None:
+    """The files a plan's server reads, each whole or absent (swarm.atomic)."""
+    for path, body in p.files.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_text(Path(path), body)
+
+
 def plan(
-    cfg: DeployConfig, gpu_total_gb: float | None = None, free_before_gb: float | None = None
+    cfg: DeployConfig,
+    gpu_total_gb: float | None = None,
+    free_before_gb: float | None = None,
+    folder: Path | None = None,
 ) -> Plan:
+    """The exact start: argv, environment, mounts, files. `folder` is the deployment's folder
+    (deploy.toml's, or the job's), where files the server reads are written."""
     budget = memory_budget(cfg, gpu_total_gb, free_before_gb)
+    argv, files, mounts = _options_file(
+        cfg, platform_command(cfg, budget), folder if folder is not None else Path(cfg.name)
+    )
     process = cfg.runtime == "process"  # a local process reads this host's own HF cache
     env = ({} if process else {"HF_HOME": CONTAINER_HF_HOME}) | dict(cfg.env)
     env |= {name: f"<from ${name}>" for name in cfg.secret_env}
@@ -356,10 +422,11 @@ def plan(
     return Plan(
         name=cfg.name,
         image=cfg.image,
-        command=platform_command(cfg, budget),
+        command=argv,
         ports={f"{cfg.cport}/tcp": f"{cfg.bind}:{cfg.port}"},
         environment=env,
-        volumes={} if process else {str(Path(cfg.hf_cache).expanduser()): CONTAINER_HF_HOME},
+        volumes=({} if process else {str(Path(cfg.hf_cache).expanduser()): CONTAINER_HF_HOME})
+        | mounts,
         gpus=cfg.gpus if cfg.gpu else (),
         ipc="host" if cfg.ipc_host else None,
         shm_size=cfg.shm_size,
@@ -367,6 +434,7 @@ def plan(
         labels={LABEL: cfg.name},
         readiness=(live, "/v1/models"),
         memory=budget,
+        files=files,
     )
 
 
@@ -383,7 +451,8 @@ def compose(cfg: DeployConfig, p: Plan) -> dict[str, Any]:
             **cfg.env,
             **{n: f"${{{n}:-}}" for n in cfg.secret_env},
         },
-        "volumes": [f"${{HF_CACHE:-{cfg.hf_cache}}}:{CONTAINER_HF_HOME}"],
+        "volumes": [f"${{HF_CACHE:-{cfg.hf_cache}}}:{CONTAINER_HF_HOME}"]
+        + [f"{host}:{inside}:ro" for host, inside in p.volumes.items() if inside == CONTAINER_CONFIG_DIR],
         "shm_size": cfg.shm_size,
         "ulimits": p.ulimits,
         "labels": p.labels,
@@ -545,7 +614,10 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
         "environment": env,
         "ports": {f"{cfg.cport}/tcp": (cfg.bind, cfg.port)},
         "shm_size": cfg.shm_size,
-        "volumes": {host: {"bind": ctr, "mode": "rw"} for host, ctr in p.volumes.items()},
+        "volumes": {
+            host: {"bind": ctr, "mode": "ro" if ctr == CONTAINER_CONFIG_DIR else "rw"}
+            for host, ctr in p.volumes.items()
+        },
         "ulimits": [docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in p.ulimits.items()],
     }
     if p.command:
@@ -558,6 +630,7 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
                 driver="nvidia", device_ids=list(cfg.gpus), capabilities=[["gpu"]]
             )
         ]
+    write_files(p)  # e.g. TensorRT-LLM's options file, mounted read-only
     started = time.time()
     container = None
     try:
@@ -597,7 +670,9 @@ def down(name: str) -> list[str]:
     return removed
 
 
-def shared_tenancy(configs: Sequence[DeployConfig], gpu_total_gb: float) -> tuple[list[Plan], str]:
+def shared_tenancy(
+    configs: Sequence[DeployConfig], gpu_total_gb: float, folders: Sequence[Path] = ()
+) -> tuple[list[Plan], str]:
     """Plans for several servers on one GPU, started in this order; refuses an over-commit."""
     gpu_sets = {tuple(c.gpus) for c in configs}
     if len(gpu_sets) != 1:
@@ -614,8 +689,9 @@ def shared_tenancy(configs: Sequence[DeployConfig], gpu_total_gb: float) -> tupl
             + ", ".join(f"{c.name} {c.gpu_memory_gb:g} GB" for c in configs)
         )
     plans, used = [], 0.0
-    for cfg in configs:
-        plans.append(plan(cfg, gpu_total_gb, gpu_total_gb - used))
+    for i, cfg in enumerate(configs):
+        folder = folders[i] if i < len(folders) else None
+        plans.append(plan(cfg, gpu_total_gb, gpu_total_gb - used, folder))
         used += cfg.gpu_memory_gb or 0
     order = " -> ".join(c.name for c in configs)
     return (

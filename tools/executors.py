@@ -148,7 +148,8 @@ def _directory_deploy_job(job: JobSpec) -> JobResult:
     cfg = deploying.load_config(Path(job.repo) / str(spec["directory"]))
     if spec["action"] == "down":
         return JobResult(status="done", payload={"removed": deploying.down(cfg.name)})
-    plan = deploying.plan(cfg, spec.get("gpu_total_gb"))
+    folder = Path(job.repo) / str(spec["directory"])
+    plan = deploying.plan(cfg, spec.get("gpu_total_gb"), folder=folder)
     if spec["action"] == "dry-run":
         return JobResult(status="done", payload=plan.model_dump(mode="json"))
     server = deploying.up(cfg, plan)

@@ -66,8 +66,9 @@ def gpu_total_gb(inventory: Inventory, gpus: tuple[str, ...]) -> float | None:
     return None
 
 
-def render(folder: Path, resolution: Resolution) -> Path:
-    """deploy.toml for this task, in its job folder: what a person can rerun with `swarm deploy`."""
+def render(folder: Path, resolution: Resolution, planned: deploy.Plan | None = None) -> Path:
+    """deploy.toml for this task, in its job folder: what a person can rerun with `swarm deploy`,
+    and the files its plan's server reads (TensorRT-LLM's extra LLM-API options)."""
     import tomli_w
 
     assert resolution.config is not None
@@ -78,6 +79,8 @@ def render(folder: Path, resolution: Resolution) -> Path:
         f"# Rendered by swarm work for {resolution.task_id} from {RECIPES} and the task spec.\n"
     )
     write_text(path, header + tomli_w.dumps(body))  # whole or absent, never half-written
+    if planned is not None:
+        deploy.write_files(planned)
     return path
 
 
@@ -123,10 +126,11 @@ def deploy_job(job: JobSpec) -> JobResult:
         note = "no plan for this deployment; missing: " + "; ".join(resolution.missing)
         return JobResult(status="failed", payload=base, note=note)
     cfg = resolution.config
-    render(folder, resolution)
+    planned = deploy.plan(cfg, gpu_total_gb(inventory, cfg.gpus), folder=folder)
+    render(folder, resolution, planned)
     secrets = list(cfg.secret_env)
     try:
-        deployment = start(cfg, deploy.plan(cfg, gpu_total_gb(inventory, cfg.gpus)), folder)
+        deployment = start(cfg, planned, folder)
     except deploy.DeployFailed as exc:
         message = deploy.redact(str(exc), secrets)
         known, findings = failure_findings(task, load_book(repo / RECIPES), message)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from swarm.errors import SwarmError
-from tools.deploy import DeployConfig, Deployment, Plan, wait_ready
+from tools.deploy import DeployConfig, Deployment, Plan, wait_ready, write_files
 
 LOG = "server.log"
 
@@ -52,6 +52,7 @@ def up(cfg: DeployConfig, p: Plan, folder: Path) -> Deployment:
     """Start the server with its output in folder/server.log and wait until it is ready; on any
     failure or signal its process group is stopped before the error propagates."""
     folder.mkdir(parents=True, exist_ok=True)
+    write_files(p)  # e.g. TensorRT-LLM's options file, which the command names by path
     log_path = folder / LOG
     started = time.time()
     log: IO[bytes]

@@ -34,6 +34,9 @@ class Workaround(Model):
     when_quant: str | None = None
     env: dict[str, str] = {}
     engine_args: tuple[str, ...] = ()
+    llm_api_options: dict[str, Any] = Field(
+        {}, description="TensorRT-LLM extra LLM-API options (YAML), merged into the recipe's"
+    )
 
     def applies(self, model: str, quant: str | None) -> bool:
         by_model = self.when_model is None or self.when_model.lower() in model.lower()
@@ -52,6 +55,9 @@ class EngineRecipe(Model):
     engine_args: tuple[str, ...] = ()
     quant_args: dict[str, tuple[str, ...]] = Field({}, description="per quant, e.g. AWQ")
     env: dict[str, str] = {}
+    llm_api_options: dict[str, Any] = Field(
+        {}, description="TensorRT-LLM extra LLM-API options, passed as a YAML file"
+    )
     cites: tuple[str, ...] = Field((), description="seed findings this recipe follows")
     workaround: tuple[Workaround, ...] = ()
 
@@ -80,8 +86,31 @@ class KnownFailure(Model):
 
 
 class ModelSource(Model):
+    """A catalog model's Hugging Face repo and where it was verified, or why there is none."""
+
     name: str = Field(description="the catalog's model name")
-    hf_repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    hf_repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$")
+    source: str | None = Field(None, description="where a public source names this exact repo")
+    unresolved: str | None = Field(
+        None, description="why no repo is recorded, and what a person must supply"
+    )
+
+    @model_validator(mode="after")
+    def _vouched(self) -> ModelSource:
+        """A repo comes with the source that vouches for it; without one, the reason why."""
+        if self.hf_repo and not self.source:
+            raise ValueError(f"model {self.name!r}: hf_repo needs `source` (where it was verified)")
+        if bool(self.hf_repo) == bool(self.unresolved):
+            raise ValueError(f"model {self.name!r}: give hf_repo (with source) or unresolved")
+        return self
+
+
+class NotAServer(Model):
+    """A catalog platform that starts no model server (a kernel build, a bespoke program)."""
+
+    platform: str
+    what: str = Field(description="what it is instead, and what a person does with it")
+    task_kind: str | None = Field(None, description="the task kind it belongs to, if any")
 
 
 class RecipeBook(Model):
@@ -89,6 +118,7 @@ class RecipeBook(Model):
     engine: tuple[EngineRecipe, ...] = ()
     known_failure: tuple[KnownFailure, ...] = ()
     model: tuple[ModelSource, ...] = ()
+    not_a_server: tuple[NotAServer, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> RecipeBook:
@@ -109,6 +139,12 @@ class RecipeBook(Model):
 
     def hf_repo(self, model: str) -> str | None:
         return next((m.hf_repo for m in self.model if m.name == model), None)
+
+    def why_no_repo(self, model: str) -> str | None:
+        return next((m.unresolved for m in self.model if m.name == model), None)
+
+    def server_less(self, platform: str) -> NotAServer | None:
+        return next((n for n in self.not_a_server if n.platform == platform), None)
 
     def known(self, log: str) -> list[KnownFailure]:
         """The seed's known failures whose pattern the log matches."""
@@ -151,10 +187,25 @@ class Resolution(Model):
     recipe_cites: tuple[str, ...] = ()
     workarounds: tuple[AppliedWorkaround, ...] = ()
     missing: tuple[str, ...] = ()
+    task_kind: str | None = Field(
+        None, description="for a platform that is not a server: the task kind it belongs to"
+    )
 
     @property
     def ok(self) -> bool:
         return self.config is not None
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Nested dicts merged key by key (extra wins): a workaround's kv_cache_config adds to the
+    recipe's instead of replacing it."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _name(task_id: str) -> str:
@@ -170,11 +221,21 @@ def resolve(
     runtime: Runtime | None = None,
 ) -> Resolution:
     """The deploy.toml for this task on a GPU of `arch`, from recipe + spec (the spec wins)."""
-    platform = canonical_platform(str(spec.get("platform", "")))
+    overrides = dict(spec.get("deploy") or {})
+    # spec.deploy.platform names the server a person chose for a row whose platform has none
+    platform = canonical_platform(str(overrides.get("platform") or spec.get("platform", "")))
     model = str(spec.get("model", ""))
     quant = spec.get("quant")
     base = Resolution(task_id=task_id, platform=platform, arch=arch, keep=bool(spec.get("keep")))
     missing = []
+    server_less = book.server_less(platform)
+    if server_less is not None:  # no recipe could make it a server: say what it is instead
+        return base.model_copy(
+            update={
+                "missing": (f"a model server: platform {platform!r} is {server_less.what}",),
+                "task_kind": server_less.task_kind,
+            }
+        )
     recipe = book.recipe(platform, arch) if arch else None
     if arch is None:
         missing.append("the GPU architecture: the task names none and this host has no GPU")
@@ -186,9 +247,15 @@ def resolve(
         )
     hf_repo = spec.get("hf_repo") or book.hf_repo(model)
     if not hf_repo:
+        why = book.why_no_repo(model)
         missing.append(
-            f"the Hugging Face repo of model {model!r}: add [[model]] name = {model!r} hf_repo = "
-            f"'org/name' to {RECIPES}, or hf_repo to the task spec"
+            f"the Hugging Face repo of model {model!r}: "
+            + (
+                f"{why}"
+                if why
+                else f"add [[model]] name = {model!r} hf_repo = 'org/name' source = '…' to "
+                f"{RECIPES}, or hf_repo to the task spec"
+            )
         )
     if missing or recipe is None:
         return base.model_copy(update={"missing": tuple(missing)})
@@ -196,9 +263,11 @@ def resolve(
     applied = [w for w in recipe.workaround if w.applies(model, quant)]
     env = dict(recipe.env)
     args = [*recipe.engine_args, *recipe.quant_args.get(str(quant or ""), ())]
+    options = dict(recipe.llm_api_options)
     for w in applied:
         env |= w.env
         args += w.engine_args
+        options = merge(options, w.llm_api_options)
     fields: dict[str, Any] = {
         "name": _name(task_id),
         "model": hf_repo,
@@ -212,8 +281,10 @@ def resolve(
         "port": port,
         "engine_args": tuple(args),
         "env": env,
+        "llm_api_options": options,
     }
-    overrides = dict(spec.get("deploy") or {})
+    if "llm_api_options" in overrides:  # the spec's options add to the recipe's, key by key
+        overrides["llm_api_options"] = merge(options, dict(overrides["llm_api_options"] or {}))
     try:
         config = DeployConfig.model_validate(fields | overrides)
     except ValidationError as exc:
