@@ -106,7 +106,10 @@ def test_the_trtllm_block_reuse_workaround_is_written_mounted_and_passed(tmp_pat
     assert [w.cites for w in res.workarounds] == ["workaround.qwen3-next.trt-llm"]
     plan = deploy.plan(res.config, 96.0, folder=tmp_path / "job")
     host = str((tmp_path / "job" / deploy.LLM_API_OPTIONS_FILE).resolve())
-    assert plan.command[-2:] == ("--extra_llm_api_options", "/swarm-config/extra-llm-api-options.yaml")
+    assert plan.command[-2:] == (
+        "--extra_llm_api_options",
+        "/swarm-config/extra-llm-api-options.yaml",
+    )
     assert plan.volumes[str((tmp_path / "job").resolve())] == "/swarm-config"
     options = yaml.safe_load(plan.files[host])
     # the file's kv_cache_config replaces trtllm-serve's, so the CLI's memory fraction rides along

@@ -452,7 +452,11 @@ def compose(cfg: DeployConfig, p: Plan) -> dict[str, Any]:
             **{n: f"${{{n}:-}}" for n in cfg.secret_env},
         },
         "volumes": [f"${{HF_CACHE:-{cfg.hf_cache}}}:{CONTAINER_HF_HOME}"]
-        + [f"{host}:{inside}:ro" for host, inside in p.volumes.items() if inside == CONTAINER_CONFIG_DIR],
+        + [
+            f"{host}:{inside}:ro"
+            for host, inside in p.volumes.items()
+            if inside == CONTAINER_CONFIG_DIR
+        ],
         "shm_size": cfg.shm_size,
         "ulimits": p.ulimits,
         "labels": p.labels,
