@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -110,6 +111,67 @@ def write_bytes(path: Path, data: bytes, perms: int | None = None) -> None:
     """Replace path with data atomically; raises StoreUnavailable."""
     with atomic_open(path, perms, binary=True) as f:
         f.write(data)
+
+
+class PendingFile:
+    """A file written a piece at a time (a log too large to build as one string) to a temp file
+    beside path: `commit()` replaces path with it unless path already holds the same bytes,
+    `discard()` drops it. Raises StoreUnavailable on OSError, leaving path as it was."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+            self.tmp = Path(name)
+            os.fchmod(fd, _mode(self.path))
+            self.handle = os.fdopen(fd, "wb")
+        except OSError as exc:
+            raise write_failure(self.path, exc) from exc
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.digest.update(data)
+        self.size += len(data)
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            self.discard()
+            raise write_failure(self.path, exc) from exc
+
+    def _same(self) -> bool:
+        try:
+            if self.path.stat().st_size != self.size:
+                return False
+            with self.path.open("rb") as fh:
+                return hashlib.file_digest(fh, "sha256").digest() == self.digest.digest()
+        except OSError:
+            return False  # missing or unreadable: write it
+
+    def commit(self) -> bool:
+        """Replace path unless it holds these bytes already; whether it was replaced."""
+        try:
+            self.handle.flush()
+            if self._same():
+                self.discard()
+                return False
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+            os.replace(self.tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            self.discard()
+            raise write_failure(self.path, exc) from exc
+        return True
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def write_if_changed(path: Path, text: str) -> bool:

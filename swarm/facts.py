@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swarm import SCHEMA_VERSION, atomic, replication
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
-from swarm.findings import BadRow, Finding, load_findings, load_log, merge_log
+from swarm.findings import BadRow, Finding, iter_findings, load_log, merge_log
 from swarm.limits import STORED
 from swarm.models import Capabilities, Model
 from swarm.reconcile import (
     Checks,
     Conflict,
     FactsFile,
+    Reconciler,
     TriageBasis,
     decisions_in_force,
-    reconcile_with_basis,
     settle,
 )
 from swarm.registry import Registries
@@ -57,8 +57,10 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
         ).fetchall()
     )
     out = {}
+    # an agent's capabilities, parsed once: 100k results come from a few dozen agents
+    hardware: dict[str, tuple[str | None, tuple[RunGpu, ...]]] = {}
     for rid, task_id, status, agent, payload, state, caps, spec, replicates in rows:
-        gpus: list[RunGpu] = []
+        gpus: tuple[RunGpu, ...] = ()
         host = None
         try:
             task_spec = json.loads(spec) if spec else {}
@@ -70,13 +72,9 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
             if isinstance(task_spec, dict) and isinstance(task_spec.get(k), str | int)
         }
         if caps:
-            try:
-                registered = Capabilities.model_validate_json(caps)
-            except ValueError:
-                registered = None  # a capabilities row that no longer parses proves no hardware
-            if registered is not None:
-                host = registered.host
-                gpus = [RunGpu(name=g.name, arch=g.arch) for g in registered.gpus]
+            if caps not in hardware:
+                hardware[caps] = _hardware(caps)
+            host, gpus = hardware[caps]
         try:
             body = json.loads(payload)
         except ValueError:
@@ -89,12 +87,22 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
             agent=agent,
             registered=caps is not None,
             host=host,
-            gpus=tuple(gpus),
+            gpus=gpus,
             measured=measured,
             payload=body if isinstance(body, dict) else {},
             replicates=replicates,
         )
     return out
+
+
+def _hardware(caps: str) -> tuple[str | None, tuple[RunGpu, ...]]:
+    """(host, GPUs) an agent registered; a capabilities row that no longer parses proves no
+    hardware."""
+    try:
+        registered = Capabilities.model_validate_json(caps)
+    except ValueError:
+        return None, ()
+    return registered.host, tuple(RunGpu(name=g.name, arch=g.arch) for g in registered.gpus)
 
 
 def read_runs(path: Path) -> dict[str, RunRecord]:
@@ -117,17 +125,11 @@ def runs_text(records: dict[str, RunRecord]) -> str:
 
 
 def cited_runs(
-    findings: Sequence[Finding], store: dict[str, RunRecord], kept: dict[str, RunRecord]
+    cited: Iterable[str], store: dict[str, RunRecord], kept: dict[str, RunRecord]
 ) -> dict[str, RunRecord]:
-    """What runs.jsonl keeps: every run it held (never dropped), and every cited run the store
-    has; for a run in both, the store's record (the fresher one)."""
-    cited = {
-        ev.locator
-        for f in findings
-        for ev in f.evidence
-        if ev.kind == "run" and ev.locator in store
-    }
-    return {**kept, **{rid: store[rid] for rid in cited}}
+    """What runs.jsonl keeps: every run it held (never dropped), and every cited run (result
+    id) the store has; for a run in both, the store's record (the fresher one)."""
+    return {**kept, **{rid: store[rid] for rid in cited if rid in store}}
 
 
 def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckContext:
@@ -151,16 +153,29 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
     )
 
 
-def check_all(findings: Sequence[Finding], ctx: CheckContext) -> dict[tuple[str, int], Check]:
-    """Every citation's check; equal outcomes share one (frozen) object, so 100k citations of a
-    few sources cost a few objects."""
-    seen: dict[str, Check] = {}
-    out = {}
+class Checker:
+    """Every citation's check, a finding at a time; equal outcomes share one (frozen) object,
+    so 100k citations of a few sources cost a few objects."""
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.ctx = ctx
+        self.checks: dict[tuple[str, int], Check] = {}
+        self._seen: dict[tuple[object, ...], Check] = {}
+
+    def add(self, finding: Finding) -> None:
+        for i, ev in enumerate(finding.evidence):
+            c = check(ev, finding, self.ctx)
+            same = (c.status, c.message, c.score, c.strength, c.origin,
+                    tuple(c.environment.items()), c.replicates)  # fmt: skip
+            self.checks[(finding.id, i)] = self._seen.setdefault(same, c)
+
+
+def check_all(findings: Iterable[Finding], ctx: CheckContext) -> dict[tuple[str, int], Check]:
+    """Every citation's check, by (finding id, evidence index)."""
+    checker = Checker(ctx)
     for f in findings:
-        for i, ev in enumerate(f.evidence):
-            c = check(ev, f, ctx)
-            out[(f.id, i)] = seen.setdefault(c.model_dump_json(), c)
-    return out
+        checker.add(f)
+    return checker.checks
 
 
 def all_runs(store: Store | None, repo: Path) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
@@ -226,42 +241,60 @@ def run(store: Store | None, repo: Path, write: bool = True, cache: Path | None 
 def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Outcome:
     folder = repo / "facts"
     stamp = store_stamp(store) if store is not None and cache is not None else None
+    findings: Iterable[Finding]
     if store is not None:
         # What git holds comes first: a fresh clone's store starts empty, and writing the log from
         # it alone would drop every committed finding. Lines the store holds are not re-read.
         held = frozenset(
             r[0] for r in store.read(lambda c: c.execute("SELECT id FROM findings").fetchall())
         )
-        logged, bad_log = load_log(folder / LOG, skip=held)
+        logged, bad = load_log(folder / LOG, skip=held)
         merge_log(store, logged)
-        findings, bad_store = load_findings(store)
-        bad = [*bad_log, *bad_store]
+        del held, logged
+        findings = iter_findings(store, bad)  # streamed: bad rows are appended as they come
     else:
         findings, bad = load_log(folder / LOG)
     reg = Registries.load(folder)
     kept, runs = all_runs(store, repo)
     ctx = context(repo, runs, reg)
-    checks = check_all(findings, ctx)
-    facts, basis = reconcile_with_basis(findings, checks, reg)
+    # One streamed pass: each finding is checked, handed to the reconciler (which keeps a lean
+    # claim) and written to the log, then dropped; 100k pydantic findings are never held at once.
+    checker, pass_ = Checker(ctx), Reconciler(reg)
+    cited: set[str] = set()
+    log = atomic.PendingFile(folder / LOG) if write and store is not None else None
+    try:
+        for f in findings:  # in id order: the log's order
+            checker.add(f)
+            pass_.add(f, checker.checks)
+            cited.update(ev.locator for ev in f.evidence if ev.kind == "run")
+            if log is not None:
+                log.write(f.model_dump_json() + "\n")
+        checks = checker.checks
+        facts, basis = pass_.finish()
+    except BaseException:
+        if log is not None:
+            log.discard()
+        raise
     lab = replication.lab_stacks(store, folder / STACKS)
     facts = replication.mark_stale(facts, checks, lab)
     changed: list[str] = []
+    if log is not None:
+        assert store is not None
+        store_checks(store, checks)
+        if log.commit():
+            changed.append(LOG)
+        written = [(RUNS, runs_text(cited_runs(cited, runs, kept)))]
+        if lab or (folder / STACKS).exists():
+            written.append((STACKS, replication.stacks_text(lab)))
+        for name, text in written:
+            if _write_if_changed(folder / name, text):
+                changed.append(name)
     if write:
-        if store is not None:
-            store_checks(store, checks)
-            log = "".join(f.model_dump_json() + "\n" for f in sorted(findings, key=lambda f: f.id))
-            runs_now = runs_text(cited_runs(findings, runs, kept))
-            written = [(LOG, log), (RUNS, runs_now)]
-            if lab or (folder / STACKS).exists():
-                written.append((STACKS, replication.stacks_text(lab)))
-            for name, text in written:
-                if _write_if_changed(folder / name, text):
-                    changed.append(name)
         for name, text in ((FACTS, facts_text(facts)), (SCHEMA, schema_text())):
             if _write_if_changed(folder / name, text):
                 changed.append(name)
     if stamp is not None and cache is not None:
-        splits = _split_ids(findings)
+        splits = _split_ids(pass_.decisions)
         save_basis(cache, TriageCache(stamp=stamp + repo_stamp(repo), files=file_stamps(repo, ctx),
                                       splits=splits, basis=basis))  # fmt: skip
     return Outcome(facts=facts, checks=checks, changed=tuple(changed), bad_rows=tuple(bad))
@@ -362,10 +395,10 @@ def conflicts_now(store: Store, repo: Path, cache: Path | None) -> tuple[Conflic
 
 def verify(store: Store, repo: Path) -> tuple[dict[tuple[str, int], Check], list[BadRow]]:
     """Check every citation of the store's findings (and store the outcomes); bad rows too."""
-    findings, bad = load_findings(store)
+    bad: list[BadRow] = []
     reg = Registries.load(repo / "facts")
     _, runs = all_runs(store, repo)
-    checks = check_all(findings, context(repo, runs, reg))
+    checks = check_all(iter_findings(store, bad), context(repo, runs, reg))
     store_checks(store, checks)
     return checks, bad
 

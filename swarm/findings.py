@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -231,6 +231,33 @@ def load_findings(store: Store) -> tuple[list[Finding], list[BadRow]]:
         except ValidationError as exc:
             bad.append(BadRow(id=str(fid), error=validation_message(exc)))
     return good, bad
+
+
+PAGE = 5000  # findings one read fetches: a pass streams the store in pages, never all at once
+
+
+def iter_findings(store: Store, bad: list[BadRow], kind: str | None = None) -> Iterator[Finding]:
+    """Every finding in id order (of one kind, when given), read a page at a time so a pass
+    never holds every row; rows that do not parse are appended to bad (never raised).
+
+    Each page is its own short read (keyset on the id): a finding added meanwhile is in this
+    pass when its id sorts after the page read last, else in the next pass.
+    """
+    where = "" if kind is None else " AND kind = ?"
+    extra: tuple[str, ...] = () if kind is None else (kind,)
+    sql = f"SELECT id, body FROM findings WHERE id > ?{where} ORDER BY id LIMIT ?"
+    last = ""
+    while True:
+        params = (last, *extra, PAGE)
+        rows = store.read(lambda conn, params=params: conn.execute(sql, params).fetchall())
+        for fid, body in rows:
+            try:
+                yield Finding.model_validate_json(body, context=STORED)
+            except ValidationError as exc:
+                bad.append(BadRow(id=str(fid), error=validation_message(exc)))
+        if len(rows) < PAGE:
+            return
+        last = str(rows[-1][0])
 
 
 def all_findings(store: Store) -> list[Finding]:

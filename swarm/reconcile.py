@@ -152,6 +152,24 @@ class Canon:
         # a model's parameter count as other findings (the catalog's) give it, for the
         # findings that do not say (a local run reports throughput, not the model's size)
         self.params: dict[str, Scalar] = {}
+        self._shared: dict[tuple[object, ...], object] = {}
+
+    def shared(self, mapping: Mapping[str, Scalar | None]) -> dict[str, Scalar | None]:
+        """One (read-only) dict for every finding that wrote the same scope or attributes, so
+        100k findings over a few thousand keys keep a few thousand dicts. Keyed by repr: 1,
+        1.0 and true are equal in Python and different in JSON."""
+        memo = tuple((k, repr(v)) for k, v in mapping.items())
+        found = self._shared.get(memo)
+        if found is None:
+            found = self._shared[memo] = dict(mapping)
+        return found  # type: ignore[return-value]
+
+    def text(self, value: str) -> str:
+        """One string object for values many findings repeat (timestamps, agents)."""
+        return self._shared.setdefault((value,), value)  # type: ignore[return-value]
+
+    def view(self, finding: Finding) -> FindingView:
+        return FindingView(finding, self)
 
     def name(self, field: str, value: Scalar) -> Scalar:
         found = self._names.get((field, value))
@@ -178,7 +196,7 @@ class Canon:
         return found
 
 
-def _in_unit(finding: Finding, predicate: Predicate) -> tuple[Scalar, list[str]]:
+def _in_unit(finding: Finding | FindingView, predicate: Predicate) -> tuple[Scalar, list[str]]:
     """The finding's value in its predicate's unit, or as written with why it cannot be."""
     value = finding.value
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -191,6 +209,27 @@ def _in_unit(finding: Finding, predicate: Predicate) -> tuple[Scalar, list[str]]
     return (value if found == 1.0 else float(f"{value * found:.12g}")), []
 
 
+class FindingView:
+    """What the reconciler keeps of a finding once its citations are checked: no evidence, and
+    its scope and attributes shared with the findings that wrote the same ones. At 100k findings
+    the pydantic models (about 4 kB each) would be most of a pass's memory."""
+
+    __slots__ = ("agent", "attributes", "id", "observed_at", "predicate", "scope", "statement",
+                 "subject", "unit", "value")  # fmt: skip
+
+    def __init__(self, finding: Finding, canon: Canon) -> None:
+        self.id = finding.id
+        self.subject = finding.subject
+        self.predicate = canon.text(finding.predicate)
+        self.scope: Mapping[str, Scalar] = canon.shared(finding.scope)  # type: ignore[assignment]
+        self.attributes: Mapping[str, Scalar | None] = canon.shared(finding.attributes)
+        self.value = finding.value
+        self.unit = None if finding.unit is None else canon.text(finding.unit)
+        self.statement = finding.statement
+        self.agent = canon.text(finding.agent)
+        self.observed_at = canon.text(finding.observed_at)
+
+
 class Claim:
     """A finding as the reconciler sees it: canonical key, derived strength, origins, rules."""
 
@@ -200,12 +239,12 @@ class Claim:
                  "scope", "subject", "tier", "value")  # fmt: skip
 
     def __init__(self, finding: Finding, canon: Canon, checks: Checks) -> None:
-        self.finding = finding
+        self.finding = canon.view(finding)
         self.predicate: Predicate = canon.reg.predicate(finding.predicate)
         kind = self.predicate.subject
         self.subject = finding.subject if kind == "text" else str(canon.name(kind, finding.subject))
         self.value, self.problems = _in_unit(finding, self.predicate)
-        self.newest = finding.observed_at
+        self.newest = self.finding.observed_at
         self.scope = canon.scope(finding.scope)
         self.key = self.base_key = canon.key(self.subject, finding.predicate, self.scope)
         outcomes = []
@@ -700,14 +739,22 @@ def _unknown_spellings(by_key: Mapping[str, Sequence[Claim]], reg: Registries) -
     """GPU, platform and quant spellings no registry knows: the rules that need them (decode
     bound, memory) cannot check these findings, so a person is asked instead of a silent skip."""
     unknown: dict[tuple[str, str], list[Claim]] = defaultdict(list)
+    known: dict[tuple[str, str], bool] = {}  # a few spellings, written by 100k findings
+
+    def is_known(field: str, value: str) -> bool:
+        found = known.get((field, value))
+        if found is None:
+            found = known[(field, value)] = reg.known(field, value)
+        return found
+
     for claims in by_key.values():
         for c in claims:
             for field in ("gpu", "platform", "quant"):
                 value = c.finding.scope.get(field)
-                if isinstance(value, str) and not reg.known(field, value):
+                if isinstance(value, str) and not is_known(field, value):
                     unknown[(field, value)].append(c)
             kind = c.predicate.subject
-            if kind in ("gpu", "platform") and not reg.known(kind, c.finding.subject):
+            if kind in ("gpu", "platform") and not is_known(kind, c.finding.subject):
                 unknown[(kind, c.finding.subject)].append(c)
     out = []
     for (field, spelling), claims in sorted(unknown.items()):
@@ -1035,7 +1082,7 @@ def reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> F
 
 
 def reconcile_with_basis(
-    findings: Sequence[Finding], checks: Checks, reg: Registries
+    findings: Iterable[Finding], checks: Checks, reg: Registries
 ) -> tuple[FactsFile, TriageBasis]:
     """reconcile, and the conflicts before decisions with what settling them needs."""
     # A pass allocates a few objects per finding and frees them all at the end: the cyclic
@@ -1043,16 +1090,38 @@ def reconcile_with_basis(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _reconcile(findings, checks, reg)
+        pass_ = Reconciler(reg)
+        for finding in findings:
+            pass_.add(finding, checks)
+        return pass_.finish()
     finally:
         if enabled:
             gc.enable()
 
 
-def _claims(
-    findings: Sequence[Finding], checks: Checks, canon: Canon, made: Sequence[Made]
-) -> dict[str, list[Claim]]:
-    claims = [Claim(f, canon, checks) for f in findings if f.kind == "claim"]
+class Reconciler:
+    """One pass, fed a finding at a time (its citations checked): it keeps a lean Claim per
+    claim and the decisions, never the findings, so a caller can stream them from the store."""
+
+    def __init__(self, reg: Registries) -> None:
+        self.reg = reg
+        self.canon = Canon(reg)
+        self.claims: list[Claim] = []
+        self.decisions: list[Finding] = []
+
+    def add(self, finding: Finding, checks: Checks) -> None:
+        """Take one finding; checks must hold the outcome of each of its citations."""
+        if finding.kind == "claim":
+            self.claims.append(Claim(finding, self.canon, checks))
+        elif finding.decision is not None:
+            self.decisions.append(finding)
+
+    def finish(self) -> tuple[FactsFile, TriageBasis]:
+        """The facts and conflicts of every finding added, and the triage basis."""
+        return _reconcile(self.claims, self.decisions, self.canon)
+
+
+def _claims(claims: list[Claim], canon: Canon, made: Sequence[Made]) -> dict[str, list[Claim]]:
     known: dict[str, set[str]] = defaultdict(set)
     for c in claims:
         given = c.finding.attributes.get("params")
@@ -1081,11 +1150,11 @@ def _dispute(facts: dict[str, Fact], conflict: Conflict, rule: str) -> None:
 
 
 def _reconcile(
-    findings: Sequence[Finding], checks: Checks, reg: Registries
+    claims: list[Claim], decisions: Sequence[Finding], canon: Canon
 ) -> tuple[FactsFile, TriageBasis]:
-    canon = Canon(reg)
-    made = decisions_in_force(findings)
-    by_key = _claims(findings, checks, canon, made)
+    reg = canon.reg
+    made = decisions_in_force(decisions)
+    by_key = _claims(claims, canon, made)
 
     facts: dict[str, Fact] = {}
     replaced: dict[str, list[Fact]] = defaultdict(list)
