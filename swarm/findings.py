@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -246,10 +246,13 @@ def iter_findings(store: Store, bad: list[BadRow], kind: str | None = None) -> I
     where = "" if kind is None else " AND kind = ?"
     extra: tuple[str, ...] = () if kind is None else (kind,)
     sql = f"SELECT id, body FROM findings WHERE id > ?{where} ORDER BY id LIMIT ?"
+
+    def page(after: str) -> Callable[[Conn], list[Any]]:
+        return lambda conn: conn.execute(sql, (after, *extra, PAGE)).fetchall()
+
     last = ""
     while True:
-        params = (last, *extra, PAGE)
-        rows = store.read(lambda conn, params=params: conn.execute(sql, params).fetchall())
+        rows = store.read(page(last))
         for fid, body in rows:
             try:
                 yield Finding.model_validate_json(body, context=STORED)

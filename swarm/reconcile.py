@@ -20,9 +20,10 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, TypeVar
 
 from pydantic import Field
 
@@ -138,6 +139,8 @@ def _scope_words(scope: Mapping[str, Scalar]) -> str:
 
 
 Outcome = tuple[str, str, Tier | None, str, str]  # kind, locator, strength, status, message
+H = TypeVar("H", bound=Hashable)
+NO_ENVIRONMENT: Mapping[str, str] = MappingProxyType({})  # shared by every claim without one
 
 
 class Canon:
@@ -153,6 +156,7 @@ class Canon:
         # findings that do not say (a local run reports throughput, not the model's size)
         self.params: dict[str, Scalar] = {}
         self._shared: dict[tuple[object, ...], object] = {}
+        self._same: dict[Hashable, Hashable] = {}
 
     def shared(self, mapping: Mapping[str, Scalar | None]) -> dict[str, Scalar | None]:
         """One (read-only) dict for every finding that wrote the same scope or attributes, so
@@ -163,6 +167,11 @@ class Canon:
         if found is None:
             found = self._shared[memo] = dict(mapping)
         return found  # type: ignore[return-value]
+
+    def same(self, value: H) -> H:
+        """One object for equal outcome tuples and origin sets: most findings cite what others
+        cite."""
+        return self._same.setdefault(value, value)  # type: ignore[return-value]
 
     def text(self, value: str) -> str:
         """One string object for values many findings repeat (timestamps, agents)."""
@@ -196,17 +205,19 @@ class Canon:
         return found
 
 
-def _in_unit(finding: Finding | FindingView, predicate: Predicate) -> tuple[Scalar, list[str]]:
+def _in_unit(
+    finding: Finding | FindingView, predicate: Predicate
+) -> tuple[Scalar, tuple[str, ...]]:
     """The finding's value in its predicate's unit, or as written with why it cannot be."""
     value = finding.value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return value, []
+        return value, ()
     if not finding.unit or not predicate.unit:
-        return value, []
+        return value, ()
     found = units.factor(finding.unit, predicate.unit)
     if isinstance(found, str):  # refused at input since; a finding recorded before stays visible
-        return value, [f"unit {found}"]
-    return (value if found == 1.0 else float(f"{value * found:.12g}")), []
+        return value, (f"unit {found}",)
+    return (value if found == 1.0 else float(f"{value * found:.12g}")), ()
 
 
 class FindingView:
@@ -269,15 +280,15 @@ class Claim:
                 env.update(check.environment)
                 if check.replicates == self.base_key:
                     self.arbiter = origin
-        self.outcomes: tuple[Outcome, ...] = tuple(outcomes)
+        self.outcomes: tuple[Outcome, ...] = canon.same(tuple(outcomes))
         self.tier: Tier | None = max(tiers, key=TIER_RANK.__getitem__, default=None)
         # independent origins: an agent on a host, or a source; twenty agents citing one page
         # are one origin
-        self.origins = frozenset(origins)
-        self.local_origins = frozenset(local)
-        self.environment = env
+        self.origins = canon.same(frozenset(origins))
+        self.local_origins = canon.same(frozenset(local))
+        self.environment: Mapping[str, str] = env or NO_ENVIRONMENT
         self.drifted = any(o[3] == "drifted" for o in self.outcomes)
-        self.implausible: list[str] = []
+        self.implausible: tuple[str, ...] = ()
 
     def split_by(self, attr: str, canon: Canon) -> None:
         """A person split this key by an attribute: it becomes part of the scope."""
@@ -1133,7 +1144,7 @@ def _claims(claims: list[Claim], canon: Canon, made: Sequence[Made]) -> dict[str
     for claim in claims:
         if claim.base_key in split:
             claim.split_by(split[claim.base_key], canon)
-        claim.implausible = claim.problems + _plausibility(claim, canon)
+        claim.implausible = (*claim.problems, *_plausibility(claim, canon))
     by_key: dict[str, list[Claim]] = defaultdict(list)
     for claim in sorted(claims, key=lambda c: c.finding.id):  # input order never matters
         by_key[claim.key].append(claim)
