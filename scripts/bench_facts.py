@@ -6,6 +6,8 @@ keys) in a real SQLite store and a copy of this repo's facts/.
 
 Measured, each in a fresh process (so peak RSS is that step's own):
   floor      read every finding's body from the store and JSON-parse it (nothing else)
+  validate   read every body and validate it as a Finding, as every reader does (a bad stored
+             row is reported, never trusted): the part of a pass no streaming removes
   reconcile  `facts.run` as the main job runs it: merge the log, read and validate the
              findings, check every citation (quoted logs, runs in the store), reconcile, write
              facts/ and the triage cache
@@ -168,6 +170,14 @@ conn = sqlite3.connect(sys.argv[1])
 n = sum(1 for (body,) in conn.execute("SELECT body FROM findings") if json.loads(body))
 print(n)
 """,
+    "validate": """
+import sqlite3, sys
+from swarm.findings import Finding
+from swarm.limits import STORED
+conn = sqlite3.connect(sys.argv[1])
+rows = conn.execute("SELECT body FROM findings")
+print(sum(1 for (body,) in rows if Finding.model_validate_json(body, context=STORED)))
+""",
     "reconcile": """
 import sys
 from pathlib import Path
@@ -219,6 +229,7 @@ def main() -> None:
         env["SWARM_DB"] = str(db)
         py = sys.executable
         floor_s, floor_mb, _ = probe("floor", env, str(db))
+        valid_s, valid_mb, _ = probe("validate", env, str(db))
         rec_s, rec_mb, counts = probe("reconcile", env, str(db), str(repo))
         cli = [py, "-m", "swarm.cli"]
         list_s, listed = timed([*cli, "triage", "list", "--json"], env, cwd=repo)
@@ -239,6 +250,8 @@ def main() -> None:
         "facts": keys,
         "conflicts": n_conflicts,
         "floor_read_parse_s": round(floor_s, 2),
+        "validate_s": round(valid_s, 2),
+        "validate_over_floor": round(valid_s / floor_s, 1),
         "reconcile_s": round(rec_s, 2),
         "reconcile_over_floor": round(rec_s / floor_s, 1),
         "reconcile_peak_rss_mb": round(rec_mb, 0),
@@ -258,6 +271,8 @@ def main() -> None:
         return
     rows = [
         ("floor: read + JSON-parse every finding", f"{floor_s:.2f} s", f"{floor_mb:.0f} MB", "-"),
+        ("floor + validate each as a Finding", f"{valid_s:.2f} s ({valid_s / floor_s:.1f}x floor)",
+         f"{valid_mb:.0f} MB", "-"),
         ("facts.run (check, reconcile, write)", f"{rec_s:.2f} s ({rec_s / floor_s:.1f}x floor)",
          f"{rec_mb:.0f} MB", "<= 5x floor, <= 300 MB"),
         ("swarm triage list", f"{list_s:.2f} s", "-", "<= 0.5 s"),

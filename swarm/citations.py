@@ -19,6 +19,7 @@ checked by hash only, and the outcome says so. A check never reaches the network
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import math
 import re
@@ -148,16 +149,44 @@ class CheckContext:
     kept: list[int] = field(default_factory=lambda: [0])  # bytes of text files holds now
 
 
+# Checks are frozen, and a pass makes the same few outcomes for 100k citations of a few sources:
+# one object each (the cache is bounded; an outcome made again after eviction is only rebuilt).
+@functools.lru_cache(maxsize=8192)
+def _outcome(
+    status: CheckStatus,
+    message: str,
+    score: float | None = None,
+    strength: Tier | None = None,
+    origin: str | None = None,
+) -> Check:
+    return Check(status=status, message=message, score=score, strength=strength, origin=origin)
+
+
 def _ok(message: str, score: float | None = None, strength: Tier | None = None) -> Check:
-    return Check(status="ok", message=message, score=score, strength=strength)
+    return _outcome("ok", message, score, strength)
 
 
 def _broken(message: str) -> Check:
-    return Check(status="broken", message=message)
+    return _outcome("broken", message)
+
+
+def _plain(check: Check) -> bool:
+    """No run-only fields: the check is its status, message, score, strength and origin."""
+    return not check.environment and check.replicates is None
 
 
 def _context(check: Check, why: str) -> Check:
-    return check.model_copy(update={"strength": None, "message": f"{check.message}; {why}"})
+    message = f"{check.message}; {why}"
+    if _plain(check):
+        return _outcome(check.status, message, check.score, None, check.origin)
+    return check.model_copy(update={"strength": None, "message": message})
+
+
+def _supports(check: Check, strength: Tier, origin: str) -> Check:
+    """check, as support of this strength from this origin."""
+    if _plain(check):
+        return _outcome(check.status, check.message, check.score, strength, origin)
+    return check.model_copy(update={"strength": strength, "origin": origin})
 
 
 def normalise(text: str) -> str:
@@ -165,6 +194,8 @@ def normalise(text: str) -> str:
 
 
 def _typography(text: str) -> str:
+    if text.isascii():  # already NFKC, and none of the quotes below: most quotes, 100k a pass
+        return text
     return (
         unicodedata.normalize("NFKC", text)
         .replace("\u2019", "'")
@@ -173,8 +204,11 @@ def _typography(text: str) -> str:
     )
 
 
+SPACES = re.compile(r"\s+")
+
+
 def _collapse(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
+    return SPACES.sub(" ", text)
 
 
 # ---------------------------------------------------------------- numbers in quotes
@@ -183,6 +217,9 @@ NUMBER_RE = re.compile(
     r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:[,\u202f\u00a0]\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
     r"(?:\s?(?P<k>[kK])(?![\w]))?(?![\w.]|\.\d)"
 )
+
+
+SEPARATORS = str.maketrans({",": None, "\u202f": None, "\u00a0": None, "\u2212": "-"})
 
 
 def numbers_in(text: str) -> list[tuple[float, float]]:
@@ -195,18 +232,21 @@ def numbers_in(text: str) -> list[tuple[float, float]]:
     for m in NUMBER_RE.finditer(normalise(text)):
         raw = m.group(0)
         scale = 1000.0 if m.group("k") else 1.0
-        digits = raw.rstrip("kK ").replace("\u2212", "-")
-        digits = re.sub(r"[,\u202f\u00a0]", "", digits)
+        digits = raw.rstrip("kK ").translate(SEPARATORS)
         try:
             value = float(digits)
         except ValueError:
             continue
-        mantissa = digits.lower().split("e")[0]
-        decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-        exponent = int(digits.lower().split("e")[1]) if "e" in digits.lower() else 0
-        half = 0.5 * 10.0 ** (exponent - decimals) * scale
-        if math.isfinite(value):
-            out.append((value * scale, half))
+        mantissa, _, power = digits.lower().partition("e")
+        decimals = len(mantissa.partition(".")[2])
+        exponent = int(power) if power else 0
+        if not math.isfinite(value):
+            continue  # '1e400' is no number a claim can hold
+        try:
+            half = 0.5 * 10.0 ** (exponent - decimals) * scale
+        except OverflowError:
+            continue  # '0e400': no half-step a float holds
+        out.append((value * scale, half))
     return out
 
 
@@ -374,7 +414,7 @@ def _document_strength(evidence: Evidence, finding: Finding, intact: Check) -> C
         return _context(intact, "an unsearched quote supports nothing")
     if not quote_holds(finding.value, evidence.quote):
         return _context(intact, f"the quote does not contain the value {finding.value!r}")
-    return intact.model_copy(update={"strength": capped(evidence), "origin": source(evidence)})
+    return _supports(intact, capped(evidence), source(evidence))
 
 
 def source(evidence: Evidence) -> str:
@@ -535,7 +575,7 @@ def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Chec
         return intact
     if evidence.outcome != "passed":
         return _context(intact, f"the test {evidence.outcome}: only a passing test supports")
-    return intact.model_copy(update={"strength": capped(evidence), "origin": finding.agent})
+    return _supports(intact, capped(evidence), finding.agent)
 
 
 def check(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:

@@ -30,6 +30,7 @@ from pydantic import Field
 from swarm import SCHEMA_VERSION, units
 from swarm.citations import Check
 from swarm.findings import TIER_RANK, Finding, Scalar, Tier
+from swarm.limits import STORED
 from swarm.models import Model
 from swarm.registry import Predicate, Registries
 
@@ -141,6 +142,7 @@ def _scope_words(scope: Mapping[str, Scalar]) -> str:
 Outcome = tuple[str, str, Tier | None, str, str]  # kind, locator, strength, status, message
 H = TypeVar("H", bound=Hashable)
 NO_ENVIRONMENT: Mapping[str, str] = MappingProxyType({})  # shared by every claim without one
+NO_VALUES: Mapping[str, Scalar | None] = MappingProxyType({})  # no scope, no attributes
 
 
 class Canon:
@@ -162,7 +164,9 @@ class Canon:
         """One (read-only) dict for every finding that wrote the same scope or attributes, so
         100k findings over a few thousand keys keep a few thousand dicts. Keyed by repr: 1,
         1.0 and true are equal in Python and different in JSON."""
-        memo = tuple((k, repr(v)) for k, v in mapping.items())
+        if not mapping:
+            return NO_VALUES  # type: ignore[return-value]
+        memo = (*mapping, *map(repr, mapping.values()))
         found = self._shared.get(memo)
         if found is None:
             found = self._shared[memo] = dict(mapping)
@@ -433,15 +437,16 @@ def _newest(group: Sequence[Claim]) -> str:
 
 
 def _side(group: Sequence[Claim], note: str | None = None) -> ConflictSide:
-    return ConflictSide(
-        value=_representative(group),
-        findings=tuple(sorted(c.finding.id for c in group)),
-        best_tier=_best_tier(group),
-        origins=len(_origins(group)),
-        local_origins=len(_local_origins(group)),
-        newest=_newest(group),
-        note=note,
-    )
+    side = {
+        "value": _representative(group),
+        "findings": tuple(sorted(c.finding.id for c in group)),
+        "best_tier": _best_tier(group),
+        "origins": len(_origins(group)),
+        "local_origins": len(_local_origins(group)),
+        "newest": _newest(group),
+        "note": note,
+    }
+    return ConflictSide.model_validate(side, context=STORED)  # values: validated findings
 
 
 def _hidden_scope(groups: Sequence[Sequence[Claim]]) -> str:
@@ -1045,23 +1050,25 @@ def _fact(
 ) -> Fact:
     first = sorted(chosen, key=lambda c: (c.newest, c.finding.id))[-1]
     value = _representative(chosen)
-    return Fact(
-        id="f_" + _hash(key, value),
-        key=key,
-        subject=first.subject,
-        predicate=first.finding.predicate,
-        scope=first.scope,
-        value=value,
-        unit=first.predicate.unit or first.finding.unit,
-        status=status,
-        statement=first.finding.statement,
-        findings=tuple(sorted(c.finding.id for c in chosen)),
-        evidence=_evidence(chosen),
-        independent_origins=len(_origins(chosen)),
-        decided_by=rule,
-        conflict=conflict,
-        supersedes=tuple(sorted(superseded)),
-    )
+    fact = {
+        "id": "f_" + _hash(key, value),
+        "key": key,
+        "subject": first.subject,
+        "predicate": first.finding.predicate,
+        "scope": first.scope,
+        "value": value,
+        "unit": first.predicate.unit or first.finding.unit,
+        "status": status,
+        "statement": first.finding.statement,
+        "findings": tuple(sorted(c.finding.id for c in chosen)),
+        "evidence": _evidence(chosen),
+        "independent_origins": len(_origins(chosen)),
+        "decided_by": rule,
+        "conflict": conflict,
+        "supersedes": tuple(sorted(superseded)),
+    }
+    # the values come from findings validated when read: their walk is not repeated per fact
+    return Fact.model_validate(fact, context=STORED)
 
 
 def _superseded(key: str, group: Sequence[Claim], winner: Fact, rule: str) -> Fact:
