@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from swarm import junit
 from swarm.findings import TIER_RANK, Evidence, EvidenceKind, Finding, Quote, Scalar, Tier
 from swarm.models import Model
 
@@ -250,11 +251,49 @@ def numbers_in(text: str) -> list[tuple[float, float]]:
     return out
 
 
+# Wording a quote uses to say yes or no. A negation anywhere makes it say no ("not supported",
+# "fails", "doesn't work"); otherwise a word of the first set makes it say yes. Neither: it says
+# nothing about a true/false claim (a table row naming a model is not "it works").
+SAYS_YES = frozenset({
+    "true", "yes", "works", "work", "worked", "working", "supported", "supports", "serves",
+    "served", "serving", "runs", "ran", "running", "passes", "passed", "pass", "succeeds",
+    "succeeded", "success", "successful", "ok", "okay", "compatible", "correct", "correctly",
+    "matches", "match", "matched", "identical", "\u2713", "\u2714", "\u2705",
+})  # fmt: skip
+SAYS_NO = frozenset({
+    "false", "no", "not", "never", "fails", "fail", "failed", "failing", "failure",
+    "unsupported", "broken", "breaks", "error", "errors", "crash", "crashes", "crashed",
+    "cannot", "cant", "unable", "incompatible", "oom", "wrong", "mismatch", "mismatches",
+    "traps", "trap", "unrecognized", "unrecognised", "overflow", "overflows", "\u2717",
+    "\u2718", "\u274c",
+})  # fmt: skip
+WORD_RE = re.compile(r"[^\W_]+(?:'t)?|[\u2713\u2714\u2705\u2717\u2718\u274c]")
+
+
+def says(text: str) -> bool | None:
+    """What a passage says to a yes/no claim: False on any negation, True on wording that
+    affirms, None when it says neither."""
+    words = WORD_RE.findall(_typography(text).casefold())
+    if any(w in SAYS_NO or w.endswith("n't") for w in words):
+        return False
+    if any(w in SAYS_YES for w in words):
+        return True
+    return None
+
+
+def _folded(text: str) -> str:
+    return normalise(text).casefold()
+
+
 def quote_holds(value: Scalar, quote: Quote) -> bool:
-    """Does the quote contain the value? Numbers as written (rounded, separators, 'k')."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return True  # a found quote is what a bool or a text claim can show
-    text = " ".join(part for part in (quote.exact,) if part)
+    """Does the quote contain the value? Numbers as written (rounded, separators, 'k'); a
+    true/false value as the quote's wording says it (`says`); text case- and
+    whitespace-insensitively."""
+    if isinstance(value, bool):
+        return says(quote.exact) is value
+    if isinstance(value, str):
+        return bool(_folded(value)) and _folded(value) in _folded(quote.exact)
+    text = quote.exact
     return any(abs(n - value) <= half + 1e-9 * max(1.0, abs(value)) for n, half in numbers_in(text))
 
 
@@ -564,18 +603,37 @@ def _check_snapshotted(evidence: Evidence, finding: Finding, ctx: CheckContext, 
 
 
 def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
-    if evidence.outcome is None:
-        return _broken(f"test {evidence.locator}: no recorded outcome")
+    """A test supports a claim only when its saved JUnit report says the named case passed;
+    an outcome the finding declares is not evidence (it is only named beside the derived one)."""
+    test = evidence.locator
+    declared = f" (the finding declares {evidence.outcome!r})" if evidence.outcome else ""
     if evidence.snapshot is None:
         return Check(
-            status="unverifiable-offline", message=f"test {evidence.locator}: no saved report"
+            status="unverifiable-offline",
+            message=f"test {test}: no saved report to read its outcome from{declared}",
         )
     intact = _check_text(ctx, evidence.snapshot, evidence.sha256, evidence.quote)
     if intact.status != "ok":
         return intact
-    if evidence.outcome != "passed":
-        return _context(intact, f"the test {evidence.outcome}: only a passing test supports")
-    return _supports(intact, capped(evidence), finding.agent)
+    report = _file(ctx, evidence.snapshot).path
+    assert isinstance(report, Path)  # _check_text answered ok: the file exists in the repo
+    try:
+        outcome = junit.case_outcome(report, test)
+    except junit.NotAReport as exc:
+        return Check(
+            status="unverifiable-offline",
+            message=f"test {test}: {evidence.snapshot} is not a JUnit XML report ({exc}), "
+            f"so its outcome cannot be derived{declared}",
+        )
+    if outcome is None:
+        classname, name = junit.case_name(test)
+        return _broken(
+            f"test {test}: {evidence.snapshot} holds no test case {name!r} of {classname!r}"
+        )
+    found = _ok(f"test {test}: {evidence.snapshot} reports it {outcome}{declared}")
+    if outcome != "passed":
+        return _context(found, "only a passing test supports a claim")
+    return _supports(found, capped(evidence), finding.agent)
 
 
 def check(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:

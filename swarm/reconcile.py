@@ -32,7 +32,7 @@ from swarm.citations import Check
 from swarm.findings import TIER_RANK, Finding, Scalar, Tier
 from swarm.limits import STORED
 from swarm.models import Model
-from swarm.registry import Predicate, Registries
+from swarm.registry import Gpu, Predicate, Registries
 
 Checks = Mapping[tuple[str, int], Check]  # (finding id, evidence index) -> outcome
 
@@ -325,14 +325,19 @@ def _params(claim: Claim, canon: Canon) -> Scalar | None:
     return own if own is not None else canon.params.get(claim.subject)
 
 
+def _tp(claim: Claim) -> int:
+    """The claim's TP as a GPU count (1 when it names none)."""
+    tp = claim.scope.get("tp", 1)
+    return tp if isinstance(tp, int) and not isinstance(tp, bool) and tp > 0 else 1
+
+
 def decode_bound(claim: Claim, canon: Canon) -> float | None:
     """Single-stream decode cannot beat memory bandwidth x TP / bytes of weights read per token."""
-    tp = claim.scope.get("tp", 1)
     memo = (
         claim.scope.get("gpu"),
         claim.scope.get("quant", ""),
         _params(claim, canon),
-        tp if isinstance(tp, int) and not isinstance(tp, bool) else 1,
+        _tp(claim),
     )
     if memo not in canon.bounds:
         gpu = canon.reg.hardware.gpu.get(str(memo[0]))  # scope names are canonical
@@ -341,16 +346,61 @@ def decode_bound(claim: Claim, canon: Canon) -> float | None:
         bound = (
             None
             if gpu is None or bits is None or not active
-            else gpu.bandwidth_gb_s * memo[3] / (active * bits / 8)
+            else gpu.bandwidth_gb_s * _host_tp(memo[3], gpu) / (active * bits / 8)
         )
         canon.bounds[memo] = bound
     return canon.bounds[memo]
+
+
+def _host_tp(tp: int, gpu: Gpu) -> int:
+    """The GPUs tensor parallelism can spread over: those of one host, however many are named."""
+    return tp if gpu.max_gpus_per_host is None else max(1, min(tp, gpu.max_gpus_per_host))
+
+
+def _tp_over_hosts(claim: Claim, reg: Registries) -> str | None:
+    """TP above the GPUs one host of that product holds: not a run as described."""
+    tp, name = claim.scope.get("tp"), claim.scope.get("gpu")
+    gpu = reg.hardware.gpu.get(str(name))  # scope names are canonical
+    if not isinstance(tp, int) or isinstance(tp, bool) or gpu is None:
+        return None
+    if gpu.max_gpus_per_host is None or tp <= gpu.max_gpus_per_host:
+        return None
+    return (
+        f"TP {tp} on {name}: tensor parallelism runs over the GPUs of one host, and a host holds "
+        f"at most {gpu.max_gpus_per_host} ({gpu.host_source or gpu.source})"
+    )
+
+
+# GB and GiB differ by 7.4%: a GPU's memory is compared within less than half that gap (the
+# predicate's absolute tolerance is coarser than it for small cards), so a figure in the one
+# unit is never taken for the other.
+GIB_IN_GB = 2**30 / 1e9
+
+
+def _memory_mismatch(claim: Claim, gpu: Gpu, value: float) -> str | None:
+    """A GPU memory figure (in GB, converted from the finding's unit) against the registry's,
+    naming the unit mix-up when the figure is the right amount in the other unit."""
+    gap = gpu.memory_gb * (GIB_IN_GB - 1) / 2
+    tolerance = min(claim.predicate.tolerance_abs or gap, gap)
+    if abs(gpu.memory_gb - value) <= tolerance:
+        return None
+    written = _fmt(claim.finding.value, claim.finding.unit or claim.predicate.unit)
+    converted = "" if value == claim.finding.value else f" ({_fmt(value)} GB)"
+    why = ""
+    if abs(value * GIB_IN_GB - gpu.memory_gb) <= tolerance:
+        why = f": {_fmt(claim.finding.value)} is its memory counted in GiB; record the unit GiB"
+    elif abs(value / GIB_IN_GB - gpu.memory_gb) <= tolerance:
+        why = f": {_fmt(claim.finding.value)} is its memory in GB; record the unit GB"
+    return f"{claim.subject} has {gpu.memory_gb:g} GB ({gpu.source}), not {written}{converted}{why}"
 
 
 def _plausibility(claim: Claim, canon: Canon) -> list[str]:
     reg = canon.reg
     rules, value = claim.predicate.rules, claim.value
     problems = []
+    over = _tp_over_hosts(claim, reg)
+    if over:
+        problems.append(over)
     if "decode_bandwidth_bound" in rules and isinstance(value, int | float):
         bound = decode_bound(claim, canon)
         if bound is not None and value > bound:
@@ -359,7 +409,8 @@ def _plausibility(claim: Claim, canon: Canon) -> list[str]:
             problems.append(
                 f"{_fmt(value)} tokens/s cannot be single-stream decode: {claim.scope.get('gpu')} reads "
                 f"{gpu.bandwidth_gb_s:g} GB/s, and {_params(claim, canon)} parameters at "
-                f"{claim.scope.get('quant')} allow at most {bound:.1f} tokens/s at TP {claim.scope.get('tp', 1)}"
+                f"{claim.scope.get('quant')} allow at most {bound:.1f} tokens/s at TP "
+                f"{_host_tp(_tp(claim), gpu)}"
             )
     if "efficiency_at_most_100" in rules and isinstance(value, int | float) and value > 100:
         problems.append(
@@ -379,10 +430,9 @@ def _plausibility(claim: Claim, canon: Canon) -> list[str]:
             )
     if "hardware_registry" in rules and isinstance(value, int | float):
         gpu = reg.hardware.gpu.get(claim.subject)
-        if gpu is not None and abs(gpu.memory_gb - value) > claim.predicate.tolerance_abs:
-            problems.append(
-                f"{claim.subject} has {gpu.memory_gb:g} GB ({gpu.source}), not {_fmt(value)} GB"
-            )
+        mismatch = None if gpu is None else _memory_mismatch(claim, gpu, value)
+        if mismatch:
+            problems.append(mismatch)
     return problems
 
 

@@ -33,6 +33,10 @@ class Gpu(Model):
     memory_type: str
     bandwidth_gb_s: float
     source: str
+    max_gpus_per_host: int | None = Field(
+        None, ge=1, description="most GPUs of this product in one host (vendor systems)"
+    )
+    host_source: str | None = None
 
 
 class Hardware(Model):
@@ -55,6 +59,7 @@ Normaliser = Literal["gpu", "arch", "platform", "quant", "model", "model_type", 
 
 class ScopeKey(Model):
     normalise: Normaliser = "text"
+    minimum: int | None = Field(None, description="int keys: the least value that means anything")
     aliases: tuple[str, ...] = ()
     description: str = ""
 
@@ -218,8 +223,12 @@ class Registries(Model):
             )
         for k, v in scope.items():
             kind = self.scope.key[names[k]].normalise
-            if kind == "int" and not isinstance(_as_int(v), int):
+            number = _as_int(v)
+            if kind == "int" and (not isinstance(number, int) or isinstance(number, bool)):
                 raise InvalidInput(f"scope {k} must be an integer (got {v!r})")
+            least = self.scope.key[names[k]].minimum
+            if kind == "int" and least is not None and isinstance(number, int) and number < least:
+                raise InvalidInput(f"scope {k} must be at least {least} (got {v!r})")
             if kind == "arch":
                 try:
                     arch_name(str(v))

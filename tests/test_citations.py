@@ -4,6 +4,8 @@ what the checker derives each proves about the claim that cites it."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,49 @@ def test_a_document_supports_a_value_only_with_a_quote_that_contains_it(repo: Pa
     assert check(right, finding(6400.0), ctx(repo)).strength is None
 
 
+@pytest.mark.parametrize(
+    ("quote", "says"),
+    [
+        ("vLLM 0.20 works on SM120", True),
+        ("\u2705 Supported", True),
+        ("Status: yes", True),
+        ("All attention backends fail for MoE on SM120", False),
+        ("HybridMambaAttentionDecoderLayer not supported.", False),
+        ("it doesn\u2019t work on GB10", False),
+        ("SMEM overflow on SM120", False),
+        ("Qwen3-30B-A3B-NVFP4\nNVFP4\nvllm", None),  # a table row names, it does not say
+    ],
+)
+def test_a_true_false_claim_is_supported_only_by_a_quote_whose_wording_says_it(
+    repo: Path, quote: str, says: bool | None
+) -> None:
+    (repo / "notes.md").write_text(quote + "\n")
+    ev = Evidence(kind="file", locator="notes.md", quote=Quote(exact=quote))
+    for value in (True, False):
+        out = check(ev, finding(value), ctx(repo))
+        assert out.status == "ok"
+        assert (out.strength is not None) is (says is value), (value, out.message)
+        if out.strength is None:
+            assert f"does not contain the value {value!r}" in out.message
+
+
+def test_a_text_claim_is_supported_only_by_a_quote_containing_it_whatever_case_or_spacing(
+    repo: Path,
+) -> None:
+    (repo / "notes.md").write_text(
+        "Note: Code compiled for SM_100a\n   traps on consumer Blackwell.\n"
+    )
+    ev = Evidence(
+        kind="file",
+        locator="notes.md",
+        quote=Quote(exact="Code compiled for SM_100a\n   traps on consumer Blackwell."),
+    )
+    held = check(ev, finding("code compiled for sm_100a traps on consumer  Blackwell"), ctx(repo))
+    assert held.strength == Tier.primary
+    other = check(ev, finding("sm_100a code runs everywhere"), ctx(repo))
+    assert other.status == "ok" and other.strength is None and "does not contain" in other.message
+
+
 def test_numbers_in_quotes_are_read_as_written() -> None:
     assert numbers_in("6,396 tok/s") == [(6396.0, 0.5)]
     assert [n for n, _ in numbers_in("Qwen3-14B on sm_120: 20.2")] == [20.2]
@@ -213,23 +258,106 @@ def test_issues_and_urls_are_checked_against_their_snapshot_or_said_unverifiable
     assert check(url, finding(), ctx(repo)).status == "unverifiable-offline"
 
 
-def test_a_test_citation_needs_its_recorded_outcome_and_report_and_only_a_pass_supports(
+PROBE = """import pytest
+def test_ok(): pass
+def test_bad(): assert False
+@pytest.mark.skip(reason="not on this GPU")
+def test_skip(): pass
+class TestA:
+    @pytest.mark.parametrize("x", [1, 2])
+    def test_p(self, x): assert x == 1
+@pytest.fixture
+def boom(): raise RuntimeError("setup")
+def test_err(boom): pass
+"""
+
+
+@pytest.fixture
+def junit_repo(repo: Path) -> Path:
+    """The repo with evidence/results/probe.xml, written by a real `pytest --junitxml` run."""
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_probe.py").write_text(PROBE)
+    (repo / "evidence" / "results").mkdir(parents=True)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_probe.py",
+         "--junitxml=evidence/results/probe.xml"],
+        cwd=repo, capture_output=True, check=False,
+    )  # fmt: skip
+    return repo
+
+
+def _test_ev(test: str, **more: Any) -> Evidence:
+    return Evidence(kind="test", locator=test, snapshot="evidence/results/probe.xml", **more)
+
+
+def test_a_test_citation_supports_a_claim_only_when_its_junit_report_says_the_case_passed(
+    junit_repo: Path,
+) -> None:
+    c = ctx(junit_repo)
+    passed = check(_test_ev("tests/test_probe.py::test_ok"), finding(True), c)
+    assert passed.status == "ok" and passed.strength == Tier.local, passed.message
+    assert check(_test_ev("tests/test_probe.py::TestA::test_p[1]"), finding(True), c).strength
+    for test, outcome in (
+        ("tests/test_probe.py::test_bad", "failed"),
+        ("tests/test_probe.py::TestA::test_p[2]", "failed"),
+        ("tests/test_probe.py::test_skip", "skipped"),
+        ("tests/test_probe.py::test_err", "error"),
+    ):
+        out = check(_test_ev(test), finding(True), c)
+        assert out.status == "ok" and out.strength is None, out.message
+        assert f"reports it {outcome}" in out.message and "only a passing test" in out.message
+
+
+def test_a_declared_passed_outcome_proves_nothing_against_the_report(junit_repo: Path) -> None:
+    declared = _test_ev("tests/test_probe.py::test_bad", outcome="passed")
+    out = check(declared, finding(True), ctx(junit_repo))
+    assert out.strength is None
+    assert "reports it failed" in out.message and "declares 'passed'" in out.message
+
+
+def test_a_test_case_missing_from_its_report_is_a_broken_citation_saying_so(
+    junit_repo: Path,
+) -> None:
+    out = check(_test_ev("tests/test_probe.py::test_gone"), finding(True), ctx(junit_repo))
+    assert out.status == "broken" and "no test case 'test_gone'" in out.message
+    gone = _test_ev("tests/test_probe.py::test_ok").model_copy(update={"snapshot": "no.xml"})
+    missing = check(gone, finding(True), ctx(junit_repo))
+    assert missing.status == "broken" and "does not exist" in missing.message
+
+
+def test_an_old_declared_outcome_test_citation_is_reported_unverifiable_not_crashing(
     repo: Path,
 ) -> None:
-    (repo / "junit.xml").write_text('<testcase name="test_probe"><failure/></testcase>')
-    ev = Evidence(
+    (repo / "log.txt").write_text("tests/test_probe.py::test_probe PASSED\n")
+    old = Evidence(
         kind="test",
         locator="tests/test_probe.py::test_probe",
-        outcome="failed",
-        snapshot="junit.xml",
-        quote=Quote(exact="test_probe"),
+        outcome="passed",
+        snapshot="log.txt",
+        quote=Quote(exact="test_probe PASSED"),
     )
-    failed = check(ev, finding(True), ctx(repo))
-    assert failed.status == "ok" and failed.strength is None
-    passed = check(ev.model_copy(update={"outcome": "passed"}), finding(True), ctx(repo))
-    assert passed.strength == Tier.local
-    no_outcome = Evidence(kind="test", locator="tests/test_probe.py::test_probe")
-    assert check(no_outcome, finding(), ctx(repo)).status == "broken"
+    out = check(old, finding(True), ctx(repo))
+    assert out.status == "unverifiable-offline" and out.strength is None
+    assert "not a JUnit XML report" in out.message and "declares 'passed'" in out.message
+    bare = check(Evidence(kind="test", locator="t::t", outcome="passed"), finding(), ctx(repo))
+    assert bare.status == "unverifiable-offline" and "no saved report" in bare.message
+
+
+def test_a_report_declaring_a_dtd_or_entities_is_refused_before_anything_expands(
+    repo: Path,
+) -> None:
+    (repo / "bomb.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<testsuites><testsuite><testcase classname="t" name="t">&b;</testcase>'
+        "</testsuite></testsuites>"
+    )
+    ev = Evidence(kind="test", locator="t::t", snapshot="bomb.xml")
+    out = check(ev, finding(True), ctx(repo))
+    assert out.status == "unverifiable-offline" and "DTD" in out.message
+    (repo / "bad.xml").write_text("<testsuite><testcase")
+    torn = check(ev.model_copy(update={"snapshot": "bad.xml"}), finding(True), ctx(repo))
+    assert torn.status == "unverifiable-offline" and "not well-formed" in torn.message
 
 
 def test_a_nul_byte_in_a_path_is_a_broken_citation_not_a_crash(repo: Path) -> None:

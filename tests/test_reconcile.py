@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -240,6 +241,41 @@ def test_a_decode_rate_above_the_memory_bandwidth_bound_is_implausible() -> None
 def test_tensor_parallelism_raises_the_bound() -> None:
     assert run([claim(300.0, params="8B", scope={**SCOPE, "tp": 2})]).conflicts == ()
     assert run([claim(450.0, params="8B")]).conflicts[0].reason == "physically implausible"
+
+
+def test_tp_counts_only_the_gpus_of_one_host_and_tp_beyond_a_host_asks_a_person() -> None:
+    spark = {**SCOPE, "gpu": "DGX Spark", "arch": "sm_121"}
+    # a DGX Spark holds one GB10: TP 2 cannot double its 273 GB/s (bound 6.9 tok/s for 70B)
+    out = run([claim(12.0, scope={**spark, "tp": 2}, params="70B")])
+    reasons = out.conflicts[0].explanation
+    assert "TP 2 on DGX Spark" in reasons and "a host holds at most 1" in reasons
+    assert "at most 6.9 tokens/s at TP 1" in reasons
+    h100 = {**SCOPE, "gpu": "H100", "arch": "sm_90"}
+    assert run([claim(1500.0, scope={**h100, "tp": 8}, params="8B")]).conflicts == ()
+    (over,) = run([claim(100.0, scope={**h100, "tp": 16}, params="8B")]).conflicts
+    assert over.reason == "physically implausible" and "TP 16 on H100" in over.explanation
+    assert "DGX H100" in over.explanation  # the source of the GPUs-per-host figure
+    # no vendor system says how many RTX 4090s a host holds: no per-host rule, TP multiplies
+    rtx = {**SCOPE, "gpu": "RTX 4090", "arch": "sm_89", "tp": 16}
+    assert run([claim(1000.0, scope=rtx, params="8B")]).conflicts == ()
+
+
+def test_a_gpu_memory_figure_in_the_wrong_one_of_gb_and_gib_is_flagged_naming_the_unit() -> None:
+    def memory(value: float, unit: str, gpu: str = "H100") -> Any:
+        return run([claim(value, predicate="memory_gb", subject=gpu, scope={}, unit=None)
+                    .model_copy(update={"unit": unit})])  # fmt: skip
+
+    assert memory(74.5, "GiB").conflicts == ()  # 80 GB, as nvidia-smi's 74.5 GiB says
+    assert only(memory(74.5, "GiB")).value == pytest.approx(79.9938)
+    (gib_as_gb,) = memory(74.5, "GB").conflicts
+    assert "H100 has 80 GB" in gib_as_gb.explanation
+    assert "not 74.5 GB: 74.5 is its memory counted in GiB" in gib_as_gb.explanation
+    (gb_as_gib,) = memory(80.0, "GiB").conflicts
+    assert "not 80 GiB (85.8993 GB): 80 is its memory in GB" in gb_as_gib.explanation
+    # on a small card the predicate's 0.5 GB tolerance is wider than the GB/GiB gap: not used
+    assert memory(24.0, "GB", "RTX 4090").conflicts == ()
+    assert memory(22.35, "GiB", "RTX 4090").conflicts == ()
+    assert "counted in GiB" in memory(22.35, "GB", "RTX 4090").conflicts[0].explanation
 
 
 def test_scaling_efficiency_above_100_percent_is_suspect() -> None:

@@ -40,6 +40,11 @@ def test_an_unknown_scope_key_is_refused_naming_the_known_keys() -> None:
         REG.check_scope({"colour": "red", "gpu": "RTX 4090"})
     with pytest.raises(InvalidInput, match="tp must be an integer"):
         REG.check_scope({"tp": "two"})
+    with pytest.raises(InvalidInput, match="tp must be an integer"):
+        REG.check_scope({"tp": True})  # a bool is no GPU count, though Python counts it an int
+    for nonsense in (0, -2, "0"):
+        with pytest.raises(InvalidInput, match="tensor_parallel must be at least 1"):
+            REG.check_scope({"tensor_parallel": nonsense})
     with pytest.raises(InvalidInput, match="arch must be a GPU arch"):
         REG.check_scope({"arch": "ampere"})
     REG.check_scope({"precision": "FP8", "tp": "1", "arch": "8.9"})  # aliases and spellings
