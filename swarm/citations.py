@@ -264,7 +264,8 @@ SAYS_NO = frozenset({
     "false", "no", "not", "never", "fails", "fail", "failed", "failing", "failure",
     "unsupported", "broken", "breaks", "error", "errors", "crash", "crashes", "crashed",
     "cannot", "cant", "unable", "incompatible", "oom", "wrong", "mismatch", "mismatches",
-    "traps", "trap", "unrecognized", "unrecognised", "overflow", "overflows", "\u2717",
+    "traps", "trap", "unrecognized", "unrecognised", "overflow", "overflows", "stuck", "hangs",
+    "incompatibility", "\u2717",
     "\u2718", "\u274c",
 })  # fmt: skip
 WORD_RE = re.compile(r"[^\W_]+(?:'t)?|[\u2713\u2714\u2705\u2717\u2718\u274c]")

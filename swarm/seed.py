@@ -66,6 +66,23 @@ class SeedText:
                 return Quote(exact="\n".join(self.lines[lo : hi + 1]))
         return None
 
+    def failed_row(self, model: str, platform: str, reason: str | None) -> Quote | None:
+        """A failed deployment's row ending in its reason (the failures table's last column):
+        the words that say it failed ("not supported", "error"), which the bare row lacks.
+        Anchored on the reason, so a benchmark row of the same model and platform is not it."""
+        wanted = self.reg.canonical("platform", platform)
+        if reason:
+            for j, line in enumerate(self.lines):
+                if normalise(line) != normalise(reason):
+                    continue
+                for i in range(max(0, j - 4), j):
+                    between = self.lines[i + 1 : j]
+                    if self.lines[i].strip() == model and any(
+                        self._matches(b, wanted) for b in between
+                    ):
+                        return Quote(exact="\n".join(self.lines[i : j + 1]))
+        return self.row(model, platform)
+
     def phrase(self, text: str | None) -> Quote | None:
         """A phrase the document holds (whitespace aside), as a quote; None if it is not there."""
         if not text or normalise(text) not in normalise("\n".join(self.lines)):
@@ -172,8 +189,10 @@ def _deployment_findings(d: CatalogDeployment, doc: Evidence, text: SeedText) ->
         # key, or `serves` true and false are both verified): the type is a described attribute,
         # which a broad claim such as "{arch: sm_120, model_type: MoE}" still reaches.
         statement = f"{d.platform} {'serves' if serves else 'failed to serve'} {d.model} on {d.gpu}"
+        failed = None
         if not serves:
             statement += f": {d.reason or 'no reason recorded'}"
+            failed = text.failed_row(d.model, d.platform, d.reason)
         out.append(
             NewFinding(
                 subject=d.platform,
@@ -181,7 +200,7 @@ def _deployment_findings(d: CatalogDeployment, doc: Evidence, text: SeedText) ->
                 scope=serve_scope,
                 value=serves,
                 statement=statement,
-                evidence=(_quoted(doc, text.row(d.model, d.platform)),),
+                evidence=(_quoted(doc, failed if failed else text.row(d.model, d.platform)),),
                 attributes=attrs,
             )
         )
