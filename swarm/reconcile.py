@@ -1250,7 +1250,8 @@ def _reconcile(
     for serves, measured in _measured_deployments(by_key, facts):
         cid = facts[serves].conflict
         if cid is None:  # a verified failure against a measurement: a new conflict
-            first = by_key[serves][0]
+            said = [c for c in by_key[serves] if c.value is False and c.tier is not None]
+            first = (said or by_key[serves])[0]  # quote the finding that says it failed
             conflict = Conflict(
                 id=conflict_id([serves, *measured], "claim vs measurement"),
                 keys=tuple(sorted([serves, *measured])),
