@@ -3,7 +3,8 @@ why, and the reconciler applies it on every later pass until newer local evidenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -34,24 +35,41 @@ def find_conflict(
     raise NotFound(f"no conflict {conflict_id!r}; `swarm triage list` shows them")
 
 
-def _check_split(conflict: Conflict, attr: str | None, by_id: dict[str, Finding]) -> str:
+def split_attributes(sides: Sequence[Sequence[Finding]]) -> tuple[str, ...]:
+    """The attributes a conflict with these sides can be split by: those every finding of every
+    side records (a finding without one would land on an 'unknown' key, splitting nothing);
+    the ones whose values differ between the sides first, as the likely hidden scope."""
+    found = [f for side in sides for f in side]
+    if not found:
+        return ()
+    recorded = [{k for k, v in f.attributes.items() if v is not None} for f in found]
+    common = set.intersection(*recorded)
+
+    def values(side: Sequence[Finding], key: str) -> frozenset[str]:
+        return frozenset(json.dumps(f.attributes[key], sort_keys=True) for f in side)
+
+    differing = sorted(k for k in common if len({values(side, k) for side in sides}) > 1)
+    return (*differing, *sorted(common - set(differing)))
+
+
+def conflict_sides(conflict: Conflict, by_id: Mapping[str, Finding]) -> list[list[Finding]]:
+    """Each side's findings, as the store holds them."""
+    return [[by_id[fid] for fid in side.findings if fid in by_id] for side in conflict.sides]
+
+
+def _check_split(conflict: Conflict, attr: str | None, by_id: Mapping[str, Finding]) -> str:
     """A split needs an attribute every finding of every side records, or it splits nothing."""
+    sides = conflict_sides(conflict, by_id)
+    options = ", ".join(split_attributes(sides)) or "none (no attribute is on every finding)"
     if not attr:
-        raise InvalidInput("a split needs --split-by ATTRIBUTE (one the sides differ in)")
-    lacking = sorted(
-        fid
-        for side in conflict.sides
-        for fid in side.findings
-        if fid in by_id and by_id[fid].attributes.get(attr) is None
-    )
+        raise InvalidInput(
+            f"a split needs --split-by ATTRIBUTE; {conflict.id} can be split by: {options}"
+        )
+    lacking = sorted(f.id for side in sides for f in side if f.attributes.get(attr) is None)
     if lacking:
-        known = sorted(
-            {k for side in conflict.sides for fid in side.findings if fid in by_id
-             for k, v in by_id[fid].attributes.items() if v is not None}
-        )  # fmt: skip
         raise InvalidInput(
             f"cannot split {conflict.id} by {attr!r}: {', '.join(lacking)} do not record it; "
-            f"attributes recorded on its sides: {', '.join(known) or 'none'}"
+            f"attributes recorded on every finding of its sides: {options}"
         )
     return attr
 

@@ -156,6 +156,34 @@ def test_a_decision_needs_the_form_token_a_reason_and_goes_through_triage(
     assert decision.decision.by == "operator"  # type: ignore[union-attr]
 
 
+def test_split_options_are_only_attributes_every_finding_on_both_sides_records(
+    client: Client, site: Any
+) -> None:
+    lab = site[0]
+    page = html.unescape(client.request("/conflicts?show=all")[2])
+    env = {**os.environ, "SWARM_DB": lab.db}
+    listed = swarm_json(lab.path, "triage", "list", "--all", env=env)["conflicts"]
+    by_id = findings_by_id(open_store(lab.db))
+    offered_any = refused_any = False
+    for c in listed:
+        select = re.search(rf'<select id="split-{c["id"]}" name="split_by">(.*?)</select>', page)
+        offered = re.findall(r"<option>([^<]*)</option>", select.group(1)) if select else []
+        sides = [[by_id[fid] for fid in side["findings"]] for side in c["sides"]]
+        everywhere = set.intersection(
+            *({k for k, v in f.attributes.items() if v is not None} for side in sides for f in side)
+        )
+        assert set(offered) == (everywhere if len(sides) > 1 else set()), c["id"]
+        offered_any |= bool(offered)
+        somewhere = {k for side in sides for f in side for k in (*f.attributes, *f.scope)}
+        for attr in sorted(somewhere - everywhere)[:1]:  # on one side only: the page refuses it
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+            form = {"csrf": csrf, "action": "split", "split_by": attr, "reason": "try it"}
+            status, _, body = client.request(f"/conflicts/{c['id']}/decide", form)
+            assert status == 400 and "split by one of" in html.unescape(body), re.findall(r"role=.alert.>[^<]*", body)
+            refused_any = True
+    assert offered_any and refused_any  # the seed lab has both kinds
+
+
 def test_facts_filter_by_gpu_platform_model_and_status_and_link_to_findings(
     client: Client,
 ) -> None:

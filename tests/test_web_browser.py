@@ -177,3 +177,21 @@ def test_an_agent_token_cannot_resolve_a_conflict(page: Any, site: Any) -> None:
         form={"csrf": csrf, "action": "reject", "reason": "an agent deciding for itself"},
     )
     assert forged.status == 403
+
+
+def test_a_person_splits_a_conflict_by_an_offered_attribute_and_the_split_is_recorded(
+    page: Any, site: Any
+) -> None:
+    _, base, token = site
+    log_in(page, base, token, "/conflicts")
+    conflict = page.locator("article.conflict").filter(has=page.locator("select[name=split_by]"))
+    conflict = conflict.first
+    cid = conflict.get_attribute("id")
+    offered = conflict.locator("select[name=split_by] option").all_inner_texts()
+    assert offered  # the seed lab has a conflict whose sides all record an attribute
+    conflict.get_by_label("Split by", exact=True).check()
+    conflict.get_by_label("Attribute to split by").select_option(offered[-1])
+    conflict.get_by_label("Reason").fill(f"the sides differ in {offered[-1]}")
+    conflict.get_by_role("button", name="Record decision").click()
+    page.wait_for_url(re.compile(r"/conflicts\?show=all&recorded=fd_"))  # the check accepted it
+    assert f"the sides differ in {offered[-1]}" in page.locator("main").inner_text(), cid

@@ -3,7 +3,6 @@ the facts table with its filters, a task with its history. No SQL that changes a
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -11,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from swarm import facts, jobs
+from swarm import facts, jobs, triage
 from swarm.findings import Finding
 from swarm.models import Capabilities, Event, Model, Result, Task
 from swarm.reconcile import Conflict, ConflictSide, Fact
@@ -195,15 +194,8 @@ def _finding_view(f: Finding, outcome: facts.Outcome, hosts: dict[str, str]) -> 
 
 
 def split_options(sides: Sequence[Sequence[Finding]]) -> tuple[str, ...]:
-    """Attributes to split by: those whose values differ between the sides, else every
-    attribute and scope key the sides' findings carry."""
-    keys = sorted({k for side in sides for f in side for k in (*f.attributes, *f.scope)})
-
-    def values(side: Sequence[Finding], key: str) -> frozenset[str]:
-        return frozenset(json.dumps(f.attributes.get(key, f.scope.get(key))) for f in side)
-
-    differing = [k for k in keys if len({values(side, k) for side in sides}) > 1]
-    return tuple(differing or keys)
+    """Attributes to split by: exactly those the split check accepts (swarm.triage)."""
+    return triage.split_attributes(sides)
 
 
 def _judged(f: Finding) -> set[str]:
