@@ -224,11 +224,13 @@ def test_a_conflict_that_is_not_measurable_gets_a_research_task(lab: Path, db: s
     store = open_store(db)
     for name in ("r1", "r2"):
         register(store, name, host=f"host-{name}")
+    said = {True: "SGLang works for MoE on sm_120.", False: "SGLang fails for MoE on sm_120."}
+    (lab / "notes.md").write_text("\n".join(said.values()) + "\n")
     for value, at in ((True, 1), (False, 2)):
         measure_bool = NewFinding(
             subject="sglang", predicate="serves", scope={"arch": "sm_120", "model_type": "MoE"},
             value=value, statement=f"sglang serves MoE on sm_120: {value}",
-            evidence=({"kind": "doc", "locator": "facts/scope.toml", "quote": {"exact": "the GPU product"}},),  # type: ignore[arg-type]
+            evidence=({"kind": "doc", "locator": "notes.md", "quote": {"exact": said[value]}},),  # type: ignore[arg-type]
         )  # fmt: skip
         add_findings(store, [measure_bool], f"r{at}", T0 + timedelta(minutes=at))
     found, _ = reconcile(store, lab, at=3)

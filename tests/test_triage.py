@@ -42,7 +42,9 @@ def test_a_decision_names_the_findings_it_judged(lab: Path) -> None:
 def test_a_split_by_an_attribute_a_side_lacks_is_refused_naming_the_known_ones(lab: Path) -> None:
     store = open_store(os.environ["SWARM_DB"])
     tie = _conflict(lab, "7.1 tokens/s")
-    with pytest.raises(InvalidInput, match="do not record it; attributes recorded on every finding of its sides"):
+    with pytest.raises(
+        InvalidInput, match="do not record it; attributes recorded on every finding of its sides"
+    ):
         triage.decide(store, lab, tie["id"], "split", "typo", "Dana", T0, split_by="vram_bg")
     proc = run_swarm(lab, "triage", "resolve", tie["id"], "--split-by", "vram_bg",
                      "--reason", "typo", "--by", "Dana", "--json")  # fmt: skip

@@ -179,7 +179,9 @@ def test_split_options_are_only_attributes_every_finding_on_both_sides_records(
             csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
             form = {"csrf": csrf, "action": "split", "split_by": attr, "reason": "try it"}
             status, _, body = client.request(f"/conflicts/{c['id']}/decide", form)
-            assert status == 400 and "split by one of" in html.unescape(body), re.findall(r"role=.alert.>[^<]*", body)
+            assert status == 400 and "split by one of" in html.unescape(body), re.findall(
+                r"role=.alert.>[^<]*", body
+            )
             refused_any = True
     assert offered_any and refused_any  # the seed lab has both kinds
 
