@@ -152,7 +152,7 @@ class CheckContext:
 
 # Checks are frozen, and a pass makes the same few outcomes for 100k citations of a few sources:
 # one object each (the cache is bounded; an outcome made again after eviction is only rebuilt).
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=2048)
 def _outcome(
     status: CheckStatus,
     message: str,

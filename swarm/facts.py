@@ -6,12 +6,12 @@ the reconciled view, facts/verified_facts.schema.json its JSON Schema; all byte-
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from swarm import SCHEMA_VERSION, atomic, replication
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
@@ -47,14 +47,16 @@ class Outcome:
 
 def store_runs(store: Store) -> dict[str, RunRecord]:
     """Every result with what run evidence needs: status, task state, the agent's GPUs."""
-    rows = store.read(
-        lambda conn: conn.execute(
-            "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities, t.spec, "
-            "p.fact_key FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
-            "LEFT JOIN agents a ON a.id = r.agent "
-            # the run of a replication task (swarm/replication.py): reconcile may settle by it
-            "LEFT JOIN replications p ON p.task_id = r.task_id AND p.purpose = 'replicate'"
-        ).fetchall()
+    return store.read(_runs_of)
+
+
+def _runs_of(conn: Conn) -> dict[str, RunRecord]:
+    rows = conn.execute(  # iterated, not fetched whole: one row at a time in memory on SQLite
+        "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities, t.spec, "
+        "p.fact_key FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
+        "LEFT JOIN agents a ON a.id = r.agent "
+        # the run of a replication task (swarm/replication.py): reconcile may settle by it
+        "LEFT JOIN replications p ON p.task_id = r.task_id AND p.purpose = 'replicate'"
     )
     out = {}
     # an agent's capabilities, parsed once: 100k results come from a few dozen agents
@@ -82,6 +84,7 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
         # built from columns and JSON this function checked: a few dozen agents' hardware,
         # validated once above, shared by 100k results
         out[rid] = RunRecord.model_construct(
+            RUN_FIELDS,  # one set for every record (each its own is 400 bytes of 2 kB)
             id=rid,
             task_id=task_id,
             status=status,
@@ -95,6 +98,9 @@ def store_runs(store: Store) -> dict[str, RunRecord]:
             replicates=replicates,
         )
     return out
+
+
+RUN_FIELDS = set(RunRecord.model_fields)
 
 
 def _hardware(caps: str) -> tuple[str | None, tuple[RunGpu, ...]]:
@@ -143,15 +149,17 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
         spec = reg.hardware.gpu.get(name)
         return spec.arch if spec else None
 
+    # memoised: each runs for every citation, 100k a pass, over a few hundred names
+    memo = functools.lru_cache(maxsize=1 << 16)
     return CheckContext(
         repo=repo,
         run=runs.get,
-        model_name=lambda name: str(reg.canonical("model", name)),
-        subject_kind=lambda predicate: reg.predicate(predicate).subject,
-        tolerance=tolerance,
-        gpu_name=lambda name: str(reg.canonical("gpu", name)),
-        gpu_arch=gpu_arch,
-        arch_name=lambda arch: str(reg.canonical("arch", arch)),
+        model_name=memo(lambda name: str(reg.canonical("model", name))),
+        subject_kind=memo(lambda predicate: reg.predicate(predicate).subject),
+        tolerance=memo(tolerance),
+        gpu_name=memo(lambda name: str(reg.canonical("gpu", name))),
+        gpu_arch=memo(gpu_arch),
+        arch_name=memo(lambda arch: str(reg.canonical("arch", arch))),
     )
 
 
@@ -191,7 +199,8 @@ def store_checks(store: Store, checks: Checks) -> None:
         conn.executemany(
             "INSERT INTO evidence_checks VALUES (?,?,?,?,?) ON CONFLICT(finding_id, idx) DO UPDATE SET "
             "status = excluded.status, message = excluded.message, score = excluded.score",
-            [(fid, idx, c.status, c.message, c.score) for (fid, idx), c in sorted(checks.items())],
+            # rows made as the store takes them: 100k row tuples never exist at once
+            ((fid, idx, c.status, c.message, c.score) for (fid, idx), c in sorted(checks.items())),
         )
 
     store.write(save)
@@ -207,16 +216,27 @@ def schema_text() -> str:
 def facts_text(facts: FactsFile) -> str:
     """Sorted keys, one fact or conflict per line: a diff shows what changed, and the C encoder
     writes it (an indented dump goes through Python's, a third of a pass at 100k findings)."""
-    data = facts.model_dump(mode="json")
+    return "".join(facts_pieces(facts))
 
-    def rows(items: list[Any]) -> str:
-        lines = [json.dumps(item, sort_keys=True, ensure_ascii=False) for item in items]
-        return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
 
-    return (
-        f'{{"conflicts": {rows(data["conflicts"])},\n"facts": {rows(data["facts"])},\n'
-        f'"schema_version": {data["schema_version"]}}}\n'
-    )
+def facts_pieces(facts: FactsFile) -> Iterator[str]:
+    """facts_text a row at a time, for a writer that never holds the whole file (each item is
+    dumped on its own: the file as Python dicts never exists at once either)."""
+    yield '{"conflicts": '
+    yield from _rows(facts.conflicts)
+    yield ',\n"facts": '
+    yield from _rows(facts.facts)
+    yield f',\n"schema_version": {facts.schema_version}}}\n'
+
+
+def _rows(items: Sequence[Model]) -> Iterator[str]:
+    if not items:
+        yield "[]"
+        return
+    for i, item in enumerate(items):
+        line = json.dumps(item.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        yield ("[\n" if i == 0 else ",\n") + line
+    yield "\n]"
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
@@ -292,9 +312,17 @@ def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Ou
             if _write_if_changed(folder / name, text):
                 changed.append(name)
     if write:
-        for name, text in ((FACTS, facts_text(facts)), (SCHEMA, schema_text())):
-            if _write_if_changed(folder / name, text):
-                changed.append(name)
+        out = atomic.PendingFile(folder / FACTS)
+        try:
+            for piece in facts_pieces(facts):
+                out.write(piece)
+        except BaseException:
+            out.discard()
+            raise
+        if out.commit():
+            changed.append(FACTS)
+        if _write_if_changed(folder / SCHEMA, schema_text()):
+            changed.append(SCHEMA)
     if stamp is not None and cache is not None:
         splits = _split_ids(pass_.decisions)
         save_basis(cache, TriageCache(stamp=stamp + repo_stamp(repo), files=file_stamps(repo, ctx),

@@ -67,6 +67,9 @@ class EvidenceOutcome(Model):
     findings: int
 
 
+OUTCOME_FIELDS = set(EvidenceOutcome.model_fields)  # shared by every EvidenceOutcome built here
+
+
 class Fact(Model):
     id: str
     key: str
@@ -85,6 +88,9 @@ class Fact(Model):
     supersedes: tuple[str, ...] = Field((), description="findings this value replaced")
     superseded_by: str | None = Field(None, description="the fact that replaced this value")
     decision: str | None = Field(None, description="the decision (finding id) that set it")
+
+
+FACT_FIELDS = set(Fact.model_fields)
 
 
 class ConflictSide(Model):
@@ -234,7 +240,7 @@ class FindingView:
 
     def __init__(self, finding: Finding, canon: Canon) -> None:
         self.id = finding.id
-        self.subject = finding.subject
+        self.subject = canon.text(finding.subject)
         self.predicate = canon.text(finding.predicate)
         self.scope: Mapping[str, Scalar] = canon.shared(finding.scope)  # type: ignore[assignment]
         self.attributes: Mapping[str, Scalar | None] = canon.shared(finding.attributes)
@@ -1100,25 +1106,25 @@ def _fact(
 ) -> Fact:
     first = sorted(chosen, key=lambda c: (c.newest, c.finding.id))[-1]
     value = _representative(chosen)
-    fact = {
-        "id": "f_" + _hash(key, value),
-        "key": key,
-        "subject": first.subject,
-        "predicate": first.finding.predicate,
-        "scope": first.scope,
-        "value": value,
-        "unit": first.predicate.unit or first.finding.unit,
-        "status": status,
-        "statement": first.finding.statement,
-        "findings": tuple(sorted(c.finding.id for c in chosen)),
-        "evidence": _evidence(chosen),
-        "independent_origins": len(_origins(chosen)),
-        "decided_by": rule,
-        "conflict": conflict,
-        "supersedes": tuple(sorted(superseded)),
-    }
-    # the values come from findings validated when read: their walk is not repeated per fact
-    return Fact.model_validate(fact, context=STORED)
+    # the values come from findings validated when read: not validated (and copied) again
+    return Fact.model_construct(
+        FACT_FIELDS,
+        id="f_" + _hash(key, value),
+        key=key,
+        subject=first.subject,
+        predicate=first.finding.predicate,
+        scope=first.scope,
+        value=value,
+        unit=first.predicate.unit or first.finding.unit,
+        status=status,
+        statement=first.finding.statement,
+        findings=tuple(sorted(c.finding.id for c in chosen)),
+        evidence=_evidence(chosen),
+        independent_origins=len(_origins(chosen)),
+        decided_by=rule,
+        conflict=conflict,
+        supersedes=tuple(sorted(superseded)),
+    )
 
 
 def _superseded(key: str, group: Sequence[Claim], winner: Fact, rule: str) -> Fact:
@@ -1138,10 +1144,15 @@ def _evidence(chosen: Sequence[Claim]) -> tuple[EvidenceOutcome, ...]:
         (kind, loc, strength, status, msg), _ = item
         return (kind, loc, status, msg, strength or "")
 
+    # built from checked outcomes, not validated again: a validated copy of each string would
+    # double the memory of 100k findings' evidence
     return tuple(
-        EvidenceOutcome(kind=k, locator=loc, strength=tier, status=status, message=msg, findings=n)
+        EvidenceOutcome.model_construct(
+            OUTCOME_FIELDS, kind=k, locator=loc, strength=tier, status=status, message=msg,
+            findings=n,
+        )
         for (k, loc, tier, status, msg), n in sorted(counts.items(), key=order)
-    )
+    )  # fmt: skip
 
 
 def reconcile(findings: Sequence[Finding], checks: Checks, reg: Registries) -> FactsFile:
@@ -1197,7 +1208,8 @@ def _claims(claims: list[Claim], canon: Canon, made: Sequence[Made]) -> dict[str
             known[c.subject].add(str(given))
     # the smallest spelling when findings differ: deterministic, whatever the input order
     canon.params = {model: min(values) for model, values in known.items()}
-    split = _splits(made, {c.finding.id: c.base_key for c in claims})
+    splitting = any(m.decision.action == "split" for m in made)  # else no 100k-entry map
+    split = _splits(made, {c.finding.id: c.base_key for c in claims}) if splitting else {}
     for claim in claims:
         if claim.base_key in split:
             claim.split_by(split[claim.base_key], canon)
@@ -1283,7 +1295,12 @@ def _reconcile(
                 }
             )
 
-    by_id = {c.finding.id: c for group in by_key.values() for c in group}
+    on_sides = {
+        fid for conflict in conflicts.values() for side in conflict.sides for fid in side.findings
+    }
+    by_id = {
+        c.finding.id: c for group in by_key.values() for c in group if c.finding.id in on_sides
+    }
     judged = {
         fid: Judged(
             value=c.value,
