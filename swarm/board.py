@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from pydantic import Field
+
 from swarm import SCHEMA_VERSION
 from swarm.models import Model, parse_iso
 from swarm.store import Conn, Store
@@ -55,6 +57,17 @@ class Resolution(Model):
     fact_key: str
 
 
+class GpuHold(Model):
+    """A model server a done deploy left running, holding its GPU until teardown
+    (swarm/gpu_holds.py): deployments on that GPU wait for it."""
+
+    task_id: str
+    host: str
+    gpu: str
+    title: str
+    until: str = Field(description="what ends the hold")
+
+
 class Board(Model):
     schema_version: int = SCHEMA_VERSION
     headline: str
@@ -65,6 +78,7 @@ class Board(Model):
     by_kind: dict[str, dict[str, int]]
     claimed: tuple[ClaimedTask, ...]
     resolution: tuple[Resolution, ...] = ()
+    gpu_holds: tuple[GpuHold, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -132,6 +146,18 @@ def _resolution(conn: Conn) -> tuple[Resolution, ...]:
     )  # fmt: skip
 
 
+def _gpu_holds(conn: Conn) -> tuple[GpuHold, ...]:
+    rows = conn.execute(
+        "SELECT l.task_id, l.host, l.gpu_name, t.title FROM gpu_leases l "
+        "JOIN tasks t ON t.id = l.task_id WHERE t.state != 'claimed' ORDER BY l.host, l.task_id"
+    )
+    return tuple(
+        GpuHold(task_id=r[0], host=r[1], gpu=r[2], title=r[3],
+                until=f"its benchmark tears it down, or `swarm deploy --task {r[0]} --down`")
+        for r in rows
+    )  # fmt: skip
+
+
 def board(store: Store, now: datetime) -> Board:
     def read(conn: Conn) -> Board:
         by_state = {
@@ -155,6 +181,7 @@ def board(store: Store, now: datetime) -> Board:
             by_kind=by_kind,
             claimed=_claimed(conn, now),
             resolution=_resolution(conn),
+            gpu_holds=_gpu_holds(conn),
         )
 
     return store.read(read)

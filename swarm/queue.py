@@ -18,7 +18,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
-from swarm import agents, limits
+from swarm import agents, gpu_holds, limits
 from swarm.errors import (
     Conflict,
     Duplicate,
@@ -52,7 +52,7 @@ TASK_COLUMNS = (
     "epoch, holder, claimed_at, expires_at, note, created_at, updated_at"
 )
 READY_SQL = """
-SELECT t.id, t.requires, t.priority, t.rowid,
+SELECT t.id, t.kind, t.requires, t.priority, t.rowid,
   (SELECT {ids_agg} FROM task_deps WHERE task_id = t.id) AS deps,
   EXISTS (SELECT 1 FROM replication_tasks g WHERE g.task_id = t.id) AS guarded
 FROM tasks t
@@ -280,11 +280,17 @@ def reap(store: Store, now: datetime) -> list[Reclaimed]:
 
 
 def _gpu_usage(conn: Conn, host: str) -> GpuUsage:
+    """This host's leases; a lease whose task is no longer claimed is a server's hold
+    (swarm/gpu_holds.py), and a claimed deploy's is the server it is starting."""
     usage = GpuUsage()
     for row in conn.execute(
-        "SELECT gpu_uuid, gb, exclusive FROM gpu_leases WHERE host = ?", (host,)
+        "SELECT l.task_id, l.gpu_uuid, l.gb, l.exclusive, t.state, t.kind FROM gpu_leases l "
+        "JOIN tasks t ON t.id = l.task_id WHERE l.host = ?",
+        (host,),
     ):
-        usage.add(row["gpu_uuid"], row["gb"], bool(row["exclusive"]))
+        # a hold, or a deploy starting the server that will hold the GPU
+        server = row["state"] != TaskState.claimed.value or row["kind"] == gpu_holds.SERVER_KIND
+        usage.add(row["gpu_uuid"], row["gb"], bool(row["exclusive"]), row["task_id"], server)
     return usage
 
 
@@ -346,8 +352,11 @@ class _Scan:
                 if row["requires"] == NO_REQUIREMENTS and not row["guarded"]:
                     yield row, Requires(), None
                     continue
-                requires = Requires.model_validate_json(row["requires"])
-                yield row, requires, self._guard(row) or unmet(requires, self.caps, self.usage)
+                requires = gpu_holds.requirement(
+                    row["kind"], Requires.model_validate_json(row["requires"])
+                )
+                why = self._guard(row) or unmet(requires, self.caps, self.usage_for(row))
+                yield row, requires, why
             if len(rows) < page:
                 return
             last = rows[-1]
@@ -361,11 +370,16 @@ class _Scan:
 
         return replication.refusal(self.conn, row["id"], self.agent_id, self.caps)
 
-    def lease_for(self, requires: Requires) -> GpuLease | None:
+    def usage_for(self, row: Row) -> GpuUsage:
+        """The leases as this task sees them: the servers it depends on are its to measure."""
+        deps = (row["deps"] or "").split("\x1f")
+        return self.usage.without(d for d in deps if d)
+
+    def lease_for(self, requires: Requires, row: Row) -> GpuLease | None:
         """The GPU share a task with these (met) requirements would lease, if it needs one."""
         if not requires.needs_gpu:
             return None
-        gpu = pick_gpu(requires, self.caps, self.usage)
+        gpu = pick_gpu(requires, self.caps, self.usage_for(row))
         assert gpu is not None  # unmet() just said one fits
         share = gpu.memory_total_gb if requires.exclusive else (requires.gpu_mem_gb or 0.0)
         return GpuLease(
@@ -384,7 +398,7 @@ class _Scan:
         batch: dict[str, tuple[Row, GpuLease | None]] = {}
         for row, requires, why in self.walk(kinds, task_id):
             if why is None:
-                batch[row["id"]] = (row, self.lease_for(requires))
+                batch[row["id"]] = (row, self.lease_for(requires, row))
             if len(batch) == self.conn.dialect.claim_batch:
                 yield batch
                 batch = {}
@@ -866,7 +880,7 @@ def report(
 
     def finish(conn: Conn) -> Result:
         live = conn.execute(  # locked: a concurrent reaper or retry waits for this report
-            "SELECT holder, EXISTS (SELECT 1 FROM results WHERE id = ?) FROM tasks "
+            "SELECT holder, EXISTS (SELECT 1 FROM results WHERE id = ?), kind FROM tasks "
             "WHERE id = ? AND state = 'claimed' AND epoch = ?" + conn.dialect.lock_rows,
             (result_id(task_id, key), task_id, epoch),
         ).fetchone()
@@ -882,11 +896,26 @@ def report(
             "note = coalesce(?, note), updated_at = ? WHERE id = ?",
             (status, note, iso(now), task_id),
         )
-        conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
+        if gpu_holds.leaves_server(live[2], status, payload):
+            _event(conn, task_id, now, holder, "gpu held", epoch, "its server runs until teardown")
+        else:  # a deploy that left a server running keeps its GPU (swarm/gpu_holds.py)
+            conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
+        gpu_holds.after_report(conn, task_id, live[2], now, holder, _event)
         _event(conn, task_id, now, holder, f"reported {status}", epoch, note)
         return result
 
     return store.write(finish)
+
+
+def release_server(store: Store, deploy_id: str, now: datetime, actor: str, why: str) -> bool:
+    """End the GPU hold of a deploy's server once it is stopped (`swarm deploy --task --down`);
+    False when it held none. Raises NotFound for an unknown task."""
+
+    def release(conn: Conn) -> bool:
+        _row(conn, deploy_id)
+        return gpu_holds.release(conn, deploy_id, now, actor, why, _event)
+
+    return store.write(release)
 
 
 def _retried_report(

@@ -114,6 +114,9 @@ def board(b: Board) -> str:
             for c in b.claimed
         ]
         parts += ["", table(("CLAIMED", "HOLDER", "EPOCH", "AGE", "EXPIRES IN", "TITLE"), rows)]
+    if b.gpu_holds:  # servers left running: deployments on their GPUs wait
+        holds = [(h.gpu, h.host, h.task_id, h.until) for h in b.gpu_holds]
+        parts += ["", table(("GPU HELD", "HOST", "BY THE SERVER OF", "UNTIL"), holds)]
     if b.resolution:
         settling = [(r.conflict or "(stale)", r.purpose, r.task_id, r.state, r.holder or "")
                     for r in b.resolution]  # fmt: skip

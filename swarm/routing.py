@@ -20,18 +20,41 @@ class GpuUsage:
     # GPUs a higher-priority (or older) task is waiting to get a share of: later tasks may not
     # take them, or small tasks would starve a waiting exclusive benchmark forever.
     reserved: set[str] = field(default_factory=set)
+    # Model servers a done deploy left running (swarm/gpu_holds.py): deploy task id -> GPU UUID.
+    servers: dict[str, str] = field(default_factory=dict)
+    # Every lease row (task id, GPU UUID, GB, exclusive), so that a view can leave some out.
+    rows: list[tuple[str, str, float, bool]] = field(default_factory=list)
+    # In a view: the GPUs of the servers its task measures, which others' waits do not reserve.
+    own: set[str] = field(default_factory=set)
 
-    def add(self, uuid: str, gb: float, exclusive: bool) -> None:
+    def add(
+        self, uuid: str, gb: float, exclusive: bool, task_id: str = "", server: bool = False
+    ) -> None:
         self.leased_gb[uuid] = self.leased_gb.get(uuid, 0.0) + gb
         self.holders[uuid] = self.holders.get(uuid, 0) + 1
         if exclusive:
             self.exclusive.add(uuid)
+        self.rows.append((task_id, uuid, gb, exclusive))
+        if server:
+            self.servers[task_id] = uuid
+
+    def without(self, servers: Iterable[str]) -> GpuUsage:
+        """This usage as a task that measures these servers sees it: their holds left out (it
+        runs beside them, on purpose). Reservations stay shared with this usage."""
+        mine = {s for s in servers if s in self.servers}
+        if not mine:
+            return self
+        view = GpuUsage(reserved=self.reserved, own={self.servers[s] for s in mine})
+        for task_id, uuid, gb, exclusive in self.rows:
+            if task_id not in mine:
+                view.add(uuid, gb, exclusive, task_id, task_id in self.servers)
+        return view
 
     def free_gb(self, gpu: GpuInfo) -> float:
         return gpu.memory_total_gb - self.leased_gb.get(gpu.uuid, 0.0)
 
     def fits(self, gpu: GpuInfo, requires: Requires) -> bool:
-        if gpu.uuid in self.exclusive or gpu.uuid in self.reserved:
+        if gpu.uuid in self.exclusive or (gpu.uuid in self.reserved and gpu.uuid not in self.own):
             return False
         if requires.exclusive:
             return self.holders.get(gpu.uuid, 0) == 0
@@ -71,8 +94,10 @@ def describe_gpu_need(requires: Requires) -> str:
 
 
 def pick_gpu(requires: Requires, caps: Capabilities, usage: GpuUsage) -> GpuInfo | None:
-    """The first matching GPU with room for the task's share, or None."""
-    for gpu in caps.gpus:
+    """The first matching GPU with room for the task's share, or None; a task measuring a
+    server gets that server's GPU first."""
+    ordered = sorted(caps.gpus, key=lambda g: g.uuid not in usage.own)
+    for gpu in ordered:
         if _gpu_matches(gpu, requires) and usage.fits(gpu, requires):
             return gpu
     return None
@@ -88,7 +113,14 @@ def unmet(requires: Requires, caps: Capabilities, usage: GpuUsage) -> str | None
     if static or not requires.needs_gpu:
         return static
     if pick_gpu(requires, caps, usage) is None:
-        usage.reserved.update(g.uuid for g in caps.gpus if _gpu_matches(g, requires))
+        matching = {g.uuid for g in caps.gpus if _gpu_matches(g, requires)}
+        usage.reserved.update(matching)
+        held = sorted(task for task, uuid in usage.servers.items() if uuid in matching)
+        if held:  # say whose server, and what ends the hold
+            return (
+                f"the GPU held by the model server of {', '.join(held)} (until its benchmark "
+                f"tears it down, or `swarm deploy --task {held[0]} --down`)"
+            )
         return "a leased GPU to free up"
     return None
 

@@ -153,15 +153,21 @@ def work(store: Store, cfg: WorkerConfig, stop: threading.Event, emit: Emit) -> 
     """Claim and run tasks of the configured kinds until stopped (or idle, or once)."""
     ran: list[TaskOutcome] = []
     idle: str | None = None
+    said: str | None = None
     while not stop.is_set():
         try:
             claim = queue.claim(store, cfg.agent, _now(), cfg.lease_seconds, list(cfg.kinds))
         except NothingClaimable as exc:
+            why = str(exc).removeprefix(f"nothing claimable for {cfg.agent}: ")
+            if why != said:  # what it waits for, once per change (e.g. a GPU a server holds)
+                emit(f"{cfg.agent}: waiting: {why}")
+                said = why
             if cfg.until_idle or cfg.once:
                 idle = str(exc)
                 break
             stop.wait(cfg.poll_seconds)
             continue
+        said = None
         ran.append(run_task(store, cfg, claim, stop, emit))
         if cfg.once:
             break

@@ -323,6 +323,36 @@ def test_the_process_runtime_runs_the_loop_and_stops_its_server(tmp_path: Path) 
     assert payload_of(repo, db, bench_id)["torn_down"] == f"process {pid}" and not _alive(pid)
 
 
+def test_two_workers_on_one_gpu_never_run_two_servers_at_once(tmp_path: Path) -> None:
+    """`swarm work --agents 2`: the second deploy waits for the GPU the first one's server holds
+    until that server's benchmark tears it down (swarm/gpu_holds.py), and a worker says so."""
+    from tests.conftest import free_port
+
+    repo, db = lab(tmp_path, DOCKER_RECIPE), tmp_path / "lab.db"
+    bench = {"gpu": "Test GPU", "model": "tiny", "platform": "vllm", "concurrency": [1],
+             "output_len": 8, "requests": 4, "warmup": 1}  # fmt: skip
+    pairs = [queue_loop(repo, db, fake_server_spec(free_port()) | {"instance": i},
+                        bench | {"instance": i}) for i in (1, 2)]  # fmt: skip
+    out, err = swarm(repo, "work", "--agents", "2", "--until-idle", "--no-maintenance",
+                     "--kind", "deploy", "--kind", "benchmark", "--gpu", GPU, "--json",
+                     db=db).communicate(timeout=300)  # fmt: skip
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert sorted((t["kind"], t["status"]) for t in summary["ran"]) == [
+        ("benchmark", "done"), ("benchmark", "done"), ("deploy", "done"), ("deploy", "done")
+    ], summary  # fmt: skip
+
+    def at(task: str, action: str) -> str:
+        events = run(repo, "log", task, db=db)["events"]
+        return str(next(e["at"] for e in events if e["action"] == action))
+
+    spans = sorted((at(d, "claimed"), at(b, "reported done"), d) for d, b in pairs)
+    (_, end_1, first), (start_2, _, _) = spans
+    assert end_1 <= start_2, spans  # the second server started after the first was torn down
+    assert at(first, "gpu released") <= start_2
+    # the other worker, looking while the first server ran, said whose server it waited for
+    assert f"1 task waits for the GPU held by the model server of {first}" in err, err
+
+
 def test_swarm_deploy_task_starts_and_stops_a_deployment_by_hand(tmp_path: Path) -> None:
     import urllib.request
 
@@ -344,6 +374,31 @@ def test_swarm_deploy_task_starts_and_stops_a_deployment_by_hand(tmp_path: Path)
         stopped = run(repo, "deploy", "--task", deploy_id, "--down", db=db)
     assert stopped["removed"] == [f"process {record['pid']}"] and not _alive(record["pid"])
     assert run(repo, "deploy", "--task", deploy_id, "--down", db=db)["removed"] == []
+
+
+def test_a_kept_server_holds_its_gpu_until_swarm_deploy_down_stops_it(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    repo, db = lab(tmp_path, DOCKER_RECIPE), tmp_path / "lab.db"
+    deploy_id, bench_id = queue_loop(repo, db, fake_server_spec(free_port()) | {"keep": True},
+        {"gpu": "Test GPU", "model": "tiny", "platform": "vllm", "concurrency": [1],
+         "output_len": 8, "requests": 4, "warmup": 1})  # fmt: skip
+    summary = run(repo, "work", "--until-idle", "--no-maintenance", "--kind", "deploy",
+                  "--kind", "benchmark", "--gpu", GPU, db=db)  # fmt: skip
+    assert [t["status"] for t in summary["ran"]] == ["done", "done"], summary
+    pid = payload_of(repo, db, deploy_id)["deployment"]["pid"]
+    try:
+        assert _alive(pid) and payload_of(repo, db, bench_id)["torn_down"] is None
+        (hold,) = run(repo, "status", db=db)["gpu_holds"]
+        assert hold["task_id"] == deploy_id and "--down" in hold["until"]
+        text = swarm(repo, "status", db=db).communicate(timeout=60)[0]
+        assert "GPU HELD" in text and deploy_id in text
+    finally:
+        stopped = run(repo, "deploy", "--task", deploy_id, "--down", db=db)
+    assert stopped["removed"] == [f"process {pid}"] and stopped["gpu_released"] and not _alive(pid)
+    assert run(repo, "status", db=db)["gpu_holds"] == []
+    actions = [e["action"] for e in run(repo, "log", deploy_id, db=db)["events"]]
+    assert actions[-1] == "gpu released"
 
 
 def test_a_benchmark_names_the_model_its_deployment_started_when_the_server_lists_none() -> None:

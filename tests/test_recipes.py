@@ -128,6 +128,19 @@ def test_the_trtllm_block_reuse_workaround_is_written_mounted_and_passed(tmp_pat
         other.config, 96.0, folder=tmp_path / "l").command  # fmt: skip
 
 
+def test_a_second_options_file_or_a_bad_fraction_is_refused_naming_it(tmp_path: Path) -> None:
+    from swarm.errors import InvalidInput
+
+    cfg = deploy.DeployConfig(name="t", model="a/b", platform="trt-llm", image="i:1",
+                              llm_api_options={"kv_cache_config": {"enable_block_reuse": False}},
+                              engine_args=("--config", "mine.yaml"))  # fmt: skip
+    with pytest.raises(InvalidInput, match="--config"):
+        deploy.plan(cfg, None, folder=tmp_path)
+    bad = cfg.model_copy(update={"engine_args": ("--kv_cache_free_gpu_memory_fraction", "x")})
+    with pytest.raises(InvalidInput, match="takes a fraction"):
+        deploy.plan(bad, None, folder=tmp_path)
+
+
 def test_llm_api_options_are_refused_for_an_engine_that_reads_none() -> None:
     spec = {"gpu": "RTX 4090", "model": "bart-large-cnn", "platform": "vllm",
             "deploy": {"llm_api_options": {"kv_cache_config": {"enable_block_reuse": False}}}}  # fmt: skip

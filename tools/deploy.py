@@ -10,6 +10,7 @@ to the container and are never written to a file, a plan or a log.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -369,13 +370,18 @@ def llm_api_options(cfg: DeployConfig, argv: Sequence[str]) -> dict[str, Any]:
     """The options file's content. trtllm-serve builds kv_cache_config from the file alone when
     the file has one (update_llm_args_with_extra_dict replaces the CLI's), so the memory fraction
     the command line sets is carried into it, or the workaround would silently drop it."""
-    options = json.loads(json.dumps(cfg.llm_api_options))  # a deep copy of plain data
+    options = copy.deepcopy(cfg.llm_api_options)
     kv = options.get("kv_cache_config")
     if isinstance(kv, dict) and "free_gpu_memory_fraction" not in kv:
         for i, arg in enumerate(argv[:-1]):
             if arg in _TRT_FRACTION_FLAGS:
-                kv["free_gpu_memory_fraction"] = float(argv[i + 1])  # the last one wins
-    return dict(options)
+                try:
+                    kv["free_gpu_memory_fraction"] = float(argv[i + 1])  # the last one wins
+                except ValueError as exc:
+                    raise InvalidInput(
+                        f"{cfg.name}: {arg} takes a fraction, not {argv[i + 1]!r}"
+                    ) from exc
+    return options
 
 
 def _options_file(cfg: DeployConfig, argv: tuple[str, ...], folder: Path) -> tuple[
@@ -386,6 +392,12 @@ def _options_file(cfg: DeployConfig, argv: tuple[str, ...], folder: Path) -> tup
 
     if cfg.platform != "tensorrt-llm" or not cfg.llm_api_options or cfg.command is not None:
         return argv, {}, {}
+    given = [a for a in cfg.engine_args if a in (LLM_API_OPTIONS_FLAG, "--config")]
+    if given:  # trtllm-serve reads one file: a second flag would silently drop one of them
+        raise InvalidInput(
+            f"{cfg.name}: engine_args pass {given[0]} and llm_api_options asks for a file too; "
+            "put those options in llm_api_options instead"
+        )
     host = folder.expanduser().resolve() / LLM_API_OPTIONS_FILE
     inside = str(host) if cfg.runtime == "process" else f"{CONTAINER_CONFIG_DIR}/{host.name}"
     body = f"# Written by swarm deploy for {cfg.name} (llm_api_options in deploy.toml).\n"
