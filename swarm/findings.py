@@ -169,8 +169,32 @@ def check_new(items: Iterable[NewFinding]) -> None:
             continue
         reg.check_scope(new.scope)
         predicate = reg.predicate(new.predicate)
+        if new.predicate in reg.predicates:  # a predicate outside the registry is taken as written
+            _check_type(new, predicate.type, predicate.unit)
         if isinstance(new.value, int | float) and not isinstance(new.value, bool):
             units.check(new.unit, predicate.unit, new.predicate)
+
+
+# What a value of each predicate type must be, as an error names it.
+VALUE_TYPES = {"number": "a number", "bool": "true or false", "text": "text", "enum": "text"}
+
+
+def value_fits(value: Scalar, kind: str) -> bool:
+    """Is value of the predicate type kind (a bool is not a number, though Python says so)?"""
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _check_type(new: NewFinding, kind: str, unit: str | None) -> None:
+    if not value_fits(new.value, kind):
+        raise InvalidInput(
+            f"{new.predicate} takes {VALUE_TYPES[kind]} (facts/predicates.toml), got {new.value!r}"
+        )
+    if new.unit is not None and unit is None:
+        raise InvalidInput(f"{new.predicate} takes no unit (got {new.unit!r})")
 
 
 def insert_findings(

@@ -29,10 +29,10 @@ from pydantic import Field
 
 from swarm import SCHEMA_VERSION, units
 from swarm.citations import Check
-from swarm.findings import TIER_RANK, Finding, Scalar, Tier
+from swarm.findings import TIER_RANK, VALUE_TYPES, Finding, Scalar, Tier, value_fits
 from swarm.limits import STORED
 from swarm.models import Model
-from swarm.registry import Gpu, Predicate, Registries
+from swarm.registry import UNKNOWN_PREDICATE, Gpu, Predicate, Registries
 
 Checks = Mapping[tuple[str, int], Check]  # (finding id, evidence index) -> outcome
 
@@ -220,6 +220,9 @@ def _in_unit(
 ) -> tuple[Scalar, tuple[str, ...]]:
     """The finding's value in its predicate's unit, or as written with why it cannot be."""
     value = finding.value
+    if predicate != UNKNOWN_PREDICATE and not value_fits(value, predicate.type):
+        # refused at input since; a finding recorded before is a question, not a crash
+        return value, (f"{value!r} is not {VALUE_TYPES[predicate.type]}",)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value, ()
     if not finding.unit or not predicate.unit:
@@ -471,7 +474,8 @@ def clusters(claims: Sequence[Claim]) -> list[list[Claim]]:
 
 
 def _representative(group: Sequence[Claim]) -> Scalar:
-    values = sorted(c.value for c in group)
+    # a stored row of another type (a text among numbers) sorts after, never raises
+    values = sorted((c.value for c in group), key=lambda v: (isinstance(v, str), v))
     return values[(len(values) - 1) // 2]  # the lower median: always a value someone reported
 
 
