@@ -32,7 +32,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm import junit
+from swarm import junit, units
+from swarm.errors import InvalidInput
 from swarm.findings import TIER_RANK, Evidence, EvidenceKind, Finding, Quote, Scalar, Tier
 from swarm.models import Model
 
@@ -140,6 +141,7 @@ class CheckContext:
     run: Callable[[str], RunRecord | None] = lambda _rid: None
     # the claim's predicate tolerance (relative, absolute), by predicate name
     tolerance: Callable[[str], tuple[float, float]] = lambda _p: (0.0, 0.0)
+    unit: Callable[[str], str | None] = lambda _p: None  # the predicate's unit
     # canonical GPU name and that GPU's arch, so a run's hardware can be compared with the scope
     gpu_name: Callable[[str], str] = lambda name: name
     gpu_arch: Callable[[str], str | None] = lambda _name: None
@@ -509,6 +511,18 @@ def _other_model(record: RunRecord, finding: Finding, ctx: CheckContext) -> str 
     return f"the result measured {ran}, not {about}"
 
 
+def _in_predicate_unit(finding: Finding, value: float, ctx: CheckContext) -> tuple[float, str]:
+    """The finding's number in its predicate's unit, and how to name it in a message."""
+    target = ctx.unit(finding.predicate)
+    if not finding.unit or not target or finding.unit == target:
+        return value, f"{value:g}"
+    try:
+        converted = units.convert(value, finding.unit, target)
+    except InvalidInput:  # refused at input since; compared as written
+        return value, f"{value:g} {finding.unit}"
+    return converted, f"{value:g} {finding.unit} ({converted:g} {target})"
+
+
 def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
     record = ctx.run(evidence.locator)
     if record is None:
@@ -518,10 +532,14 @@ def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check
     recorded = record.payload.get(evidence.metric)
     if recorded is None:
         return _broken(f"result {evidence.locator} has no {evidence.metric!r}")
-    value = finding.value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        same = recorded == value
+    value, written = finding.value, f"{finding.value!r}"
+    if isinstance(value, bool):  # 1 == True in Python; a run's 1 is not 'true'
+        same = isinstance(recorded, bool) and recorded is value
+    elif not isinstance(value, int | float):
+        same = isinstance(recorded, str) and recorded == value
     else:
+        # a run records its metric in the predicate's unit: 11 tokens/min is not a run's 11
+        value, written = _in_predicate_unit(finding, value, ctx)
         same = (
             isinstance(recorded, int | float)
             and not isinstance(recorded, bool)
@@ -529,7 +547,7 @@ def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check
         )
     if not same:
         return _broken(
-            f"result {evidence.locator} says {evidence.metric} = {recorded}, the finding {value}"
+            f"result {evidence.locator} says {evidence.metric} = {recorded!r}, the finding {written}"
         )
     intact = _ok(f"result {evidence.locator} records {evidence.metric} = {recorded}")
     if record.status != "done" or record.task_state not in (None, "done"):

@@ -157,6 +157,7 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
         model_name=memo(lambda name: str(reg.canonical("model", name))),
         subject_kind=memo(lambda predicate: reg.predicate(predicate).subject),
         tolerance=memo(tolerance),
+        unit=memo(lambda predicate: reg.predicate(predicate).unit),
         gpu_name=memo(lambda name: str(reg.canonical("gpu", name))),
         gpu_arch=memo(gpu_arch),
         arch_name=memo(lambda arch: str(reg.canonical("arch", arch))),

@@ -415,3 +415,17 @@ def test_checking_a_file_near_the_size_limit_keeps_memory_small(repo: Path) -> N
     )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) < 64 * 1024  # KiB: well under the 64 MB the file would take
+
+
+def test_a_run_is_compared_in_its_predicates_unit_and_a_bool_only_with_a_bool(repo: Path) -> None:
+    runs = {"res-1": record({"single_tps": 11.0, "ok": 1, "serves": True})}
+    run = Evidence(kind="run", locator="res-1", metric="single_tps")
+    per_min = finding(11.0, run, gpu="DGX Spark").model_copy(update={"unit": "tokens/min"})
+    wrong = check(run, per_min, ctx(repo, runs))  # 11 tokens/min is 0.18 tokens/s, not the run's 11
+    assert wrong.status == "broken" and "11 tokens/min (0.183333 tokens/s)" in wrong.message
+    right = per_min.model_copy(update={"value": 660.0})
+    assert check(run, right, ctx(repo, runs)).strength == Tier.local
+    one = Evidence(kind="run", locator="res-1", metric="ok")
+    assert check(one, finding(True, one, gpu="DGX Spark"), ctx(repo, runs)).status == "broken"
+    said = Evidence(kind="run", locator="res-1", metric="serves")
+    assert check(said, finding(True, said, gpu="DGX Spark"), ctx(repo, runs)).strength == Tier.local
