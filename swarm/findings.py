@@ -61,10 +61,14 @@ class Evidence(Model):
     )
     quote: Quote | None = None
     line: int | None = Field(None, ge=1, description="where the quote was, a hint")
-    snapshot: str | None = Field(None, description="repo path of a saved copy (issue, url)")
+    snapshot: str | None = Field(
+        None, description="repo path of a saved copy (issue, url); test: its JUnit XML report"
+    )
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     metric: str | None = Field(None, description="run: payload key holding the value")
-    outcome: Literal["passed", "failed", "error"] | None = Field(None, description="test outcome")
+    outcome: Literal["passed", "failed", "error"] | None = Field(
+        None, description="test: unused, read from the report"
+    )
     tier: Tier | None = Field(
         None,
         description="what the source is (a vendor doc: primary); the checker may lower it",
