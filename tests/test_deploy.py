@@ -428,6 +428,27 @@ def test_generated_compose_files_load_in_docker_compose_v2(tmp_path: Path) -> No
         assert done.returncode == 0, done.stderr
 
 
+def test_a_trtllm_compose_file_mounts_its_options_file_and_loads_in_compose_v2(
+    tmp_path: Path,
+) -> None:
+    folder = write(tmp_path / "t", name="t", model="nvidia/Qwen3-14B-FP4", platform="trt-llm",
+                   image="nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc13",
+                   llm_api_options={"kv_cache_config": {"enable_block_reuse": False}})  # fmt: skip
+    gen = swarm(str(folder), "--generate", "--json")
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    options = folder.resolve() / deploy.LLM_API_OPTIONS_FILE
+    assert "enable_block_reuse: false" in options.read_text()  # written with the compose file
+    text = (folder / "compose.yaml").read_text()
+    assert f"{folder.resolve()}:/swarm-config:ro" in text
+    assert "/swarm-config/extra-llm-api-options.yaml" in text
+    compose = _compose_v2()
+    if compose is None:
+        pytest.skip("no Docker Compose v2 binary (SWARM_COMPOSE; .ci/run extracts one)")
+    done = subprocess.run([compose, "-f", str(folder / "compose.yaml"), "config", "--quiet"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_process_runtime_has_no_compose_file_to_generate(tmp_path: Path) -> None:
     folder = vllm(tmp_path / "p", platform="transformers", runtime="process")
     cfg = deploy.load_config(folder).model_copy(update={"image": None})

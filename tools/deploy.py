@@ -508,7 +508,8 @@ COMPOSE_CHECKED_WITH = "Docker Compose v2.40.3"
 
 
 def write_compose(folder: Path, cfg: DeployConfig, p: Plan) -> Path:
-    """compose.yaml beside deploy.toml; raises InvalidInput for the process runtime (no image)."""
+    """compose.yaml beside deploy.toml (and the files it mounts); raises InvalidInput for the
+    process runtime (no image)."""
     import yaml  # PyYAML: only for writing the file a person reads
 
     if cfg.runtime != "docker":
@@ -520,6 +521,7 @@ def write_compose(folder: Path, cfg: DeployConfig, p: Plan) -> Path:
         f"{COMPOSE_CHECKED_WITH}): docker compose -f compose.yaml up -d --wait\n"
     )
     write_text(path, header + yaml.safe_dump(compose(cfg, p), sort_keys=False))
+    write_files(p)  # what the compose file mounts (TensorRT-LLM's options file)
     return path
 
 
