@@ -26,6 +26,26 @@ def test_a_write_replaces_the_file_whole_and_keeps_its_mode(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left
 
 
+def test_a_file_written_piece_by_piece_replaces_the_old_one_only_when_its_bytes_differ(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.jsonl"
+    atomic.write_text(path, "a\nb\n")
+    inode = path.stat().st_ino
+    same = atomic.PendingFile(path)
+    same.write("a\n")
+    same.write("b\n")
+    assert same.commit() is False and path.stat().st_ino == inode  # left alone, not rewritten
+    other = atomic.PendingFile(path)
+    other.write("a\n")
+    other.write("c\n")  # the same size: told apart by content
+    assert other.commit() is True and path.read_text() == "a\nc\n"
+    dropped = atomic.PendingFile(path)
+    dropped.write("half a li")
+    dropped.discard()
+    assert path.read_text() == "a\nc\n" and [p.name for p in tmp_path.iterdir()] == ["log.jsonl"]
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     atomic.write_text(path, "old\n")

@@ -214,6 +214,10 @@ def test_a_text_claim_is_supported_only_by_a_quote_containing_it_whatever_case_o
     assert other.status == "ok" and other.strength is None and "does not contain" in other.message
 
 
+def test_a_quote_holding_a_number_no_float_can_hold_is_read_without_it() -> None:
+    assert numbers_in("1e400 tokens, 0e400 ms, 5 GB") == [(5.0, 0.5)]
+
+
 def test_numbers_in_quotes_are_read_as_written() -> None:
     assert numbers_in("6,396 tok/s") == [(6396.0, 0.5)]
     assert [n for n, _ in numbers_in("Qwen3-14B on sm_120: 20.2")] == [20.2]

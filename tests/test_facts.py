@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarm import facts, queue
+from swarm import facts, findings, queue
 from swarm.citations import RunRecord
 from swarm.findings import (
     NewFinding,
@@ -282,6 +282,19 @@ def test_a_bad_row_in_the_store_is_reported_and_never_crashes_a_reader(lab: Path
     assert _ok(lab, "triage", "list")["conflicts"]
     outcome = facts.run(open_store(os.environ["SWARM_DB"]), lab, write=False)
     assert [b.id for b in outcome.bad_rows] == ["fd_badbadbadbad"]
+
+
+def test_a_pass_reads_the_store_a_page_at_a_time_and_misses_no_finding_and_no_bad_row(
+    lab: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ok(lab, "facts", "import-seed")
+    store = open_store(os.environ["SWARM_DB"])
+    _bad_row(store)
+    whole = facts.run(store, lab, write=False)
+    monkeypatch.setattr(findings, "PAGE", 7)  # hundreds of findings: many pages, a bad row inside
+    paged = facts.run(store, lab, write=False)
+    assert facts.facts_text(paged.facts) == facts.facts_text(whole.facts)
+    assert paged.checks == whole.checks and [b.id for b in paged.bad_rows] == ["fd_badbadbadbad"]
 
 
 def test_a_bad_line_in_the_committed_log_is_skipped_and_reported(lab: Path) -> None:
