@@ -190,6 +190,8 @@ from swarm import facts
 from swarm.findings import iter_findings
 from swarm.registry import Registries
 from swarm.store import SqliteStore
+import gc
+gc.disable()  # as facts.run does for its pass
 store, repo = SqliteStore(Path(sys.argv[1])), Path(sys.argv[2])
 _, runs = facts.all_runs(store, repo)
 checker = facts.Checker(facts.context(repo, runs, Registries.load(repo / "facts")))
