@@ -118,10 +118,14 @@ class PendingFile:
     beside path: `commit()` replaces path with it unless path already holds the same bytes,
     `discard()` drops it. Raises StoreUnavailable on OSError, leaving path as it was."""
 
+    BUFFER = 1 << 20  # pieces are gathered and written a MiB at a time: a log has 100k lines
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.digest = hashlib.sha256()
         self.size = 0
+        self.pending: list[str] = []
+        self.held = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(
@@ -134,7 +138,14 @@ class PendingFile:
             raise write_failure(self.path, exc) from exc
 
     def write(self, text: str) -> None:
-        data = text.encode("utf-8")
+        self.pending.append(text)
+        self.held += len(text)
+        if self.held >= self.BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = "".join(self.pending).encode("utf-8")
+        self.pending, self.held = [], 0
         self.digest.update(data)
         self.size += len(data)
         try:
@@ -154,6 +165,7 @@ class PendingFile:
 
     def commit(self) -> bool:
         """Replace path unless it holds these bytes already; whether it was replaced."""
+        self._flush()
         try:
             self.handle.flush()
             if self._same():

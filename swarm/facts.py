@@ -15,7 +15,7 @@ from pathlib import Path
 
 from swarm import SCHEMA_VERSION, atomic, replication
 from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
-from swarm.findings import BadRow, Finding, iter_findings, load_log, merge_log
+from swarm.findings import BadRow, EvidenceKind, Finding, iter_findings, load_log, merge_log
 from swarm.limits import STORED
 from swarm.models import Capabilities, Model
 from swarm.reconcile import (
@@ -171,10 +171,13 @@ class Checker:
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
         self.checks: dict[tuple[str, int], Check] = {}
+        self.cited: set[str] = set()  # the result ids run evidence cites
         self._seen: dict[tuple[object, ...], Check] = {}
 
     def add(self, finding: Finding) -> None:
         for i, ev in enumerate(finding.evidence):
+            if ev.kind == EvidenceKind.run:
+                self.cited.add(ev.locator)
             c = check(ev, finding, self.ctx)
             same = (c.status, c.message, c.score, c.strength, c.origin,
                     tuple(c.environment.items()), c.replicates)  # fmt: skip
@@ -283,13 +286,11 @@ def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Ou
     # One streamed pass: each finding is checked, handed to the reconciler (which keeps a lean
     # claim) and written to the log, then dropped; 100k pydantic findings are never held at once.
     checker, pass_ = Checker(ctx), Reconciler(reg)
-    cited: set[str] = set()
     log = atomic.PendingFile(folder / LOG) if write and store is not None else None
     try:
         for f in findings:  # in id order: the log's order
             checker.add(f)
             pass_.add(f, checker.checks)
-            cited.update(ev.locator for ev in f.evidence if ev.kind == "run")
             if log is not None:
                 log.write(f.model_dump_json() + "\n")
         checks = checker.checks
@@ -306,7 +307,7 @@ def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Ou
         store_checks(store, checks)
         if log.commit():
             changed.append(LOG)
-        written = [(RUNS, runs_text(cited_runs(cited, runs, kept)))]
+        written = [(RUNS, runs_text(cited_runs(checker.cited, runs, kept)))]
         if lab or (folder / STACKS).exists():
             written.append((STACKS, replication.stacks_text(lab)))
         for name, text in written:
