@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,13 +113,22 @@ def _hardware(caps: str) -> tuple[str | None, tuple[RunGpu, ...]]:
     return registered.host, tuple(RunGpu(name=g.name, arch=g.arch) for g in registered.gpus)
 
 
-def read_runs(path: Path) -> dict[str, RunRecord]:
-    """facts/runs.jsonl: the results run evidence cited, as git keeps them (bad lines skipped)."""
+def read_runs(path: Path, known: Mapping[str, RunRecord] | None = None) -> dict[str, RunRecord]:
+    """facts/runs.jsonl: the results run evidence cited, as git keeps them (bad lines skipped).
+
+    A line that is exactly a known record's (the store's, as runs_text wrote it) is that record:
+    not parsed again, and not held twice (30k runs are most of a pass's memory otherwise).
+    """
     if not path.exists():
         return {}
     out = {}
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
+            if known and line.startswith('{"id":"'):
+                same = known.get(line[7 : line.find('"', 7)])
+                if same is not None and same.model_dump_json() + "\n" == line:
+                    out[same.id] = same
+                    continue
             try:
                 record = RunRecord.model_validate_json(line)
             except ValueError:
@@ -194,8 +203,9 @@ def check_all(findings: Iterable[Finding], ctx: CheckContext) -> dict[tuple[str,
 
 def all_runs(store: Store | None, repo: Path) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
     """(the runs git keeps, those merged with the store's): a fresh clone checks against both."""
-    kept = read_runs(repo / "facts" / RUNS)
-    return kept, {**kept, **(store_runs(store) if store is not None else {})}
+    fresh = store_runs(store) if store is not None else {}
+    kept = read_runs(repo / "facts" / RUNS, fresh)
+    return kept, {**kept, **fresh}
 
 
 def store_checks(store: Store, checks: Checks) -> None:

@@ -236,6 +236,19 @@ def test_runs_jsonl_keeps_every_run_it_held_when_a_fresh_store_lacks_them(lab: P
     assert facts.read_runs(lab / "facts" / facts.RUNS) == {"res-old": kept}
 
 
+def test_a_runs_line_the_store_holds_unchanged_is_read_as_the_stores_record(
+    tmp_path: Path,
+) -> None:
+    stored = RunRecord(id="res-1", status="done", payload={"tps": 11.0})
+    changed = RunRecord(id="res-2", status="done", payload={"tps": 12.0})
+    path = tmp_path / facts.RUNS
+    path.write_text(facts.runs_text({"res-1": stored, "res-2": changed}))
+    known = {"res-1": stored, "res-2": changed.model_copy(update={"status": "failed"})}
+    kept = facts.read_runs(path, known)
+    assert kept == facts.read_runs(path) and kept["res-1"] is stored  # one object, not two
+    assert kept["res-2"].status == "done"  # where the store's record differs, the file's own
+
+
 def test_a_fresh_store_starts_from_the_committed_log_and_never_drops_it(lab: Path) -> None:
     shutil.copy(REPO / "facts" / facts.LOG, lab / "facts" / facts.LOG)
     committed = (lab / "facts" / facts.LOG).read_text()
