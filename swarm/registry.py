@@ -223,6 +223,8 @@ class Registries(Model):
             )
         for k, v in scope.items():
             kind = self.scope.key[names[k]].normalise
+            if isinstance(v, str) and not v.strip():
+                raise InvalidInput(f"scope {k} is empty: leave the key out when it is not known")
             number = _as_int(v)
             if kind == "int" and (not isinstance(number, int) or isinstance(number, bool)):
                 raise InvalidInput(f"scope {k} must be an integer (got {v!r})")

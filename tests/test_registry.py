@@ -42,6 +42,8 @@ def test_an_unknown_scope_key_is_refused_naming_the_known_keys() -> None:
         REG.check_scope({"tp": "two"})
     with pytest.raises(InvalidInput, match="tp must be an integer"):
         REG.check_scope({"tp": True})  # a bool is no GPU count, though Python counts it an int
+    with pytest.raises(InvalidInput, match="scope gpu is empty"):
+        REG.check_scope({"gpu": "  "})
     for nonsense in (0, -2, "0"):
         with pytest.raises(InvalidInput, match="tensor_parallel must be at least 1"):
             REG.check_scope({"tensor_parallel": nonsense})
