@@ -265,23 +265,20 @@ def load_findings(store: Store) -> tuple[list[Finding], list[BadRow]]:
 PAGE = 5000  # findings one read fetches: a pass streams the store in pages, never all at once
 
 
-def iter_findings(store: Store, bad: list[BadRow], kind: str | None = None) -> Iterator[Finding]:
-    """Every finding in id order (of one kind, when given), read a page at a time so a pass
-    never holds every row; rows that do not parse are appended to bad (never raised).
+def iter_findings(store: Store, bad: list[BadRow]) -> Iterator[Finding]:
+    """Every finding in id order, read a page at a time so a pass never holds every row; rows
+    that do not parse are appended to bad (never raised).
 
     Each page is its own short read (keyset on the id): a finding added meanwhile is in this
     pass when its id sorts after the page read last, else in the next pass.
     """
-    where = "" if kind is None else " AND kind = ?"
-    extra: tuple[str, ...] = () if kind is None else (kind,)
-    sql = f"SELECT id, body FROM findings WHERE id > ?{where} ORDER BY id LIMIT ?"
 
-    def page(after: str) -> Callable[[Conn], list[Any]]:
-        return lambda conn: conn.execute(sql, (after, *extra, PAGE)).fetchall()
+    def page(op: str, after: str) -> Callable[[Conn], list[Any]]:
+        sql = f"SELECT id, body FROM findings WHERE id {op} ? ORDER BY id LIMIT ?"
+        return lambda conn: conn.execute(sql, (after, PAGE)).fetchall()
 
-    last = ""
+    rows = store.read(page(">=", ""))  # '>=': a row whose id is '' (written by hand) too
     while True:
-        rows = store.read(page(last))
         for fid, body in rows:
             try:
                 yield Finding.model_validate_json(body, context=STORED)
@@ -289,7 +286,7 @@ def iter_findings(store: Store, bad: list[BadRow], kind: str | None = None) -> I
                 bad.append(BadRow(id=str(fid), error=validation_message(exc)))
         if len(rows) < PAGE:
             return
-        last = str(rows[-1][0])
+        rows = store.read(page(">", str(rows[-1][0])))
 
 
 def all_findings(store: Store) -> list[Finding]:
