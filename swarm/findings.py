@@ -173,6 +173,13 @@ def check_new(items: Iterable[NewFinding]) -> None:
         if new.kind != "claim":
             continue
         reg.check_scope(new.scope)
+        like = reg.predicate_like(new.predicate)
+        if like is not None:
+            raise InvalidInput(
+                f"predicate {new.predicate!r} is not in facts/predicates.toml; did you mean "
+                f"{like!r}? (a new predicate must not be a near miss of a registered one: "
+                "register it there first)"
+            )
         predicate = reg.predicate(new.predicate)
         if new.predicate in reg.predicates:  # a predicate outside the registry is taken as written
             _check_type(new, predicate.type, predicate.unit)

@@ -153,6 +153,28 @@ class Registries(Model):
     def predicate(self, name: str) -> Predicate:
         return self.predicates.get(name, UNKNOWN_PREDICATE)
 
+    def predicate_like(self, name: str) -> str | None:
+        """The registered predicate an unregistered name is most likely a misspelling of: equal
+        without separators, or one edit away (two for names of eight letters or more; none
+        under four). Agents may coin predicates, but a near miss would fork a fact's key and
+        hide its contradictions."""
+        from rapidfuzz.distance import Levenshtein
+
+        if name in self.predicates:
+            return None
+        bare = name.replace("_", "")
+        for known in sorted(self.predicates):
+            if known.replace("_", "") == bare:
+                return known
+        close = []
+        for known in sorted(self.predicates):
+            shortest = min(len(name), len(known))
+            allowed = 0 if shortest < 4 else 1 if shortest < 8 else 2
+            edits = Levenshtein.distance(name, known, score_cutoff=allowed)
+            if edits <= allowed:
+                close.append((edits, known))
+        return min(close)[1] if close else None
+
     def canonical(self, field: str, value: Scalar) -> Scalar:
         """The canonical spelling of a scope value (or a subject of that kind)."""
         kind = self.scope.key[field].normalise if field in self.scope.key else field

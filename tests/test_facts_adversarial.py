@@ -189,6 +189,24 @@ def test_a_value_of_another_type_than_its_predicate_is_refused_at_input(
                      "--value", value, "--statement", "s").returncode == 0  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("spelt", "meant"),
+    [
+        ("decode_tps_singlestream", "decode_tps_single_stream"),
+        ("decode_tps_single_steam", "decode_tps_single_stream"),
+        ("serve", "serves"),
+        ("memorygb", "memory_gb"),
+    ],
+)
+def test_a_near_miss_of_a_registered_predicate_is_refused_naming_it(
+    lab: Path, spelt: str, meant: str
+) -> None:
+    """A misspelt predicate would be a fact of its own, verified alone beside the real one."""
+    proc = run_swarm(lab, "finding", "add", "--subject", "Qwen3-14B", "--predicate", spelt,
+                     "--value", "12", "--statement", "s", "--json")  # fmt: skip
+    assert proc.returncode == 7 and f"did you mean {meant!r}" in proc.stdout, proc.stdout
+
+
 def test_a_stored_value_of_another_type_is_a_question_for_a_person_not_a_crash(
     lab: Path, db: str
 ) -> None:
