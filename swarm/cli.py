@@ -498,7 +498,9 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+def _pairs(items: Sequence[str], flag: str, typed: bool = True) -> dict[str, Any]:
+    """KEY=VALUE pairs; typed: values read as numbers and booleans where they look like them
+    (not for a scope, whose normalisers read text: CUDA '12.10' is not the number 12.1)."""
     from swarm.errors import InvalidInput
 
     out = {}
@@ -506,7 +508,7 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidInput(f"{flag} wants KEY=VALUE, got {item!r}")
-        out[key.strip()] = _scalar(value)
+        out[key.strip()] = _scalar(value) if typed else value.strip()
     return out
 
 
@@ -534,7 +536,7 @@ def _finding_items(a: argparse.Namespace) -> list[Any]:
                 "predicate": a.predicate,
                 "value": _scalar(a.value),
                 "unit": a.unit,
-                "scope": _pairs(a.scope, "--scope"),
+                "scope": _pairs(a.scope, "--scope", typed=False),
                 "statement": a.statement or f"{a.subject} {a.predicate} = {a.value}",
                 "evidence": evidence,
                 "attributes": _pairs(a.attr, "--attr"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -180,6 +181,8 @@ class Registries(Model):
         kind = self.scope.key[field].normalise if field in self.scope.key else field
         if kind == "int":
             return _as_int(value)
+        if kind == "text" and not isinstance(value, str):  # JSON's 13.0 and the CLI's "13.0"
+            return json.dumps(value)
         if not isinstance(value, str):
             return value
         if kind == "platform":

@@ -4,6 +4,7 @@ be flagged for a person), as the checker derives it from real runs, files, commi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -205,6 +206,16 @@ def test_a_near_miss_of_a_registered_predicate_is_refused_naming_it(
     proc = run_swarm(lab, "finding", "add", "--subject", "Qwen3-14B", "--predicate", spelt,
                      "--value", "12", "--statement", "s", "--json")  # fmt: skip
     assert proc.returncode == 7 and f"did you mean {meant!r}" in proc.stdout, proc.stdout
+
+
+def test_a_scope_given_on_the_command_line_keeps_its_text(lab: Path) -> None:
+    """CUDA 12.10 is not the number 12.1: scope values reach their normalisers as written."""
+    proc = run_swarm(lab, "finding", "add", "--subject", "Qwen3-14B", "--predicate",
+                     "decode_tps_single_stream", "--value", "12", "--unit", "tokens/s",
+                     "--scope", "cuda=12.10", "--scope", "tp=2", "--statement", "s", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    (finding,) = json.loads(proc.stdout)["findings"]
+    assert finding["scope"] == {"cuda": "12.10", "tp": "2"} and finding["value"] == 12
 
 
 def test_a_stored_value_of_another_type_is_a_question_for_a_person_not_a_crash(

@@ -201,6 +201,13 @@ def test_spellings_of_every_scope_key_are_one_key_so_contradictions_show() -> No
     assert out.conflicts[0].reason == "numeric disagreement"
 
 
+def test_a_text_scope_value_written_as_a_number_is_the_same_key_as_its_text() -> None:
+    as_number = claim(100.0, scope={**SCOPE, "cuda": 13.0, "engine_version": 20})
+    as_text = claim(300.0, scope={**SCOPE, "cuda": "13.0", "engine_version": "20"})
+    out = run([as_number, as_text])
+    assert out.conflicts[0].reason == "numeric disagreement", out.conflicts
+
+
 def test_units_are_converted_before_values_are_compared() -> None:
     per_min = claim(1800.0, DOC)
     per_min = per_min.model_copy(update={"unit": "tokens/min"})
