@@ -6,8 +6,11 @@ the snapshot's sha256 matches, the quote is still there, the run and the commit 
 does it prove about *this* claim (`strength`: a tier, or None when it is only context)? The
 strength is derived here, never taken from the finding: a run is local evidence only if its task
 finished done, its named metric equals the value within the predicate's tolerance and the agent
-that reported it is registered on hardware matching the claim's gpu/arch; a test only if it
-passed; a file, document, commit, issue or URL supports a value only with a quote containing it.
+that reported it is registered on hardware matching the claim's gpu/arch, the metric is one
+facts/predicates.toml says measures the predicate and the task ran the claim's model; a test
+only if its report is committed and says it passed, and then only `true`, or a number or text
+its case's output holds; a file, document, commit, issue or URL supports a value only with a
+quote containing it. No number inside a name of the claim (RTX 4090, Llama 3 70B) is a value.
 A declared tier can only lower what a citation proves (a vendor manual cited as `doc` may say
 primary), never raise it above the kind's ceiling.
 
@@ -130,6 +133,7 @@ class _File:
     digest: str | None = None
     text: str | None = None  # kept for files up to FUZZY_MAX_BYTES, within the pass's budget
     loose: str | None = None
+    tracked: bool | None = None  # committed to the lab's git repo (asked once, for test reports)
 
 
 CACHE_BYTES = 32 << 20  # the texts one pass keeps, so memory stays bounded however many files
@@ -148,6 +152,10 @@ class CheckContext:
     arch_name: Callable[[str], str] = lambda arch: arch
     model_name: Callable[[str], str] = lambda name: name.lower()
     subject_kind: Callable[[str], str] = lambda _predicate: "model"
+    # the run result keys that measure a predicate (facts/predicates.toml `metrics`)
+    metrics: Callable[[str], tuple[str, ...]] = lambda _predicate: ()
+    # GPU and model names the registries know: a number inside one is not a claim's value
+    names: tuple[str, ...] = ()
     files: dict[str, _File] = field(default_factory=dict)
     kept: list[int] = field(default_factory=lambda: [0])  # bytes of text files holds now
 
@@ -225,14 +233,39 @@ NUMBER_RE = re.compile(
 SEPARATORS = str.maketrans({",": None, "\u202f": None, "\u00a0": None, "\u2212": "-"})
 
 
-def numbers_in(text: str) -> list[tuple[float, float]]:
+NAME_WORD = re.compile(r"[^\W_]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_re(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern for the names that hold a standalone number ('RTX 4090', 'Llama 3 70B'),
+    their words joined by any spaces, '-' or '_' and in any case; None when none does."""
+    parts = set()
+    for name in names:
+        words = NAME_WORD.findall(normalise(name))
+        if len(words) > 1 and any(w.isdigit() for w in words):
+            parts.add(r"[\s_\-]*".join(map(re.escape, words)))
+    if not parts:
+        return None
+    alternatives = "|".join(sorted(parts, key=len, reverse=True))  # longest name first
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+
+
+def without_names(text: str, names: tuple[str, ...]) -> str:
+    """The text with every one of the names blanked out, so their digits are not values."""
+    pattern = _names_re(names)
+    return text if pattern is None else pattern.sub(" ", normalise(text))
+
+
+def numbers_in(text: str, names: tuple[str, ...] = ()) -> list[tuple[float, float]]:
     """Every number written in the text, with the half-step of its last written digit.
 
     '6,396' -> (6396, 0.5); '20.2' -> (20.2, 0.05); '1.8k' -> (1800, 50); a Unicode minus counts as '-'.
-    Digits inside words ('Qwen3-14B', 'sm_120') are not numbers.
+    Digits inside words ('Qwen3-14B', 'sm_120') are not numbers, and neither are those of the
+    names given ('RTX 4090' names a GPU: its 4090 is no throughput).
     """
     out = []
-    for m in NUMBER_RE.finditer(normalise(text)):
+    for m in NUMBER_RE.finditer(without_names(normalise(text), names)):
         raw = m.group(0)
         scale = 1000.0 if m.group("k") else 1.0
         digits = raw.rstrip("kK ").translate(SEPARATORS)
@@ -288,16 +321,32 @@ def _folded(text: str) -> str:
     return normalise(text).casefold()
 
 
-def quote_holds(value: Scalar, quote: Quote) -> bool:
-    """Does the quote contain the value? Numbers as written (rounded, separators, 'k'); a
-    true/false value as the quote's wording says it (`says`); text case- and
-    whitespace-insensitively."""
+def quote_holds(value: Scalar, quote: Quote, names: tuple[str, ...] = ()) -> bool:
+    """Does the quote contain the value? Numbers as written (rounded, separators, 'k'), never
+    a number inside one of the names (the claim's subject, GPU, model); a true/false value as
+    the quote's wording says it (`says`); text case- and whitespace-insensitively."""
+    return text_holds(value, quote.exact, names)
+
+
+def text_holds(value: Scalar, text: str, names: tuple[str, ...] = ()) -> bool:
+    """quote_holds for any text (a quote, a test case's output)."""
     if isinstance(value, bool):
-        return says(quote.exact) is value
+        return says(text) is value
     if isinstance(value, str):
-        return bool(_folded(value)) and _folded(value) in _folded(quote.exact)
-    text = quote.exact
-    return any(abs(n - value) <= half + 1e-9 * max(1.0, abs(value)) for n, half in numbers_in(text))
+        return bool(_folded(value)) and _folded(value) in _folded(text)
+    return any(
+        abs(n - value) <= half + 1e-9 * max(1.0, abs(value)) for n, half in numbers_in(text, names)
+    )
+
+
+def claim_names(finding: Finding, ctx: CheckContext) -> tuple[str, ...]:
+    """The names a claim is about (its subject, its scope's GPU, model, arch...) and those the
+    registries know: the numbers inside them are never the claim's value."""
+    own = [finding.subject, *(v for v in finding.scope.values() if isinstance(v, str))]
+    gpu = finding.scope.get("gpu")
+    if isinstance(gpu, str):
+        own.append(ctx.gpu_name(gpu))
+    return (*ctx.names, *own)
 
 
 # ---------------------------------------------------------------- streamed text
@@ -446,7 +495,9 @@ def _check_text(ctx: CheckContext, rel: str, sha256: str | None, quote: Quote | 
     )
 
 
-def _document_strength(evidence: Evidence, finding: Finding, intact: Check) -> Check:
+def _document_strength(
+    evidence: Evidence, finding: Finding, intact: Check, ctx: CheckContext
+) -> Check:
     """A document, file, commit, issue or URL supports a value only through a quote holding it."""
     if intact.status != "ok":
         return intact
@@ -454,8 +505,11 @@ def _document_strength(evidence: Evidence, finding: Finding, intact: Check) -> C
         return _context(intact, "no quote: context, not support")
     if "quote not searched" in intact.message:
         return _context(intact, "an unsearched quote supports nothing")
-    if not quote_holds(finding.value, evidence.quote):
-        return _context(intact, f"the quote does not contain the value {finding.value!r}")
+    if not quote_holds(finding.value, evidence.quote, claim_names(finding, ctx)):
+        why = f"the quote does not contain the value {finding.value!r}"
+        if quote_holds(finding.value, evidence.quote):
+            why += " (only inside a GPU, model or other name, which is no value)"
+        return _context(intact, why)
     return _supports(intact, capped(evidence), source(evidence))
 
 
@@ -497,16 +551,18 @@ def _hardware_mismatch(record: RunRecord, finding: Finding, ctx: CheckContext) -
 
 
 def _other_model(record: RunRecord, finding: Finding, ctx: CheckContext) -> str | None:
-    """The run measured another model than the one the claim is about."""
-    ran = record.measured.get("model")
-    if ran is None:
-        return None
+    """The run measured another model than the one the claim is about, or names none."""
     about = (
         finding.subject
         if ctx.subject_kind(finding.predicate) == "model"
         else finding.scope.get("model")
     )
-    if not isinstance(about, str) or ctx.model_name(ran) == ctx.model_name(about):
+    if not isinstance(about, str):
+        return None  # the claim is about no model
+    ran = record.measured.get("model")
+    if ran is None:
+        return f"its task's spec names no model, so it measured nothing about {about}"
+    if ctx.model_name(ran) == ctx.model_name(about):
         return None
     return f"the result measured {ran}, not {about}"
 
@@ -532,6 +588,17 @@ def _check_run(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check
     recorded = record.payload.get(evidence.metric)
     if recorded is None:
         return _broken(f"result {evidence.locator} has no {evidence.metric!r}")
+    measures = ctx.metrics(finding.predicate)
+    if evidence.metric not in measures:
+        which = (
+            f"the metrics that do are {', '.join(measures)}"
+            if measures
+            else "no run metric measures it"
+        )
+        return _ok(
+            f"result {evidence.locator} exists, but {evidence.metric!r} does not measure "
+            f"{finding.predicate} ({which}, facts/predicates.toml): supports nothing"
+        )
     value, written = finding.value, f"{finding.value!r}"
     if isinstance(value, bool):  # 1 == True in Python; a run's 1 is not 'true'
         same = isinstance(recorded, bool) and recorded is value
@@ -609,7 +676,7 @@ def _check_commit(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Ch
         if not how:
             return _broken(f"commit {sha[:12]}: quote not found in its message or patch")
         intact = _ok(f"commit {sha[:12]} exists and holds the quote")
-    return _document_strength(evidence, finding, intact)
+    return _document_strength(evidence, finding, intact, ctx)
 
 
 def _check_snapshotted(evidence: Evidence, finding: Finding, ctx: CheckContext, what: str) -> Check:
@@ -618,7 +685,7 @@ def _check_snapshotted(evidence: Evidence, finding: Finding, ctx: CheckContext, 
             status="unverifiable-offline", message=f"{what}: no local snapshot to check offline"
         )
     intact = _check_text(ctx, evidence.snapshot, evidence.sha256, evidence.quote)
-    return _document_strength(evidence, finding, intact)
+    return _document_strength(evidence, finding, intact, ctx)
 
 
 def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
@@ -634,25 +701,53 @@ def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Chec
     intact = _check_text(ctx, evidence.snapshot, evidence.sha256, evidence.quote)
     if intact.status != "ok":
         return intact
-    report = _file(ctx, evidence.snapshot).path
+    known = _file(ctx, evidence.snapshot)
+    report = known.path
     assert isinstance(report, Path)  # _check_text answered ok: the file exists in the repo
+    if not _tracked(ctx, evidence.snapshot, known):
+        return _broken(
+            f"test {test}: {evidence.snapshot} is not tracked in the lab's git repo: a report "
+            "nobody committed proves nothing (commit it with the change it tests)"
+        )
     try:
-        outcome = junit.case_outcome(report, test)
+        case = junit.read_case(report, test)
     except junit.NotAReport as exc:
         return Check(
             status="unverifiable-offline",
             message=f"test {test}: {evidence.snapshot} is not a JUnit XML report ({exc}), "
             f"so its outcome cannot be derived{declared}",
         )
-    if outcome is None:
+    if case is None:
         classname, name = junit.case_name(test)
         return _broken(
             f"test {test}: {evidence.snapshot} holds no test case {name!r} of {classname!r}"
         )
-    found = _ok(f"test {test}: {evidence.snapshot} reports it {outcome}{declared}")
-    if outcome != "passed":
+    found = _ok(f"test {test}: {evidence.snapshot} reports it {case.outcome}{declared}")
+    if case.outcome != "passed":  # a failure proves little: a bug in the test, a flaky host
         return _context(found, "only a passing test supports a claim")
-    return _supports(found, capped(evidence), finding.agent)
+    value = finding.value
+    if isinstance(value, bool):
+        if not value:
+            return _context(found, "a pass proves what the test asserts holds (true), not false")
+    elif not text_holds(value, case.text, claim_names(finding, ctx)):
+        return _context(
+            found,
+            f"the case records no {value!r} in its output or properties: a pass alone proves "
+            "a true/false claim only",
+        )
+    # one report is one origin, however many agents cite it
+    return _supports(found, capped(evidence), source(evidence))
+
+
+def _tracked(ctx: CheckContext, rel: str, known: _File) -> bool:
+    """Is the file committed to (tracked by) the lab's git repo? Asked once a pass."""
+    if known.tracked is None:
+        asked = subprocess.run(
+            ["git", "-C", str(ctx.repo), "ls-files", "--error-unmatch", "--", rel],
+            capture_output=True,
+        )
+        known.tracked = asked.returncode == 0
+    return known.tracked
 
 
 def check(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
@@ -660,7 +755,7 @@ def check(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Check:
     kind = evidence.kind
     if kind in (EvidenceKind.file, EvidenceKind.doc):
         intact = _check_text(ctx, evidence.locator, evidence.sha256, evidence.quote)
-        return _document_strength(evidence, finding, intact)
+        return _document_strength(evidence, finding, intact, ctx)
     if kind == EvidenceKind.run:
         return _check_run(evidence, finding, ctx)
     if kind == EvidenceKind.commit:

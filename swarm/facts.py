@@ -170,6 +170,13 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
         gpu_name=memo(lambda name: str(reg.canonical("gpu", name))),
         gpu_arch=memo(gpu_arch),
         arch_name=memo(lambda arch: str(reg.canonical("arch", arch))),
+        metrics=memo(lambda predicate: reg.predicate(predicate).metrics),
+        names=(
+            *reg.hardware.gpu,
+            *reg.aliases.gpu,
+            *reg.aliases.model,
+            *reg.aliases.model.values(),
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
@@ -15,14 +16,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic_core
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from swarm import SCHEMA_VERSION, atomic
 from swarm.errors import Forbidden, InvalidInput
-from swarm.limits import STORED
+from swarm.limits import STORED, is_stored
 from swarm.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
 from swarm.models import InputModel, Model, iso, validation_message
 from swarm.store import Conn, Store
+
+DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
+
+
+def fold_name(text: str) -> str:
+    """A name as one key spells it: NFKC (fullwidth letters, no-break spaces), every Unicode
+    dash and the minus sign as '-', runs of whitespace as one space, trimmed."""
+    if text.isascii() and text.isprintable() and "  " not in text and text == text.strip():
+        return text
+    return " ".join(unicodedata.normalize("NFKC", text).translate(DASHES).split())
 
 
 class EvidenceKind(StrEnum):
@@ -105,6 +116,15 @@ class NewFinding(InputModel):
     kind: Literal["claim", "decision"] = "claim"
     decision: Decision | None = None
 
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, subject: str, info: ValidationInfo) -> str:
+        """One spelling per name: NFKC, Unicode dashes as '-', odd spaces as ' '; a control
+        character is refused at input (a stored one is kept, to be shown and judged)."""
+        if not is_stored(info) and any(unicodedata.category(c) == "Cc" for c in subject):
+            raise ValueError("must not contain control characters")
+        return fold_name(subject)
+
     @field_validator("scope")
     @classmethod
     def _scope_keys(cls, scope: dict[str, Scalar]) -> dict[str, Scalar]:
@@ -185,6 +205,12 @@ def check_new(items: Iterable[NewFinding]) -> None:
             _check_type(new, predicate.type, predicate.unit)
         if isinstance(new.value, int | float) and not isinstance(new.value, bool):
             units.check(new.unit, predicate.unit, new.predicate)
+            value = new.value
+            if new.unit and predicate.unit and new.unit != predicate.unit:
+                value = units.convert(value, new.unit, predicate.unit)
+            wrong = predicate.out_of_range(float(value))
+            if wrong is not None:
+                raise InvalidInput(f"{new.predicate} {wrong}")
 
 
 # What a value of each predicate type must be, as an error names it.

@@ -17,10 +17,11 @@ import re
 import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 CaseOutcome = Literal["passed", "failed", "error", "skipped"]
 CHUNK = 1 << 20
+MAX_CASE_TEXT = 1 << 20  # characters of one case's output and properties kept
 # A case's worst child decides; a case reported twice (a teardown error after a pass) too.
 WORST: dict[CaseOutcome, int] = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 CHILD: dict[str, CaseOutcome] = {"failure": "failed", "error": "error", "skipped": "skipped"}
@@ -52,6 +53,15 @@ class _Reading:
     cases: int = 0
     open_case: CaseOutcome | None = None  # the matching case being read, if inside one
     found: list[CaseOutcome] = field(default_factory=list)
+    # what the matching case recorded: its system-out/err text and property values, which is
+    # all a report can say about a number or a text (bounded: a claim needs a few lines of it)
+    text: list[str] = field(default_factory=list)
+    kept: int = 0
+
+    def keep(self, data: str) -> None:
+        if self.open_case is not None and self.kept < MAX_CASE_TEXT:
+            self.text.append(data[: MAX_CASE_TEXT - self.kept])
+            self.kept += len(self.text[-1])
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         if tag in ("testsuite", "testsuites"):
@@ -64,6 +74,10 @@ class _Reading:
             child = CHILD[tag]
             if WORST[child] > WORST[self.open_case]:
                 self.open_case = child
+        elif self.open_case is not None and tag == "property":
+            self.keep(f"\n{attrs.get('name', '')}: {attrs.get('value', '')}\n")
+        elif tag in ("system-out", "system-err"):
+            self.keep("\n")
 
     def end(self, tag: str) -> None:
         if tag == "testcase" and self.open_case is not None:
@@ -75,8 +89,23 @@ def _refuse(*_args: object) -> int:
     raise NotAReport("it declares a DTD or an entity, which a test report never needs: refused")
 
 
+class Case(NamedTuple):
+    outcome: CaseOutcome
+    text: str  # its system-out/system-err and "name: value" of its properties
+
+
 def case_outcome(path: Path, test_id: str) -> CaseOutcome | None:
     """The outcome the report at path gives the test, or None when it holds no such case.
+
+    Raises NotAReport when the file is not a JUnit report (says why).
+    """
+    found = read_case(path, test_id)
+    return None if found is None else found.outcome
+
+
+def read_case(path: Path, test_id: str) -> Case | None:
+    """The outcome the report at path gives the test and what the case recorded, or None when
+    it holds no such case.
 
     Raises NotAReport when the file is not a JUnit report (says why).
     """
@@ -84,6 +113,7 @@ def case_outcome(path: Path, test_id: str) -> CaseOutcome | None:
     parser = xml.parsers.expat.ParserCreate()
     parser.StartElementHandler = reading.start
     parser.EndElementHandler = reading.end
+    parser.CharacterDataHandler = reading.keep
     parser.StartDoctypeDeclHandler = _refuse
     parser.EntityDeclHandler = _refuse
     parser.ExternalEntityRefHandler = _refuse  # never reached: no DTD, no external entity
@@ -98,4 +128,4 @@ def case_outcome(path: Path, test_id: str) -> CaseOutcome | None:
         raise NotAReport("no <testsuite> element: not a JUnit report")
     if not reading.found:
         return None
-    return max(reading.found, key=WORST.__getitem__)
+    return Case(max(reading.found, key=WORST.__getitem__), "".join(reading.text))

@@ -226,12 +226,12 @@ def _in_unit(
         return value, (f"{value!r} is not {VALUE_TYPES[predicate.type]}",)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value, ()
-    if not finding.unit or not predicate.unit:
-        return value, ()
-    found = units.factor(finding.unit, predicate.unit)
+    found = units.factor(finding.unit, predicate.unit) if finding.unit and predicate.unit else 1.0
     if isinstance(found, str):  # refused at input since; a finding recorded before stays visible
         return value, (f"unit {found}",)
-    return (value if found == 1.0 else float(f"{value * found:.12g}")), ()
+    value = value if found == 1.0 else float(f"{value * found:.12g}")
+    wrong = predicate.out_of_range(value)  # refused at input since: a question, not a crash
+    return value, ((f"{finding.predicate} {wrong}",) if wrong else ())
 
 
 class FindingView:

@@ -25,6 +25,27 @@ class Predicate(Model):
     verify_tiers: tuple[Tier, ...] = (Tier.local, Tier.primary)
     rules: tuple[str, ...] = ()
     description: str = ""
+    metrics: tuple[str, ...] = Field(
+        (),
+        description="the run result keys that measure it; a run cited with another supports nothing",
+    )
+    minimum: float | None = Field(None, description="the least value that means anything")
+    minimum_exclusive: bool = Field(False, description="the minimum itself is out of range")
+    maximum: float | None = None
+
+    def out_of_range(self, value: float) -> str | None:
+        """Why a value (in the predicate's unit) means nothing for this predicate, or None."""
+        low, high = self.minimum, self.maximum
+        below = low is not None and (value <= low if self.minimum_exclusive else value < low)
+        if not below and (high is None or value <= high):
+            return None
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'above' if self.minimum_exclusive else 'at least'} {low:g}")
+        if high is not None:
+            bounds.append(f"at most {high:g}")
+        unit = f" {self.unit}" if self.unit else ""
+        return f"must be {' and '.join(bounds)}{unit} (facts/predicates.toml), got {value:g}"
 
 
 class Gpu(Model):
@@ -156,7 +177,7 @@ class Registries(Model):
 
     def predicate_like(self, name: str) -> str | None:
         """The registered predicate an unregistered name is most likely a misspelling of: equal
-        without separators, or one edit away (two for names of eight letters or more; none
+        without separators, the same words in another order, or one edit away (two for names of eight letters or more; none
         under four). Agents may coin predicates, but a near miss would fork a fact's key and
         hide its contradictions."""
         from rapidfuzz.distance import Levenshtein
@@ -164,8 +185,11 @@ class Registries(Model):
         if name in self.predicates:
             return None
         bare = name.replace("_", "")
+        words = sorted(w for w in name.split("_") if w)
         for known in sorted(self.predicates):
             if known.replace("_", "") == bare:
+                return known
+            if sorted(w for w in known.split("_") if w) == words:  # the same words reordered
                 return known
         close = []
         for known in sorted(self.predicates):

@@ -3,6 +3,7 @@ what the checker derives each proves about the claim that cites it."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -59,7 +60,8 @@ SPARK = RunGpu(name="NVIDIA GB10", arch="sm_121")
 def record(payload: dict[str, Any], status: str = "done", *gpus: RunGpu, **more: Any) -> RunRecord:
     fields: dict[str, Any] = {"id": "res-1", "task_id": "bench-1", "status": status,
                               "task_state": status, "agent": "spark-1", "registered": True,
-                              "host": "spark", "gpus": gpus or (SPARK,), "payload": payload}  # fmt: skip
+                              "host": "spark", "gpus": gpus or (SPARK,), "payload": payload,
+                              "measured": {"model": "Qwen3-14B-NVFP4"}}  # fmt: skip
     return RunRecord(**{**fields, **more})
 
 
@@ -287,6 +289,8 @@ def junit_repo(repo: Path) -> Path:
          "--junitxml=evidence/results/probe.xml"],
         cwd=repo, capture_output=True, check=False,
     )  # fmt: skip
+    git("add", "evidence", cwd=repo)  # a report counts only once committed to the lab's repo
+    git("commit", "-qm", "probe report", cwd=repo)
     return repo
 
 
@@ -333,6 +337,7 @@ def test_an_old_declared_outcome_test_citation_is_reported_unverifiable_not_cras
     repo: Path,
 ) -> None:
     (repo / "log.txt").write_text("tests/test_probe.py::test_probe PASSED\n")
+    git("add", "log.txt", cwd=repo)
     old = Evidence(
         kind="test",
         locator="tests/test_probe.py::test_probe",
@@ -357,9 +362,11 @@ def test_a_report_declaring_a_dtd_or_entities_is_refused_before_anything_expands
         "</testsuite></testsuites>"
     )
     ev = Evidence(kind="test", locator="t::t", snapshot="bomb.xml")
+    git("add", "bomb.xml", cwd=repo)
     out = check(ev, finding(True), ctx(repo))
     assert out.status == "unverifiable-offline" and "DTD" in out.message
     (repo / "bad.xml").write_text("<testsuite><testcase")
+    git("add", "bomb.xml", "bad.xml", cwd=repo)
     torn = check(ev.model_copy(update={"snapshot": "bad.xml"}), finding(True), ctx(repo))
     assert torn.status == "unverifiable-offline" and "not well-formed" in torn.message
 
@@ -429,7 +436,118 @@ def test_a_run_is_compared_in_its_predicates_unit_and_a_bool_only_with_a_bool(re
     assert wrong.status == "broken" and "11 tokens/min (0.183333 tokens/s)" in wrong.message
     right = per_min.model_copy(update={"value": 660.0})
     assert check(run, right, ctx(repo, runs)).strength == Tier.local
+    # a predicate whose runs record true/false: a bool metric, never the number 1
+    any_metric = dataclasses.replace(ctx(repo, runs), metrics=lambda _p: ("ok", "serves"))
     one = Evidence(kind="run", locator="res-1", metric="ok")
-    assert check(one, finding(True, one, gpu="DGX Spark"), ctx(repo, runs)).status == "broken"
+    assert check(one, finding(True, one, gpu="DGX Spark"), any_metric).status == "broken"
     said = Evidence(kind="run", locator="res-1", metric="serves")
-    assert check(said, finding(True, said, gpu="DGX Spark"), ctx(repo, runs)).strength == Tier.local
+    assert check(said, finding(True, said, gpu="DGX Spark"), any_metric).strength == Tier.local
+
+
+REPORT = """<?xml version="1.0"?>
+<testsuites><testsuite name="bench" tests="3">
+<testcase classname="tests.test_bench" name="test_decode">
+<properties><property name="single_tps" value="77.5"/></properties>
+<system-out>Qwen3-14B-NVFP4 on RTX 4090: 1,234 tokens/s batched</system-out></testcase>
+<testcase classname="tests.test_bench" name="test_tps_is_4343"/>
+<testcase classname="tests.test_bench" name="test_broken"><failure message="no"/></testcase>
+</testsuite></testsuites>
+"""
+
+
+@pytest.fixture
+def bench_report(repo: Path) -> Path:
+    (repo / "evidence").mkdir()
+    (repo / "evidence" / "bench.xml").write_text(REPORT)
+    git("add", "evidence/bench.xml", cwd=repo)
+    return repo
+
+
+def _bench(test: str) -> Evidence:
+    return Evidence(
+        kind="test", locator=f"tests/test_bench.py::{test}", snapshot="evidence/bench.xml"
+    )
+
+
+def test_a_passing_test_supports_true_and_not_false_and_a_failing_one_supports_neither(
+    bench_report: Path,
+) -> None:
+    c = ctx(bench_report)
+    assert check(_bench("test_tps_is_4343"), finding(True), c).strength == Tier.local
+    no = check(_bench("test_tps_is_4343"), finding(False), c)
+    assert no.strength is None and "not false" in no.message
+    for value in (True, False):
+        assert check(_bench("test_broken"), finding(value), c).strength is None
+
+
+def test_a_passing_test_supports_a_number_only_when_its_case_records_that_number(
+    bench_report: Path,
+) -> None:
+    c = ctx(bench_report)
+    bare = check(_bench("test_tps_is_4343"), finding(4343.0), c)  # a name is no measurement
+    assert bare.strength is None and "records no 4343.0" in bare.message
+    assert check(_bench("test_decode"), finding(77.5), c).strength == Tier.local  # a property
+    assert check(_bench("test_decode"), finding(1234.0), c).strength == Tier.local  # its output
+    assert check(_bench("test_decode"), finding(99.0), c).strength is None
+    # the 4090 and the 14 of the names in its output are no values
+    assert check(_bench("test_decode"), finding(4090.0, gpu="RTX 4090"), c).strength is None
+    assert check(_bench("test_decode"), finding(14.0), c).strength is None
+
+
+def test_two_agents_citing_one_report_are_one_origin_the_report(bench_report: Path) -> None:
+    c = ctx(bench_report)
+    mine = check(_bench("test_tps_is_4343"), finding(True), c)
+    theirs = check(_bench("test_tps_is_4343"), finding(True).model_copy(update={"agent": "b"}), c)
+    assert mine.origin == theirs.origin == "test:evidence/bench.xml"
+
+
+def test_a_report_nobody_committed_is_a_broken_citation(repo: Path) -> None:
+    (repo / "forged.xml").write_text(REPORT)
+    ev = Evidence(kind="test", locator="tests/test_bench.py::test_decode", snapshot="forged.xml")
+    out = check(ev, finding(True), ctx(repo))
+    assert out.status == "broken" and out.strength is None and "not tracked" in out.message
+
+
+def test_a_run_supports_a_predicate_only_through_a_metric_that_measures_it(repo: Path) -> None:
+    runs = {"res-1": record({"single_tps": 55.0, "tasks_done": 5, "batched_tps": 55.0})}
+    tasks = Evidence(kind="run", locator="res-1", metric="tasks_done")
+    out = check(tasks, finding(5.0, gpu="DGX Spark"), ctx(repo, runs))
+    assert out.strength is None and "the metrics that do are single_tps" in out.message
+    batched = Evidence(kind="run", locator="res-1", metric="batched_tps")
+    assert check(batched, finding(55.0, gpu="DGX Spark"), ctx(repo, runs)).strength is None
+    tps = Evidence(kind="run", locator="res-1", metric="single_tps")
+    memory = finding(55.0, tps).model_copy(update={"subject": "RTX 4090", "predicate": "memory_gb"})
+    said = check(tps, memory, ctx(repo, runs))
+    assert said.strength is None and "no run metric measures it" in said.message
+
+
+def test_a_run_whose_task_names_no_model_or_another_supports_no_model_claim(repo: Path) -> None:
+    ev = Evidence(kind="run", locator="res-1", metric="single_tps")
+    for measured, says in (({}, "names no model"), ({"model": "Qwen3-8B"}, "measured Qwen3-8B")):
+        runs = {"res-1": record({"single_tps": 11.0}, measured=measured)}
+        out = check(ev, finding(11.0, gpu="DGX Spark"), ctx(repo, runs))
+        assert out.strength is None and says in out.message, out.message
+
+
+@pytest.mark.parametrize(
+    ("quote", "value", "scope", "holds"),
+    [
+        ("Measured on RTX 4090", 4090.0, {"gpu": "RTX 4090"}, False),
+        ("Measured on RTX 4090", 4090.0, {"gpu": "H200"}, False),  # a GPU the registry knows
+        ("RTX 4090: 77 tokens/s", 77.0, {"gpu": "RTX 4090"}, True),
+        ("rtx-4090 then 4090 tokens/s", 4090.0, {"gpu": "RTX 4090"}, True),
+        ("Llama 3 70B at 12 tok/s", 3.0, {"model": "Llama 3 70B"}, False),
+        ("Llama 3 70B at 12 tok/s", 12.0, {"model": "Llama 3 70B"}, True),
+        ("Qwen3-14B on sm_120: 120", 120.0, {"arch": "sm_120"}, True),
+        ("Qwen3-14B on sm_120", 120.0, {"arch": "sm_120"}, False),
+    ],
+)
+def test_a_number_inside_a_name_of_the_claim_or_a_known_gpu_is_not_its_value(
+    repo: Path, quote: str, value: float, scope: dict[str, str], holds: bool
+) -> None:
+    (repo / "docs" / "q.md").write_text(quote + "\n")
+    ev = Evidence(kind="file", locator="docs/q.md", quote=Quote(exact=quote))
+    out = check(ev, finding(value, ev, **scope), ctx(repo))
+    assert (out.strength == Tier.primary) is holds, out.message
+    if not holds and "4090" in quote:
+        assert "inside a GPU, model or other name" in out.message

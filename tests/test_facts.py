@@ -190,7 +190,9 @@ def test_interactive_triage_asks_a_person_for_each_open_conflict(lab: Path) -> N
 def test_a_report_can_carry_findings_that_cite_the_run(store: Store, tmp_path: Path) -> None:
     gpu = GpuInfo(index=0, name="NVIDIA GeForce RTX 4090", uuid="GPU-1", memory_total_gb=24)
     register(store, "a", gpu, host="ada")
-    task = queue.add_task(store, NewTask(kind="other", title="bench"), T0)
+    task = queue.add_task(
+        store, NewTask(kind="other", title="bench", spec={"model": "Qwen3-8B"}), T0
+    )
     claim = queue.claim(store, "a", T0, 60)
     finding = NewFinding(
         subject="Qwen3-8B",
