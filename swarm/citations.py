@@ -75,7 +75,7 @@ class Check(Model):
         None, description="what it proves about this claim; None: context, shown but not counted"
     )
     origin: str | None = Field(
-        None, description="who stands behind it: agent@host for a run or test, else the source"
+        None, description="who stands behind it: agent@host for a run, else the report or source"
     )
     environment: dict[str, str] = Field(
         default_factory=dict, description="a run's recorded engine, driver, CUDA, image digest"
