@@ -51,7 +51,8 @@ def measure(
     with a finding citing that run; returns the task id."""
     now = T0 + timedelta(minutes=at)
     if task_id is None:
-        task_id = queue.add_task(store, NewTask(kind="other", title=f"bench by {agent}"), now).id
+        bench = NewTask(kind="other", title=f"bench by {agent}", spec={"model": model})
+        task_id = queue.add_task(store, bench, now).id
     claim = queue.claim(store, agent, now, 600, task_id=task_id)
     finding = NewFinding(
         subject=model,
