@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pydantic_core
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from swarm import SCHEMA_VERSION, atomic
 from swarm.errors import Forbidden, InvalidInput
@@ -122,7 +123,7 @@ class NewFinding(InputModel):
         """One spelling per name: NFKC, Unicode dashes as '-', odd spaces as ' '; a control
         character is refused at input (a stored one is kept, to be shown and judged)."""
         if not is_stored(info) and any(unicodedata.category(c) == "Cc" for c in subject):
-            raise ValueError("must not contain control characters")
+            raise PydanticCustomError("invalid_input", "must not contain control characters")
         return fold_name(subject)
 
     @field_validator("scope")
