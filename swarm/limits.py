@@ -82,6 +82,12 @@ def _bounded_text(max_bytes: int, single_line: bool) -> Callable[[str], str]:
     return check
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        _refuse("must not be empty or only whitespace")
+    return value
+
+
 def normalize_arch(value: str) -> str:
     """'SM120', 'sm120', 'sm_120a' -> 'sm_120', 'sm_120', 'sm_120a'; others refused."""
     match = _ARCH_RE.fullmatch(value.strip().lower())
@@ -154,6 +160,9 @@ def _finite(value: float) -> float:
 
 Name = Annotated[str, AfterValidator(_name)]
 Title = Annotated[str, AfterValidator(_bounded_text(MAX_TITLE_BYTES, single_line=False))]
+# A task's title is what people scan the board by: a blank one names nothing. The schema says
+# minLength 1 for clients; the check is _not_blank's, so "" and "  " get one message on both edges.
+TaskTitle = Annotated[Title, AfterValidator(_not_blank), Field(json_schema_extra={"minLength": 1})]
 Note = Annotated[str, AfterValidator(_bounded_text(MAX_NOTE_BYTES, single_line=False))]
 Arch = Annotated[str, AfterValidator(normalize_arch)]
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
@@ -164,8 +173,12 @@ Page = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Workers = Annotated[int, Field(ge=1, le=MAX_WORKERS)]
 Finite = Annotated[float, AfterValidator(_finite)]
-GigaBytes = Annotated[float, AfterValidator(_finite), Field(gt=0, le=MAX_GPU_MEM_GB)]
-LeaseSeconds = Annotated[float, AfterValidator(_finite), Field(gt=0, le=MAX_LEASE_SECONDS)]
+# Bounds as pydantic's own constraints, not after a validator: pydantic then writes them as JSON
+# Schema (exclusiveMinimum, maximum) that a client can check; after a validator, only as its own
+# `gt`/`le`, which no client reads.
+GigaBytes = Annotated[float, Field(gt=0, le=MAX_GPU_MEM_GB, allow_inf_nan=False)]
+LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS, allow_inf_nan=False)]
+FreeGigaBytes = Annotated[float, Field(ge=0, le=MAX_GPU_MEM_GB, allow_inf_nan=False)]
 Spec = Annotated[dict[str, Any], AfterValidator(_json(MAX_SPEC_BYTES))]
 Payload = Annotated[dict[str, Any], AfterValidator(_json(MAX_RESULT_BYTES))]
 # A finding's value or a scope entry (smart union: `true` stays a bool, 3 an int).
@@ -224,13 +237,27 @@ def check_text(value: str, field: str) -> str:
     return value
 
 
+# A command-line flag that is also an MCP argument: the CLI checks it as the same type, so both
+# edges accept exactly the same values and say the same bounds (an epoch is INTEGER on both).
+FLAG_TYPES: dict[str, Any] = {
+    "epoch": Epoch,
+    "priority": Int32,
+    "max_attempts": Attempts,
+    "lease": LeaseSeconds,
+}
+
+
 def check_numbers(flags: dict[str, Any]) -> None:
-    """Parsed command-line flags: every float finite (argparse's float takes 'nan', 'inf',
-    '1e400') and every integer within BIGINT; else InvalidInput naming the flag."""
+    """Parsed command-line flags: one that FLAG_TYPES names checked as that type; otherwise every
+    float finite (argparse's float takes 'nan', 'inf', '1e400') and every integer within BIGINT;
+    else InvalidInput naming the flag."""
     for name, value in flags.items():
         values = value if isinstance(value, list) else [value]
         for item in values:
             flag = "--" + name.replace("_", "-")
+            if name in FLAG_TYPES and isinstance(item, int | float) and not isinstance(item, bool):
+                check(FLAG_TYPES[name], item, flag)
+                continue
             if isinstance(item, float) and not math.isfinite(item):
                 raise InvalidInput(f"{flag} must be a finite number (got {item})")
             big = isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX
@@ -238,6 +265,23 @@ def check_numbers(flags: dict[str, Any]) -> None:
                 raise InvalidInput(
                     f"{flag} must be an integer from {INT64_MIN} to {INT64_MAX} (got {_got(item)})"
                 )
+
+
+def check_texts(value: Any, field: str) -> None:
+    """Every string and key inside value free of NUL bytes and unpaired surrogates (the same rule
+    every text field has, applied to arguments whatever their declared type); else InvalidInput
+    naming field and where inside it."""
+    stack: list[tuple[Any, str]] = [(value, field)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            check_text(item, where)
+        elif isinstance(item, dict | list | tuple):
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str):
+                    check_text(key, f"{where} key")
+                stack.append((child, f"{where}.{key}"))
 
 
 def check_json(value: Any, field: str, max_bytes: int) -> Any:

@@ -13,6 +13,10 @@ from swarm.limits import INT32_MAX, INT32_MIN
 NULL = {"type": "null"}
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "gt", "ge", "lt", "le",
           "minLength", "maxLength", "pattern", "minItems", "maxItems")  # fmt: skip
+# pydantic writes a bound it cannot place in the core schema under its own name (`gt`, `le`),
+# which is no JSON Schema keyword: a client would not check it.
+PYDANTIC_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum",
+                   "le": "maximum"}  # fmt: skip
 SCHEMA_KEYS = {"type", "anyOf", "$ref", "enum", "const", "items"}
 PEOPLE_ONLY = ("kind", "decision")  # a finding's decision fields: agents may not send them
 
@@ -45,6 +49,9 @@ def _input_node(node: dict[str, Any]) -> dict[str, Any]:
         node.pop("minimum")
     if isinstance(node.get("additionalProperties"), bool):  # the server refuses extras anyway
         node.pop("additionalProperties")
+    for own, standard in PYDANTIC_BOUNDS.items():  # a bound pydantic could not translate
+        if own in node and "type" in node:
+            node[standard] = node.pop(own)
     return node
 
 

@@ -29,7 +29,7 @@ from swarm import SCHEMA_VERSION, __version__, auth, limits, paging, queue, work
 from swarm.auth import Principal, Role
 from swarm.errors import NotFound, NothingClaimable, SwarmError
 from swarm.findings import NewFinding
-from swarm.mcp_args import invalid_arguments, unknown_arguments
+from swarm.mcp_args import invalid_arguments, refuse
 from swarm.models import (
     Agent,
     Capabilities,
@@ -315,7 +315,7 @@ class SwarmServer(MCPServer):
         tool = self._tool_manager.get_tool(name)
         schema = self.full_schemas.get(name, {}) if tool is not None else {}
         if tool is not None:
-            unknown = unknown_arguments(schema, arguments)
+            unknown = refuse(schema, arguments)
             if unknown:
                 raise ToolError(unknown)
         try:
@@ -492,7 +492,7 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
     def add_task(
         ctx: Context,
         kind: Literal["deploy", "benchmark", "kernel", "verify", "research", "other"],
-        title: limits.Title,
+        title: limits.TaskTitle,
         spec: limits.Spec | None = None,
         priority: limits.Int32 = 0,
         requires: Requires | None = None,

@@ -12,13 +12,14 @@ from swarm import SCHEMA_VERSION
 from swarm.limits import (
     Arch,
     Attempts,
-    Finite,
+    FreeGigaBytes,
     GigaBytes,
     Int32,
     Name,
     Note,
     Payload,
     Spec,
+    TaskTitle,
     Title,
     describe,
     is_stored,
@@ -113,7 +114,7 @@ class GpuInfo(InputModel):
     uuid: Title
     arch: Arch | None = None
     memory_total_gb: GigaBytes
-    memory_free_gb: Finite | None = Field(None, ge=0)
+    memory_free_gb: FreeGigaBytes | None = None
     unified_memory: bool = False
 
 
@@ -243,7 +244,7 @@ class NewTask(InputModel):
     """Input of add: everything a caller may set; the store sets the rest."""
 
     kind: Name
-    title: Title
+    title: TaskTitle
     spec: Spec = {}
     priority: Int32 = 0
     requires: Requires = Field(default_factory=Requires)

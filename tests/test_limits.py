@@ -34,7 +34,7 @@ def _deep(depth: int) -> dict[str, Any]:
         (limits.Arch, "foo", "agent must be a real GPU architecture sm_XY[a|f]"),
         (limits.Arch, "sm_210", "agent must be a real GPU architecture"),
         (limits.LeaseSeconds, float("inf"), "agent must be a finite number (got inf)"),
-        (limits.LeaseSeconds, -60, "agent must be > 0 (got -60)"),
+        (limits.LeaseSeconds, -60, "agent must be > 0.0 (got -60)"),
         (limits.LeaseSeconds, limits.MAX_LEASE_SECONDS + 1, "agent must be ≤ 604800"),
         (limits.GigaBytes, 0, "agent must be > 0"),
         (limits.Spec, {"a": [1, float("nan")]}, "agent.a.1 must be a finite number"),

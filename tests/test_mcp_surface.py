@@ -68,7 +68,7 @@ def test_type_range_and_missing_errors_name_the_field_the_rule_and_the_value(lab
     async def check(client: Client) -> None:
         word = await client.call_tool("heartbeat", {"task_id": "other-123", "epoch": "one"})
         assert text(word) == (
-            "INVALID_INPUT: epoch must be an integer from 1 to 2147483647 (got 'one')"
+            'INVALID_INPUT: epoch must be an integer from 1 to 2147483647 (got "one", a string)'
         )
         missing = await client.call_tool("report_result", {"task_id": "other-123", "epoch": 1})
         assert text(missing) == "INVALID_INPUT: status is required (one of 'done', 'failed')"
@@ -91,8 +91,11 @@ def test_sizes_are_bounded_and_the_bound_is_named(lab: Lab) -> None:
         assert text(note) == "INVALID_INPUT: note must be at most 16384 bytes of UTF-8 (got 20000)"
         lease = await client.call_tool(
             "heartbeat", {"task_id": "other-123", "epoch": 1, "lease_seconds": 10**9}
-        )  # a bound tools/list does not advertise is still named, from the limit itself
-        assert text(lease) == "INVALID_INPUT: lease_seconds must be ≤ 604800.0 (got 1000000000)"
+        )  # every bound of the argument is named, not only the one it broke
+        assert text(lease) == (
+            "INVALID_INPUT: lease_seconds must be a number > 0 and ≤ 604800.0 (or null)"
+            " (got 1000000000)"
+        )
         arch = await client.call_tool("build_kernel", {"arch": ["sm_999"]})
         assert "must be a real GPU architecture" in text(arch)
 
