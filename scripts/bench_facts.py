@@ -94,8 +94,8 @@ def build(root: Path, n: int, keys: int) -> tuple[Path, Path]:
     """A repo copy with the registries and the documents, and a store holding N findings."""
     from datetime import UTC, datetime
 
-    from swarm.findings import NewFinding, insert_findings
-    from swarm.store import Conn, SqliteStore
+    from swarm.db.store import Conn, SqliteStore
+    from swarm.facts.findings import NewFinding, insert_findings
 
     repo = root / "repo"
     (repo / "facts" / "evidence" / "bench").mkdir(parents=True)
@@ -178,8 +178,8 @@ print(n)
 """,
     "validate": """
 import sqlite3, sys
-from swarm.findings import Finding
-from swarm.limits import STORED
+from swarm.facts.findings import Finding
+from swarm.core.limits import STORED
 conn = sqlite3.connect(sys.argv[1])
 rows = conn.execute("SELECT body FROM findings")
 print(sum(1 for (body,) in rows if Finding.model_validate_json(body, context=STORED)))
@@ -187,10 +187,10 @@ print(sum(1 for (body,) in rows if Finding.model_validate_json(body, context=STO
     "checked": """
 import sys
 from pathlib import Path
-from swarm import facts
-from swarm.findings import iter_findings
-from swarm.registry import Registries
-from swarm.store import SqliteStore
+from swarm.lab import pipeline as facts
+from swarm.facts.findings import iter_findings
+from swarm.facts.registry import Registries
+from swarm.db.store import SqliteStore
 import gc
 gc.disable()  # as facts.run does for its pass
 store, repo = SqliteStore(Path(sys.argv[1])), Path(sys.argv[2])
@@ -203,8 +203,8 @@ print(len(checker.checks))
     "reconcile": """
 import sys
 from pathlib import Path
-from swarm import facts
-from swarm.store import SqliteStore
+from swarm.lab import pipeline as facts
+from swarm.db.store import SqliteStore
 db = Path(sys.argv[1])  # the cache where `swarm work`'s pass leaves it: the lab dir
 out = facts.run(SqliteStore(db), Path(sys.argv[2]), cache=db.parent / "facts-cache")
 print(len(out.facts.facts), len(out.facts.conflicts))

@@ -5,7 +5,7 @@
 
 Times, in the same run: `git commit` with no hooks (the floor), `git commit` with the four hooks
 installed (what an agent pays per commit), and the commit-msg hook alone (`python3 -m
-swarm.hooks commit-msg FILE`, what the target of 150 ms is about), next to `python3 -c pass`.
+swarm.lab.hooks commit-msg FILE`, what the target of 150 ms is about), next to `python3 -c pass`.
 """
 
 from __future__ import annotations

@@ -266,10 +266,10 @@ def sizes(folder: Path) -> dict[str, Any]:
     import bpe_openai  # cl100k_base ships inside the wheel: nothing is downloaded
     from mcp import Client
 
-    from swarm import agents, catalog
-    from swarm.mcp_server import Lab, build_server
-    from swarm.models import Capabilities, GpuInfo
-    from swarm.settings import Settings
+    from swarm.core.models import Capabilities, GpuInfo
+    from swarm.core.settings import Settings
+    from swarm.mcp.server import Lab, build_server
+    from swarm.queue import agents, catalog
 
     enc = bpe_openai.get_encoding("cl100k_base")
     folder.mkdir()

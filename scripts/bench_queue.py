@@ -49,10 +49,10 @@ from benchenv import as_installed, seed_tasks  # noqa: E402  # beside this scrip
 
 
 def worker_swarm(path: str, name: str) -> Any:
-    from swarm import agents, queue
-    from swarm.errors import NothingClaimable, SwarmError
-    from swarm.models import Capabilities
-    from swarm.store import open_store
+    from swarm.core.errors import NothingClaimable, SwarmError
+    from swarm.core.models import Capabilities
+    from swarm.db.store import open_store
+    from swarm.queue import agents, queue
 
     store = open_store(path)
     agents.register(store, name, Capabilities(host="bench"), datetime.now(UTC))
@@ -316,7 +316,7 @@ def measure_cli(runs: int, folder: Path) -> dict[str, Any]:
 CLI_FLOORS = {
     "python_import_sqlite3": "import sqlite3",
     "python_import_pydantic_basemodel": "from pydantic import BaseModel",
-    "python_import_swarm_models": "import swarm.models",
+    "python_import_swarm_models": "import swarm.core.models",
 }
 
 

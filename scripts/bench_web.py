@@ -32,19 +32,20 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench_facts import synthetic  # noqa: E402
 
-from swarm import facts, queue  # noqa: E402
-from swarm.catalog import load_catalog  # noqa: E402
-from swarm.findings import NewFinding, add_findings  # noqa: E402
-from swarm.models import Capabilities, GpuInfo, NewTask, Requires  # noqa: E402
-from swarm.seed import seed_findings  # noqa: E402
-from swarm.store import open_store  # noqa: E402
+from swarm.core.models import Capabilities, GpuInfo, NewTask, Requires  # noqa: E402
+from swarm.db.store import open_store  # noqa: E402
+from swarm.facts.findings import NewFinding, add_findings  # noqa: E402
+from swarm.lab import pipeline as facts  # noqa: E402
+from swarm.lab.seed import seed_findings  # noqa: E402
+from swarm.queue import queue  # noqa: E402
+from swarm.queue.catalog import load_catalog  # noqa: E402
 
 TARGET_MS = 100.0
 
 
 def build(path: Path, db: str, n: int) -> dict[str, str]:
     """The seed lab, agents holding GPU shares, a failed task, and n synthetic findings."""
-    from swarm import agents
+    from swarm.queue import agents
 
     for folder in ("facts", "tasks"):
         shutil.copytree(REPO / folder, path / folder)

@@ -26,9 +26,9 @@ def as_installed(env: Mapping[str, str]) -> dict[str, str]:
 
 def seed_tasks(location: str | Path, n: int) -> None:
     """A lab at location (a SQLite path or a postgresql:// URL) with n plain pending tasks."""
-    from swarm.models import NewTask
-    from swarm.queue import insert_task
-    from swarm.store import open_store
+    from swarm.core.models import NewTask
+    from swarm.db.store import open_store
+    from swarm.queue.queue import insert_task
 
     store = open_store(location)
     now = datetime.now(UTC)

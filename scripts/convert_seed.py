@@ -17,7 +17,7 @@ from typing import Any
 
 import tomli_w
 
-from swarm.specs import dedupe_key
+from swarm.queue.specs import dedupe_key
 
 # The seed README's GPU table (seed_README.txt, "GPU | Arch | Count").
 GPU_ARCH = {"RTX Pro 6000": "sm_120", "DGX Spark": "sm_121", "RTX 4090": "sm_89"}

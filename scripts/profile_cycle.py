@@ -51,9 +51,9 @@ class TimedConnection:
 
 
 def swarm_cycles(db: Path, cycles: int) -> tuple[float, TimedConnection]:
-    from swarm import agents, queue
-    from swarm.models import Capabilities
-    from swarm.store import SqliteStore
+    from swarm.core.models import Capabilities
+    from swarm.db.store import SqliteStore
+    from swarm.queue import agents, queue
 
     seed_tasks(db, cycles + 500)
     store = SqliteStore(db)

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from swarm import agents
-from swarm.models import Capabilities, GpuInfo
-from swarm.store import Store, open_store
+from swarm.core.models import Capabilities, GpuInfo
+from swarm.db.store import Store, open_store
+from swarm.queue import agents
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -150,7 +150,7 @@ def wait_for_port(proc: subprocess.Popen[Any], port: int, seconds: float = 30.0)
 def facts_lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the repo's facts/ and tasks/ (without the generated files) in a fresh git repo;
     its database in SWARM_DB."""
-    from swarm import facts
+    from swarm.lab import pipeline as facts
 
     monkeypatch.setenv("SWARM_DB", db)
     for folder in ("facts", "tasks"):

@@ -17,10 +17,10 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from swarm import agents, queue
-from swarm.errors import LeaseLost, NothingClaimable, SwarmError
-from swarm.models import Capabilities, GpuInfo
-from swarm.store import open_store
+from swarm.core.errors import LeaseLost, NothingClaimable, SwarmError
+from swarm.core.models import Capabilities, GpuInfo
+from swarm.db.store import open_store
+from swarm.queue import agents, queue
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""swarm/atomic.py and the torn-log repair: a reader never sees a partial or empty file."""
+"""swarm/core/atomic.py and the torn-log repair: a reader never sees a partial or empty file."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from swarm import atomic
-from swarm.errors import StoreUnavailable
-from swarm.findings import load_log, repair_log
+from swarm.core import atomic
+from swarm.core.errors import StoreUnavailable
+from swarm.facts.findings import load_log, repair_log
 from tests.conftest import REPO, run_swarm
 
 FINDINGS = REPO / "facts" / "findings.jsonl"

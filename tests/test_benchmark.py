@@ -489,10 +489,10 @@ def test_swarm_bench_rejects_a_bad_endpoint_and_a_bad_level_list(tmp_path: Path)
 def test_a_benchmark_task_measures_its_deploy_results_endpoint_and_records_findings_citing_itself(
     tmp_path: Path, fake_server: int
 ) -> None:
-    from swarm import queue
-    from swarm.findings import all_findings
-    from swarm.models import NewTask
-    from swarm.store import SqliteStore
+    from swarm.core.models import NewTask
+    from swarm.db.store import SqliteStore
+    from swarm.facts.findings import all_findings
+    from swarm.queue import queue
     from tests.conftest import T0, register
     from tests.test_worker import clone
     from tests.test_worker import swarm as work
@@ -534,8 +534,8 @@ def test_the_mcp_benchmark_tool_returns_a_job_and_lands_the_report_on_the_task(
 ) -> None:
     from mcp import Client
 
-    from swarm.mcp_server import Lab, build_server
-    from swarm.settings import Settings
+    from swarm.core.settings import Settings
+    from swarm.mcp.server import Lab, build_server
 
     lab = Lab(Settings.for_db(tmp_path / "lab.db", lease_seconds=600))
 

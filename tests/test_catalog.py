@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from swarm import queue
-from swarm.board import board
-from swarm.catalog import load_catalog, read_catalog
-from swarm.errors import InvalidInput
-from swarm.store import Store
+from swarm.core.errors import InvalidInput
+from swarm.db.store import Store
+from swarm.present.board import board
+from swarm.queue import queue
+from swarm.queue.catalog import load_catalog, read_catalog
 from tests.conftest import REPO, T0
 
 CATALOG = REPO / "tasks"

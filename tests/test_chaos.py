@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from swarm.store import Conn, open_store
+from swarm.db.store import Conn, open_store
 from tests.conftest import REPO
 from tests.test_concurrency import read_logs, seed, spawn
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarm.citations import (
+from swarm.facts.citations import (
     FUZZY_MAX_BYTES,
     QUOTE_SEARCH_MAX_BYTES,
     CheckContext,
@@ -23,7 +23,7 @@ from swarm.citations import (
     contains,
     numbers_in,
 )
-from swarm.findings import Evidence, Finding, Quote, Tier
+from swarm.facts.findings import Evidence, Finding, Quote, Tier
 from tests.conftest import REPO, git
 
 TEXT = """The quick brown fox
@@ -66,8 +66,8 @@ def record(payload: dict[str, Any], status: str = "done", *gpus: RunGpu, **more:
 
 
 def ctx(repo: Path, runs: dict[str, RunRecord] | None = None) -> CheckContext:
-    from swarm.facts import context
-    from swarm.registry import Registries
+    from swarm.facts.registry import Registries
+    from swarm.lab.pipeline import context
 
     return context(repo, runs or {}, Registries.load(REPO / "facts"))
 
@@ -411,8 +411,8 @@ def test_checking_a_file_near_the_size_limit_keeps_memory_small(repo: Path) -> N
         fh.truncate(QUOTE_SEARCH_MAX_BYTES - 1024)
     probe = (
         "import resource, sys; from pathlib import Path; "
-        "from swarm.citations import CheckContext, check; "
-        "from swarm.findings import Evidence, Finding, Quote; "
+        "from swarm.facts.citations import CheckContext, check; "
+        "from swarm.facts.findings import Evidence, Finding, Quote; "
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
         "ev = Evidence(kind='file', locator='near.bin', quote=Quote(exact='77.5'), sha256='0'*64); "
         "f = Finding(id='x', agent='a', observed_at='t', subject='s', predicate='p', value=77.5, "

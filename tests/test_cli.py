@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from swarm.cli import build_parser
+from swarm.cli.app import build_parser
 from tests.conftest import REPO, run_swarm, swarm_json
 
 

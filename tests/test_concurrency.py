@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from swarm import queue
-from swarm.models import NewTask
-from swarm.store import Conn, Store, open_store
+from swarm.core.models import NewTask
+from swarm.db.store import Conn, Store, open_store
+from swarm.queue import queue
 from tests.conftest import REPO, T0
 
 WORKER = REPO / "tests" / "queue_worker.py"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from swarm.errors import InvalidInput
+from swarm.core.errors import InvalidInput
 from tests.conftest import REPO, finished_job, free_port, run_swarm
 from tools import deploy
 
@@ -276,8 +276,8 @@ def test_the_mcp_deploy_tool_runs_as_a_job_and_reports_the_server(
     import anyio
     from mcp import Client
 
-    from swarm.mcp_server import Lab, build_server
-    from swarm.settings import Settings
+    from swarm.core.settings import Settings
+    from swarm.mcp.server import Lab, build_server
 
     folder = tiny(REPO / ".pytest-deploy" / tmp_path.name, "tiny-mcp", free_port())
     lab = Lab(Settings.for_db(tmp_path / "lab.db"))

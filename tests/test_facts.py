@@ -16,9 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarm import facts, findings, queue
-from swarm.citations import RunRecord
-from swarm.findings import (
+from swarm.core.models import GpuInfo, NewTask
+from swarm.db.store import SqliteStore, Store, open_store
+from swarm.facts import findings
+from swarm.facts.citations import RunRecord
+from swarm.facts.findings import (
     NewFinding,
     add_findings,
     all_findings,
@@ -26,11 +28,11 @@ from swarm.findings import (
     merge_log,
     read_log,
 )
-from swarm.models import GpuInfo, NewTask
-from swarm.reconcile import reconcile
-from swarm.registry import Registries
-from swarm.seed import seed_findings
-from swarm.store import SqliteStore, Store, open_store
+from swarm.facts.reconcile import reconcile
+from swarm.facts.registry import Registries
+from swarm.lab import pipeline as facts
+from swarm.lab.seed import seed_findings
+from swarm.queue import queue
 from tests.conftest import REPO, T0, facts_lab, register, run_swarm, swarm_json
 
 

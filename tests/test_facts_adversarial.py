@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from swarm import facts, queue
-from swarm.findings import Evidence, NewFinding, add_findings, all_findings, merge_log
-from swarm.models import NewTask
-from swarm.store import Store, open_store
+from swarm.core.models import NewTask
+from swarm.db.store import Store, open_store
+from swarm.facts.findings import Evidence, NewFinding, add_findings, all_findings, merge_log
+from swarm.lab import pipeline as facts
+from swarm.queue import queue
 from tests.conftest import T0, facts_lab, git, gpu, register, run_swarm
 
 SPARK = {"gpu": "DGX Spark", "arch": "sm_121", "platform": "vllm", "quant": "NVFP4", "tp": 1}

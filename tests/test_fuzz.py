@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from swarm import cli
+from swarm.cli import app as cli
 
 EXIT_CODES = set(range(9))  # the table in `swarm --help` (cli.EXIT_CODES_HELP)
 FUZZ = settings(
@@ -293,8 +293,8 @@ def test_random_mcp_tool_arguments_get_an_answer_and_leave_the_store_sound(tmp_p
     import anyio
     from mcp import Client
 
-    from swarm.mcp_server import Lab, build_server
-    from swarm.settings import Settings
+    from swarm.core.settings import Settings
+    from swarm.mcp.server import Lab, build_server
 
     db = tmp_path / "lab.db"
     lab = Lab(Settings.for_db(str(db), lab_dir=tmp_path, lease_seconds=600))

@@ -1,4 +1,4 @@
-"""A model server holds its GPU from its deploy's claim until its teardown (swarm/gpu_holds.py).
+"""A model server holds its GPU from its deploy's claim until its teardown (swarm/queue/gpu_holds.py).
 
 Real queues (SQLite and PostgreSQL, the `store` fixture): a second deploy on that GPU waits,
 saying whose server it waits for, until the benchmark that measures the server reports or a
@@ -12,11 +12,11 @@ from datetime import timedelta
 
 import pytest
 
-from swarm import queue
-from swarm.board import board
-from swarm.errors import NothingClaimable
-from swarm.models import NewTask, Requires
-from swarm.store import Store, open_store
+from swarm.core.errors import NothingClaimable
+from swarm.core.models import NewTask, Requires
+from swarm.db.store import Store, open_store
+from swarm.present.board import board
+from swarm.queue import queue
 from tests.conftest import T0, gpu, register
 
 LEASE = 60.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm.hooks import DEFAULT_BLOCK, Identity, Policy, message_problems
+from swarm.lab.hooks import DEFAULT_BLOCK, Identity, Policy, message_problems
 from tests.conftest import REPO, run_swarm
 
 LAB = "dev@primitivecontext.com"

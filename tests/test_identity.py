@@ -17,11 +17,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-from swarm import agents, auth, queue
-from swarm.auth import Role
-from swarm.errors import InvalidInput, NotFound
-from swarm.models import NewTask
-from swarm.store import open_store
+from swarm.core.errors import InvalidInput, NotFound
+from swarm.core.models import NewTask
+from swarm.db.store import open_store
+from swarm.queue import agents, auth, queue
+from swarm.queue.auth import Role
 from tests.conftest import REPO, T0, register, run_swarm
 
 Server = tuple[str, str, str]
@@ -107,7 +107,7 @@ def test_an_operator_token_file_that_is_empty_or_readable_by_others_is_refused(
 
 
 def test_an_intruder_cannot_heartbeat_release_or_report_and_nothing_changes(db: str) -> None:
-    from swarm.errors import Forbidden
+    from swarm.core.errors import Forbidden
 
     store = open_store(db)
     task_id = _add(db)
@@ -175,8 +175,8 @@ def test_a_stdio_session_without_an_agent_keeps_one_identity_and_its_gpus_route_
 
 
 def test_a_claim_by_an_identity_that_never_registered_says_so(db: str, tmp_path: Path) -> None:
-    from swarm.mcp_server import Lab, build_server
-    from swarm.settings import Settings
+    from swarm.core.settings import Settings
+    from swarm.mcp.server import Lab, build_server
 
     _add(db)
     lab = Lab(Settings.for_db(db, lab_dir=tmp_path), agent="newcomer")

@@ -325,7 +325,7 @@ def test_the_process_runtime_runs_the_loop_and_stops_its_server(tmp_path: Path) 
 
 def test_two_workers_on_one_gpu_never_run_two_servers_at_once(tmp_path: Path) -> None:
     """`swarm work --agents 2`: the second deploy waits for the GPU the first one's server holds
-    until that server's benchmark tears it down (swarm/gpu_holds.py), and a worker says so."""
+    until that server's benchmark tears it down (swarm/queue/gpu_holds.py), and a worker says so."""
     from tests.conftest import free_port
 
     repo, db = lab(tmp_path, DOCKER_RECIPE), tmp_path / "lab.db"

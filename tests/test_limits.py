@@ -1,4 +1,4 @@
-"""swarm/limits.py: one place decides every input limit, and both backends keep to it."""
+"""swarm/core/limits.py: one place decides every input limit, and both backends keep to it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from swarm import limits, queue
-from swarm.errors import InvalidInput, NothingClaimable
-from swarm.models import NewTask
-from swarm.store import Store
+from swarm.core import limits
+from swarm.core.errors import InvalidInput, NothingClaimable
+from swarm.core.models import NewTask
+from swarm.db.store import Store
+from swarm.queue import queue
 from tests.conftest import T0, register, run_swarm
 
 

@@ -17,11 +17,11 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from swarm import queue
-from swarm.mcp_server import Lab, build_server
-from swarm.models import NewTask
-from swarm.settings import Settings
-from swarm.store import open_store
+from swarm.core.models import NewTask
+from swarm.core.settings import Settings
+from swarm.db.store import open_store
+from swarm.mcp.server import Lab, build_server
+from swarm.queue import queue
 from tests.conftest import REPO, T0
 
 

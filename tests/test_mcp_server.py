@@ -22,11 +22,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-from swarm import auth, queue
-from swarm.mcp_server import Lab, build_server
-from swarm.models import NewTask
-from swarm.settings import Settings
-from swarm.store import open_store
+from swarm.core.models import NewTask
+from swarm.core.settings import Settings
+from swarm.db.store import open_store
+from swarm.mcp.server import Lab, build_server
+from swarm.queue import auth, queue
 from tests.conftest import REPO, T0, finished_job
 
 

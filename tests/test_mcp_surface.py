@@ -21,13 +21,14 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from swarm import auth, jobs, paging, queue, worker
-from swarm.errors import InvalidInput
-from swarm.mcp_http import security
-from swarm.mcp_server import Lab, build_server
-from swarm.models import NewTask
-from swarm.settings import Settings
-from swarm.store import open_store
+from swarm.core import paging
+from swarm.core.errors import InvalidInput
+from swarm.core.models import NewTask
+from swarm.core.settings import Settings
+from swarm.db.store import open_store
+from swarm.mcp.http import security
+from swarm.mcp.server import Lab, build_server
+from swarm.queue import auth, jobs, queue, worker
 from tests.conftest import REPO, T0, free_port
 
 Server = tuple[str, str, str]

@@ -4,8 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from swarm import queue
-from swarm.errors import (
+from swarm.core.errors import (
     Conflict,
     Duplicate,
     InvalidInput,
@@ -14,8 +13,9 @@ from swarm.errors import (
     NothingClaimable,
     UnknownAgent,
 )
-from swarm.models import NewTask, Requires, TaskState
-from swarm.store import Store
+from swarm.core.models import NewTask, Requires, TaskState
+from swarm.db.store import Store
+from swarm.queue import queue
 from tests.conftest import T0, gpu, register
 
 LEASE = 60.0

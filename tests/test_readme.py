@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from swarm import readme
-from swarm.catalog import load_catalog
-from swarm.errors import Conflict
-from swarm.findings import read_log
-from swarm.registry import Registries
-from swarm.store import SqliteStore, open_store
+from swarm.core.errors import Conflict
+from swarm.db.store import SqliteStore, open_store
+from swarm.facts.findings import read_log
+from swarm.facts.registry import Registries
+from swarm.present import readme
+from swarm.queue.catalog import load_catalog
 from tests.conftest import REPO, T0, run_swarm
 
 SEED = json.loads((REPO / "facts" / "evidence" / "lab_seed.json").read_text())
@@ -167,7 +167,7 @@ def test_swarm_readme_check_fails_when_out_of_date(tmp_path: Path) -> None:
 
 
 def test_a_benchmarked_sweep_gets_a_deterministic_plot_linked_from_its_row(tmp_path: Path) -> None:
-    from swarm import queue
+    from swarm.queue import queue
     from tests.conftest import gpu, register
     from tests.test_benchmark import _run
     from tools import bench_lab

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from swarm import queue
-from swarm.catalog import load_catalog
-from swarm.models import Task
-from swarm.store import open_store
+from swarm.core.models import Task
+from swarm.db.store import open_store
+from swarm.queue import queue
+from swarm.queue.catalog import load_catalog
 from tests.conftest import REPO, run_swarm
 from tools import deploy
 from tools.gpu import Inventory
@@ -76,7 +76,7 @@ def test_every_pending_deploy_resolves_to_a_plan_or_names_exactly_what_is_missin
 
 
 def test_every_model_repo_names_the_public_source_that_vouches_for_it(tmp_path: Path) -> None:
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
 
     assert all(m.source for m in BOOK.model if m.hf_repo)
     assert all(m.unresolved and not m.hf_repo for m in BOOK.model if not m.source)
@@ -129,7 +129,7 @@ def test_the_trtllm_block_reuse_workaround_is_written_mounted_and_passed(tmp_pat
 
 
 def test_a_second_options_file_or_a_bad_fraction_is_refused_naming_it(tmp_path: Path) -> None:
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
 
     cfg = deploy.DeployConfig(name="t", model="a/b", platform="trt-llm", image="i:1",
                               llm_api_options={"kv_cache_config": {"enable_block_reuse": False}},
@@ -227,7 +227,7 @@ def test_swarm_deploy_task_dry_run_prints_the_plan_or_what_is_missing(tmp_path: 
 def test_a_recipe_book_with_a_platform_twice_or_a_bad_field_is_refused_naming_it(
     tmp_path: Path,
 ) -> None:
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
 
     twice = '[[engine]]\nplatform = "vllm"\narch = "sm_89"\nimage = "a:1"\n' * 2
     (tmp_path / "twice.toml").write_text(twice)

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarm.citations import Check, capped, source
-from swarm.findings import Decision, Evidence, Finding, Quote
-from swarm.reconcile import Checks, FactStatus, conflict_id, newer_environment, reconcile
-from swarm.registry import Registries
+from swarm.facts.citations import Check, capped, source
+from swarm.facts.findings import Decision, Evidence, Finding, Quote
+from swarm.facts.reconcile import Checks, FactStatus, conflict_id, newer_environment, reconcile
+from swarm.facts.registry import Registries
 from tests.conftest import REPO
 
 REG = Registries.load(REPO / "facts")

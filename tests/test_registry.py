@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from swarm.errors import InvalidInput
-from swarm.registry import Registries, project
-from swarm.specs import dedupe_key
+from swarm.core.errors import InvalidInput
+from swarm.facts.registry import Registries, project
+from swarm.queue.specs import dedupe_key
 from tests.conftest import REPO
 
 REG = Registries.load(REPO / "facts")

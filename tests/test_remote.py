@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from swarm import queue
-from swarm.findings import all_findings
-from swarm.store import open_store
+from swarm.db.store import open_store
+from swarm.facts.findings import all_findings
+from swarm.queue import queue
 from tests.conftest import free_port, run_swarm, swarm_json
 from tests.test_cli import FINDING
 

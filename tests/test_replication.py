@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 from conftest import REPO, T0, gpu, register, swarm_json
 
-from swarm import agents, board, facts, queue, replication
-from swarm.errors import NothingClaimable
-from swarm.findings import NewFinding, add_findings, all_findings
-from swarm.models import Capabilities, NewTask
-from swarm.reconcile import FactsFile
-from swarm.store import Store, open_store
+from swarm.core.errors import NothingClaimable
+from swarm.core.models import Capabilities, NewTask
+from swarm.db.store import Store, open_store
+from swarm.facts.findings import NewFinding, add_findings, all_findings
+from swarm.facts.reconcile import FactsFile
+from swarm.lab import pipeline as facts
+from swarm.lab import replication
+from swarm.present import board
+from swarm.queue import agents, queue
 from swarm.web import views
 
 MODEL = "Qwen3-Next-80B-A3B-Instruct-NVFP4"
@@ -186,7 +189,7 @@ def test_a_replication_that_agrees_with_no_side_leaves_the_conflict_open_with_th
 def test_a_decided_conflict_cancels_its_pending_replication_and_defer_keeps_it(
     lab: Path, db: str
 ) -> None:
-    from swarm import triage
+    from swarm.lab import triage
 
     store = open_store(db)
     three_sides(store)

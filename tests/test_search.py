@@ -14,16 +14,17 @@ import anyio
 import pytest
 from mcp import Client
 
-from swarm import export, queue
-from swarm.catalog import load_catalog
-from swarm.errors import InvalidInput
-from swarm.findings import NewFinding, add_findings
-from swarm.mcp_server import Lab, build_server
-from swarm.models import NewTask
-from swarm.search import search
-from swarm.seed import seed_findings
-from swarm.settings import Settings
-from swarm.store import Store, open_store
+from swarm.core.errors import InvalidInput
+from swarm.core.models import NewTask
+from swarm.core.settings import Settings
+from swarm.db import export
+from swarm.db.search import search
+from swarm.db.store import Store, open_store
+from swarm.facts.findings import NewFinding, add_findings
+from swarm.lab.seed import seed_findings
+from swarm.mcp.server import Lab, build_server
+from swarm.queue import queue
+from swarm.queue.catalog import load_catalog
 from tests.conftest import REPO, T0, register, run_swarm, swarm_json
 
 

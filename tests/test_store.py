@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from swarm.errors import StoreUnavailable
-from swarm.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
-from swarm.settings import git_common_dir, load_settings, resolve_db
-from swarm.store import SqliteStore, filesystem_type, open_store, refuse_network_filesystem
+from swarm.core.errors import StoreUnavailable
+from swarm.core.settings import git_common_dir, load_settings, resolve_db
+from swarm.db.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
+from swarm.db.store import SqliteStore, filesystem_type, open_store, refuse_network_filesystem
 from tests.conftest import free_port, git
 
 MOUNTS = """\
@@ -75,7 +75,7 @@ def test_the_db_flag_beats_the_environment_which_beats_the_default(tmp_path: Pat
 
 def test_a_postgresql_url_keeps_its_password_out_of_messages() -> None:
     pytest.importorskip("psycopg")
-    from swarm.pgstore import redact
+    from swarm.db.pgstore import redact
 
     assert redact("postgresql://lab:s3cret@db:5432/swarm") == "postgresql://lab:***@db:5432/swarm"
     assert redact("postgresql://lab@db/swarm") == "postgresql://lab@db/swarm"
@@ -83,7 +83,7 @@ def test_a_postgresql_url_keeps_its_password_out_of_messages() -> None:
 
 def test_an_unreachable_postgresql_is_store_unavailable_naming_the_url_not_the_password() -> None:
     pytest.importorskip("psycopg")
-    from swarm.pgstore import PostgresStore
+    from swarm.db.pgstore import PostgresStore
 
     url = f"postgresql://lab:s3cret@127.0.0.1:{free_port()}/swarm"
     with pytest.raises(

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from swarm import queue
-from swarm.catalog import load_catalog
-from swarm.errors import Conflict, StoreUnavailable
-from swarm.findings import NewFinding
-from swarm.models import NewTask
-from swarm.store import Store, open_store
-from swarm.transfer import copy_lab, tally
+from swarm.core.errors import Conflict, StoreUnavailable
+from swarm.core.models import NewTask
+from swarm.db.store import Store, open_store
+from swarm.db.transfer import copy_lab, tally
+from swarm.facts.findings import NewFinding
+from swarm.queue import queue
+from swarm.queue.catalog import load_catalog
 from tests.conftest import REPO, T0, gpu, register, run_swarm, swarm_json
 
 LEASE = 600.0

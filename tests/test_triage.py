@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from swarm import facts, triage
-from swarm.errors import InvalidInput, NotFound
-from swarm.findings import add_findings
-from swarm.seed import seed_findings
-from swarm.store import open_store
+from swarm.core.errors import InvalidInput, NotFound
+from swarm.db.store import open_store
+from swarm.facts.findings import add_findings
+from swarm.lab import pipeline as facts
+from swarm.lab import triage
+from swarm.lab.seed import seed_findings
 from tests.conftest import T0, facts_lab, run_swarm, swarm_json
 
 

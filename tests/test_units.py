@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from swarm import units
-from swarm.errors import InvalidInput
+from swarm.core.errors import InvalidInput
+from swarm.facts import units
 
 
 def test_rates_sizes_and_times_convert_to_the_predicates_unit() -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from swarm import auth
-from swarm.store import open_store
-from swarm.triage import findings_by_id
+from swarm.db.store import open_store
+from swarm.lab.triage import findings_by_id
+from swarm.queue import auth
 from tests import weblab
 from tests.conftest import BACKENDS, postgres_lab, swarm_json
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from swarm import auth
-from swarm.store import open_store
+from swarm.db.store import open_store
+from swarm.queue import auth
 from tests import weblab
 
 CHROMIUM = os.environ.get("SWARM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

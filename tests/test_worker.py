@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from swarm import jobs, queue, worker
-from swarm.models import NewTask
-from swarm.store import SqliteStore
+from swarm.core.models import NewTask
+from swarm.db.store import SqliteStore
+from swarm.queue import jobs, queue, worker
 from tests.conftest import REPO, T0, register
 
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")

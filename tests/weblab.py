@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from swarm import facts, queue
-from swarm.catalog import load_catalog
-from swarm.findings import add_findings
-from swarm.models import NewTask, Requires
-from swarm.seed import seed_findings
-from swarm.store import open_store
+from swarm.core.models import NewTask, Requires
+from swarm.db.store import open_store
+from swarm.facts.findings import add_findings
+from swarm.lab import pipeline as facts
+from swarm.lab.seed import seed_findings
+from swarm.queue import queue
+from swarm.queue.catalog import load_catalog
 from tests.conftest import REPO, free_port, gpu, register, wait_for_port
 
 

@@ -10,9 +10,9 @@ import json
 import urllib.request
 from typing import Any
 
-from swarm.findings import Evidence, EvidenceKind, NewFinding
-from swarm.models import Task
-from swarm.specs import BenchmarkSpec
+from swarm.core.models import Task
+from swarm.facts.findings import Evidence, EvidenceKind, NewFinding
+from swarm.queue.specs import BenchmarkSpec
 from tools.bench_client import Target
 from tools.benchmark import BenchConfig, BenchmarkReport
 
@@ -77,8 +77,8 @@ def server_version(endpoint: str, timeout_s: float = 5.0) -> str | None:
 def deploy_task_of(db: str, task_id: str) -> str | None:
     """The deploy task a benchmark measures: the spec's `deploy_task`, else the deploy task it
     depends on."""
-    from swarm import queue
-    from swarm.store import open_store
+    from swarm.db.store import open_store
+    from swarm.queue import queue
 
     store = open_store(db)
     task = queue.get_task(store, task_id)
@@ -91,8 +91,8 @@ def deploy_task_of(db: str, task_id: str) -> str | None:
 
 def deployed_result(db: str, task_id: str) -> dict[str, Any] | None:
     """The latest done result payload of the benchmark's deploy task that names an endpoint."""
-    from swarm import queue
-    from swarm.store import open_store
+    from swarm.db.store import open_store
+    from swarm.queue import queue
 
     dep = deploy_task_of(db, task_id)
     if dep is None:
@@ -212,7 +212,7 @@ def run_environment(
 ) -> dict[str, str]:
     """The stack a run measured (payload key `environment`): what the reconciler compares when a
     newer run supersedes an older one, and what makes a fact stale when a host runs a newer one."""
-    from swarm.specs import platform_name
+    from swarm.queue.specs import platform_name
 
     hardware = deployed.get("gpus") or {}
     digests = (deployed.get("deployment") or {}).get("image_digests") or []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from swarm.atomic import write_bytes
+from swarm.core.atomic import write_bytes
 from tools.benchmark import BenchmarkReport
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 
-from swarm.models import Capabilities, GpuInfo
+from swarm.core.models import Capabilities, GpuInfo
 from tools.gpu import GpuSource, NvmlSource
 
 DETECTED_TOOLS = ("docker", "nvcc", "git")

@@ -27,10 +27,10 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from swarm import SCHEMA_VERSION
-from swarm.atomic import write_text
-from swarm.errors import Conflict, InvalidInput, SwarmError
-from swarm.models import Model, validation_message
-from swarm.specs import platform_name
+from swarm.core.atomic import write_text
+from swarm.core.errors import Conflict, InvalidInput, SwarmError
+from swarm.core.models import Model, validation_message
+from swarm.queue.specs import platform_name
 
 Platform = Literal["vllm", "tensorrt-llm", "sglang", "ollama", "transformers"]
 CONTAINER_PORT = {
@@ -407,7 +407,7 @@ def _options_file(cfg: DeployConfig, argv: tuple[str, ...], folder: Path) -> tup
 
 
 def write_files(p: Plan) -> None:
-    """The files a plan's server reads, each whole or absent (swarm.atomic)."""
+    """The files a plan's server reads, each whole or absent (swarm.core.atomic)."""
     for path, body in p.files.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_text(Path(path), body)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swarm.jobs import JobResult, JobSpec
+from swarm.queue.jobs import JobResult, JobSpec
 from tools.kernel_build import KernelReport, build_and_test
 
 
@@ -43,8 +43,10 @@ def _verify_job(job: JobSpec) -> JobResult:
     """Check every citation, reconcile, write facts/ and the README dashboard (the one writer)."""
     from datetime import UTC, datetime
 
-    from swarm import facts, readme, replication
-    from swarm.store import open_store
+    from swarm.db.store import open_store
+    from swarm.lab import pipeline as facts
+    from swarm.lab import replication
+    from swarm.present import readme
 
     repo = Path(job.repo)
     store = open_store(job.db)
@@ -79,8 +81,8 @@ def _benchmark_job(job: JobSpec) -> JobResult:
     this very result; the server is torn down afterwards unless its task says keep."""
     import asyncio
 
-    from swarm import queue
-    from swarm.store import open_store
+    from swarm.db.store import open_store
+    from swarm.queue import queue
     from tools import bench_lab, benchmark, deploy, lab_deploy
 
     task = queue.get_task(open_store(job.db), job.task_id)

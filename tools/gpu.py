@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from swarm.models import GpuInfo, Model
+from swarm.core.models import GpuInfo, Model
 
 GIB = 1024**3
 

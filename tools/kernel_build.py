@@ -20,9 +20,9 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from swarm import SCHEMA_VERSION
-from swarm.atomic import write_text
-from swarm.errors import InvalidInput, NotFound, SwarmError
-from swarm.models import Model, normalize_arch, validation_message
+from swarm.core.atomic import write_text
+from swarm.core.errors import InvalidInput, NotFound, SwarmError
+from swarm.core.models import Model, normalize_arch, validation_message
 
 FLAGS = (
     "-O3",

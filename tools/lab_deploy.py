@@ -13,11 +13,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from swarm.atomic import write_text
-from swarm.errors import InvalidInput
-from swarm.findings import Evidence, EvidenceKind, NewFinding
-from swarm.jobs import JobResult, JobSpec
-from swarm.models import Task
+from swarm.core.atomic import write_text
+from swarm.core.errors import InvalidInput
+from swarm.core.models import Task
+from swarm.facts.findings import Evidence, EvidenceKind, NewFinding
+from swarm.queue.jobs import JobResult, JobSpec
 from tools import deploy
 from tools.gpu import Inventory, NvmlSource
 from tools.recipes import RECIPES, RecipeBook, Resolution, load_book, resolve
@@ -111,8 +111,8 @@ def failure_findings(
 def deploy_job(job: JobSpec) -> JobResult:
     """Claim -> render deploy.toml -> start (docker or process) -> wait ready -> the endpoint.
     A failure carries the last log lines and cites the seed's known failure when they match."""
-    from swarm import queue
-    from swarm.store import open_store
+    from swarm.db.store import open_store
+    from swarm.queue import queue
     from tools import bench_lab
 
     task = queue.get_task(open_store(job.db), job.task_id)

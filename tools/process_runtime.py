@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from swarm.errors import SwarmError
+from swarm.core.errors import SwarmError
 from tools.deploy import DeployConfig, Deployment, Plan, wait_ready, write_files
 
 LOG = "server.log"

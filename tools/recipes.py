@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from swarm import SCHEMA_VERSION
-from swarm.errors import InvalidInput
-from swarm.models import Model, validation_message
-from swarm.specs import platform_name
+from swarm.core.errors import InvalidInput
+from swarm.core.models import Model, validation_message
+from swarm.queue.specs import platform_name
 from tools.deploy import DeployConfig, Platform
 
 RECIPES = Path("recipes") / "engines.toml"

@@ -11,7 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
-from swarm.jobs import JobResult, load_spec, write_result
+from swarm.queue.jobs import JobResult, load_spec, write_result
 from tools.executors import EXECUTORS
 
 

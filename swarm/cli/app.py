@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from swarm.remote import RemoteLab
-    from swarm.settings import Settings
-    from swarm.store import Store
+    from swarm.core.settings import Settings
+    from swarm.db.store import Store
+    from swarm.queue.remote import RemoteLab
 
 EXIT_CODES_HELP = """exit codes:
   0 ok   1 error   2 usage   3 nothing claimable   4 lease lost
@@ -58,7 +58,7 @@ class Context:
 
     @property
     def settings(self) -> Settings:
-        from swarm.settings import load_settings
+        from swarm.core.settings import load_settings
 
         return load_settings(self.args.db)
 
@@ -70,7 +70,7 @@ class Context:
             return self._remote
         if self.args.server and self.args.db:
             raise UsageError("give --server (a remote lab) or --db (a database here), not both")
-        from swarm.remote import RemoteLab
+        from swarm.queue.remote import RemoteLab
 
         token = self.args.token or os.environ.get("SWARM_TOKEN")
         if not token:
@@ -90,7 +90,7 @@ class Context:
                 "has the database)"
             )
         if self._store is None:
-            from swarm.store import open_store
+            from swarm.db.store import open_store
 
             self._store = open_store(self.settings.db)
         return self._store
@@ -135,7 +135,7 @@ def _agent(args: argparse.Namespace) -> str:
 def _read_text(source: str, field: str, max_bytes: int) -> str:
     """The text of '-' (stdin), '@FILE' or a file path; InvalidInput naming field when it is
     missing, unreadable, not UTF-8 or larger than max_bytes (read no further than that)."""
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
 
     where = "stdin" if source == "-" else source.removeprefix("@")
     try:
@@ -158,7 +158,7 @@ def _read_text(source: str, field: str, max_bytes: int) -> str:
 
 def _read_any_json(source: str, field: str, max_bytes: int) -> Any:
     """JSON from a literal, '@FILE', a file path or '-' (stdin), under the limits."""
-    from swarm.limits import parse_json
+    from swarm.core.limits import parse_json
 
     literal = source.lstrip().startswith(("{", "["))
     if source == "-" or source.startswith("@") or (not literal and _is_file(source)):
@@ -174,7 +174,7 @@ def _is_file(source: str) -> bool:
 
 
 def _read_json_list(source: str, field: str = "findings") -> list[Any]:
-    from swarm.limits import MAX_RESULT_BYTES
+    from swarm.core.limits import MAX_RESULT_BYTES
 
     value = _read_any_json(source, field, MAX_RESULT_BYTES)
     return value if isinstance(value, list) else [value]
@@ -184,8 +184,8 @@ def _read_json(
     source: str | None, field: str = "spec", max_bytes: int | None = None
 ) -> dict[str, Any]:
     """JSON object from a literal, '@file', a file path or '-' (stdin)."""
-    from swarm.errors import InvalidInput
-    from swarm.limits import MAX_SPEC_BYTES
+    from swarm.core.errors import InvalidInput
+    from swarm.core.limits import MAX_SPEC_BYTES
 
     if source is None:
         return {}
@@ -199,8 +199,8 @@ def _read_json(
 
 
 def cmd_init(ctx: Context) -> None:
-    from swarm.catalog import load_catalog
-    from swarm.settings import repo_root
+    from swarm.core.settings import repo_root
+    from swarm.queue.catalog import load_catalog
 
     folder = ctx.args.catalog or (repo_root(Path.cwd()) or Path.cwd()) / "tasks"
     report = load_catalog(ctx.store, Path(folder), _now())
@@ -214,8 +214,9 @@ def cmd_init(ctx: Context) -> None:
 
 
 def cmd_add(ctx: Context) -> None:
-    from swarm import queue, render
-    from swarm.models import NewTask, Requires
+    from swarm.core.models import NewTask, Requires
+    from swarm.present import render
+    from swarm.queue import queue
 
     a = ctx.args
     requires = Requires(
@@ -245,8 +246,9 @@ def cmd_add(ctx: Context) -> None:
 
 
 def cmd_claim(ctx: Context) -> None:
-    from swarm import queue, render
-    from swarm.errors import UnknownAgent
+    from swarm.core.errors import UnknownAgent
+    from swarm.present import render
+    from swarm.queue import queue
 
     agent, kinds = _agent(ctx.args), ctx.args.kind or None
     if ctx.remote:  # the server's lease length unless --lease
@@ -263,7 +265,7 @@ def cmd_claim(ctx: Context) -> None:
 
 
 def cmd_heartbeat(ctx: Context) -> None:
-    from swarm import queue
+    from swarm.queue import queue
 
     a = ctx.args
     if ctx.remote:
@@ -275,7 +277,7 @@ def cmd_heartbeat(ctx: Context) -> None:
 
 
 def cmd_release(ctx: Context) -> None:
-    from swarm import queue
+    from swarm.queue import queue
 
     a = ctx.args
     if a.force:
@@ -292,7 +294,7 @@ def cmd_release(ctx: Context) -> None:
 def _force_release(ctx: Context) -> None:
     """The operator ends another agent's lease: on the lab host (a person) or with the
     operator's token through --server."""
-    from swarm import queue
+    from swarm.queue import queue
 
     a = ctx.args
     if not a.note:
@@ -305,9 +307,9 @@ def _force_release(ctx: Context) -> None:
 
 
 def cmd_report(ctx: Context) -> None:
-    from swarm import queue
-    from swarm.findings import parse_findings
-    from swarm.limits import MAX_RESULT_BYTES
+    from swarm.core.limits import MAX_RESULT_BYTES
+    from swarm.facts.findings import parse_findings
+    from swarm.queue import queue
 
     a = ctx.args
     payload = _read_json(a.result, "result", MAX_RESULT_BYTES)
@@ -322,7 +324,8 @@ def cmd_report(ctx: Context) -> None:
 
 
 def cmd_ls(ctx: Context) -> None:
-    from swarm import queue, render
+    from swarm.present import render
+    from swarm.queue import queue
 
     a = ctx.args
     if ctx.remote:  # the server lists summaries, at most 100 a page
@@ -341,7 +344,8 @@ def cmd_ls(ctx: Context) -> None:
 
 
 def cmd_show(ctx: Context) -> None:
-    from swarm import queue, render
+    from swarm.present import render
+    from swarm.queue import queue
 
     if ctx.remote:
         task, results = ctx.remote.get_task(ctx.args.task)
@@ -358,17 +362,18 @@ def cmd_show(ctx: Context) -> None:
 
 
 def cmd_log(ctx: Context) -> None:
-    from swarm import queue, render
+    from swarm.present import render
+    from swarm.queue import queue
 
     items = queue.task_events(ctx.store, ctx.args.task)
     ctx.emit({"events": [e.model_dump() for e in items]}, lambda: render.events(items))
 
 
 def cmd_status(ctx: Context) -> None:
-    from swarm import render
-    from swarm.board import board
-    from swarm.hooks import installation_problems
-    from swarm.settings import repo_root
+    from swarm.core.settings import repo_root
+    from swarm.lab.hooks import installation_problems
+    from swarm.present import render
+    from swarm.present.board import board
 
     root = repo_root(Path.cwd())
     b = board(ctx.store, _now())
@@ -377,7 +382,7 @@ def cmd_status(ctx: Context) -> None:
 
 
 def cmd_reap(ctx: Context) -> None:
-    from swarm import queue
+    from swarm.queue import queue
 
     items = queue.reap(ctx.store, _now())
     ctx.emit(
@@ -393,8 +398,8 @@ def cmd_reap(ctx: Context) -> None:
 
 
 def _parse_gpu(text: str, index: int) -> Any:
-    from swarm.errors import InvalidInput
-    from swarm.models import GpuInfo
+    from swarm.core.errors import InvalidInput
+    from swarm.core.models import GpuInfo
 
     parts = text.split(":")
     try:
@@ -413,7 +418,7 @@ def _parse_gpu(text: str, index: int) -> Any:
 
 
 def _register(ctx: Context, agent: str) -> Any:
-    from swarm import agents
+    from swarm.queue import agents
     from tools.capabilities import detect
 
     a = ctx.args
@@ -425,7 +430,7 @@ def _register(ctx: Context, agent: str) -> Any:
     tools = tuple(a.tool) if getattr(a, "tool", None) else None
     caps = detect(host=getattr(a, "host", None), gpus=gpus, tools=tools)
     if getattr(a, "driver", None) or getattr(a, "engine", None):
-        from swarm.models import Capabilities
+        from swarm.core.models import Capabilities
 
         engines = {k: str(v) for k, v in _pairs(a.engine or (), "--engine").items()}
         caps = Capabilities.model_validate(
@@ -437,7 +442,7 @@ def _register(ctx: Context, agent: str) -> Any:
 
 
 def cmd_agent_register(ctx: Context) -> None:
-    from swarm import render
+    from swarm.present import render
 
     agent = _register(ctx, _agent(ctx.args))
     ctx.emit(agent, lambda: "registered " + render.agent(agent))
@@ -445,7 +450,7 @@ def cmd_agent_register(ctx: Context) -> None:
 
 def cmd_agent_token(ctx: Context) -> None:
     """Issue, list or revoke the bearer tokens agents (and people) present to `swarm serve --http`."""
-    from swarm import auth
+    from swarm.queue import auth
 
     a = ctx.args
     if a.list:
@@ -476,7 +481,8 @@ def cmd_agent_token(ctx: Context) -> None:
 
 
 def cmd_agent_ls(ctx: Context) -> None:
-    from swarm import agents, render
+    from swarm.present import render
+    from swarm.queue import agents
 
     items = agents.list_agents(ctx.store)
     ctx.emit(
@@ -501,7 +507,7 @@ def _scalar(text: str) -> Any:
 def _pairs(items: Sequence[str], flag: str, typed: bool = True) -> dict[str, Any]:
     """KEY=VALUE pairs; typed: values read as numbers and booleans where they look like them
     (not for a scope, whose normalisers read text: CUDA '12.10' is not the number 12.1)."""
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
 
     out = {}
     for item in items:
@@ -513,7 +519,7 @@ def _pairs(items: Sequence[str], flag: str, typed: bool = True) -> dict[str, Any
 
 
 def _finding_items(a: argparse.Namespace) -> list[Any]:
-    from swarm.findings import parse_findings
+    from swarm.facts.findings import parse_findings
 
     if a.file:
         return parse_findings(_read_json_list(a.file if a.file == "-" else "@" + a.file))
@@ -546,7 +552,7 @@ def _finding_items(a: argparse.Namespace) -> list[Any]:
 
 
 def cmd_finding_add(ctx: Context) -> None:
-    from swarm.findings import add_findings, refuse_decisions
+    from swarm.facts.findings import add_findings, refuse_decisions
 
     agent = getattr(ctx.args, "agent", None) or os.environ.get("SWARM_AGENT")
     items = _finding_items(ctx.args)
@@ -568,8 +574,8 @@ def cmd_finding_add(ctx: Context) -> None:
 
 
 def cmd_finding_ls(ctx: Context) -> None:
-    from swarm import render
-    from swarm.findings import load_findings
+    from swarm.facts.findings import load_findings
+    from swarm.present import render
 
     a = ctx.args
     found, bad = load_findings(ctx.store)
@@ -595,8 +601,8 @@ def cmd_finding_ls(ctx: Context) -> None:
 
 
 def cmd_facts_import_seed(ctx: Context) -> None:
-    from swarm.findings import add_findings
-    from swarm.seed import SEED_AGENT, seed_findings
+    from swarm.facts.findings import add_findings
+    from swarm.lab.seed import SEED_AGENT, seed_findings
 
     before = len(ctx.store.read(lambda c: c.execute("SELECT id FROM findings").fetchall()))
     items = add_findings(ctx.store, seed_findings(_repo()), SEED_AGENT, _now())
@@ -608,7 +614,7 @@ def cmd_facts_import_seed(ctx: Context) -> None:
 
 
 def cmd_facts_verify(ctx: Context) -> None:
-    from swarm import facts
+    from swarm.lab import pipeline as facts
 
     checks, bad = facts.verify(ctx.store, _repo())
     rows = [
@@ -623,7 +629,7 @@ def cmd_facts_verify(ctx: Context) -> None:
     ctx.exit_code = 1 if counts.get("broken") or bad else 0
 
     def text() -> str:
-        from swarm import render
+        from swarm.present import render
 
         table = render.table(
             ("FINDING", "#", "STATUS", "PROVES", "MESSAGE"),
@@ -640,8 +646,8 @@ def cmd_facts_verify(ctx: Context) -> None:
 
 
 def cmd_facts_repair(ctx: Context) -> None:
-    from swarm import facts
-    from swarm.findings import repair_log
+    from swarm.facts.findings import repair_log
+    from swarm.lab import pipeline as facts
 
     path = _repo() / "facts" / facts.LOG
     repaired = repair_log(path)
@@ -657,7 +663,8 @@ def cmd_facts_repair(ctx: Context) -> None:
 
 
 def cmd_facts_reconcile(ctx: Context) -> None:
-    from swarm import facts, render
+    from swarm.lab import pipeline as facts
+    from swarm.present import render
 
     a = ctx.args
     outcome = facts.run(
@@ -679,8 +686,8 @@ def cmd_facts_reconcile(ctx: Context) -> None:
         ctx.exit_code = 1 if stale else 0
         return
     synced = None
-    if not a.from_log:  # conflicts create their own resolution work (swarm/replication.py)
-        from swarm import replication
+    if not a.from_log:  # conflicts create their own resolution work (swarm/lab/replication.py)
+        from swarm.lab import replication
 
         synced = replication.sync(
             ctx.store, outcome.facts, outcome.checks, _now(), a.max_replications
@@ -704,14 +711,15 @@ def _facts_cache(ctx: Context) -> Path:
 
 
 def _triage_conflicts(ctx: Context) -> Any:
-    from swarm import triage
+    from swarm.lab import triage
 
     return triage.conflicts(ctx.store, _repo(), _facts_cache(ctx))
 
 
 def cmd_triage_list(ctx: Context) -> None:
-    from swarm import render, replication
-    from swarm.triage import findings_by_id
+    from swarm.lab import replication
+    from swarm.lab.triage import findings_by_id
+    from swarm.present import render
 
     # deferred disputes stay listed: deferring is not deciding
     conflicts = [
@@ -739,7 +747,7 @@ def cmd_triage_list(ctx: Context) -> None:
 
 
 def cmd_triage_cancel(ctx: Context) -> None:
-    from swarm import replication
+    from swarm.lab import replication
 
     a = ctx.args
     conflicts = tuple(_triage_conflicts(ctx))
@@ -749,7 +757,7 @@ def cmd_triage_cancel(ctx: Context) -> None:
 
 def _who(a: argparse.Namespace) -> str:
     """The person at this CLI: --by, else the git identity `user.name <user.email>`."""
-    from swarm.auth import git_identity
+    from swarm.queue.auth import git_identity
 
     if getattr(a, "by", None):
         return str(a.by)
@@ -762,7 +770,7 @@ def _who(a: argparse.Namespace) -> str:
 
 
 def cmd_triage_resolve(ctx: Context) -> None:
-    from swarm import triage
+    from swarm.lab import triage
 
     a = ctx.args
     action: triage.Action = (
@@ -790,7 +798,7 @@ def cmd_triage_resolve(ctx: Context) -> None:
 
 
 def cmd_triage_undo(ctx: Context) -> None:
-    from swarm import triage
+    from swarm.lab import triage
 
     a = ctx.args
     finding = triage.undo(ctx.store, a.decision, a.reason, _who(a), _now())
@@ -805,7 +813,8 @@ def cmd_triage_undo(ctx: Context) -> None:
 
 def cmd_triage(ctx: Context) -> None:
     """Interactive triage for people: each open conflict, then a decision."""
-    from swarm import render, triage
+    from swarm.lab import triage
+    from swarm.present import render
 
     if not (ctx.args.interactive or sys.stdin.isatty()):
         return cmd_triage_list(ctx)
@@ -850,7 +859,8 @@ def cmd_triage(ctx: Context) -> None:
 
 
 def cmd_search(ctx: Context) -> None:
-    from swarm import render, search
+    from swarm.db import search
+    from swarm.present import render
 
     a = ctx.args
     found = search.search(ctx.store, a.text, a.kind or (), a.limit)
@@ -858,7 +868,7 @@ def cmd_search(ctx: Context) -> None:
 
 
 def cmd_export(ctx: Context) -> None:
-    from swarm import export
+    from swarm.db import export
 
     a = ctx.args
     if a.output in (None, "-"):
@@ -866,7 +876,7 @@ def cmd_export(ctx: Context) -> None:
         return
     from typing import TextIO, cast
 
-    from swarm.atomic import atomic_open
+    from swarm.core.atomic import atomic_open
 
     path = Path(a.output)
     with atomic_open(path) as out:  # a reader sees the whole export or none of it
@@ -875,7 +885,7 @@ def cmd_export(ctx: Context) -> None:
 
 
 def cmd_readme(ctx: Context) -> None:
-    from swarm import readme
+    from swarm.present import readme
 
     repo = _repo()
     path = Path(ctx.args.file) if ctx.args.file else repo / "README.md"
@@ -900,7 +910,7 @@ def cmd_readme(ctx: Context) -> None:
 
 
 def cmd_kernel_build(ctx: Context) -> None:
-    from swarm import render
+    from swarm.present import render
     from tools.kernel_build import build_and_test
 
     a, repo = ctx.args, _repo()
@@ -920,9 +930,9 @@ def _maintenance_tasks(ctx: Context, kinds: Sequence[str]) -> list[str]:
     import contextlib
     import subprocess
 
-    from swarm import queue
-    from swarm.errors import Duplicate
-    from swarm.models import NewTask, Requires
+    from swarm.core.errors import Duplicate
+    from swarm.core.models import NewTask, Requires
+    from swarm.queue import queue
 
     head = subprocess.run(
         ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
@@ -957,7 +967,7 @@ def _worker_loop(ctx: Context, name: str, kinds: tuple[str, ...]) -> Any:
     import signal
     import threading
 
-    from swarm import worker
+    from swarm.queue import worker
 
     a, repo = ctx.args, _repo()
     stop = threading.Event()
@@ -993,10 +1003,10 @@ def cmd_work(ctx: Context) -> None:
     import socket
     import subprocess
 
-    from swarm import agents
-    from swarm.catalog import load_catalog
-    from swarm.limits import Workers, check
-    from swarm.worker import WorkerSummary, waiting_reasons
+    from swarm.core.limits import Workers, check
+    from swarm.queue import agents
+    from swarm.queue.catalog import load_catalog
+    from swarm.queue.worker import WorkerSummary, waiting_reasons
     from tools.capabilities import detect
     from tools.executors import DEFAULT_KINDS, EXECUTORS
 
@@ -1062,7 +1072,7 @@ def cmd_work(ctx: Context) -> None:
 
 
 def _work_summary(ctx: Context, summaries: list[Any], waiting: str) -> None:
-    from swarm import readme
+    from swarm.present import readme
 
     ran = [t for s in summaries for t in s.ran]
     facts = readme.load_facts(_repo() / "facts" / "verified_facts.json")
@@ -1105,8 +1115,8 @@ def _gpu_total(a: argparse.Namespace, gpus: Sequence[str]) -> float | None:
 
 def _task_deployment(ctx: Context) -> Any:
     """A deploy task resolved against recipes/engines.toml; its plan, or exactly what is missing."""
-    from swarm import queue
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
+    from swarm.queue import queue
     from tools import deploy, lab_deploy
     from tools.gpu import NvmlSource
 
@@ -1146,7 +1156,7 @@ def _deploy_task(ctx: Context) -> None:
         )
         return
     if a.down:
-        from swarm import queue
+        from swarm.queue import queue
 
         # started by hand (deployments/) or by `swarm work` (its job folder)
         jobs = ctx.settings.lab_dir / "jobs" / a.task
@@ -1255,7 +1265,7 @@ def cmd_deploy(ctx: Context) -> None:
 def cmd_bench(ctx: Context) -> None:
     import asyncio
 
-    from swarm.errors import InvalidInput
+    from swarm.core.errors import InvalidInput
     from tools import benchmark
     from tools.bench_client import Target
     from tools.bench_lab import probe, server_version
@@ -1301,7 +1311,7 @@ def cmd_bench(ctx: Context) -> None:
         config.client_ceiling_tok_s = round(benchmark.calibrate(max(levels), a.output_len), 1)
     report = asyncio.run(benchmark.run(config, say, _bench_bar if tty else None))
     if a.out:
-        from swarm.atomic import write_text
+        from swarm.core.atomic import write_text
 
         write_text(Path(a.out), report.model_dump_json(indent=2) + "\n")
     if a.plot:
@@ -1309,7 +1319,7 @@ def cmd_bench(ctx: Context) -> None:
 
         write_sweep_png(report, Path(a.plot))
     if a.save_result:
-        from swarm.atomic import write_text as write_file
+        from swarm.core.atomic import write_text as write_file
         from tools.bench_vllm import file_name
 
         for lv in report.levels:
@@ -1356,9 +1366,9 @@ def _bench_table(report: Any) -> str:
 
 
 def cmd_migrate(ctx: Context) -> None:
-    from swarm.settings import resolve_db
-    from swarm.store import open_store
-    from swarm.transfer import copy_lab
+    from swarm.core.settings import resolve_db
+    from swarm.db.store import open_store
+    from swarm.db.transfer import copy_lab
 
     target = open_store(resolve_db(ctx.args.to, {}, Path.cwd()))
     try:
@@ -1378,20 +1388,20 @@ def cmd_migrate(ctx: Context) -> None:
 def cmd_serve(ctx: Context) -> None:
     a = ctx.args
     if a.http:
-        from swarm import mcp_http
-        from swarm.limits import Port, check
+        from swarm.core.limits import Port, check
+        from swarm.mcp import http as mcp_http
 
         port = check(Port, a.port, "--port")
         mcp_http.serve_http(ctx.settings, a.host, port, tuple(a.allowed_host))
     else:
-        from swarm import mcp_server
+        from swarm.mcp import server as mcp_server
 
         mcp_server.serve_stdio(ctx.settings)
 
 
 def _repo() -> Path:
-    from swarm.errors import InvalidInput
-    from swarm.settings import repo_root
+    from swarm.core.errors import InvalidInput
+    from swarm.core.settings import repo_root
 
     root = repo_root(Path.cwd())
     if root is None:
@@ -1400,7 +1410,7 @@ def _repo() -> Path:
 
 
 def cmd_hooks_install(ctx: Context) -> None:
-    from swarm import hooks
+    from swarm.lab import hooks
 
     changed = hooks.install(_repo())
     ctx.emit({"changed": changed}, lambda: "\n".join(changed) or "hooks already installed")
@@ -1409,8 +1419,8 @@ def cmd_hooks_install(ctx: Context) -> None:
 def cmd_hooks_check(ctx: Context) -> None:
     import subprocess
 
-    from swarm import hooks
-    from swarm.errors import SwarmError
+    from swarm.core.errors import SwarmError
+    from swarm.lab import hooks
 
     repo = _repo()
     try:
@@ -1979,8 +1989,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     from pydantic import ValidationError
 
-    from swarm.errors import SwarmError
-    from swarm.limits import check_numbers, check_text, describe
+    from swarm.core.errors import SwarmError
+    from swarm.core.limits import check_numbers, check_text, describe
 
     try:
         for i, arg in enumerate(argv, 1):  # non-UTF-8 bytes arrive as surrogates: refuse them here

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from swarm.errors import StoreUnavailable
+from swarm.core.errors import StoreUnavailable
 
 _WHY = {
     errno.ENOSPC: "the disk is full; free some space and run it again",

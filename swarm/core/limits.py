@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from swarm.errors import InvalidInput
+from swarm.core.errors import InvalidInput
 
 NAME_CHARS = "A-Za-z0-9._@:-"
 MAX_NAME_CHARS = 128  # agent, task id, kind, host, tool, GPU uuid, subject, predicate

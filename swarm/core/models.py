@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from swarm import SCHEMA_VERSION
-from swarm.limits import (
+from swarm.core.limits import (
     Arch,
     Attempts,
     FreeGigaBytes,
@@ -126,7 +126,7 @@ class Capabilities(InputModel):
     driver: Name | None = Field(None, description="the GPU driver version, e.g. 580.95.05")
     engines: dict[Name, Name] = Field(
         default_factory=dict,
-        # a newer engine than a fact's runs used makes that fact stale (swarm/replication.py)
+        # a newer engine than a fact's runs used makes that fact stale (swarm/lab/replication.py)
         description="serving engines here and their versions, e.g. {vllm: 0.11.0}",
     )
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from swarm.errors import InvalidInput
+from swarm.core.errors import InvalidInput
 
 TTL_SECONDS = 3600
 VERSION = 1

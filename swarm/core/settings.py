@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm.errors import InvalidInput, StoreUnavailable
+from swarm.core.errors import InvalidInput, StoreUnavailable
 
 DEFAULT_LEASE_SECONDS = 600.0
 DB_FILENAME = "swarm.db"
@@ -102,7 +102,7 @@ def load_settings(
     cwd: Path | None = None,
 ) -> Settings:
     env = os.environ if env is None else env
-    from swarm.limits import LeaseSeconds, check
+    from swarm.core.limits import LeaseSeconds, check
 
     lease = env.get("SWARM_LEASE_SECONDS")
     lease_seconds = (

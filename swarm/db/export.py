@@ -11,9 +11,9 @@ import json
 import sqlite3
 from typing import Any, Literal, TextIO, cast
 
-from swarm.errors import InvalidInput
-from swarm.migrations import TABLES
-from swarm.store import SQLITE, Conn, Store
+from swarm.core.errors import InvalidInput
+from swarm.db.migrations import TABLES
+from swarm.db.store import SQLITE, Conn, Store
 
 Format = Literal["json", "csv", "nljson"]
 FORMATS: tuple[Format, ...] = ("json", "csv", "nljson")

@@ -201,7 +201,7 @@ MIGRATIONS: tuple[tuple[str, Step], ...] = (
     (
         "0005_replications",
         """
-        -- Work a conflict created for itself (swarm/replication.py): one row per thing to
+        -- Work a conflict created for itself (swarm/lab/replication.py): one row per thing to
         -- settle, keyed by what it settles (PURPOSE:FACT KEY), never by a conflict id, which
         -- changes when an unrelated finding arrives. origins and hosts (JSON lists) are who
         -- may not run it, derived from the conflict's sides when it was queued.
@@ -368,7 +368,7 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "0003_search",
         # The same documents as SQLite's search_docs, read straight from their tables through
-        # expression indexes (always current, nothing to keep): swarm.search queries these
+        # expression indexes (always current, nothing to keep): swarm.db.search queries these
         # exact expressions, which is what lets PostgreSQL use the indexes.
         "CREATE INDEX findings_search ON findings USING gin (to_tsvector('english', "
         + PG_SEARCH["finding"][1]

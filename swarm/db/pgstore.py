@@ -21,9 +21,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from swarm.errors import StoreUnavailable
-from swarm.migrations import POSTGRES_MIGRATIONS
-from swarm.store import POSTGRES, Conn, Cursor
+from swarm.core.errors import StoreUnavailable
+from swarm.db.migrations import POSTGRES_MIGRATIONS
+from swarm.db.store import POSTGRES, Conn, Cursor
 
 T = TypeVar("T")
 

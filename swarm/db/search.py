@@ -16,10 +16,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from swarm import SCHEMA_VERSION
-from swarm.errors import InvalidInput
-from swarm.migrations import PG_SEARCH
-from swarm.models import Model
-from swarm.store import SQLITE, Conn, Store
+from swarm.core.errors import InvalidInput
+from swarm.core.models import Model
+from swarm.db.migrations import PG_SEARCH
+from swarm.db.store import SQLITE, Conn, Store
 
 Kind = Literal["finding", "task", "result", "log"]
 KINDS: tuple[Kind, ...] = ("finding", "task", "result", "log")

@@ -1,5 +1,5 @@
 """The lab store: the one place a database is opened. SQLite (one file per host, the default) is
-here; PostgreSQL (several hosts) is in swarm.pgstore, behind the same `write`/`read` interface.
+here; PostgreSQL (several hosts) is in swarm.db.pgstore, behind the same `write`/`read` interface.
 
 The library's SQL is written once for both: `?` placeholders, portable expressions, and the few
 things that must differ (locking clauses, string aggregation) taken from `conn.dialect`.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from swarm.errors import StoreUnavailable
-from swarm.migrations import MIGRATIONS
-from swarm.settings import is_postgres
+from swarm.core.errors import StoreUnavailable
+from swarm.core.settings import is_postgres
+from swarm.db.migrations import MIGRATIONS
 
 T = TypeVar("T")
 
@@ -122,7 +122,7 @@ class Conn(Protocol):
     def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor: ...
 
 
-Row = Any  # sqlite3.Row or swarm.pgstore.PgRow: both index by position and by column name
+Row = Any  # sqlite3.Row or swarm.db.pgstore.PgRow: both index by position and by column name
 
 
 class Store(Protocol):
@@ -142,7 +142,7 @@ def open_store(location: str | Path, busy_timeout_ms: int = 30_000) -> Store:
     """The store at a file path (SQLite) or a postgresql:// URL."""
     if is_postgres(location):
         try:
-            from swarm.pgstore import PostgresStore  # psycopg loads only for PostgreSQL labs
+            from swarm.db.pgstore import PostgresStore  # psycopg loads only for PostgreSQL labs
         except ImportError as exc:
             raise StoreUnavailable(
                 f"a PostgreSQL lab needs psycopg ({exc.name} is missing): "

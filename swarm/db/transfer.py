@@ -13,9 +13,9 @@ import json
 
 from pydantic import BaseModel
 
-from swarm.errors import Conflict, StoreUnavailable
-from swarm.migrations import NUMBERED, TABLES
-from swarm.store import Conn, Store
+from swarm.core.errors import Conflict, StoreUnavailable
+from swarm.db.migrations import NUMBERED, TABLES
+from swarm.db.store import Conn, Store
 
 Tally = dict[str, tuple[int, str]]  # table -> (rows, sha256 of its rows in key order)
 

@@ -35,10 +35,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm import junit, units
-from swarm.errors import InvalidInput
-from swarm.findings import TIER_RANK, Evidence, EvidenceKind, Finding, Quote, Scalar, Tier
-from swarm.models import Model
+from swarm.core.errors import InvalidInput
+from swarm.core.models import Model
+from swarm.facts import junit, units
+from swarm.facts.findings import TIER_RANK, Evidence, EvidenceKind, Finding, Quote, Scalar, Tier
 
 CheckStatus = Literal["ok", "drifted", "broken", "unverifiable-offline"]
 ISSUE_RE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}#[1-9][0-9]*$")
@@ -81,7 +81,7 @@ class Check(Model):
         default_factory=dict, description="a run's recorded engine, driver, CUDA, image digest"
     )
     replicates: str | None = Field(
-        None, description="a run the lab queued to settle this fact key (swarm/replication.py)"
+        None, description="a run the lab queued to settle this fact key (swarm/lab/replication.py)"
     )
 
 

@@ -19,12 +19,13 @@ import pydantic_core
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from swarm import SCHEMA_VERSION, atomic
-from swarm.errors import Forbidden, InvalidInput
-from swarm.limits import STORED, is_stored
-from swarm.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
-from swarm.models import InputModel, Model, iso, validation_message
-from swarm.store import Conn, Store
+from swarm import SCHEMA_VERSION
+from swarm.core import atomic
+from swarm.core.errors import Forbidden, InvalidInput
+from swarm.core.limits import STORED, is_stored
+from swarm.core.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
+from swarm.core.models import InputModel, Model, iso, validation_message
+from swarm.db.store import Conn, Store
 
 DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
 
@@ -186,8 +187,8 @@ def check_new(items: Iterable[NewFinding]) -> None:
 
     Raises InvalidInput naming the known keys or the expected unit.
     """
-    from swarm import units
-    from swarm.registry import project  # the registries read findings' types: import late
+    from swarm.facts import units
+    from swarm.facts.registry import project  # the registries read findings' types: import late
 
     reg = project()
     for new in items:

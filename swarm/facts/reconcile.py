@@ -27,12 +27,13 @@ from typing import Literal, TypeVar, cast
 
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION, units
-from swarm.citations import Check
-from swarm.findings import TIER_RANK, VALUE_TYPES, Finding, Scalar, Tier, value_fits
-from swarm.limits import STORED
-from swarm.models import Model
-from swarm.registry import UNKNOWN_PREDICATE, Gpu, Predicate, Registries
+from swarm import SCHEMA_VERSION
+from swarm.core.limits import STORED
+from swarm.core.models import Model
+from swarm.facts import units
+from swarm.facts.citations import Check
+from swarm.facts.findings import TIER_RANK, VALUE_TYPES, Finding, Scalar, Tier, value_fits
+from swarm.facts.registry import UNKNOWN_PREDICATE, Gpu, Predicate, Registries
 
 Checks = Mapping[tuple[str, int], Check]  # (finding id, evidence index) -> outcome
 
@@ -640,7 +641,7 @@ def _disagreement(key: str, groups: Sequence[Sequence[Claim]]) -> _Verdict:
 
 
 def _replicated(key: str, groups: Sequence[Sequence[Claim]]) -> _Verdict | None:
-    """A replication run the lab queued for this key (swarm/replication.py), by no side's
+    """A replication run the lab queued for this key (swarm/lab/replication.py), by no side's
     origin, settles it when it agrees with exactly one side; agreeing with none, it is one more
     side and a person decides (never a recency win)."""
     runs = [c for g in groups for c in g if c.arbiter]

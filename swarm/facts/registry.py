@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
-from swarm.errors import InvalidInput
-from swarm.findings import Scalar, Tier
-from swarm.models import Model, normalize_arch, validation_message
+from swarm.core.errors import InvalidInput
+from swarm.core.models import Model, normalize_arch, validation_message
+from swarm.facts.findings import Scalar, Tier
 
 
 class Predicate(Model):
@@ -138,7 +138,7 @@ def _as_int(value: Scalar) -> Scalar:
 def project() -> Registries:
     """The registries of the checkout this package runs from (facts/ beside swarm/): what input
     checks and the queue's dedupe key read."""
-    return Registries.load(Path(__file__).resolve().parents[1] / "facts")
+    return Registries.load(Path(__file__).resolve().parents[2] / "facts")
 
 
 class Registries(Model):
@@ -299,7 +299,7 @@ class Registries(Model):
 def add_aliases(folder: Path, table: str, aliases: dict[str, str]) -> list[str]:
     """Record spellings in facts/aliases.toml's [table] (text edited in place, comments kept,
     written atomically); returns the lines added. A spelling already there is left as it is."""
-    from swarm import atomic
+    from swarm.core import atomic
 
     path = folder / "aliases.toml"
     text = path.read_text(encoding="utf-8")

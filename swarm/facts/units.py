@@ -12,7 +12,7 @@ import functools
 import re
 from typing import Any
 
-from swarm.errors import InvalidInput
+from swarm.core.errors import InvalidInput
 
 # Spellings pint does not read as we mean them.
 SPELLINGS = {"%": "percent", "pct": "percent", "tok": "token", "toks": "token"}

@@ -1,6 +1,6 @@
 """Git hooks that keep the lab's public attribution: one identity, no AI co-author tags.
 
-Run by the one-line wrappers in .githooks/ (`python3 -m swarm.hooks HOOK ARGS…`) and by CI
+Run by the one-line wrappers in .githooks/ (`python3 -m swarm.lab.hooks HOOK ARGS…`) and by CI
 (`swarm hooks check RANGE`). Stdlib only, so a hook costs little more than Python's start-up;
 the store is opened only for a commit that names a `Task:` and `Claim-Epoch:`.
 
@@ -162,10 +162,10 @@ def _lease_problems(message: str) -> list[str]:
     epoch = re.search(r"^Claim-Epoch:\s*(\d+)\s*$", message, re.MULTILINE)
     if not (task and epoch):
         return []
-    from swarm import queue  # the store only when the trailers ask for it
-    from swarm.errors import SwarmError
-    from swarm.settings import load_settings
-    from swarm.store import open_store
+    from swarm.core.errors import SwarmError
+    from swarm.core.settings import load_settings
+    from swarm.db.store import open_store
+    from swarm.queue import queue  # the store only when the trailers ask for it
 
     try:
         current = queue.get_task(open_store(load_settings().db), task[1])

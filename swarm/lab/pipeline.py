@@ -13,12 +13,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarm import SCHEMA_VERSION, atomic, replication
-from swarm.citations import Check, CheckContext, RunGpu, RunRecord, check
-from swarm.findings import BadRow, EvidenceKind, Finding, iter_findings, load_log, merge_log
-from swarm.limits import STORED
-from swarm.models import Capabilities, Model
-from swarm.reconcile import (
+from swarm import SCHEMA_VERSION
+from swarm.core import atomic
+from swarm.core.limits import STORED
+from swarm.core.models import Capabilities, Model
+from swarm.db.store import Conn, Store
+from swarm.facts.citations import Check, CheckContext, RunGpu, RunRecord, check
+from swarm.facts.findings import BadRow, EvidenceKind, Finding, iter_findings, load_log, merge_log
+from swarm.facts.reconcile import (
     Checks,
     Conflict,
     FactsFile,
@@ -27,8 +29,8 @@ from swarm.reconcile import (
     decisions_in_force,
     settle,
 )
-from swarm.registry import Registries
-from swarm.store import Conn, Store
+from swarm.facts.registry import Registries
+from swarm.lab import replication
 
 LOG = "findings.jsonl"
 RUNS = "runs.jsonl"  # the results that run evidence cites, so a rebuild from git can check them
@@ -55,7 +57,7 @@ def _runs_of(conn: Conn) -> dict[str, RunRecord]:
         "SELECT r.id, r.task_id, r.status, r.agent, r.payload, t.state, a.capabilities, t.spec, "
         "p.fact_key FROM results r LEFT JOIN tasks t ON t.id = r.task_id "
         "LEFT JOIN agents a ON a.id = r.agent "
-        # the run of a replication task (swarm/replication.py): reconcile may settle by it
+        # the run of a replication task (swarm/lab/replication.py): reconcile may settle by it
         "LEFT JOIN replications p ON p.task_id = r.task_id AND p.purpose = 'replicate'"
     )
     out = {}

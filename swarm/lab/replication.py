@@ -9,7 +9,7 @@ a `deploy` task when no deployment is up, routed to hardware matching the scope;
 Who may run it is derived, not declared: the agents behind the conflict's sides (who recorded
 them, who ran their runs) and, where the lab has another host with matching hardware, their hosts
 are written beside the task, and the claim passes over it for them (`refusal`). The run's findings
-reach the reconciler as local evidence marked with the key it replicates; swarm/reconcile.py
+reach the reconciler as local evidence marked with the key it replicates; swarm/facts/reconcile.py
 settles by it (`replication by … agrees with side N`) or keeps the conflict open with the new side.
 
 A decided conflict cancels its pending task; a person can cancel one (`cancel`). Versions: a host
@@ -28,12 +28,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION, queue
-from swarm.citations import Check
-from swarm.errors import InvalidInput, NotFound
-from swarm.models import Agent, Capabilities, Model, NewTask, Requires, TaskState, iso
-from swarm.reconcile import Conflict, Fact, FactsFile, FactStatus, newer_environment
-from swarm.store import Conn, Store
+from swarm import SCHEMA_VERSION
+from swarm.core.errors import InvalidInput, NotFound
+from swarm.core.models import Agent, Capabilities, Model, NewTask, Requires, TaskState, iso
+from swarm.db.store import Conn, Store
+from swarm.facts.citations import Check
+from swarm.facts.reconcile import Conflict, Fact, FactsFile, FactStatus, newer_environment
+from swarm.queue import queue
 
 BENCHMARK_PREDICATES = frozenset({"decode_tps_single_stream", "throughput_tps_batched"})
 MAX_PER_GPU_DAY = 3  # re-measurements queued per matching GPU of the lab per day, by default
@@ -122,7 +123,7 @@ def measurable(fact: Fact) -> bool:
 
 def _gpu_arch(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(canonical GPU, arch) the scope names; the arch from the hardware registry if unsaid."""
-    from swarm.registry import project
+    from swarm.facts.registry import project
 
     reg = project()
     gpu = str(reg.gpu_name(str(scope["gpu"]))) if "gpu" in scope else None
@@ -133,7 +134,7 @@ def _gpu_arch(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _runs_on(caps: Capabilities, gpu: str | None, arch: str | None) -> bool:
-    from swarm.registry import project
+    from swarm.facts.registry import project
 
     reg = project()
     for g in caps.gpus:
@@ -230,7 +231,7 @@ def _sides_text(conflict: Conflict, unit: str | None) -> str:
 def _deployment_up(conn: Conn, spec: dict[str, Any], hosts: set[str], lab: _Lab) -> str | None:
     """A done deploy task for this deployment whose result names an endpoint it kept up, on a
     host the replication may use; its id, or None."""
-    from swarm.specs import dedupe_key
+    from swarm.queue.specs import dedupe_key
 
     key = dedupe_key("deploy", spec, None)
     rows = conn.execute(
@@ -624,7 +625,7 @@ class Stack(Model):
 
 def stacks(agents: Iterable[Agent]) -> dict[str, Stack]:
     """host -> its stack, from the registered agents (the latest registration of a host wins)."""
-    from swarm.registry import project
+    from swarm.facts.registry import project
 
     reg = project()
     out: dict[str, Stack] = {}
@@ -654,7 +655,7 @@ def lab_stacks(store: Store | None, kept: Path) -> dict[str, Stack]:
         except ValueError:
             pass  # a file this version cannot read is rewritten from the store
     if store is not None:
-        from swarm.agents import list_agents
+        from swarm.queue.agents import list_agents
 
         out.update(stacks(list_agents(store)))
     return out

@@ -14,10 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from swarm.catalog import CatalogDeployment, DeploymentStatus, read_catalog
-from swarm.citations import normalise, numbers_in
-from swarm.findings import Evidence, EvidenceKind, NewFinding, Quote, Scalar, Tier
-from swarm.registry import Registries
+from swarm.facts.citations import normalise, numbers_in
+from swarm.facts.findings import Evidence, EvidenceKind, NewFinding, Quote, Scalar, Tier
+from swarm.facts.registry import Registries
+from swarm.queue.catalog import CatalogDeployment, DeploymentStatus, read_catalog
 
 SEED_AGENT = "seed"
 DOC = "facts/evidence/seed_README.txt"

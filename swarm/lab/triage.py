@@ -9,14 +9,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from swarm import facts
-from swarm.errors import InvalidInput, NotFound
-from swarm.findings import Decision, Finding, NewFinding, add_findings, all_findings
-from swarm.limits import STORED
-from swarm.models import iso
-from swarm.reconcile import Conflict
-from swarm.registry import add_aliases
-from swarm.store import Conn, Store
+from swarm.core.errors import InvalidInput, NotFound
+from swarm.core.limits import STORED
+from swarm.core.models import iso
+from swarm.db.store import Conn, Store
+from swarm.facts.findings import Decision, Finding, NewFinding, add_findings, all_findings
+from swarm.facts.reconcile import Conflict
+from swarm.facts.registry import add_aliases
+from swarm.lab import pipeline as facts
 
 Action = Literal["accept", "reject", "split", "defer"]
 

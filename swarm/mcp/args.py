@@ -35,8 +35,8 @@ def refuse(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | Non
     the SDK converts anything, or None: an unknown name; a value of the wrong JSON type (the
     SDK and pydantic would quietly read `true`, `"1"` or `1.0` as the integer 1, and `"60"` as a
     number); a NUL byte or unpaired surrogate in any text, whatever the argument's type."""
-    from swarm import limits
-    from swarm.errors import InvalidInput
+    from swarm.core import limits
+    from swarm.core.errors import InvalidInput
 
     unknown = unknown_arguments(schema, arguments)
     if unknown:
@@ -190,8 +190,8 @@ _BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
 def invalid_arguments(schema: Mapping[str, Any], exc: ValidationError) -> str:
     """`INVALID_INPUT: epoch must be an integer ≥ 1 (got 'one')`, one clause per wrong field:
     a top-level argument is described from its schema (type and every bound at once), a nested
-    field or a lab limit (swarm/limits.py) in that limit's own words."""
-    from swarm import limits
+    field or a lab limit (swarm/core/limits.py) in that limit's own words."""
+    from swarm.core import limits
 
     props: Mapping[str, Any] = schema.get("properties", {})
     clauses: list[str] = []

@@ -14,13 +14,13 @@ from typing import Any
 
 import anyio
 
-from swarm import auth
-from swarm.auth import Principal
-from swarm.errors import InvalidInput
-from swarm.mcp_server import MCP_PATH, PRINCIPAL, Lab, build_server
-from swarm.models import build_all_models
-from swarm.settings import Settings
-from swarm.store import Store
+from swarm.core.errors import InvalidInput
+from swarm.core.models import build_all_models
+from swarm.core.settings import Settings
+from swarm.db.store import Store
+from swarm.mcp.server import MCP_PATH, PRINCIPAL, Lab, build_server
+from swarm.queue import auth
+from swarm.queue.auth import Principal
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

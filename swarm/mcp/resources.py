@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
-from swarm import queue
-from swarm.errors import SwarmError
+from swarm.core.errors import SwarmError
+from swarm.queue import queue
 
 if TYPE_CHECKING:
-    from swarm.mcp_server import Lab
+    from swarm.mcp.server import Lab
 
 JSON = "application/json"
 WORK_LOOP = """You work for {lab}'s shared task queue as {agent}. Your identity comes from your
@@ -46,7 +46,7 @@ def add_resources(server: MCPServer, lab: Lab) -> None:
     @server.resource("swarm://board", name="board", mime_type=JSON)
     def board() -> str:
         """The lab at a glance: deployments, GPUs, tasks by state and kind, claimed tasks."""
-        from swarm.board import board as read_board
+        from swarm.present.board import board as read_board
 
         return read_board(lab.store, datetime.now(UTC)).model_dump_json()
 
@@ -61,7 +61,7 @@ def add_resources(server: MCPServer, lab: Lab) -> None:
     @server.resource("swarm://conflicts", name="conflicts", mime_type=JSON)
     def conflicts() -> str:
         """Open conflicts between findings, with each side's findings, for people to decide."""
-        from swarm import facts as facts_pipeline
+        from swarm.lab import pipeline as facts_pipeline
 
         outcome = facts_pipeline.run(lab.store, lab.require_repo(), write=False)
         open_ = [c.model_dump(mode="json") for c in outcome.facts.conflicts if c.state == "open"]

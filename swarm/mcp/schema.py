@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from swarm.limits import INT32_MAX, INT32_MIN
+from swarm.core.limits import INT32_MAX, INT32_MIN
 
 NULL = {"type": "null"}
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "gt", "ge", "lt", "le",

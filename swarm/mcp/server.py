@@ -1,6 +1,6 @@
 """The MCP server: the queue and the lab tools for agents, over stdio or Streamable HTTP.
 
-The only modules that import the `mcp` SDK are this one and swarm/mcp_http.py. Each tool is a
+The only modules that import the `mcp` SDK are this one and swarm/mcp/http.py. Each tool is a
 thin adapter: derive the caller from the connection, call one library function, return its
 pydantic model, or raise a ToolError an agent can act on (`CODE: what happened; what to do`).
 Every call reads through to the database (no task state cached in the process).
@@ -25,12 +25,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
-from swarm import SCHEMA_VERSION, __version__, auth, limits, paging, queue, worker
-from swarm.auth import Principal, Role
-from swarm.errors import NotFound, NothingClaimable, SwarmError
-from swarm.findings import NewFinding
-from swarm.mcp_args import invalid_arguments, refuse
-from swarm.models import (
+from swarm import SCHEMA_VERSION, __version__
+from swarm.core import limits, paging
+from swarm.core.errors import NotFound, NothingClaimable, SwarmError
+from swarm.core.models import (
     Agent,
     Capabilities,
     Lease,
@@ -42,9 +40,13 @@ from swarm.models import (
     TaskState,
     TaskSummary,
 )
-from swarm.search import SearchResults
-from swarm.settings import Settings, repo_root
-from swarm.store import open_store
+from swarm.core.settings import Settings, repo_root
+from swarm.db.search import SearchResults
+from swarm.db.store import open_store
+from swarm.facts.findings import NewFinding
+from swarm.mcp.args import invalid_arguments, refuse
+from swarm.queue import auth, queue, worker
+from swarm.queue.auth import Principal, Role
 from tools.registry import LAB_TOOLS
 
 T = TypeVar("T")
@@ -56,7 +58,7 @@ build_kernel return a job: poll get_task(job). Errors start with a CODE and say 
 The work_loop prompt has the rules in full."""
 PAGE_MAX = 100
 MCP_PATH = "/mcp"  # the SDK's Streamable HTTP path; everything else is the web page
-PRINCIPAL = "swarm.principal"  # the ASGI scope key swarm/mcp_http.py puts the caller under
+PRINCIPAL = "swarm.principal"  # the ASGI scope key swarm/mcp/http.py puts the caller under
 WHERE = {  # where a missing executable is found, for TOOL_MISSING's next step
     "nvcc": ("build_kernel", "a host with CUDA", "kernel"),
     "docker": ("deploy", "a host with Docker", "deploy"),
@@ -150,7 +152,7 @@ class FactsReport(Model):
 
 
 def _facts_report(outcome: Any, limit: int) -> FactsReport:
-    from swarm.facts import tally
+    from swarm.lab.pipeline import tally
 
     by_status, checks, open_ids = tally(outcome)
     lines = [
@@ -237,7 +239,7 @@ class Lab:
     def server_agent(self) -> str:
         """This server as the holder of the jobs it starts, registered with its host's tools."""
         if self._server_agent is None:
-            from swarm import agents
+            from swarm.queue import agents
             from tools.capabilities import detect
 
             name = f"mcp-server@{os.uname().nodename}"
@@ -247,7 +249,7 @@ class Lab:
 
     def start_job(self, new: NewTask, tool: str, by: str) -> JobStarted:
         """Queue the action as a task, claim it as this server and run it as a detached job
-        (swarm/jobs.py, as `swarm work` does): the job outlives this server, and if the server
+        (swarm/queue/jobs.py, as `swarm work` does): the job outlives this server, and if the server
         goes first the next claim of the task adopts the job's result.
 
         Refuses with TOOL_MISSING, queueing nothing, when an executable it needs is not here.
@@ -359,7 +361,7 @@ def build_server(lab: Lab) -> SwarmServer:
     )
     _queue_tools(server, lab)
     _lab_tools(server, lab)
-    from swarm.mcp_resources import add_resources
+    from swarm.mcp.resources import add_resources
 
     add_resources(server, lab)
     _compact_schemas(server)
@@ -367,8 +369,8 @@ def build_server(lab: Lab) -> SwarmServer:
 
 
 def _compact_schemas(server: SwarmServer) -> None:
-    """Every agent reads tools/list on every session: say each thing once (swarm/mcp_schema.py)."""
-    from swarm.mcp_schema import compact_input, compact_output, one_line
+    """Every agent reads tools/list on every session: say each thing once (swarm/mcp/schema.py)."""
+    from swarm.mcp.schema import compact_input, compact_output, one_line
 
     server.full_schemas = {t.name: t.parameters for t in server._tool_manager.list_tools()}
     for tool in server._tool_manager.list_tools():
@@ -397,7 +399,7 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
         ctx: Context, capabilities: Capabilities, agent: AgentArg = None
     ) -> Registered:
         """Record your host's GPUs and tools so claims route GPU work to you (replaces)."""
-        from swarm import agents
+        from swarm.queue import agents
 
         me = lab.caller(ctx, agent)
         return Registered.of(lab.call(lambda: agents.register(lab.store, me, capabilities, _now())))
@@ -521,8 +523,8 @@ def _queue_tools(server: MCPServer, lab: Lab) -> None:
 
 
 def _new_task(**fields: Any) -> NewTask:
-    from swarm.errors import InvalidInput
-    from swarm.models import validation_message
+    from swarm.core.errors import InvalidInput
+    from swarm.core.models import validation_message
 
     try:
         return NewTask(**fields)
@@ -538,7 +540,7 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
         limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 10,
     ) -> SearchResults:
         """Full-text search of findings, tasks, results and job logs (has anyone seen this?)."""
-        from swarm.search import search as find
+        from swarm.db.search import search as find
 
         return lab.call(lambda: find(lab.store, text, kind or (), limit))
 
@@ -546,7 +548,7 @@ def _lab_tools(server: MCPServer, lab: Lab) -> None:
     def verify_facts(max_conflicts: Annotated[int, Field(ge=0, le=50)] = 10) -> FactsReport:
         """Check citations and reconcile findings (writes nothing): counts, open conflicts."""
         repo = lab.require_repo()
-        from swarm import facts  # the facts pipeline loads only when asked for
+        from swarm.lab import pipeline as facts  # the facts pipeline loads only when asked for
 
         return lab.call(
             lambda: _facts_report(facts.run(lab.store, repo, write=False), max_conflicts)
@@ -652,7 +654,7 @@ NEVER_REGISTERED = "never registered: no GPUs known"
 def _claim(lab: Lab, agent: str, lease: float, kinds: list[str] | None) -> ClaimResponse:
     """Claim as agent. An identity that never registered is recorded with no GPUs, and every
     claim it makes says so until it registers."""
-    from swarm import agents
+    from swarm.queue import agents
 
     lab.renew(agent)  # first: the new lease keeps the length asked for
     try:

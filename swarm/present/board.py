@@ -8,8 +8,8 @@ from datetime import datetime
 from pydantic import Field
 
 from swarm import SCHEMA_VERSION
-from swarm.models import Model, parse_iso
-from swarm.store import Conn, Store
+from swarm.core.models import Model, parse_iso
+from swarm.db.store import Conn, Store
 
 
 class DeploymentCounts(Model):
@@ -47,7 +47,7 @@ class ClaimedTask(Model):
 
 class Resolution(Model):
     """A conflict's replication or research task (or a stale fact's re-measurement) not yet
-    finished: the board shows the lab settling its own disputes (swarm/replication.py)."""
+    finished: the board shows the lab settling its own disputes (swarm/lab/replication.py)."""
 
     conflict: str | None
     purpose: str
@@ -59,7 +59,7 @@ class Resolution(Model):
 
 class GpuHold(Model):
     """A model server a done deploy left running, holding its GPU until teardown
-    (swarm/gpu_holds.py): deployments on that GPU wait for it."""
+    (swarm/queue/gpu_holds.py): deployments on that GPU wait for it."""
 
     task_id: str
     host: str
@@ -82,7 +82,7 @@ class Board(Model):
     warnings: tuple[str, ...] = ()
 
 
-# A conflict's replication or a stale fact's re-measurement (swarm/replication.py) re-runs a
+# A conflict's replication or a stale fact's re-measurement (swarm/lab/replication.py) re-runs a
 # deployment of the catalog: it is no deployment of its own, on the board or in the README.
 NOT_RESOLUTION = "AND NOT EXISTS (SELECT 1 FROM replication_tasks g WHERE g.task_id = tasks.id)"
 
@@ -236,7 +236,7 @@ def _tenants(conn: Conn) -> dict[tuple[str, str], list[Tenant]]:
 
 def hosts(store: Store, now: datetime) -> Hosts:
     """GPUs per host (from the agents' registrations) with their leases, and the agents."""
-    from swarm.models import Capabilities
+    from swarm.core.models import Capabilities
 
     def read(conn: Conn) -> Hosts:
         tenants = _tenants(conn)

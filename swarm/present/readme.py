@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm import atomic
-from swarm.board import NOT_RESOLUTION, board
-from swarm.errors import Conflict as StateConflict
-from swarm.errors import InvalidInput
-from swarm.findings import Finding, read_log
-from swarm.reconcile import Canon, Fact, FactsFile
-from swarm.registry import Registries
-from swarm.store import Conn, Store
+from swarm.core import atomic
+from swarm.core.errors import Conflict as StateConflict
+from swarm.core.errors import InvalidInput
+from swarm.db.store import Conn, Store
+from swarm.facts.findings import Finding, read_log
+from swarm.facts.reconcile import Canon, Fact, FactsFile
+from swarm.facts.registry import Registries
+from swarm.present.board import NOT_RESOLUTION, board
 
 REGION_RE = re.compile(
     r"<!-- BEGIN GENERATED (?P<name>[a-z_]+) -->\n(?P<body>.*?)<!-- END GENERATED (?P=name) sha256=(?P<sha>[0-9a-f]+) -->",

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from swarm.board import Board
-    from swarm.findings import Finding
-    from swarm.models import Agent, Claim, Event, Result, Task, TaskSummary
-    from swarm.reconcile import Conflict, FactsFile
-    from swarm.replication import SyncReport
-    from swarm.search import SearchResults
+    from swarm.core.models import Agent, Claim, Event, Result, Task, TaskSummary
+    from swarm.db.search import SearchResults
+    from swarm.facts.findings import Finding
+    from swarm.facts.reconcile import Conflict, FactsFile
+    from swarm.lab.replication import SyncReport
+    from swarm.present.board import Board
     from tools.kernel_build import KernelReport
 
 
@@ -27,7 +27,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def tasks(items: Sequence[Task | TaskSummary]) -> str:
-    from swarm.models import TaskSummary
+    from swarm.core.models import TaskSummary
 
     if not items:
         return "no tasks"
@@ -200,7 +200,7 @@ def search_results(found: SearchResults) -> str:
 
 
 def sync_summary(report: SyncReport) -> str:
-    """What `swarm facts reconcile` queued or cancelled for the conflicts (swarm/replication.py)."""
+    """What `swarm facts reconcile` queued or cancelled for the conflicts (swarm/lab/replication.py)."""
     lines = [f"queued {key}" for key in report.queued]
     lines += [f"cancelled {task}" for task in report.cancelled]
     if report.stale:

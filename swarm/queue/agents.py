@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from swarm import limits
-from swarm.errors import NotFound, UnknownAgent
-from swarm.models import Agent, Capabilities, iso
-from swarm.store import Conn, Store
+from swarm.core import limits
+from swarm.core.errors import NotFound, UnknownAgent
+from swarm.core.models import Agent, Capabilities, iso
+from swarm.db.store import Conn, Store
 
 TOUCH_EVERY = timedelta(seconds=30)
 
@@ -33,7 +33,7 @@ def touch(conn: Conn, agent_id: str, now: datetime, last_seen: str) -> None:
 def register(store: Store, agent_id: str, caps: Capabilities, now: datetime) -> Agent:
     """Record (or replace) an agent's capabilities; re-registering is harmless.
 
-    Raises InvalidInput for a name outside the limits (swarm/limits.py)."""
+    Raises InvalidInput for a name outside the limits (swarm/core/limits.py)."""
     limits.check(limits.Name, agent_id, "agent")
 
     def upsert(conn: Conn) -> Agent:

@@ -25,10 +25,10 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from swarm.atomic import atomic_open
-from swarm.errors import InvalidInput, NotFound
-from swarm.models import Model, iso
-from swarm.store import Conn, Store
+from swarm.core.atomic import atomic_open
+from swarm.core.errors import InvalidInput, NotFound
+from swarm.core.models import Model, iso
+from swarm.db.store import Conn, Store
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._@:-]{1,128}$")
 TOKEN_PREFIX = "swarm_"

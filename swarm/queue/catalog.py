@@ -14,11 +14,11 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from swarm import SCHEMA_VERSION
-from swarm.errors import Duplicate, InvalidInput
-from swarm.models import Model, NewTask, Requires, TaskState, validation_message
-from swarm.queue import insert_task, new_task_id, record_result
-from swarm.specs import dedupe_key
-from swarm.store import Conn, Store
+from swarm.core.errors import Duplicate, InvalidInput
+from swarm.core.models import Model, NewTask, Requires, TaskState, validation_message
+from swarm.db.store import Conn, Store
+from swarm.queue.queue import insert_task, new_task_id, record_result
+from swarm.queue.specs import dedupe_key
 
 CATALOG_ACTOR = "catalog"
 

@@ -8,7 +8,7 @@ step). It ends when the server is torn down: when a benchmark that depends on th
 (the benchmark tears the server down unless the deploy's result says keep), or when a person
 stops it (`swarm deploy --task ID --down`). The hold lives in the store, so a restarted worker,
 a second worker of `swarm work --agents N` and another host's agent all see it; tasks that need
-that GPU wait, naming the server (swarm/routing.py). The benchmark of that very deploy may use
+that GPU wait, naming the server (swarm/queue/routing.py). The benchmark of that very deploy may use
 the GPU: it measures that server.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from swarm.models import Requires
-from swarm.store import Conn
+from swarm.core.models import Requires
+from swarm.db.store import Conn
 
 SERVER_KIND = "deploy"  # the kind whose done result may leave a server running
 BENCHMARK_KIND = "benchmark"  # the kind that tears a server down when it reports

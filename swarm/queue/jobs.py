@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm import SCHEMA_VERSION, atomic
-from swarm.findings import NewFinding
-from swarm.models import Model, iso
+from swarm import SCHEMA_VERSION
+from swarm.core import atomic
+from swarm.core.models import Model, iso
+from swarm.facts.findings import NewFinding
 
 JOB = "job.json"
 RESULT = "result.json"

@@ -18,8 +18,8 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
-from swarm import agents, gpu_holds, limits
-from swarm.errors import (
+from swarm.core import limits
+from swarm.core.errors import (
     Conflict,
     Duplicate,
     Forbidden,
@@ -28,8 +28,7 @@ from swarm.errors import (
     NotFound,
     NothingClaimable,
 )
-from swarm.findings import NewFinding, insert_findings, refuse_decisions
-from swarm.models import (
+from swarm.core.models import (
     Capabilities,
     Claim,
     Event,
@@ -43,9 +42,11 @@ from swarm.models import (
     TaskState,
     iso,
 )
-from swarm.routing import GpuUsage, pick_gpu, summarize, unmet
-from swarm.specs import check_kind, dedupe_key, validate_spec
-from swarm.store import Conn, Row, Store
+from swarm.db.store import Conn, Row, Store
+from swarm.facts.findings import NewFinding, insert_findings, refuse_decisions
+from swarm.queue import agents, gpu_holds
+from swarm.queue.routing import GpuUsage, pick_gpu, summarize, unmet
+from swarm.queue.specs import check_kind, dedupe_key, validate_spec
 
 TASK_COLUMNS = (
     "id, kind, title, spec, state, priority, requires, attempts, max_attempts, dedupe_key, "
@@ -281,7 +282,7 @@ def reap(store: Store, now: datetime) -> list[Reclaimed]:
 
 def _gpu_usage(conn: Conn, host: str) -> GpuUsage:
     """This host's leases; a lease whose task is no longer claimed is a server's hold
-    (swarm/gpu_holds.py), and a claimed deploy's is the server it is starting."""
+    (swarm/queue/gpu_holds.py), and a claimed deploy's is the server it is starting."""
     usage = GpuUsage()
     for row in conn.execute(
         "SELECT l.task_id, l.gpu_uuid, l.gb, l.exclusive, t.state, t.kind FROM gpu_leases l "
@@ -363,10 +364,10 @@ class _Scan:
             after, page = [last["priority"], last["priority"], last["rowid"]], READY_PAGE
 
     def _guard(self, row: Row) -> str | None:
-        """Who may not run a replication: derived from its conflict (swarm/replication.py)."""
+        """Who may not run a replication: derived from its conflict (swarm/lab/replication.py)."""
         if not row["guarded"]:
             return None
-        from swarm import replication
+        from swarm.lab import replication
 
         return replication.refusal(self.conn, row["id"], self.agent_id, self.caps)
 
@@ -898,7 +899,7 @@ def report(
         )
         if gpu_holds.leaves_server(live[2], status, payload):
             _event(conn, task_id, now, holder, "gpu held", epoch, "its server runs until teardown")
-        else:  # a deploy that left a server running keeps its GPU (swarm/gpu_holds.py)
+        else:  # a deploy that left a server running keeps its GPU (swarm/queue/gpu_holds.py)
             conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
         gpu_holds.after_report(conn, task_id, live[2], now, holder, _event)
         _event(conn, task_id, now, holder, f"reported {status}", epoch, note)

@@ -16,21 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from swarm import errors
-from swarm.errors import NothingClaimable, StoreUnavailable, SwarmError
-from swarm.models import (
-    Agent,
-    Capabilities,
-    Claim,
-    Lease,
-    NewTask,
-    Result,
-    Task,
-    TaskSummary,
-)
+from swarm.core import errors
+from swarm.core.errors import NothingClaimable, StoreUnavailable, SwarmError
+from swarm.core.models import Agent, Capabilities, Claim, Lease, NewTask, Result, Task, TaskSummary
 
 if TYPE_CHECKING:
-    from swarm.findings import NewFinding
+    from swarm.facts.findings import NewFinding
 
 T = TypeVar("T")
 Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -200,7 +191,7 @@ class RemoteLab:
     def list_tasks(
         self, states: Sequence[str], kinds: Sequence[str], limit: int, after: str | None
     ) -> tuple[list[TaskSummary], str | None]:
-        from swarm import paging
+        from swarm.core import paging
 
         now = datetime.now(UTC)
         args = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from swarm.models import Capabilities, GpuInfo, Requires
+from swarm.core.models import Capabilities, GpuInfo, Requires
 
 GB_EPSILON = 1e-9  # float sums of GB shares must not refuse an exact fit
 
@@ -20,7 +20,7 @@ class GpuUsage:
     # GPUs a higher-priority (or older) task is waiting to get a share of: later tasks may not
     # take them, or small tasks would starve a waiting exclusive benchmark forever.
     reserved: set[str] = field(default_factory=set)
-    # Model servers a done deploy left running (swarm/gpu_holds.py): deploy task id -> GPU UUID.
+    # Model servers a done deploy left running (swarm/queue/gpu_holds.py): deploy task id -> GPU UUID.
     servers: dict[str, str] = field(default_factory=dict)
     # Every lease row (task id, GPU UUID, GB, exclusive), so that a view can leave some out.
     rows: list[tuple[str, str, float, bool]] = field(default_factory=list)

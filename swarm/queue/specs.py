@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
-from swarm.errors import InvalidInput
-from swarm.models import Model, validation_message
+from swarm.core.errors import InvalidInput
+from swarm.core.models import Model, validation_message
 
 
 class DeploySpec(Model):
@@ -34,7 +34,7 @@ class DeploySpec(Model):
 
 
 class Dispute(Model):
-    """The conflict a replication or research task was queued to settle (swarm/replication.py)."""
+    """The conflict a replication or research task was queued to settle (swarm/lab/replication.py)."""
 
     conflict: str = Field(description="the conflict as it was named when the task was queued")
     key: str = Field(description="the fact key in dispute (what the task is deduplicated by)")
@@ -132,13 +132,13 @@ def _norm(text: str | None) -> str:
 
 def _norm_model(name: str) -> str:
     """'nvidia/Qwen3-8B' and 'Qwen3-8B' are one model; aliases from facts/aliases.toml."""
-    from swarm.registry import project  # the project's one alias table (facts/aliases.toml)
+    from swarm.facts.registry import project  # the project's one alias table (facts/aliases.toml)
 
     return _norm(str(project().canonical("model", name)))
 
 
 def _norm_gpu(name: str | None) -> str:
-    from swarm.registry import project
+    from swarm.facts.registry import project
 
     canonical = project().gpu_name(name) if name else ""
     return re.sub(r"^(nvidia-)?(geforce-)?", "", _norm(canonical))
@@ -146,7 +146,7 @@ def _norm_gpu(name: str | None) -> str:
 
 def platform_name(name: str) -> str:
     """The canonical engine name ('TRT-LLM' -> 'tensorrt-llm') from facts/aliases.toml."""
-    from swarm.registry import project
+    from swarm.facts.registry import project
 
     return str(project().canonical("platform", name))
 

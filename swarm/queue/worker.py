@@ -1,7 +1,7 @@
 """The built-in worker: claim -> run the task as a detached job -> heartbeat -> report.
 
 A worker never runs work inside a transaction or inside its own process: each task is a job
-(swarm/jobs.py) whose folder outlives the worker. On a stop signal the worker releases its lease
+(swarm/queue/jobs.py) whose folder outlives the worker. On a stop signal the worker releases its lease
 with a note and leaves the job running; the next claim of that task adopts the job's result.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from swarm import jobs, queue
-from swarm.errors import LeaseLost, NothingClaimable
-from swarm.models import Claim, Model
-from swarm.store import Store
+from swarm.core.errors import LeaseLost, NothingClaimable
+from swarm.core.models import Claim, Model
+from swarm.db.store import Store
+from swarm.queue import jobs, queue
 
 Emit = Callable[[str], None]
 Progress = Callable[[str, float], None]  # (task id, seconds it has run)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from starlette.routing import BaseRoute
 
-from swarm.store import Store
+from swarm.db.store import Store
 from swarm.web.pages import Web
 from swarm.web.session import Resolver, Sessions
 

@@ -1,5 +1,5 @@
 """The pages: each handler resolves the user, calls one or two library functions and renders a
-template. Decisions go through `swarm.triage`, the same calls `swarm triage resolve` makes."""
+template. Decisions go through `swarm.lab.triage`, the same calls `swarm triage resolve` makes."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from swarm import board, search, triage
-from swarm.auth import Principal
-from swarm.errors import InvalidInput, NotFound, SwarmError
-from swarm.store import Store
+from swarm.core.errors import InvalidInput, NotFound, SwarmError
+from swarm.db import search
+from swarm.db.store import Store
+from swarm.lab import triage
+from swarm.present import board
+from swarm.queue.auth import Principal
 from swarm.web import views
 from swarm.web.session import COOKIE, LOGIN_COOKIE, Sessions
 
@@ -359,7 +361,7 @@ class Web:
         return self.render(request, "task.html", page=page)
 
     def plot(self, request: Request, user: Principal) -> Response:
-        from swarm import queue
+        from swarm.queue import queue
         from tools.bench_plot import render_png
         from tools.benchmark import BenchmarkReport
 

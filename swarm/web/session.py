@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from swarm.auth import Principal
+from swarm.queue.auth import Principal
 
 COOKIE = "swarm_session"
 LOGIN_COOKIE = "swarm_login"  # the login form's own CSRF value (there is no session yet)
-# The page's user is the principal its token stands for (swarm.auth): an agent may look, a
+# The page's user is the principal its token stands for (swarm.queue.auth): an agent may look, a
 # person (or the operator) may also decide.
 Resolver = Callable[[str], Principal | None]
 

@@ -10,11 +10,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from swarm import facts, jobs, triage
-from swarm.findings import Finding
-from swarm.models import Capabilities, Event, Model, Result, Task
-from swarm.reconcile import Conflict, ConflictSide, Fact
-from swarm.store import Conn, Store
+from swarm.core.models import Capabilities, Event, Model, Result, Task
+from swarm.db.store import Conn, Store
+from swarm.facts.findings import Finding
+from swarm.facts.reconcile import Conflict, ConflictSide, Fact
+from swarm.lab import pipeline as facts
+from swarm.lab import triage
+from swarm.queue import jobs
 
 logger = logging.getLogger(__name__)
 FACTS_TTL_S = 30.0  # evidence files can change on disk without a write to the store
@@ -194,7 +196,7 @@ def _finding_view(f: Finding, outcome: facts.Outcome, hosts: dict[str, str]) -> 
 
 
 def split_options(sides: Sequence[Sequence[Finding]]) -> tuple[str, ...]:
-    """Attributes to split by: exactly those the split check accepts (swarm.triage)."""
+    """Attributes to split by: exactly those the split check accepts (swarm.lab.triage)."""
     return triage.split_attributes(sides)
 
 
@@ -249,7 +251,7 @@ def conflict_views(
 ) -> list[ConflictView]:
     """The conflicts side by side, each finding with its evidence checks and host, and the
     decisions on each."""
-    from swarm import replication
+    from swarm.lab import replication
 
     by_id = findings_by_id(store, (fid for c in chosen for s in c.sides for fid in s.findings))
     hosts = agent_hosts(store)
@@ -330,7 +332,7 @@ def has_sweep(result: Result) -> bool:
 
 def task_page(store: Store, task_id: str, lab_dir: Path) -> TaskPage:
     """Raises NotFound for an unknown task."""
-    from swarm import queue
+    from swarm.queue import queue
 
     task = queue.get_task(store, task_id)
     results = tuple(queue.task_results(store, task_id))

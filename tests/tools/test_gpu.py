@@ -3,7 +3,7 @@ a fake of our own narrow GpuSource interface (CI has no GPU)."""
 
 from __future__ import annotations
 
-from swarm.models import GpuInfo
+from swarm.core.models import GpuInfo
 from tools.capabilities import detect
 from tools.gpu import GpuReading, Inventory, NvmlSource
 
