@@ -22,8 +22,8 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from swarm.core.errors import StoreUnavailable
+from swarm.db.conn import POSTGRES, Conn, Cursor
 from swarm.db.migrations import POSTGRES_MIGRATIONS
-from swarm.db.store import POSTGRES, Conn, Cursor
 
 T = TypeVar("T")
 

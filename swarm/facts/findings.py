@@ -23,9 +23,13 @@ from swarm import SCHEMA_VERSION
 from swarm.core import atomic
 from swarm.core.errors import Forbidden, InvalidInput
 from swarm.core.limits import STORED, is_stored
-from swarm.core.limits import Scalar as Scalar  # re-exported: reconcile and registry use it
+from swarm.core.limits import Scalar as Scalar  # re-exported: reconcile uses it
 from swarm.core.models import InputModel, Model, iso, validation_message
 from swarm.db.store import Conn, Store
+from swarm.facts import units
+from swarm.facts.registry import project
+from swarm.facts.tier import TIER_RANK as TIER_RANK  # re-exported: the tier is a finding's
+from swarm.facts.tier import Tier as Tier
 
 DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
 
@@ -46,17 +50,6 @@ class EvidenceKind(StrEnum):
     test = "test"
     issue = "issue"  # owner/repo#N
     url = "url"
-
-
-class Tier(StrEnum):
-    """How much an evidence kind can prove, best first."""
-
-    local = "local"  # a reproducible run or test here
-    primary = "primary"  # an upstream source: code, issue, vendor document
-    secondary = "secondary"  # a write-up about other work
-
-
-TIER_RANK = {Tier.local: 3, Tier.primary: 2, Tier.secondary: 1}
 
 
 class Quote(Model):
@@ -187,9 +180,6 @@ def check_new(items: Iterable[NewFinding]) -> None:
 
     Raises InvalidInput naming the known keys or the expected unit.
     """
-    from swarm.facts import units
-    from swarm.facts.registry import project  # the registries read findings' types: import late
-
     reg = project()
     for new in items:
         if new.kind != "claim":

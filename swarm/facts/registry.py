@@ -12,8 +12,9 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from swarm.core.errors import InvalidInput
+from swarm.core.limits import Scalar
 from swarm.core.models import Model, normalize_arch, validation_message
-from swarm.facts.findings import Scalar, Tier
+from swarm.facts.tier import Tier
 
 
 class Predicate(Model):

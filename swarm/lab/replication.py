@@ -8,7 +8,7 @@ a `deploy` task when no deployment is up, routed to hardware matching the scope;
 
 Who may run it is derived, not declared: the agents behind the conflict's sides (who recorded
 them, who ran their runs) and, where the lab has another host with matching hardware, their hosts
-are written beside the task, and the claim passes over it for them (`refusal`). The run's findings
+are written beside the task, and the claim passes over it for them (swarm/queue/guard.py). The run's findings
 reach the reconciler as local evidence marked with the key it replicates; swarm/facts/reconcile.py
 settles by it (`replication by … agrees with side N`) or keeps the conflict open with the new side.
 
@@ -35,6 +35,7 @@ from swarm.db.store import Conn, Store
 from swarm.facts.citations import Check
 from swarm.facts.reconcile import Conflict, Fact, FactsFile, FactStatus, newer_environment
 from swarm.queue import queue
+from swarm.queue.guard import runs_on as _runs_on
 
 BENCHMARK_PREDICATES = frozenset({"decode_tps_single_stream", "throughput_tps_batched"})
 MAX_PER_GPU_DAY = 3  # re-measurements queued per matching GPU of the lab per day, by default
@@ -131,18 +132,6 @@ def _gpu_arch(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if arch is None and gpu is not None and gpu in reg.hardware.gpu:
         arch = reg.hardware.gpu[gpu].arch
     return gpu, arch
-
-
-def _runs_on(caps: Capabilities, gpu: str | None, arch: str | None) -> bool:
-    from swarm.facts.registry import project
-
-    reg = project()
-    for g in caps.gpus:
-        if gpu is not None and reg.gpu_name(g.name) == gpu:
-            return True
-        if gpu is None and arch is not None and (g.arch or "").rstrip("af") == arch.rstrip("af"):
-            return True
-    return False
 
 
 class _Lab:
@@ -500,44 +489,6 @@ def sync(
 
 
 # ---------------------------------------------------------------- the claim path
-
-
-def refusal(conn: Conn, task_id: str, agent_id: str, caps: Capabilities) -> str | None:
-    """Why this agent may not run a guarded task (None: it may). Called by the claim only for
-    tasks listed in replication_tasks."""
-    found = conn.execute(
-        "SELECT r.origins, r.hosts, r.gpu, r.deploy_task, r.task_id FROM replication_tasks g "
-        "JOIN replications r ON r.key = g.replication WHERE g.task_id = ?",
-        (task_id,),
-    ).fetchone()
-    if found is None:
-        return None
-    origins, hosts, gpu, deploy_task, bench = found
-    if agent_id in json.loads(origins):
-        return "an agent that is no side's origin (a replication)"
-    if caps.host in json.loads(hosts):
-        return "an agent on a host that is no side's origin (a replication)"
-    if gpu and not _runs_on(caps, gpu, None):
-        return f"a {gpu} host (a replication)"
-    if deploy_task and task_id == bench:  # measure the server where the deployment runs
-        where = _deployed_host(conn, deploy_task)
-        if where is not None and where != caps.host:
-            return f"an agent on {where}, where its deployment runs (a replication)"
-    return None
-
-
-def _deployed_host(conn: Conn, deploy_task: str) -> str | None:
-    row = conn.execute(
-        "SELECT a.capabilities FROM results r JOIN agents a ON a.id = r.agent "
-        "WHERE r.task_id = ? AND r.status = 'done' ORDER BY r.created_at DESC",
-        (deploy_task,),
-    ).fetchone()
-    if row is None:
-        return None
-    try:
-        return Capabilities.model_validate_json(row[0]).host
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------- reads and a person's cancel

@@ -44,7 +44,7 @@ from swarm.core.models import (
 )
 from swarm.db.store import Conn, Row, Store
 from swarm.facts.findings import NewFinding, insert_findings, refuse_decisions
-from swarm.queue import agents, gpu_holds
+from swarm.queue import agents, gpu_holds, guard
 from swarm.queue.routing import GpuUsage, pick_gpu, summarize, unmet
 from swarm.queue.specs import check_kind, dedupe_key, validate_spec
 
@@ -364,12 +364,10 @@ class _Scan:
             after, page = [last["priority"], last["priority"], last["rowid"]], READY_PAGE
 
     def _guard(self, row: Row) -> str | None:
-        """Who may not run a replication: derived from its conflict (swarm/lab/replication.py)."""
+        """Who may not run a replication: derived from its conflict (swarm/queue/guard.py)."""
         if not row["guarded"]:
             return None
-        from swarm.lab import replication
-
-        return replication.refusal(self.conn, row["id"], self.agent_id, self.caps)
+        return guard.refusal(self.conn, row["id"], self.agent_id, self.caps)
 
     def usage_for(self, row: Row) -> GpuUsage:
         """The leases as this task sees them: the servers it depends on are its to measure."""
