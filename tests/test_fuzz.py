@@ -3,7 +3,7 @@
 Whatever comes in, `swarm` answers with an exit code from its documented table and a message,
 never a traceback; with --json its output is one valid JSON document (no NaN); and the lab
 database is never left half-written. Seeded (derandomized), so a failure replays; the example
-counts keep both tests to a few seconds each. The CLI runs in this process (`swarm.cli.main`):
+counts keep both tests to a few seconds each. The CLI runs in this process (`swarm.cli.app.main`):
 thousands of interpreter starts would cost minutes on CI's two cores.
 """
 
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from swarm.cli import app as cli
 
-EXIT_CODES = set(range(9))  # the table in `swarm --help` (cli.EXIT_CODES_HELP)
+EXIT_CODES = set(range(9))  # `swarm --help`'s table (swarm.core.errors.exit_codes)
 FUZZ = settings(
     derandomize=True,  # the same examples on every run: a failure replays
     database=None,

@@ -1,15 +1,23 @@
 """The one error hierarchy. The library raises these; the CLI and MCP adapters translate them.
 
-Each class carries the CLI exit code it maps to, so the mapping lives in one place.
+Each class carries the CLI exit code it maps to and a short label, so the mapping lives in one
+place: `exit_codes()` is the table `swarm --help` and the README render.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+OK = 0
+USAGE = 2  # the command line itself is wrong (argparse, or flags that contradict each other)
+INTERRUPTED = 130  # stopped by a signal (Ctrl-C, SIGTERM); what it started was removed
 
 
 class SwarmError(Exception):
     """Something swarm refuses or cannot do; the message says what to do next."""
 
     exit_code = 1
+    label = "error"
 
     @classmethod
     def code(cls) -> str:
@@ -22,12 +30,14 @@ class InvalidInput(SwarmError):
     """A spec, flag or file does not validate; nothing was changed."""
 
     exit_code = 7
+    label = "invalid input"
 
 
 class NotFound(SwarmError):
     """The named task, agent or result does not exist."""
 
     exit_code = 5
+    label = "not found"
 
 
 class UnknownAgent(NotFound):
@@ -38,42 +48,71 @@ class Duplicate(SwarmError):
     """The same thing (by its dedupe key) is already queued."""
 
     exit_code = 6
+    label = "duplicate"
 
 
 class Conflict(SwarmError):
     """The request contradicts the current state (e.g. a second, different report)."""
 
     exit_code = 6
+    label = "conflict"
 
 
 class NothingClaimable(SwarmError):
     """No ready task matches this agent now; the message says what the others wait for."""
 
     exit_code = 3
+    label = "nothing claimable"
 
 
 class LeaseLost(SwarmError):
     """The caller's lease (epoch) is no longer the current one; its write was refused."""
 
     exit_code = 4
+    label = "lease lost"
 
 
 class Forbidden(SwarmError):
     """The caller may not do this (not the lease holder, not a person, another agent's name)."""
 
     exit_code = 9
+    label = "forbidden"
 
 
 class ToolMissing(SwarmError):
     """An executable the action needs (nvcc, docker) is not on this host; nothing was queued."""
 
     exit_code = 10
+    label = "tool missing"
 
 
 class StoreUnavailable(SwarmError):
     """The database cannot be opened or used safely (location, filesystem, lock timeout)."""
 
     exit_code = 8
+    label = "store unavailable"
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    """One documented exit status of `swarm`, and the errors that end with it."""
+
+    code: int
+    label: str
+    errors: tuple[type[SwarmError], ...] = ()
+
+
+def exit_codes() -> tuple[ExitCode, ...]:
+    """Every exit status, lowest first: ok, usage and interrupted beside the error classes."""
+    by_code: dict[int, list[type[SwarmError]]] = {}
+    every: list[type[SwarmError]] = [SwarmError, *_subclasses(SwarmError)]
+    for cls in every:
+        by_code.setdefault(cls.exit_code, []).append(cls)
+    rows = [ExitCode(OK, "ok"), ExitCode(USAGE, "usage"), ExitCode(INTERRUPTED, "interrupted")]
+    for code, classes in by_code.items():
+        own = [c.label for c in classes if "label" in vars(c)]  # a subclass shares its parent's
+        rows.append(ExitCode(code, " or ".join(dict.fromkeys(own)), tuple(classes)))
+    return tuple(sorted(rows, key=lambda row: row.code))
 
 
 def from_code(code: str, message: str) -> SwarmError:
