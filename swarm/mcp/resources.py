@@ -14,7 +14,7 @@ from swarm.core.errors import SwarmError
 from swarm.queue import queue
 
 if TYPE_CHECKING:
-    from swarm.mcp.server import Lab
+    from swarm.mcp.lab import Lab
 
 JSON = "application/json"
 WORK_LOOP = """You work for {lab}'s shared task queue as {agent}. Your identity comes from your
