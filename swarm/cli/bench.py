@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarm.cli import base
 from swarm.cli.base import Commands, Context, UsageError
 
+if TYPE_CHECKING:
+    from tools.benchmark import BenchConfig, BenchmarkReport
 
+
+# long: one add_argument per flag of `swarm bench` (the workload, the sweep, the report), a flat list
 def add_bench(cli: Commands) -> None:
     p = cli.add(
         "bench",
@@ -108,12 +113,31 @@ def add_bench(cli: Commands) -> None:
 def cmd_bench(ctx: Context) -> None:
     import asyncio
 
+    from tools import benchmark
+
+    a = ctx.args
+    config = _bench_config(a)
+    tty = sys.stderr.isatty()
+    say = (lambda m: print(f"\r\033[K{m}", file=sys.stderr, flush=True)) if tty else None
+    if a.calibrate:
+        top = max(config.concurrency)
+        if say:
+            say(f"calibrating the client at c={top} against the zero-latency fake server")
+        config.client_ceiling_tok_s = round(benchmark.calibrate(top, a.output_len), 1)
+    report = asyncio.run(benchmark.run(config, say, _bench_bar if tty else None))
+    _bench_files(a, report)
+    ctx.emit(report, lambda: _bench_table(report))
+    if not any(lv.valid for lv in report.levels):  # no number the lab could stand behind
+        ctx.exit_code = 1
+
+
+def _bench_config(a: argparse.Namespace) -> BenchConfig:
+    """The flags checked and turned into a BenchConfig (asks the server its kind and model)."""
     from swarm.core.errors import InvalidInput
     from tools import benchmark
     from tools.bench_client import Target
     from tools.bench_lab import probe, server_version
 
-    a = ctx.args
     try:
         levels = [int(p) for p in a.concurrency.split(",")] if a.concurrency else [1]
     except ValueError as exc:
@@ -134,7 +158,7 @@ def cmd_bench(ctx: Context) -> None:
     if not (a.model or served):
         raise InvalidInput(f"{a.endpoint}/v1/models names no model: pass --model")
     try:
-        config = benchmark.BenchConfig(
+        return benchmark.BenchConfig(
             endpoint=a.endpoint, model=a.model or served, server_kind=kind if a.server_kind == "auto"
             else a.server_kind, concurrency=levels, rate=a.rate,
             burstiness=a.burstiness, input_len=a.input_len, output_len=a.output_len,
@@ -146,13 +170,10 @@ def cmd_bench(ctx: Context) -> None:
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    tty = sys.stderr.isatty()
-    say = (lambda m: print(f"\r\033[K{m}", file=sys.stderr, flush=True)) if tty else None
-    if a.calibrate:
-        if say:
-            say(f"calibrating the client at c={max(levels)} against the zero-latency fake server")
-        config.client_ceiling_tok_s = round(benchmark.calibrate(max(levels), a.output_len), 1)
-    report = asyncio.run(benchmark.run(config, say, _bench_bar if tty else None))
+
+
+def _bench_files(a: argparse.Namespace, report: BenchmarkReport) -> None:
+    """--out, --plot and --save-result: the report, its sweep plot, vLLM's per-level files."""
     if a.out:
         from swarm.core.atomic import write_text
 
@@ -167,9 +188,6 @@ def cmd_bench(ctx: Context) -> None:
 
         for lv in report.levels:
             write_file(Path(a.save_result) / file_name(lv.vllm), json.dumps(lv.vllm, indent=2))
-    ctx.emit(report, lambda: _bench_table(report))
-    if not any(lv.valid for lv in report.levels):  # no number the lab could stand behind
-        ctx.exit_code = 1
 
 
 def _bench_bar(label: str, done: int, total: int | None) -> None:

@@ -134,30 +134,43 @@ def cmd_deploy(ctx: Context) -> None:
             lambda: "\n".join(f"removed {n}" for n in removed) or "nothing was running",
         )
         return
+    plans, summary = _deploy_plans(a, configs)
+    if a.dry_run or a.generate:
+        body = {"plans": [p.model_dump(mode="json") for p in plans], "memory": summary}
+        if a.generate:
+            body["written"] = [
+                str(deploy.write_compose(Path(d), c, p))
+                for d, c, p in zip(a.dir, configs, plans, strict=True)
+            ]
+        print(
+            deploy.redact(json.dumps(body, indent=None if a.json else 2, sort_keys=True), secrets)
+        )
+        return
+    _deploy_up(ctx, configs, plans, secrets, summary)
+
+
+def _deploy_plans(a: argparse.Namespace, configs: list[Any]) -> tuple[list[Any], str]:
+    """One plan per deployment: alone, or several within one GPU's memory (--shared-tenancy)."""
+    from tools import deploy
+
     if a.shared_tenancy:
         total = _gpu_total(a, configs[0].gpus)
         if total is None:
             raise UsageError(
                 "no GPU inventory here to check the memory budget against: pass --gpu-total-gb N"
             )
-        plans, summary = deploy.shared_tenancy(configs, total)
-    else:
-        if len(configs) > 1:
-            raise UsageError("several deployment directories need --shared-tenancy (or --down)")
-        plans, summary = [deploy.plan(configs[0], _gpu_total(a, configs[0].gpus))], ""
-    if a.dry_run or a.generate:
-        if a.generate:
-            paths = [
-                str(deploy.write_compose(Path(d), c, p))
-                for d, c, p in zip(a.dir, configs, plans, strict=True)
-            ]
-        body = {"plans": [p.model_dump(mode="json") for p in plans], "memory": summary}
-        if a.generate:
-            body["written"] = paths
-        print(
-            deploy.redact(json.dumps(body, indent=None if a.json else 2, sort_keys=True), secrets)
-        )
-        return
+        return deploy.shared_tenancy(configs, total)
+    if len(configs) > 1:
+        raise UsageError("several deployment directories need --shared-tenancy (or --down)")
+    return [deploy.plan(configs[0], _gpu_total(a, configs[0].gpus))], ""
+
+
+def _deploy_up(
+    ctx: Context, configs: list[Any], plans: list[Any], secrets: list[str], summary: str
+) -> None:
+    """Start each server in order, each ready before the next; any failure removes them all."""
+    from tools import deploy
+
     started: list[str] = []
     try:
         results = []

@@ -129,14 +129,9 @@ def add_work(cli: Commands) -> None:
 
 
 def cmd_work(ctx: Context) -> None:
-    import socket
-    import subprocess
-
     from swarm.core.limits import Workers, check
-    from swarm.queue import agents
     from swarm.queue.catalog import load_catalog
-    from swarm.queue.worker import WorkerSummary, waiting_reasons
-    from tools.capabilities import detect
+    from swarm.queue.worker import waiting_reasons
     from tools.executors import DEFAULT_KINDS, EXECUTORS
 
     check(Workers, ctx.args.agents, "--agents")  # before anything is queued or registered
@@ -156,6 +151,22 @@ def cmd_work(ctx: Context) -> None:
         from tools.lab_deploy import RUNTIME_ENV
 
         os.environ[RUNTIME_ENV] = a.runtime
+    names = _register_workers(ctx, kinds, queued)
+    if a.agents == 1:
+        summaries = [_worker_loop(ctx, names[0], kinds)]
+    else:
+        summaries = _worker_processes(ctx, names, kinds)
+    _work_summary(ctx, summaries, waiting_reasons(ctx.store, names[0], kinds))
+
+
+def _register_workers(ctx: Context, kinds: tuple[str, ...], queued: list[str]) -> list[str]:
+    """Register --agents workers with this host's capabilities (or --gpu's); say so to people."""
+    import socket
+
+    from swarm.queue import agents
+    from tools.capabilities import detect
+
+    a = ctx.args
     declared = tuple(base.parse_gpu(text, i) for i, text in enumerate(a.gpu or []))
     caps = detect(gpus=declared) if declared else detect()
     names = [f"{a.name or 'work'}-{socket.gethostname()}-{i}" for i in range(a.agents)]
@@ -169,35 +180,37 @@ def cmd_work(ctx: Context) -> None:
             + (f"; queued {', '.join(queued)}" if queued else ""),
             flush=True,
         )
-    if a.agents == 1:
-        summaries = [_worker_loop(ctx, names[0], kinds)]
-    else:
-        argv = [sys.executable, "-m", "swarm.cli", "work", "--json", "--worker"]
-        flags = (
-            [f for k in kinds for f in ("--kind", k)]
-            + (["--once"] if a.once else [])
-            + (["--until-idle"] if a.until_idle else [])
-            + (["--lease", str(a.lease)] if a.lease else [])
-            + (["--db", a.db] if a.db else [])
-        )
-        procs = [
-            subprocess.Popen([*argv, n, *flags], stdout=subprocess.PIPE, text=True) for n in names
-        ]
-        import signal
+    return names
 
-        def forward(signum: int, _frame: object) -> None:
-            for proc in procs:
-                proc.send_signal(
-                    signum
-                )  # each worker releases its lease and leaves its job running
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, forward)
-        summaries = [
-            WorkerSummary.model_validate_json(p.communicate()[0].strip().splitlines()[-1])
-            for p in procs
-        ]
-    _work_summary(ctx, summaries, waiting_reasons(ctx.store, names[0], kinds))
+def _worker_processes(ctx: Context, names: list[str], kinds: tuple[str, ...]) -> list[Any]:
+    """One `swarm work --worker NAME` process per worker; a signal here is passed on to each."""
+    import signal
+    import subprocess
+
+    from swarm.queue.worker import WorkerSummary
+
+    a = ctx.args
+    argv = [sys.executable, "-m", "swarm.cli", "work", "--json", "--worker"]
+    flags = (
+        [f for k in kinds for f in ("--kind", k)]
+        + (["--once"] if a.once else [])
+        + (["--until-idle"] if a.until_idle else [])
+        + (["--lease", str(a.lease)] if a.lease else [])
+        + (["--db", a.db] if a.db else [])
+    )
+    procs = [subprocess.Popen([*argv, n, *flags], stdout=subprocess.PIPE, text=True) for n in names]
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:  # each worker releases its lease and leaves its job running
+            proc.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    return [
+        WorkerSummary.model_validate_json(p.communicate()[0].strip().splitlines()[-1])
+        for p in procs
+    ]
 
 
 def _work_summary(ctx: Context, summaries: list[Any], waiting: str) -> None:

@@ -247,31 +247,50 @@ def _queue_one(
 ) -> Replication:
     """Insert the task(s) that can settle one conflict, and the row that guards them."""
     agents, hosts = lab.origins(f for s in conflict.sides for f in s.findings)
-    model = lab.subject(fact.subject)
-    stamp = iso(now)
+    model = lab.subject(fact.subject)  # right after origins: the spellings it just read
     if not measurable(fact):
-        purpose: Purpose = "research"
-        key = f"research:{fact.key}"
-        question = (
-            f"Settle {conflict.id} ({conflict.reason}) on {fact.subject} {fact.predicate} "
-            f"({_scope(fact)}): {_sides_text(conflict, fact.unit)}. Find a primary source (vendor "
-            "documentation, upstream code, an upstream issue) and record a finding citing it with "
-            "a quote that contains the value; a secondary write-up settles nothing."
-        )
-        new = NewTask(
-            kind="research",
-            title=f"find a primary source to settle {conflict.id}: {fact.subject} {fact.predicate}",
-            spec={
-                "question": question,
-                "scope": {k: str(v) for k, v in fact.scope.items()},
-                "dispute": _dispute(conflict, fact, agents, None),
-            },
-            priority=PRIORITY,
-            dedupe_key=f"settle-{_digest(key)}",
-        )
-        task_id = queue.insert_task(conn, new, now, ACTOR)
-        return _insert_row(conn, key, purpose, fact, conflict.id, task_id, None, None,
-                           agents, set(), None, stamp)  # fmt: skip
+        return _queue_research(conn, conflict, fact, agents, now)
+    return _queue_replication(conn, conflict, fact, lab, model, (agents, hosts), now)
+
+
+def _queue_research(
+    conn: Conn, conflict: Conflict, fact: Fact, agents: set[str], now: datetime
+) -> Replication:
+    """A research task: find a primary source with a quote that settles the conflict."""
+    key = f"research:{fact.key}"
+    question = (
+        f"Settle {conflict.id} ({conflict.reason}) on {fact.subject} {fact.predicate} "
+        f"({_scope(fact)}): {_sides_text(conflict, fact.unit)}. Find a primary source (vendor "
+        "documentation, upstream code, an upstream issue) and record a finding citing it with "
+        "a quote that contains the value; a secondary write-up settles nothing."
+    )
+    new = NewTask(
+        kind="research",
+        title=f"find a primary source to settle {conflict.id}: {fact.subject} {fact.predicate}",
+        spec={
+            "question": question,
+            "scope": {k: str(v) for k, v in fact.scope.items()},
+            "dispute": _dispute(conflict, fact, agents, None),
+        },
+        priority=PRIORITY,
+        dedupe_key=f"settle-{_digest(key)}",
+    )
+    task_id = queue.insert_task(conn, new, now, ACTOR)
+    return _insert_row(conn, key, "research", fact, conflict.id, task_id, None, None,
+                       agents, set(), None, iso(now))  # fmt: skip
+
+
+def _queue_replication(
+    conn: Conn,
+    conflict: Conflict,
+    fact: Fact,
+    lab: _Lab,
+    model: str,
+    origins: tuple[set[str], set[str]],
+    now: datetime,
+) -> Replication:
+    """A benchmark re-measuring the fact on matching hardware, after a deploy unless one is up."""
+    agents, hosts = origins
     gpu, arch = _gpu_arch(fact.scope)
     note = None
     if hosts and not lab.other_host(hosts, gpu, arch):
@@ -281,32 +300,12 @@ def _queue_one(
         )
         hosts = set()
     key = f"replicate:{fact.key}"
-    deployment = {
-        "gpu": gpu or str(fact.scope.get("gpu", "")),
-        "model": model,
-        "platform": str(fact.scope["platform"]),
-        "tp": int(fact.scope.get("tp", 1)) if str(fact.scope.get("tp", 1)).isdigit() else 1,
-    }
-    if "quant" in fact.scope:
-        deployment["quant"] = str(fact.scope["quant"])
+    deployment = _deployment(fact, gpu, model)
     requires = Requires(arch=arch) if arch else Requires()
     up = _deployment_up(conn, deployment, hosts, lab)
     deploy_task = up
     if up is None:
-        deploy_task = queue.insert_task(
-            conn,
-            NewTask(
-                kind="deploy",
-                title=f"deploy {fact.subject} on {deployment['gpu']} ({deployment['platform']}) "
-                f"to re-measure {conflict.id}",
-                spec=deployment,
-                requires=requires,
-                priority=PRIORITY,
-                dedupe_key=f"settle-{_digest(key)}",
-            ),
-            now,
-            ACTOR,
-        )
+        deploy_task = _queue_deploy(conn, conflict, fact, deployment, requires, key, now)
     what = "single-stream decode" if fact.predicate == "decode_tps_single_stream" else "batched"
     bench = NewTask(
         kind="benchmark",
@@ -324,7 +323,42 @@ def _queue_one(
     )
     task_id = queue.insert_task(conn, bench, now, ACTOR, note=note)
     return _insert_row(conn, key, "replicate", fact, conflict.id, task_id, deploy_task, gpu,
-                       agents, hosts, note, stamp, guard_deploy=up is None)  # fmt: skip
+                       agents, hosts, note, iso(now), guard_deploy=up is None)  # fmt: skip
+
+
+def _deployment(fact: Fact, gpu: str | None, model: str) -> dict[str, Any]:
+    """The deployment the fact's scope names (GPU, model, engine, TP, quant), as a task spec."""
+    deployment: dict[str, Any] = {
+        "gpu": gpu or str(fact.scope.get("gpu", "")),
+        "model": model,
+        "platform": str(fact.scope["platform"]),
+        "tp": int(fact.scope.get("tp", 1)) if str(fact.scope.get("tp", 1)).isdigit() else 1,
+    }
+    if "quant" in fact.scope:
+        deployment["quant"] = str(fact.scope["quant"])
+    return deployment
+
+
+def _queue_deploy(
+    conn: Conn,
+    conflict: Conflict,
+    fact: Fact,
+    deployment: dict[str, Any],
+    requires: Requires,
+    key: str,
+    now: datetime,
+) -> str:
+    """The deploy task the re-measurement waits for, when no such server is up."""
+    new = NewTask(
+        kind="deploy",
+        title=f"deploy {fact.subject} on {deployment['gpu']} ({deployment['platform']}) "
+        f"to re-measure {conflict.id}",
+        spec=deployment,
+        requires=requires,
+        priority=PRIORITY,
+        dedupe_key=f"settle-{_digest(key)}",
+    )
+    return queue.insert_task(conn, new, now, ACTOR)
 
 
 def _digest(text: str) -> str:
