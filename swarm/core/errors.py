@@ -9,8 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 OK = 0
-USAGE = 2  # the command line itself is wrong (argparse, or flags that contradict each other)
-INTERRUPTED = 130  # stopped by a signal (Ctrl-C, SIGTERM); what it started was removed
+USAGE = 2
+INTERRUPTED = 130
+# Exits the CLI reports under an error type of its own, with no class here: (type, when).
+CLI_ONLY = {
+    1: (("InternalError", "a bug: still one line (JSON with --json); SWARM_DEBUG=1 shows where"),),
+    USAGE: (
+        (
+            "UsageError",
+            "the command line is wrong: an unknown flag, a missing argument, "
+            "flags that contradict each other",
+        ),
+    ),
+    INTERRUPTED: (
+        ("Interrupted", "stopped by a signal (Ctrl-C, SIGTERM); what it started was removed"),
+    ),
+}
 
 
 class SwarmError(Exception):
@@ -100,6 +114,7 @@ class ExitCode:
     code: int
     label: str
     errors: tuple[type[SwarmError], ...] = ()
+    cli_only: tuple[tuple[str, str], ...] = ()  # (error type, when) of CLI_ONLY
 
 
 def exit_codes() -> tuple[ExitCode, ...]:
@@ -108,10 +123,15 @@ def exit_codes() -> tuple[ExitCode, ...]:
     every: list[type[SwarmError]] = [SwarmError, *_subclasses(SwarmError)]
     for cls in every:
         by_code.setdefault(cls.exit_code, []).append(cls)
-    rows = [ExitCode(OK, "ok"), ExitCode(USAGE, "usage"), ExitCode(INTERRUPTED, "interrupted")]
+    rows = [
+        ExitCode(OK, "ok"),
+        ExitCode(USAGE, "usage", cli_only=CLI_ONLY[USAGE]),
+        ExitCode(INTERRUPTED, "interrupted", cli_only=CLI_ONLY[INTERRUPTED]),
+    ]
     for code, classes in by_code.items():
         own = [c.label for c in classes if "label" in vars(c)]  # a subclass shares its parent's
-        rows.append(ExitCode(code, " or ".join(dict.fromkeys(own)), tuple(classes)))
+        label = " or ".join(dict.fromkeys(own))
+        rows.append(ExitCode(code, label, tuple(classes), CLI_ONLY.get(code, ())))
     return tuple(sorted(rows, key=lambda row: row.code))
 
 

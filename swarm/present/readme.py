@@ -80,6 +80,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def exit_code_table() -> str:
+    """The README's table of exit codes and errors, rendered from swarm.core.errors (a test keeps
+    the README equal to it); the same table ends every `swarm --help`."""
+    from swarm.core.errors import ExitCode, exit_codes
+
+    def when(row: ExitCode) -> str:
+        errors = [(f"`{e.__name__}` (`{e.code()}`)", e.__doc__ or "") for e in row.errors]
+        errors += [(f"`{name}` (CLI only)", text) for name, text in row.cli_only]
+        return "; ".join(f"{name}: {text.strip().rstrip('.')}" for name, text in errors)
+
+    rows = [(row.code, row.label, when(row)) for row in exit_codes()]
+    return table(("exit", "meaning", "error type in `--json` (MCP error code): when"), rows)
+
+
 def _num(value: float | None, decimals: int = 1) -> str:
     if value is None:
         return "-"
