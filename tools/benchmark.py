@@ -43,17 +43,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
+from swarm.queue.specs import ServerKind
 from tools.bench_client import Connection, RequestRecord, Target, request_body
 from tools.bench_vllm import vllm_result
 
 SCHEMA_VERSION = 1
-SERVER_KINDS = ("vllm", "sglang", "trt-llm", "transformers", "openai")
+SERVER_KINDS = get_args(ServerKind)[1:]  # what "auto" resolves to: every kind but auto
 # A prompt is random common words: no tokenizer needed, and usage.prompt_tokens says the truth.
 _WORD_TEXT = (
     "the of and to in is was for on are with as by at from that this be it or an have "

@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from swarm.cli import base
 from swarm.cli.base import Commands, Context, UsageError
+from swarm.queue.specs import ServerKind
 
 if TYPE_CHECKING:
     from tools.benchmark import BenchConfig, BenchmarkReport
@@ -27,7 +28,7 @@ def add_bench(cli: Commands) -> None:
     p.add_argument(
         "--server-kind",
         default="auto",
-        choices=["auto", "vllm", "sglang", "trt-llm", "transformers", "openai"],
+        choices=get_args(ServerKind),
         help="how output length is forced; auto asks /v1/models (default)",
     )
     p.add_argument("--concurrency", help="closed-loop levels, e.g. 1,2,4,8 (default 1)")

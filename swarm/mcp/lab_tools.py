@@ -22,6 +22,7 @@ from swarm.core.models import (
 from swarm.db.search import SearchResults
 from swarm.mcp.lab import JobStarted, Lab
 from swarm.mcp.queue_tools import PAGE_MAX, READ, WRITE, new_task
+from swarm.queue.specs import ServerKind
 from tools.registry import LAB_TOOLS
 
 
@@ -152,9 +153,7 @@ def benchmark_tools(server: MCPServer, lab: Lab) -> None:
         output_len: Annotated[int, Field(ge=1, le=32768)] = 128,
         input_len: Annotated[int, Field(ge=1, le=131072)] = 128,
         requests: Annotated[int | None, Field(ge=1, le=100_000)] = None,
-        server_kind: Literal[
-            "auto", "vllm", "sglang", "trt-llm", "transformers", "openai"
-        ] = "auto",
+        server_kind: ServerKind = "auto",
         gpu: limits.Title | None = None,
         platform: limits.Title | None = None,
         quant: limits.Title | None = None,

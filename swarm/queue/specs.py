@@ -10,6 +10,10 @@ from pydantic import Field, ValidationError
 from swarm.core.errors import InvalidInput
 from swarm.core.models import Model, validation_message
 
+# How a server is asked for a fixed output length (tools/bench_client.py); auto asks /v1/models.
+# The one list: `swarm bench --server-kind`, the benchmark MCP tool and the benchmark spec.
+ServerKind = Literal["auto", "vllm", "sglang", "trt-llm", "transformers", "openai"]
+
 
 class DeploySpec(Model):
     gpu: str
@@ -58,7 +62,7 @@ class BenchmarkSpec(Model):
     instance: int = Field(1, ge=1)
     endpoint: str | None = Field(None, description="default: the deploy task's result")
     served_model_name: str | None = Field(None, description="default: the first in /v1/models")
-    server_kind: Literal["auto", "vllm", "sglang", "trt-llm", "transformers", "openai"] = "auto"
+    server_kind: ServerKind = "auto"
     # How to measure: the same names and defaults as tools/benchmark.py's BenchConfig.
     concurrency: tuple[Annotated[int, Field(ge=1)], ...] = (1,)
     rate: float | None = Field(None, gt=0)
