@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
-from swarm.queue.specs import ServerKind
+from swarm.core.kinds import ServerKind
 from tools.bench_client import Connection, RequestRecord, Target, request_body
 from tools.bench_vllm import vllm_result
 

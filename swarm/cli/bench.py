@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from swarm.cli import base
 from swarm.cli.base import Commands, Context, UsageError
-from swarm.queue.specs import ServerKind
+from swarm.core.kinds import ServerKind
 
 if TYPE_CHECKING:
     from tools.benchmark import BenchConfig, BenchmarkReport

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import get_args
 
 from swarm.cli import base
 from swarm.cli.base import Commands, Context, UsageError
+from swarm.core.kinds import TaskKind
 
 
 def _lease_args(p: argparse.ArgumentParser) -> None:
@@ -37,7 +39,7 @@ def cmd_init(ctx: Context) -> None:
 
 def add_add(cli: Commands) -> None:
     p = cli.add("add", cmd_add, "queue a task")
-    p.add_argument("kind", help="deploy, benchmark, kernel, verify, research or other")
+    p.add_argument("kind", help=f"{', '.join(get_args(TaskKind))} (other: a free-form spec)")
     p.add_argument("title")
     p.add_argument("--spec", help="JSON object, @file, file path or - for stdin; validated by kind")
     p.add_argument("--priority", type=int, default=0, help="higher is claimed first (default 0)")

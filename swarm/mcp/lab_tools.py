@@ -14,6 +14,7 @@ from pydantic import Field
 
 from swarm import SCHEMA_VERSION
 from swarm.core import limits
+from swarm.core.kinds import ServerKind
 from swarm.core.models import (
     Model,
     NewTask,
@@ -22,7 +23,6 @@ from swarm.core.models import (
 from swarm.db.search import SearchResults
 from swarm.mcp.lab import JobStarted, Lab
 from swarm.mcp.queue_tools import PAGE_MAX, READ, WRITE, new_task
-from swarm.queue.specs import ServerKind
 from tools.registry import LAB_TOOLS
 
 

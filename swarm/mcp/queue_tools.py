@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 from swarm import SCHEMA_VERSION
 from swarm.core import limits, paging
 from swarm.core.errors import NotFound, NothingClaimable
+from swarm.core.kinds import TaskKind
 from swarm.core.models import (
     Agent,
     Capabilities,
@@ -229,7 +230,7 @@ def add_tools(server: MCPServer, lab: Lab) -> None:
     @server.tool(annotations=WRITE)
     def add_task(
         ctx: Context,
-        kind: Literal["deploy", "benchmark", "kernel", "verify", "research", "other"],
+        kind: TaskKind,
         title: limits.TaskTitle,
         spec: limits.Spec | None = None,
         priority: limits.Int32 = 0,

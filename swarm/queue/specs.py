@@ -8,11 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 
 from swarm.core.errors import InvalidInput
+from swarm.core.kinds import ServerKind
 from swarm.core.models import Model, validation_message
-
-# How a server is asked for a fixed output length (tools/bench_client.py); auto asks /v1/models.
-# The one list: `swarm bench --server-kind`, the benchmark MCP tool and the benchmark spec.
-ServerKind = Literal["auto", "vllm", "sglang", "trt-llm", "transformers", "openai"]
 
 
 class DeploySpec(Model):
@@ -100,6 +97,7 @@ class ResearchSpec(Model):
     dispute: Dispute | None = Field(None, description="the conflict a primary source settles")
 
 
+# Each task kind (swarm.core.kinds.TaskKind) with the model its spec must validate against.
 KIND_SPECS: dict[str, type[Model] | None] = {
     "deploy": DeploySpec,
     "benchmark": BenchmarkSpec,
