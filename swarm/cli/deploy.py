@@ -43,7 +43,8 @@ def _task_deployment(ctx: Context) -> Any:
         raise InvalidInput(f"{a.task} has no plan; missing: " + "; ".join(resolution.missing))
     cfg = resolution.config
     total = a.gpu_total_gb or lab_deploy.gpu_total_gb(inventory, cfg.gpus)
-    return resolution, cfg, deploy.plan(cfg, total)
+    folder = ctx.settings.lab_dir / "deployments" / a.task  # where its files are written
+    return resolution, cfg, deploy.plan(cfg, total, folder=folder)
 
 
 def _deploy_task(ctx: Context) -> None:
@@ -159,10 +160,11 @@ def _deploy_plans(a: argparse.Namespace, configs: list[Any]) -> tuple[list[Any],
             raise UsageError(
                 "no GPU inventory here to check the memory budget against: pass --gpu-total-gb N"
             )
-        return deploy.shared_tenancy(configs, total)
+        return deploy.shared_tenancy(configs, total, [Path(d) for d in a.dir])
     if len(configs) > 1:
         raise UsageError("several deployment directories need --shared-tenancy (or --down)")
-    return [deploy.plan(configs[0], _gpu_total(a, configs[0].gpus))], ""
+    total = _gpu_total(a, configs[0].gpus)
+    return [deploy.plan(configs[0], total, folder=Path(a.dir[0]))], ""
 
 
 def _deploy_up(
