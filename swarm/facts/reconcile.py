@@ -1242,7 +1242,42 @@ def _reconcile(
     reg = canon.reg
     made = decisions_in_force(decisions)
     by_key = _claims(claims, canon, made)
+    facts, replaced, conflicts = _judge_keys(by_key)
+    for conflict in _claims_vs_measurements(by_key):
+        conflicts[conflict.id] = conflict
+        _dispute(facts, conflict, "rule: claim vs measurement")
 
+    for extra in [*_possible_aliases(by_key), *_unknown_spellings(by_key, reg)]:
+        conflicts[extra.id] = extra  # questions for a person; the facts keep their status
+    for conflict in _batched_below_single(by_key, facts):
+        conflicts[conflict.id] = conflict
+        _dispute(facts, conflict, "rule: physical plausibility")
+    _failed_yet_measured(by_key, facts, conflicts)
+
+    judged = _judged(by_key, conflicts)
+    basis = TriageBasis(conflicts=tuple(conflicts[c] for c in sorted(conflicts)), judged=judged)
+    for cid, (conflict, holding) in settle(conflicts, made, judged).items():
+        conflicts[cid] = conflict
+        if holding is None:
+            continue
+        for key in conflict.keys:
+            facts[key], set_aside = _apply(holding, facts[key], by_key)
+            if set_aside:
+                replaced[key] = set_aside
+
+    every = list(facts.values()) + [f for group in replaced.values() for f in group]
+    out = FactsFile(
+        facts=tuple(sorted(every, key=lambda f: (f.key, f.status == FactStatus.superseded, f.id))),
+        conflicts=tuple(sorted(conflicts.values(), key=lambda c: c.id)),
+    )
+    return out, basis
+
+
+def _judge_keys(
+    by_key: Mapping[str, list[Claim]],
+) -> tuple[dict[str, Fact], dict[str, list[Fact]], dict[str, Conflict]]:
+    """Each key judged on its own claims: its fact, the facts a verified value supersedes, and
+    the conflicts found."""
     facts: dict[str, Fact] = {}
     replaced: dict[str, list[Fact]] = defaultdict(list)
     conflicts: dict[str, Conflict] = {}
@@ -1256,16 +1291,14 @@ def _reconcile(
         facts[key] = _fact(key, verdict.chosen, verdict.status, verdict.rule, cid, losers)
         if verdict.status == FactStatus.verified:
             replaced[key] = [_superseded(key, g, facts[key], verdict.rule) for g in verdict.losers]
-    for conflict in _claims_vs_measurements(by_key):
-        conflicts[conflict.id] = conflict
-        _dispute(facts, conflict, "rule: claim vs measurement")
+    return facts, replaced, conflicts
 
-    for extra in [*_possible_aliases(by_key), *_unknown_spellings(by_key, reg)]:
-        conflicts[extra.id] = extra  # questions for a person; the facts keep their status
-    for conflict in _batched_below_single(by_key, facts):
-        conflicts[conflict.id] = conflict
-        _dispute(facts, conflict, "rule: physical plausibility")
 
+def _failed_yet_measured(
+    by_key: Mapping[str, list[Claim]], facts: dict[str, Fact], conflicts: dict[str, Conflict]
+) -> None:
+    """A deployment said to fail whose throughput was measured: its facts and the measurements'
+    become one dispute (a new conflict, or the one its serves key already has)."""
     for serves, measured in _measured_deployments(by_key, facts):
         cid = facts[serves].conflict
         if cid is None:  # a verified failure against a measurement: a new conflict
@@ -1302,13 +1335,18 @@ def _reconcile(
                 }
             )
 
+
+def _judged(
+    by_key: Mapping[str, list[Claim]], conflicts: Mapping[str, Conflict]
+) -> dict[str, Judged]:
+    """What settling needs of each finding on a conflict's side (only those: not every claim)."""
     on_sides = {
         fid for conflict in conflicts.values() for side in conflict.sides for fid in side.findings
     }
     by_id = {
         c.finding.id: c for group in by_key.values() for c in group if c.finding.id in on_sides
     }
-    judged = {
+    return {
         fid: Judged(
             value=c.value,
             local=c.tier == Tier.local,
@@ -1320,19 +1358,3 @@ def _reconcile(
         for fid in side.findings
         if (c := by_id.get(fid)) is not None
     }
-    basis = TriageBasis(conflicts=tuple(conflicts[c] for c in sorted(conflicts)), judged=judged)
-    for cid, (conflict, holding) in settle(conflicts, made, judged).items():
-        conflicts[cid] = conflict
-        if holding is None:
-            continue
-        for key in conflict.keys:
-            facts[key], set_aside = _apply(holding, facts[key], by_key)
-            if set_aside:
-                replaced[key] = set_aside
-
-    every = list(facts.values()) + [f for group in replaced.values() for f in group]
-    out = FactsFile(
-        facts=tuple(sorted(every, key=lambda f: (f.key, f.status == FactStatus.superseded, f.id))),
-        conflicts=tuple(sorted(conflicts.values(), key=lambda c: c.id)),
-    )
-    return out, basis
