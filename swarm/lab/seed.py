@@ -143,13 +143,7 @@ def prose_findings(repo: Path) -> list[NewFinding]:
 
 
 def _deployment_findings(d: CatalogDeployment, doc: Evidence, text: SeedText) -> list[NewFinding]:
-    scope: dict[str, Any] = {
-        "gpu": d.gpu,
-        "arch": d.arch,
-        "platform": d.platform,
-        "quant": d.quant or "default",
-        "tp": d.tp,
-    }
+    """A seed row's figures (single-stream and batched TPS) and whether its engine serves it."""
     attrs = {
         "params": d.params,
         "vram_gb": d.vram_gb,
@@ -157,54 +151,72 @@ def _deployment_findings(d: CatalogDeployment, doc: Evidence, text: SeedText) ->
         "model_type": d.model_type,
         "measured": True,
     }
-    where = f"{d.model} on {d.gpu} with {d.platform} ({d.quant or 'default'}, TP {d.tp})"
     out = []
     if d.status == DeploymentStatus.benchmarked and d.benchmark is not None:
+        out += _benchmark_findings(d, doc, text, attrs)
+    if d.status != DeploymentStatus.pending:
+        out.append(_serves_finding(d, doc, text, attrs))
+    return out
+
+
+def _benchmark_findings(
+    d: CatalogDeployment, doc: Evidence, text: SeedText, attrs: dict[str, Any]
+) -> list[NewFinding]:
+    assert d.benchmark is not None
+    scope: dict[str, Any] = {
+        "gpu": d.gpu,
+        "arch": d.arch,
+        "platform": d.platform,
+        "quant": d.quant or "default",
+        "tp": d.tp,
+    }
+    where = f"{d.model} on {d.gpu} with {d.platform} ({d.quant or 'default'}, TP {d.tp})"
+    return [
+        NewFinding(
+            subject=d.model,
+            predicate=predicate,
+            scope=scope,
+            value=value,
+            unit="tokens/s",
+            statement=f"{where}: {value:g} tokens/s {what}",
+            evidence=(_quoted(doc, text.row(d.model, value, d.platform)),),
+            attributes=attrs,
+        )
         for predicate, value, what in (
             ("decode_tps_single_stream", d.benchmark.single_tps, "single-stream"),
             ("throughput_tps_batched", d.benchmark.batched_tps, "batched"),
-        ):
-            if value is not None:
-                out.append(
-                    NewFinding(
-                        subject=d.model,
-                        predicate=predicate,
-                        scope=scope,
-                        value=value,
-                        unit="tokens/s",
-                        statement=f"{where}: {value:g} tokens/s {what}",
-                        evidence=(_quoted(doc, text.row(d.model, value, d.platform)),),
-                        attributes=attrs,
-                    )
-                )
-    if d.status != DeploymentStatus.pending:
-        serves = d.status != DeploymentStatus.failed
-        serve_scope = {
-            "gpu": d.gpu,
-            "arch": d.arch,
-            "model": d.model,
-            "quant": d.quant or "default",
-        }
-        # The same keys for every row (a row with a model_type and one without must land on one
-        # key, or `serves` true and false are both verified): the type is a described attribute,
-        # which a broad claim such as "{arch: sm_120, model_type: MoE}" still reaches.
-        statement = f"{d.platform} {'serves' if serves else 'failed to serve'} {d.model} on {d.gpu}"
-        failed = None
-        if not serves:
-            statement += f": {d.reason or 'no reason recorded'}"
-            failed = text.failed_row(d.model, d.platform, d.reason)
-        out.append(
-            NewFinding(
-                subject=d.platform,
-                predicate="serves",
-                scope=serve_scope,
-                value=serves,
-                statement=statement,
-                evidence=(_quoted(doc, failed if failed else text.row(d.model, d.platform)),),
-                attributes=attrs,
-            )
         )
-    return out
+        if value is not None
+    ]
+
+
+def _serves_finding(
+    d: CatalogDeployment, doc: Evidence, text: SeedText, attrs: dict[str, Any]
+) -> NewFinding:
+    serves = d.status != DeploymentStatus.failed
+    serve_scope = {
+        "gpu": d.gpu,
+        "arch": d.arch,
+        "model": d.model,
+        "quant": d.quant or "default",
+    }
+    # The same keys for every row (a row with a model_type and one without must land on one
+    # key, or `serves` true and false are both verified): the type is a described attribute,
+    # which a broad claim such as "{arch: sm_120, model_type: MoE}" still reaches.
+    statement = f"{d.platform} {'serves' if serves else 'failed to serve'} {d.model} on {d.gpu}"
+    failed = None
+    if not serves:
+        statement += f": {d.reason or 'no reason recorded'}"
+        failed = text.failed_row(d.model, d.platform, d.reason)
+    return NewFinding(
+        subject=d.platform,
+        predicate="serves",
+        scope=serve_scope,
+        value=serves,
+        statement=statement,
+        evidence=(_quoted(doc, failed if failed else text.row(d.model, d.platform)),),
+        attributes=attrs,
+    )
 
 
 def _scaling_findings(repo: Path, doc: Evidence, text: SeedText) -> list[NewFinding]:
