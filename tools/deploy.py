@@ -246,26 +246,9 @@ def memory_budget(
     gpu_memory_fraction (dropping it silently let vLLM take its default 90%)."""
     share, total = cfg.gpu_memory_gb, gpu_total_gb
     free = free_before_gb if free_before_gb is not None else total
-    if share is not None and total is not None and share > total:
-        raise InvalidInput(
-            f"{cfg.name}: gpu_memory_gb = {share:g} is more than the GPU's {total:g} GB"
-        )
-    if share is not None and total is None and cfg.gpu_memory_fraction is None:
-        raise InvalidInput(
-            f"{cfg.name}: gpu_memory_gb = {share:g} needs the GPU's memory, which is unknown here "
-            "(no NVML): pass --gpu-total-gb N, or set gpu_memory_fraction in deploy.toml"
-        )
+    _check_share(cfg, share, total)
     if share is None or total is None:
-        fraction = cfg.gpu_memory_fraction
-        flag = FRACTION_FLAGS.get(cfg.platform) if fraction is not None else None
-        note = (
-            f"explicit fraction {fraction:g} for {flag}"
-            if flag
-            else "no share set: the engine's default applies"
-        )
-        return MemoryBudget(
-            gpu_total_gb=total, share_gb=share, fraction=fraction, flag=flag, note=note
-        )
+        return _engine_default(cfg, share, total)
     if cfg.platform == "vllm":
         return MemoryBudget(
             gpu_total_gb=total,
@@ -276,40 +259,72 @@ def memory_budget(
             note="vllm: fraction of total memory",
         )
     if cfg.platform == "sglang":
-        # SGLang sizes its pool as (free at start) - total * (1 - f), so what it takes in all is
-        # free - total * (1 - f). For it to take `share` beside tenants already holding
-        # (total - free), f = (total - free + share) / total; share/total alone would leave a
-        # second tenant a negative pool (sglang #3265).
-        held = total - (free if free is not None else total)
-        return MemoryBudget(
-            gpu_total_gb=total,
-            share_gb=share,
-            free_before_gb=free,
-            fraction=round(min(1.0, (held + share) / total), 4),
-            flag=FRACTION_FLAGS["sglang"],
-            note=f"sglang: static fraction of total (start-order dependent), counting the {held:g} GB other tenants hold",
-        )
+        return _sglang_budget(share, total, free)
     if cfg.platform == "tensorrt-llm":
-        weights = cfg.weights_gb or 0.0
-        usable = (free or total) - weights
-        if usable <= 0:
-            raise InvalidInput(
-                f"{cfg.name}: weights ({weights:g} GB) do not fit in {free:g} GB free"
-            )
-        fraction = max(0.0, min(1.0, (share - weights) / usable))
-        return MemoryBudget(
-            gpu_total_gb=total,
-            share_gb=share,
-            free_before_gb=free,
-            fraction=round(fraction, 4),
-            flag="--kv_cache_free_gpu_memory_fraction",
-            note="tensorrt-llm: fraction of memory free after the weights load",
-        )
+        return _tensorrt_budget(cfg, share, total, free)
     return MemoryBudget(
         gpu_total_gb=total,
         share_gb=share,
         free_before_gb=free,
         note=f"{cfg.platform} has no memory cap flag: start it last",
+    )
+
+
+def _check_share(cfg: DeployConfig, share: float | None, total: float | None) -> None:
+    if share is not None and total is not None and share > total:
+        raise InvalidInput(
+            f"{cfg.name}: gpu_memory_gb = {share:g} is more than the GPU's {total:g} GB"
+        )
+    if share is not None and total is None and cfg.gpu_memory_fraction is None:
+        raise InvalidInput(
+            f"{cfg.name}: gpu_memory_gb = {share:g} needs the GPU's memory, which is unknown here "
+            "(no NVML): pass --gpu-total-gb N, or set gpu_memory_fraction in deploy.toml"
+        )
+
+
+def _engine_default(cfg: DeployConfig, share: float | None, total: float | None) -> MemoryBudget:
+    """No share, or no GPU total to take it from: an explicit fraction, else the engine's own."""
+    fraction = cfg.gpu_memory_fraction
+    flag = FRACTION_FLAGS.get(cfg.platform) if fraction is not None else None
+    note = (
+        f"explicit fraction {fraction:g} for {flag}"
+        if flag
+        else "no share set: the engine's default applies"
+    )
+    return MemoryBudget(gpu_total_gb=total, share_gb=share, fraction=fraction, flag=flag, note=note)
+
+
+def _sglang_budget(share: float, total: float, free: float | None) -> MemoryBudget:
+    # SGLang sizes its pool as (free at start) - total * (1 - f), so what it takes in all is
+    # free - total * (1 - f). For it to take `share` beside tenants already holding
+    # (total - free), f = (total - free + share) / total; share/total alone would leave a
+    # second tenant a negative pool (sglang #3265).
+    held = total - (free if free is not None else total)
+    return MemoryBudget(
+        gpu_total_gb=total,
+        share_gb=share,
+        free_before_gb=free,
+        fraction=round(min(1.0, (held + share) / total), 4),
+        flag=FRACTION_FLAGS["sglang"],
+        note=f"sglang: static fraction of total (start-order dependent), counting the {held:g} GB other tenants hold",
+    )
+
+
+def _tensorrt_budget(
+    cfg: DeployConfig, share: float, total: float, free: float | None
+) -> MemoryBudget:
+    weights = cfg.weights_gb or 0.0
+    usable = (free or total) - weights
+    if usable <= 0:
+        raise InvalidInput(f"{cfg.name}: weights ({weights:g} GB) do not fit in {free:g} GB free")
+    fraction = max(0.0, min(1.0, (share - weights) / usable))
+    return MemoryBudget(
+        gpu_total_gb=total,
+        share_gb=share,
+        free_before_gb=free,
+        fraction=round(fraction, 4),
+        flag="--kv_cache_free_gpu_memory_fraction",
+        note="tensorrt-llm: fraction of memory free after the weights load",
     )
 
 
@@ -622,32 +637,7 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
         raise SwarmError(
             f"image {cfg.image} is not on this host: `docker pull {cfg.image}` (or build it) first"
         ) from exc
-    env = dict(p.environment) | {
-        n: os.environ.get(n, "") for n in cfg.secret_env
-    }  # values never leave memory
-    kwargs: dict[str, Any] = {
-        "name": f"swarm-{cfg.name}",
-        "detach": True,
-        "labels": p.labels,
-        "environment": env,
-        "ports": {f"{cfg.cport}/tcp": (cfg.bind, cfg.port)},
-        "shm_size": cfg.shm_size,
-        "volumes": {
-            host: {"bind": ctr, "mode": "ro" if ctr == CONTAINER_CONFIG_DIR else "rw"}
-            for host, ctr in p.volumes.items()
-        },
-        "ulimits": [docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in p.ulimits.items()],
-    }
-    if p.command:
-        kwargs["command"] = list(p.command)
-    if p.ipc:
-        kwargs["ipc_mode"] = p.ipc
-    if cfg.gpu:
-        kwargs["device_requests"] = [
-            docker.types.DeviceRequest(
-                driver="nvidia", device_ids=list(cfg.gpus), capabilities=[["gpu"]]
-            )
-        ]
+    kwargs = _container_args(cfg, p)
     write_files(p)  # e.g. TensorRT-LLM's options file, mounted read-only
     started = time.time()
     container = None
@@ -676,6 +666,39 @@ def up(cfg: DeployConfig, p: Plan) -> Deployment:
         ready_s=round(ready - started, 2),
         plan=p,
     )
+
+
+def _container_args(cfg: DeployConfig, p: Plan) -> dict[str, Any]:
+    """The plan as docker's containers.create arguments; secrets read from the environment here."""
+    import docker
+
+    env = dict(p.environment) | {
+        n: os.environ.get(n, "") for n in cfg.secret_env
+    }  # values never leave memory
+    kwargs: dict[str, Any] = {
+        "name": f"swarm-{cfg.name}",
+        "detach": True,
+        "labels": p.labels,
+        "environment": env,
+        "ports": {f"{cfg.cport}/tcp": (cfg.bind, cfg.port)},
+        "shm_size": cfg.shm_size,
+        "volumes": {
+            host: {"bind": ctr, "mode": "ro" if ctr == CONTAINER_CONFIG_DIR else "rw"}
+            for host, ctr in p.volumes.items()
+        },
+        "ulimits": [docker.types.Ulimit(name=k, soft=v, hard=v) for k, v in p.ulimits.items()],
+    }
+    if p.command:
+        kwargs["command"] = list(p.command)
+    if p.ipc:
+        kwargs["ipc_mode"] = p.ipc
+    if cfg.gpu:
+        kwargs["device_requests"] = [
+            docker.types.DeviceRequest(
+                driver="nvidia", device_ids=list(cfg.gpus), capabilities=[["gpu"]]
+            )
+        ]
+    return kwargs
 
 
 def down(name: str) -> list[str]:
