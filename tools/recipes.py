@@ -227,7 +227,6 @@ def resolve(
     model = str(spec.get("model", ""))
     quant = spec.get("quant")
     base = Resolution(task_id=task_id, platform=platform, arch=arch, keep=bool(spec.get("keep")))
-    missing = []
     server_less = book.server_less(platform)
     if server_less is not None:  # no recipe could make it a server: say what it is instead
         return base.model_copy(
@@ -237,37 +236,12 @@ def resolve(
             }
         )
     recipe = book.recipe(platform, arch) if arch else None
-    if arch is None:
-        missing.append("the GPU architecture: the task names none and this host has no GPU")
-    elif recipe is None:
-        have = sorted({e.platform for e in book.engine if e.arch == arch})
-        missing.append(
-            f"a recipe for platform {platform!r} on {arch} in {RECIPES} ([[engine]] platform = "
-            f"{platform!r}, arch = {arch!r}); {arch} has recipes for: {', '.join(have) or 'none'}"
-        )
     hf_repo = spec.get("hf_repo") or book.hf_repo(model)
-    if not hf_repo:
-        why = book.why_no_repo(model)
-        missing.append(
-            f"the Hugging Face repo of model {model!r}: "
-            + (
-                f"{why}"
-                if why
-                else f"add [[model]] name = {model!r} hf_repo = 'org/name' source = '…' to "
-                f"{RECIPES}, or hf_repo to the task spec"
-            )
-        )
+    missing = _missing(book, recipe, platform, arch, model, hf_repo)
     if missing or recipe is None:
         return base.model_copy(update={"missing": tuple(missing)})
     chosen: Runtime = runtime or spec.get("runtime") or recipe.runtime
-    applied = [w for w in recipe.workaround if w.applies(model, quant)]
-    env = dict(recipe.env)
-    args = [*recipe.engine_args, *recipe.quant_args.get(str(quant or ""), ())]
-    options = dict(recipe.llm_api_options)
-    for w in applied:
-        env |= w.env
-        args += w.engine_args
-        options = merge(options, w.llm_api_options)
+    applied, env, args, options = _with_workarounds(recipe, model, quant)
     fields: dict[str, Any] = {
         "name": _name(task_id),
         "model": hf_repo,
@@ -290,6 +264,17 @@ def resolve(
     except ValidationError as exc:
         problem = validation_message(exc)
         return base.model_copy(update={"missing": (f"a valid deploy.toml: {problem}",)})
+    return _planned(base, recipe, chosen, config, applied)
+
+
+def _planned(
+    base: Resolution,
+    recipe: EngineRecipe,
+    chosen: Runtime,
+    config: DeployConfig,
+    applied: list[Workaround],
+) -> Resolution:
+    """The resolution with its plan, and whether its image is pinned by a digest."""
     pinned = chosen == "process" or bool(recipe.digest) or "@sha256:" in (config.image or "")
     note = (
         None
@@ -306,3 +291,50 @@ def resolve(
             "workarounds": tuple(AppliedWorkaround(note=w.note, cites=w.cites) for w in applied),
         }
     )
+
+
+def _missing(
+    book: RecipeBook,
+    recipe: EngineRecipe | None,
+    platform: str,
+    arch: str | None,
+    model: str,
+    hf_repo: str | None,
+) -> list[str]:
+    """What a person must supply before the task has a plan: an arch, a recipe, a repo."""
+    missing = []
+    if arch is None:
+        missing.append("the GPU architecture: the task names none and this host has no GPU")
+    elif recipe is None:
+        have = sorted({e.platform for e in book.engine if e.arch == arch})
+        missing.append(
+            f"a recipe for platform {platform!r} on {arch} in {RECIPES} ([[engine]] platform = "
+            f"{platform!r}, arch = {arch!r}); {arch} has recipes for: {', '.join(have) or 'none'}"
+        )
+    if not hf_repo:
+        why = book.why_no_repo(model)
+        missing.append(
+            f"the Hugging Face repo of model {model!r}: "
+            + (
+                f"{why}"
+                if why
+                else f"add [[model]] name = {model!r} hf_repo = 'org/name' source = '…' to "
+                f"{RECIPES}, or hf_repo to the task spec"
+            )
+        )
+    return missing
+
+
+def _with_workarounds(
+    recipe: EngineRecipe, model: str, quant: Any
+) -> tuple[list[Workaround], dict[str, str], list[str], dict[str, Any]]:
+    """The recipe's env, engine args and LLM-API options with the workarounds that apply."""
+    applied = [w for w in recipe.workaround if w.applies(model, quant)]
+    env = dict(recipe.env)
+    args = [*recipe.engine_args, *recipe.quant_args.get(str(quant or ""), ())]
+    options = dict(recipe.llm_api_options)
+    for w in applied:
+        env |= w.env
+        args += w.engine_args
+        options = merge(options, w.llm_api_options)
+    return applied, env, args, options
