@@ -286,19 +286,7 @@ def run(store: Store | None, repo: Path, write: bool = True, cache: Path | None 
 def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Outcome:
     folder = repo / "facts"
     stamp = store_stamp(store) if store is not None and cache is not None else None
-    findings: Iterable[Finding]
-    if store is not None:
-        # What git holds comes first: a fresh clone's store starts empty, and writing the log from
-        # it alone would drop every committed finding. Lines the store holds are not re-read.
-        held = frozenset(
-            r[0] for r in store.read(lambda c: c.execute("SELECT id FROM findings").fetchall())
-        )
-        logged, bad = load_log(folder / LOG, skip=held)
-        merge_log(store, logged)
-        del held, logged
-        findings = iter_findings(store, bad)  # streamed: bad rows are appended as they come
-    else:
-        findings, bad = load_log(folder / LOG)
+    findings, bad = _findings_in(store, folder)
     reg = Registries.load(folder)
     kept, runs = all_runs(store, repo)
     ctx = context(repo, runs, reg)
@@ -320,13 +308,51 @@ def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Ou
         raise
     lab = replication.lab_stacks(store, folder / STACKS)
     facts = replication.mark_stale(facts, checks, lab)
+    runs_read = (checker.cited, runs, kept)
+    changed = _write_outputs(store, folder, log, write, facts, checks, lab, runs_read)
+    if stamp is not None and cache is not None:
+        splits = _split_ids(pass_.decisions)
+        save_basis(cache, TriageCache(stamp=stamp + repo_stamp(repo), files=file_stamps(repo, ctx),
+                                      splits=splits, basis=basis))  # fmt: skip
+    return Outcome(facts=facts, checks=checks, changed=tuple(changed), bad_rows=tuple(bad))
+
+
+def _findings_in(store: Store | None, folder: Path) -> tuple[Iterable[Finding], list[BadRow]]:
+    """The findings of the pass, in id order: the log merged into the store first, then streamed
+    from the store; the log alone without one."""
+    if store is not None:
+        # What git holds comes first: a fresh clone's store starts empty, and writing the log from
+        # it alone would drop every committed finding. Lines the store holds are not re-read.
+        held = frozenset(
+            r[0] for r in store.read(lambda c: c.execute("SELECT id FROM findings").fetchall())
+        )
+        logged, bad = load_log(folder / LOG, skip=held)
+        merge_log(store, logged)
+        del held, logged
+        return iter_findings(store, bad), bad  # streamed: bad rows are appended as they come
+    return load_log(folder / LOG)
+
+
+def _write_outputs(
+    store: Store | None,
+    folder: Path,
+    log: atomic.PendingFile | None,
+    write: bool,
+    facts: FactsFile,
+    checks: Checks,
+    lab: dict[str, replication.Stack],
+    runs_read: tuple[set[str], dict[str, RunRecord], dict[str, RunRecord]],
+) -> list[str]:
+    """The log, runs and stacks (when the store was read) and the facts and their schema (when
+    asked to write); the names of those that changed."""
+    cited, runs, kept = runs_read
     changed: list[str] = []
     if log is not None:
         assert store is not None
         store_checks(store, checks)
         if log.commit():
             changed.append(LOG)
-        written = [(RUNS, runs_text(cited_runs(checker.cited, runs, kept)))]
+        written = [(RUNS, runs_text(cited_runs(cited, runs, kept)))]
         if lab or (folder / STACKS).exists():
             written.append((STACKS, replication.stacks_text(lab)))
         for name, text in written:
@@ -344,11 +370,7 @@ def _run(store: Store | None, repo: Path, write: bool, cache: Path | None) -> Ou
             changed.append(FACTS)
         if _write_if_changed(folder / SCHEMA, schema_text()):
             changed.append(SCHEMA)
-    if stamp is not None and cache is not None:
-        splits = _split_ids(pass_.decisions)
-        save_basis(cache, TriageCache(stamp=stamp + repo_stamp(repo), files=file_stamps(repo, ctx),
-                                      splits=splits, basis=basis))  # fmt: skip
-    return Outcome(facts=facts, checks=checks, changed=tuple(changed), bad_rows=tuple(bad))
+    return changed
 
 
 # ---------------------------------------------------------------- the triage cache
