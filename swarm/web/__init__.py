@@ -2,6 +2,8 @@
 
 Plain HTML from Jinja2 templates and one small script (no build step, nothing from a CDN):
 the board, conflicts side by side with their decisions, the facts table, task pages and search.
+An adapter, like the CLI and the MCP server: it may import every swarm layer below them and
+tools/ (never swarm.mcp or swarm.cli, which serve it).
 """
 
 from __future__ import annotations
