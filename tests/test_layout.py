@@ -239,3 +239,19 @@ def test_the_task_kinds_type_lists_the_kinds_that_have_a_spec_entry() -> None:
     from swarm.queue.specs import KIND_SPECS
 
     assert set(get_args(TaskKind)) == set(KIND_SPECS)
+
+
+def test_every_error_class_is_defined_in_the_one_hierarchy() -> None:
+    """swarm/core/errors.py is the one place: the exit-code table is rendered from it."""
+    errors = REPO / "swarm" / "core" / "errors.py"
+    ours = {n.name for n in ast.parse(errors.read_text()).body if isinstance(n, ast.ClassDef)}
+    elsewhere = []
+    for path in sources().values():
+        if path == errors:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases}
+                if bases & ours:
+                    elsewhere.append(f"{path.relative_to(REPO)}:{node.lineno}: class {node.name}")
+    assert not elsewhere, "error classes outside swarm/core/errors.py:\n" + "\n".join(elsewhere)

@@ -29,6 +29,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from swarm import SCHEMA_VERSION
 from swarm.core.atomic import write_text
 from swarm.core.errors import Conflict, InvalidInput, SwarmError
+from swarm.core.errors import (
+    DeployFailed as DeployFailed,  # raised here; callers catch deploy.DeployFailed
+)
 from swarm.core.models import Model, validation_message
 from swarm.queue.specs import platform_name
 
@@ -43,10 +46,6 @@ CONTAINER_PORT = {
 LIVENESS = {"ollama": "/"}  # the rest answer GET /health once the model is loaded
 LABEL = "swarm.deploy"
 GIB = 1024**3
-
-
-class DeployFailed(SwarmError):
-    """The server did not become ready; the message carries its last log lines."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -100,6 +100,10 @@ class ToolMissing(SwarmError):
     label = "tool missing"
 
 
+class DeployFailed(SwarmError):
+    """The server did not become ready; the message carries its last log lines."""
+
+
 class StoreUnavailable(SwarmError):
     """The database cannot be opened or used safely (location, filesystem, lock timeout)."""
 
