@@ -69,10 +69,33 @@ def _deploy_task(ctx: Context) -> None:
         )
         return
     if a.down:
-        stopped = lab_deploy.stop_recorded(folder, cfg)
+        from swarm.queue import queue
+
+        # started by hand (deployments/) or by `swarm work` (its job folder)
+        jobs = ctx.settings.lab_dir / "jobs" / a.task
+        held = folder if (folder / lab_deploy.SERVER_RECORD).exists() else jobs
+        stopped = lab_deploy.stop_recorded(held, cfg)
+        why = "stopped by `swarm deploy --down`" + (f" ({', '.join(stopped)})" if stopped else "")
+        try:
+            actor = base.who(a)  # the person stopping it, when git knows them
+        except UsageError:
+            actor = "swarm deploy --down"
+        released = queue.release_server(ctx.store, a.task, base.now(), actor, why)
         ctx.emit(
-            {"removed": stopped},
-            lambda: "\n".join(f"stopped {n}" for n in stopped) or "nothing was running",
+            {"removed": stopped, "gpu_released": released},
+            lambda: (
+                "\n".join(
+                    [
+                        *(f"stopped {n}" for n in stopped),
+                        *(
+                            [f"{a.task}: its GPU is free for the next deployment"]
+                            if released
+                            else []
+                        ),
+                    ]
+                )
+                or "nothing was running"
+            ),
         )
         return
     started = lab_deploy.start(cfg, task_plan, folder)
