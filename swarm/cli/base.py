@@ -287,7 +287,9 @@ def scalar(text: str) -> Any:
     return text
 
 
-def pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+def pairs(items: Sequence[str], flag: str, typed: bool = True) -> dict[str, Any]:
+    """KEY=VALUE pairs; typed: values read as numbers and booleans where they look like them
+    (not for a scope, whose normalisers read text: CUDA '12.10' is not the number 12.1)."""
     from swarm.core.errors import InvalidInput
 
     out = {}
@@ -295,7 +297,7 @@ def pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidInput(f"{flag} wants KEY=VALUE, got {item!r}")
-        out[key.strip()] = scalar(value)
+        out[key.strip()] = scalar(value) if typed else value.strip()
     return out
 
 

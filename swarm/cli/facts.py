@@ -36,7 +36,7 @@ def _finding_items(a: argparse.Namespace) -> list[Any]:
                 "predicate": a.predicate,
                 "value": base.scalar(a.value),
                 "unit": a.unit,
-                "scope": base.pairs(a.scope, "--scope"),
+                "scope": base.pairs(a.scope, "--scope", typed=False),
                 "statement": a.statement or f"{a.subject} {a.predicate} = {a.value}",
                 "evidence": evidence,
                 "attributes": base.pairs(a.attr, "--attr"),
