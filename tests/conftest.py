@@ -147,12 +147,27 @@ def wait_for_port(proc: subprocess.Popen[Any], port: int, seconds: float = 30.0)
             time.sleep(0.1)
 
 
+def person_env(name: str, email: str) -> dict[str, str]:
+    """Environment under which git (and so the CLI's decider) names this person, whatever the
+    machine's own git configuration says."""
+    return {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "user.name",
+        "GIT_CONFIG_VALUE_0": name,
+        "GIT_CONFIG_KEY_1": "user.email",
+        "GIT_CONFIG_VALUE_1": email,
+    }
+
+
 def facts_lab(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the repo's facts/ and tasks/ (without the generated files) in a fresh git repo;
     its database in SWARM_DB."""
     from swarm.lab import pipeline as facts
 
     monkeypatch.setenv("SWARM_DB", db)
+    monkeypatch.delenv("SWARM_AGENT", raising=False)  # a person's shell: decisions are theirs
+    for key, value in person_env("Dana", "dana@lab").items():
+        monkeypatch.setenv(key, value)
     for folder in ("facts", "tasks"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     for generated in (facts.LOG, facts.FACTS, facts.RUNS):

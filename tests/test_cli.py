@@ -68,13 +68,15 @@ def test_the_agent_loop_works_end_to_end_from_a_shell(tmp_path: Path, lab_env: N
     claim = ok(tmp_path, "claim", "--agent", "a1")
     task, epoch = claim["task"]["id"], str(claim["lease"]["epoch"])
     assert task == added["id"] and epoch == "1"
-    assert ok(tmp_path, "heartbeat", task, "--epoch", epoch)["epoch"] == 1
+    assert ok(tmp_path, "heartbeat", task, "--epoch", epoch, "--agent", "a1")["epoch"] == 1
     result = ok(
         tmp_path,
         "report",
         task,
         "--epoch",
         epoch,
+        "--agent",
+        "a1",
         "--status",
         "done",
         "--result",
@@ -106,7 +108,8 @@ def test_a_report_records_its_findings_citing_the_run(tmp_path: Path, lab_env: N
     (tmp_path / "findings.json").write_text(json.dumps([FINDING]))
     task, epoch = claim["task"]["id"], str(claim["lease"]["epoch"])
     args = ["--result", '{"max_abs_err": 0}', "--findings", str(tmp_path / "findings.json")]
-    result = ok(tmp_path, "report", task, "--epoch", epoch, "--status", "done", *args)
+    result = ok(tmp_path, "report", task, "--epoch", epoch, "--agent", "a1", "--status", "done",
+                *args)  # fmt: skip
     (finding,) = ok(tmp_path, "finding", "ls")["findings"]
     assert finding["task_id"] == task and finding["evidence"][0]["locator"] == result["id"]
 
@@ -126,10 +129,29 @@ def test_claim_exits_3_with_the_reason_when_nothing_is_claimable(
 def test_a_stale_epoch_exits_4_and_changes_nothing(tmp_path: Path, lab_env: None) -> None:
     ok(tmp_path, "add", "other", "t")
     task = ok(tmp_path, "claim", "--agent", "a1")["task"]["id"]
-    proc = swarm(tmp_path, "report", task, "--epoch", "7", "--status", "done", "--json")
+    proc = swarm(tmp_path, "report", task, "--epoch", "7", "--agent", "a1", "--status", "done",
+                 "--json")  # fmt: skip
     assert proc.returncode == 4
     assert error(proc)["type"] == "LeaseLost"
     assert ok(tmp_path, "show", task)["task"]["state"] == "claimed"
+
+
+def test_only_the_holder_heartbeats_reports_or_releases_from_the_cli(
+    tmp_path: Path, lab_env: None
+) -> None:
+    """The epoch is no authority: another agent presenting the current one is refused (exit 9),
+    and so is a shell that names no agent (exit 2); the task stays the holder's."""
+    ok(tmp_path, "add", "other", "t")
+    claim = ok(tmp_path, "claim", "--agent", "hank")
+    task, epoch = claim["task"]["id"], str(claim["lease"]["epoch"])
+    for verb, *rest in (("heartbeat",), ("release",), ("report", "--status", "failed")):
+        proc = swarm(tmp_path, verb, task, "--epoch", epoch, "--agent", "gina", *rest, "--json")
+        assert proc.returncode == 9 and error(proc)["type"] == "Forbidden", proc.stdout
+        assert "held by hank" in error(proc)["message"]
+        assert swarm(tmp_path, verb, task, "--epoch", epoch, *rest).returncode == 2
+    assert ok(tmp_path, "show", task)["task"]["state"] == "claimed"
+    assert [e["action"] for e in ok(tmp_path, "log", task)["events"]] == ["added", "claimed"]
+    assert ok(tmp_path, "release", task, "--epoch", epoch, "--agent", "hank")["state"] == "pending"
 
 
 def test_bad_input_gets_a_clear_error_in_the_requested_form(tmp_path: Path, lab_env: None) -> None:

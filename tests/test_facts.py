@@ -158,8 +158,6 @@ def test_triage_resolve_records_a_decision_that_the_next_reconcile_applies(lab: 
         keep,
         "--reason",
         "the 131 run used the default context",
-        "--by",
-        "Dana",
     )
     _ok(lab, "facts", "reconcile")
     decided = next(
@@ -180,9 +178,7 @@ def test_triage_resolve_records_a_decision_that_the_next_reconcile_applies(lab: 
 
 def test_interactive_triage_asks_a_person_for_each_open_conflict(lab: Path) -> None:
     _ok(lab, "facts", "import-seed")
-    proc = _swarm(
-        lab, "triage", "--interactive", "--by", "Dana", stdin="d\nwaiting for a rerun\nq\n"
-    )
+    proc = _swarm(lab, "triage", "--interactive", stdin="d\nwaiting for a rerun\nq\n")
     assert proc.returncode == 0, proc.stderr
     assert "side 1:" in proc.stdout and "recorded fd_" in proc.stdout
     states = [c["state"] for c in _ok(lab, "triage", "list", "--all")["conflicts"]]

@@ -251,8 +251,10 @@ def test_random_json_inputs_are_stored_whole_or_refused_with_exit_7(
     task = json.loads(_call(["ls", "--json", "--state", "claimed"], capsys)[1])["tasks"][0]["id"]
     args = {
         "spec": ["add", "other", "fuzzed", "--spec", source],
-        "result": ["report", task, "--epoch", "1", "--status", "done", "--result", source],
-        "findings": ["report", task, "--epoch", "1", "--status", "done", "--findings", source],
+        "result": ["report", task, "--epoch", "1", "--agent", "a1", "--status", "done",
+                   "--result", source],
+        "findings": ["report", task, "--epoch", "1", "--agent", "a1", "--status", "done",
+                     "--findings", source],
         "evidence": ["finding", "add", "--subject", "s", "--predicate", "p", "--value", "1",
                      "--evidence", source],
     }[where] + ["--json"]  # fmt: skip

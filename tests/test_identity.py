@@ -22,7 +22,7 @@ from swarm.core.models import NewTask
 from swarm.db.store import open_store
 from swarm.queue import agents, auth, queue
 from swarm.queue.auth import Role
-from tests.conftest import REPO, T0, register, run_swarm
+from tests.conftest import REPO, T0, person_env, register, run_swarm
 
 Server = tuple[str, str, str]
 DECISION = {
@@ -303,7 +303,7 @@ def test_the_operator_forces_a_release_from_the_cli_and_the_log_keeps_who_and_wh
     bare = run_swarm(tmp_path, "release", task_id, "--force", env=env)
     assert bare.returncode == 2 and "--note" in bare.stderr
     done = run_swarm(tmp_path, "release", task_id, "--force", "--note", "spark-2 died",
-                     "--by", "Ada <ada@lab>", env=env)  # fmt: skip
+                     env=env | person_env("Ada", "ada@lab"))  # fmt: skip
     assert done.returncode == 0, done.stderr
     last = queue.task_events(store, task_id)[-1]
     assert (last.actor, last.action) == ("Ada <ada@lab>", "force-released")

@@ -48,7 +48,7 @@ def test_a_split_by_an_attribute_a_side_lacks_is_refused_naming_the_known_ones(l
     ):
         triage.decide(store, lab, tie["id"], "split", "typo", "Dana", T0, split_by="vram_bg")
     proc = run_swarm(lab, "triage", "resolve", tie["id"], "--split-by", "vram_bg",
-                     "--reason", "typo", "--by", "Dana", "--json")  # fmt: skip
+                     "--reason", "typo", "--json")  # fmt: skip
     assert proc.returncode == 7 and "instance" in json.loads(proc.stdout)["error"]["message"]
 
 
@@ -56,11 +56,11 @@ def test_triage_undo_reverses_one_decision_and_the_conflict_opens_again(lab: Pat
     tie = _conflict(lab, "7.1 tokens/s")
     keep = tie["sides"][0]["findings"][0]
     made = swarm_json(lab, "triage", "resolve", tie["id"], "--accept", keep,
-                      "--reason", "the default context", "--by", "Dana")  # fmt: skip
+                      "--reason", "the default context")  # fmt: skip
     decided = [c for c in swarm_json(lab, "triage", "list", "--all")["conflicts"]
                if c["id"] == tie["id"]]  # fmt: skip
     assert decided[0]["state"] == "decided" and decided[0]["decision_id"] == made["id"]
-    swarm_json(lab, "triage", "undo", made["id"], "--reason", "wrong side", "--by", "Dana")
+    swarm_json(lab, "triage", "undo", made["id"], "--reason", "wrong side")
     again = _conflict(lab, "7.1 tokens/s")
     assert again["state"] == "open" and again["decision"] is None
     twice = run_swarm(lab, "triage", "undo", made["id"], "--reason", "again", "--json")
@@ -69,10 +69,29 @@ def test_triage_undo_reverses_one_decision_and_the_conflict_opens_again(lab: Pat
     assert missing.returncode == 5
 
 
+def test_a_decision_names_the_person_git_names_and_an_agent_shell_may_not_decide(
+    lab: Path,
+) -> None:
+    """Decisions are people's, derived from the shell: no --by to name someone else, and a
+    process that runs as an agent (SWARM_AGENT) is refused (exit 9) with nothing recorded."""
+    tie = _conflict(lab, "7.1 tokens/s")
+    keep = tie["sides"][0]["findings"][0]
+    agent = run_swarm(lab, "triage", "resolve", tie["id"], "--accept", keep, "--reason",
+                      "looks right", "--json", env={**os.environ, "SWARM_AGENT": "mallory"})  # fmt: skip
+    assert agent.returncode == 9 and "decisions are people's" in agent.stdout, agent.stdout
+    declared = run_swarm(lab, "triage", "resolve", tie["id"], "--accept", keep, "--reason",
+                         "looks right", "--by", "Linus")  # fmt: skip
+    assert declared.returncode == 2 and "--by" in declared.stderr
+    assert _conflict(lab, "7.1 tokens/s")["state"] == "open"
+    made = swarm_json(
+        lab, "triage", "resolve", tie["id"], "--accept", keep, "--reason", "the first run is right"
+    )
+    assert made["decision"]["by"] == "Dana <dana@lab>", made
+
+
 def test_a_deferred_dispute_stays_listed(lab: Path) -> None:
     tie = _conflict(lab, "7.1 tokens/s")
-    swarm_json(lab, "triage", "resolve", tie["id"], "--defer", "--reason", "rerun first",
-               "--by", "Dana")  # fmt: skip
+    swarm_json(lab, "triage", "resolve", tie["id"], "--defer", "--reason", "rerun first")
     listed = {c["id"]: c["state"] for c in swarm_json(lab, "triage", "list")["conflicts"]}
     assert listed[tie["id"]] == "deferred"
 

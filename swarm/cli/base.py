@@ -301,18 +301,30 @@ def pairs(items: Sequence[str], flag: str, typed: bool = True) -> dict[str, Any]
     return out
 
 
-def who(a: argparse.Namespace) -> str:
-    """The person at this CLI: --by, else the git identity `user.name <user.email>`."""
+def person() -> str:
+    """The person deciding at this CLI, derived, never declared: git's `user.name <user.email>`.
+    Decisions are people's, so a shell that runs as an agent (SWARM_AGENT) may not make them."""
+    from swarm.core.errors import Forbidden
     from swarm.queue.auth import git_identity
 
-    if getattr(a, "by", None):
-        return str(a.by)
-    person = git_identity()
-    if person is None:
-        raise UsageError(
-            "who is deciding? set `git config user.name` and `user.email`, or pass --by NAME"
+    agent = os.environ.get("SWARM_AGENT")
+    if agent:
+        raise Forbidden(
+            f"decisions are people's, and this shell runs as agent {agent!r} (SWARM_AGENT): "
+            "unset it to decide as yourself (your git identity), or use the web page"
         )
-    return person
+    found = git_identity()
+    if found is None:
+        raise UsageError("who is deciding? set `git config user.name` and `user.email`")
+    return found
+
+
+def actor() -> str:
+    """Who is acting here, for a log line: the agent (SWARM_AGENT), else the person git
+    names, else the bare CLI."""
+    from swarm.queue.auth import git_identity
+
+    return os.environ.get("SWARM_AGENT") or git_identity() or "swarm cli"
 
 
 def facts_cache(ctx: Context) -> Path:

@@ -76,11 +76,7 @@ def _deploy_task(ctx: Context) -> None:
         held = folder if (folder / lab_deploy.SERVER_RECORD).exists() else jobs
         stopped = lab_deploy.stop_recorded(held, cfg)
         why = "stopped by `swarm deploy --down`" + (f" ({', '.join(stopped)})" if stopped else "")
-        try:
-            actor = base.who(a)  # the person stopping it, when git knows them
-        except UsageError:
-            actor = "swarm deploy --down"
-        released = queue.release_server(ctx.store, a.task, base.now(), actor, why)
+        released = queue.release_server(ctx.store, a.task, base.now(), base.actor(), why)
         ctx.emit(
             {"removed": stopped, "gpu_released": released},
             lambda: (

@@ -82,14 +82,14 @@ def cmd_finding_add(ctx: Context) -> None:
     if agent:  # an agent's findings are claims; decisions are people's (swarm triage)
         refuse_decisions(items, agent)
     elif any(f.decision is not None for f in items):  # a person here: the decider is derived
-        by = base.who(ctx.args)
+        by = base.person()
         items = [
             f.model_copy(update={"decision": f.decision.model_copy(update={"by": by})})
             if f.decision is not None
             else f
             for f in items
         ]
-    added = add_findings(ctx.store, items, agent or base.who(ctx.args), base.now(), ctx.args.task)
+    added = add_findings(ctx.store, items, agent or base.person(), base.now(), ctx.args.task)
     ctx.emit(
         {"findings": [f.model_dump(mode="json") for f in added]},
         lambda: "\n".join(f"recorded {f.id}: {f.statement}" for f in added),

@@ -12,9 +12,15 @@ from swarm.cli.base import Commands, Context, UsageError
 from swarm.core.kinds import TaskKind
 
 
-def _lease_args(p: argparse.ArgumentParser) -> None:
+def _lease_args(p: argparse.ArgumentParser, epoch_required: bool = True) -> None:
     p.add_argument("task", help="task id")
-    p.add_argument("--epoch", type=int, required=True, help="the fencing token claim returned")
+    p.add_argument(
+        "--epoch", type=int, required=epoch_required, help="the fencing token claim returned"
+    )
+    p.add_argument(
+        "--agent",
+        help="agent name (default: SWARM_AGENT); only the lease's holder may use its epoch",
+    )
 
 
 def add_init(cli: Commands) -> None:
@@ -131,21 +137,21 @@ def cmd_heartbeat(ctx: Context) -> None:
         lease = ctx.remote.heartbeat(a.task, a.epoch, a.lease)
     else:
         seconds = ctx.settings.lease_seconds if a.lease is None else a.lease
-        lease = queue.heartbeat(ctx.store, a.task, a.epoch, base.now(), seconds)
+        lease = queue.heartbeat(
+            ctx.store, a.task, a.epoch, base.now(), seconds, agent=base.agent(a)
+        )
     ctx.emit(lease, lambda: f"{a.task}: lease (epoch {lease.epoch}) extended to {lease.expires_at}")
 
 
 def add_release(cli: Commands) -> None:
     p = cli.add("release", cmd_release, "hand a claimed task back to the queue")
-    p.add_argument("task", help="task id")
-    p.add_argument("--epoch", type=int, help="the fencing token claim returned")
+    _lease_args(p, epoch_required=False)
     p.add_argument("--note", help="why, kept on the task")
     p.add_argument(
         "--force",
         action="store_true",
         help="operator: end whoever holds it now (needs --note; recorded in the log)",
     )
-    p.add_argument("--by", help="who forces it (default: git user.name <user.email>)")
 
 
 def cmd_release(ctx: Context) -> None:
@@ -159,7 +165,7 @@ def cmd_release(ctx: Context) -> None:
     if ctx.remote:
         task = ctx.remote.release(a.task, a.epoch, a.note)
     else:
-        task = queue.release(ctx.store, a.task, a.epoch, base.now(), a.note)
+        task = queue.release(ctx.store, a.task, a.epoch, base.now(), a.note, agent=base.agent(a))
     ctx.emit(task, lambda: f"released {task.id}: back to {task.state}")
 
 
@@ -174,7 +180,7 @@ def _force_release(ctx: Context) -> None:
     if ctx.remote:
         task = ctx.remote.force_release(a.task, a.note)
     else:
-        task = queue.force_release(ctx.store, a.task, base.now(), base.who(a), a.note)
+        task = queue.force_release(ctx.store, a.task, base.now(), base.person(), a.note)
     ctx.emit(task, lambda: f"force-released {task.id}: back to {task.state} ({a.note})")
 
 
@@ -202,7 +208,16 @@ def cmd_report(ctx: Context) -> None:
         result = ctx.remote.report(a.task, a.epoch, a.status, payload, a.note, a.key, findings)
     else:
         result = queue.report(
-            ctx.store, a.task, a.epoch, a.status, base.now(), payload, a.note, a.key, findings
+            ctx.store,
+            a.task,
+            a.epoch,
+            a.status,
+            base.now(),
+            payload,
+            a.note,
+            a.key,
+            findings,
+            agent=base.agent(a),
         )
     ctx.emit(result, lambda: f"{a.task}: {result.status} (result {result.id})")
 

@@ -24,7 +24,6 @@ def add_triage(cli: Commands) -> None:
     p.add_argument(
         "--interactive", action="store_true", help="prompt even when stdin is not a terminal"
     )
-    p.add_argument("--by", help="who decides (default: git user.name <user.email>)")
     decide = cli.nested(p, "triage_command", required=False)
     for add in (add_triage_list, add_triage_resolve, add_triage_undo, add_triage_cancel):
         add(decide)
@@ -68,7 +67,7 @@ def cmd_triage(ctx: Context) -> None:
             conflict.id,
             action,
             reason,
-            base.who(ctx.args),
+            base.person(),
             base.now(),
             accept=accept,
             split_by=split_by,
@@ -129,7 +128,6 @@ def add_triage_resolve(cli: Commands) -> None:
         "--split-by", metavar="ATTRIBUTE", help="the sides differ in this hidden scope"
     )
     q.add_argument("--reason", required=True, help="why, for the people after you")
-    q.add_argument("--by", help="who decides (default: git user.name <user.email>)")
 
 
 def cmd_triage_resolve(ctx: Context) -> None:
@@ -145,7 +143,7 @@ def cmd_triage_resolve(ctx: Context) -> None:
         a.conflict,
         action,
         a.reason,
-        base.who(a),
+        base.person(),
         base.now(),
         accept=tuple(a.accept or ()),
         split_by=a.split_by,
@@ -164,14 +162,13 @@ def add_triage_undo(cli: Commands) -> None:
     q = cli.add("undo", cmd_triage_undo, "reverse one recorded decision (by its finding id)")
     q.add_argument("decision", help="the decision's finding id (`swarm triage list --all`)")
     q.add_argument("--reason", required=True, help="why it is reversed")
-    q.add_argument("--by", help="who reverses it (default: git user.name <user.email>)")
 
 
 def cmd_triage_undo(ctx: Context) -> None:
     from swarm.lab import triage
 
     a = ctx.args
-    finding = triage.undo(ctx.store, a.decision, a.reason, base.who(a), base.now())
+    finding = triage.undo(ctx.store, a.decision, a.reason, base.person(), base.now())
     ctx.emit(
         finding,
         lambda: (
@@ -189,7 +186,6 @@ def add_triage_cancel(cli: Commands) -> None:
     )
     q.add_argument("conflict")
     q.add_argument("--reason", required=True, help="why, kept on the task")
-    q.add_argument("--by", help="who cancels it (default: git user.name <user.email>)")
 
 
 def cmd_triage_cancel(ctx: Context) -> None:
@@ -197,7 +193,7 @@ def cmd_triage_cancel(ctx: Context) -> None:
 
     a = ctx.args
     conflicts = tuple(_triage_conflicts(ctx))
-    row = replication.cancel(ctx.store, conflicts, a.conflict, a.reason, base.who(a), base.now())
+    row = replication.cancel(ctx.store, conflicts, a.conflict, a.reason, base.person(), base.now())
     ctx.emit(row, lambda: f"{a.conflict}: {replication.describe(row)}")
 
 

@@ -79,7 +79,8 @@ def claim(c: Claim) -> str:
     return (
         f"claimed {c.task.id} (epoch {c.lease.epoch}, lease until {c.lease.expires_at}{gpu})\n"
         f"{c.task.title}\n"
-        f"next: swarm heartbeat {c.task.id} --epoch {c.lease.epoch}; "
+        f"next (as {c.lease.holder}: SWARM_AGENT or --agent): "
+        f"swarm heartbeat {c.task.id} --epoch {c.lease.epoch}; "
         f"swarm report {c.task.id} --epoch {c.lease.epoch} --status done|failed"
     )
 
