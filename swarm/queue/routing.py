@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarm.core.models import Capabilities, GpuInfo, Requires
+from swarm.facts.registry import project
 
 GB_EPSILON = 1e-9  # float sums of GB shares must not refuse an exact fit
 
@@ -61,10 +64,27 @@ class GpuUsage:
         return self.free_gb(gpu) + GB_EPSILON >= (requires.gpu_mem_gb or 0.0)
 
 
+@functools.lru_cache(maxsize=4096)  # a claim asks once per row and GPU; names are few
+def gpu_key(name: str) -> str:
+    """One GPU product whatever its spelling: the canonical name from facts/aliases.toml (the one
+    alias table, loaded once per process), lower-cased, spaces/underscores as '-', a leading
+    'NVIDIA'/'GeForce' dropped. 'NVIDIA GB10' and 'DGX Spark' -> 'dgx-spark'; a name the table
+    does not know keeps its own words ('NVIDIA H100 NVL' -> 'h100-nvl', not 'h100')."""
+    canonical = re.sub(r"[\s_]+", "-", project().gpu_name(name).strip().lower())
+    return re.sub(r"^(nvidia-)?(geforce-)?", "", canonical)
+
+
+@functools.lru_cache(maxsize=1024)
+def known_gpu(name: str) -> bool:
+    """Does facts/hardware.toml (through facts/aliases.toml) know this GPU spelling?"""
+    return project().known("gpu", name)
+
+
 def _gpu_matches(gpu: GpuInfo, requires: Requires) -> bool:
     if requires.arch and (gpu.arch or "").rstrip("af") != requires.arch.rstrip("af"):
         return False
-    if requires.gpu and requires.gpu.lower() not in gpu.name.lower():
+    # Equal products, never substrings: 'H100' is neither 'H100 NVL' nor 'H1000'.
+    if requires.gpu and gpu_key(requires.gpu) != gpu_key(gpu.name):
         return False
     return requires.gpu_mem_gb is None or gpu.memory_total_gb + GB_EPSILON >= requires.gpu_mem_gb
 
@@ -81,7 +101,8 @@ def _static_unmet(requires: Requires, caps: Capabilities) -> str | None:
 
 
 def describe_gpu_need(requires: Requires) -> str:
-    """'an sm_121 host', "an sm_120 'RTX Pro 6000' host with >= 90 GB", 'an exclusive GPU'."""
+    """'an sm_121 host', "an sm_120 'RTX Pro 6000' host with >= 90 GB", 'an exclusive GPU';
+    a GPU name the alias table does not know says so, as adding it there is the usual fix."""
     words = [w for w in (requires.arch, f"'{requires.gpu}'" if requires.gpu else None) if w]
     noun = " ".join([*words, "host"]) if words else "GPU"
     if requires.exclusive and not words:
@@ -90,6 +111,8 @@ def describe_gpu_need(requires: Requires) -> str:
     text = f"{article} {noun}"
     if requires.gpu_mem_gb:
         text += f" with >= {requires.gpu_mem_gb:g} GB"
+    if requires.gpu and not known_gpu(requires.gpu):
+        text += " (a GPU name facts/aliases.toml does not know)"
     return text
 
 

@@ -140,10 +140,9 @@ def _norm_model(name: str) -> str:
 
 
 def _norm_gpu(name: str | None) -> str:
-    from swarm.facts.registry import project
+    from swarm.queue.routing import gpu_key  # the key claims route by
 
-    canonical = project().gpu_name(name) if name else ""
-    return re.sub(r"^(nvidia-)?(geforce-)?", "", _norm(canonical))
+    return gpu_key(name) if name else ""
 
 
 def platform_name(name: str) -> str:
