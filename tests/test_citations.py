@@ -265,6 +265,9 @@ def test_issues_and_urls_are_checked_against_their_snapshot_or_said_unverifiable
 
 
 PROBE = """import pytest
+@pytest.fixture(autouse=True)
+def _subject(record_property):  # what each case is about, in the report (junit <property>)
+    record_property("subject", "Qwen3-14B-NVFP4")
 def test_ok(): pass
 def test_bad(): assert False
 @pytest.mark.skip(reason="not on this GPU")
@@ -445,11 +448,13 @@ def test_a_run_is_compared_in_its_predicates_unit_and_a_bool_only_with_a_bool(re
 
 
 REPORT = """<?xml version="1.0"?>
-<testsuites><testsuite name="bench" tests="3">
+<testsuites><testsuite name="bench" tests="4">
 <testcase classname="tests.test_bench" name="test_decode">
 <properties><property name="single_tps" value="77.5"/></properties>
 <system-out>Qwen3-14B-NVFP4 on RTX 4090: 1,234 tokens/s batched</system-out></testcase>
-<testcase classname="tests.test_bench" name="test_tps_is_4343"/>
+<testcase classname="tests.test_bench" name="test_tps_is_4343">
+<properties><property name="subject" value="Qwen3-14B-NVFP4"/></properties></testcase>
+<testcase classname="tests.test_bench" name="test_e4m3_encoder"/>
 <testcase classname="tests.test_bench" name="test_broken"><failure message="no"/></testcase>
 </testsuite></testsuites>
 """
@@ -492,6 +497,17 @@ def test_a_passing_test_supports_a_number_only_when_its_case_records_that_number
     # the 4090 and the 14 of the names in its output are no values
     assert check(_bench("test_decode"), finding(4090.0, gpu="RTX 4090"), c).strength is None
     assert check(_bench("test_decode"), finding(14.0), c).strength is None
+
+
+def test_a_passing_test_supports_only_a_claim_about_what_its_case_names(
+    bench_report: Path,
+) -> None:
+    """Else one green test would prove every true/false claim in the lab."""
+    c = ctx(bench_report)
+    other = check(_bench("test_e4m3_encoder"), finding(True), c)
+    assert other.strength is None and "does not name 'Qwen3-14B-NVFP4'" in other.message
+    about = finding(True).model_copy(update={"subject": "e4m3 encoder"})
+    assert check(_bench("test_e4m3_encoder"), about, c).strength == Tier.local  # by its id
 
 
 def test_two_agents_citing_one_report_are_one_origin_the_report(bench_report: Path) -> None:

@@ -139,7 +139,7 @@ def test_a_tp_beyond_one_host_and_a_gib_figure_written_as_gb_are_questions_for_a
 def test_a_test_citation_is_judged_by_the_junit_report_pytest_wrote(lab: Path, db: str) -> None:
     (lab / "tests").mkdir()
     (lab / "tests" / "test_e4m3.py").write_text(
-        "def test_matches(): pass\ndef test_mismatch(): assert 1 == 2\n"
+        "def test_passing_matches(): pass\ndef test_failing_mismatches(): assert 1 == 2\n"
     )
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_e4m3.py",
@@ -160,15 +160,16 @@ def test_a_test_citation_is_judged_by_the_junit_report_pytest_wrote(lab: Path, d
                                outcome=outcome, snapshot="evidence/results/e4m3.xml"),),  # type: ignore[arg-type]
         )  # fmt: skip
 
-    add_findings(store, [cite("passing", "test_matches", "failed"),
-                         cite("failing", "test_mismatch", "passed"),
-                         cite("absent", "test_gone", "passed")], "device-1", T0)  # fmt: skip
+    # each case is named after the subject it is about (else a pass proves nothing about it)
+    add_findings(store, [cite("passing", "test_passing_matches", "failed"),
+                         cite("failing", "test_failing_mismatches", "passed"),
+                         cite("absent", "test_absent", "passed")], "device-1", T0)  # fmt: skip
     found = {f.subject: f for f in facts.run(store, lab).facts.facts}
     assert found["passing"].status == "verified"  # the report says it passed, whatever declared
     assert found["failing"].status == "unverifiable"
     assert found["absent"].status == "unverifiable"
     verify = run_swarm(lab, "facts", "verify")
-    assert verify.returncode == 1 and "holds no test case 'test_gone'" in verify.stdout
+    assert verify.returncode == 1 and "holds no test case 'test_absent'" in verify.stdout
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -287,13 +288,15 @@ def test_on_a_gpu_every_kernel_check_matches_the_reference(tmp_path: Path) -> No
 
 @pytest.mark.gpu
 def test_on_a_gpu_the_e4m3_intrinsic_gives_the_software_code_for_every_float32(
-    tmp_path: Path,
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     """All 2^32 float32 bit patterns through __nv_cvt_float_to_fp8(x, SATFINITE, E4M3) against
     the software encoder (kernels/nvfp4.cuh): the seed says SM120's intrinsic is off by +6 in
     the exponent, so a lab fact about an arch is this test's JUnit outcome on that arch."""
     from tools.kernel_build import build_target, nvcc_version
     from tools.kernel_check import Library
+
+    record_property("subject", "__nv_cvt_float_to_fp8")  # what a lab fact citing it is about
 
     arch, _, why = kernel_build._device()
     if arch is None:

@@ -725,6 +725,12 @@ def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Chec
     found = _ok(f"test {test}: {evidence.snapshot} reports it {case.outcome}{declared}")
     if case.outcome != "passed":  # a failure proves little: a bug in the test, a flaky host
         return _context(found, "only a passing test supports a claim")
+    if not _names(finding.subject, test, case.text):  # else any pass would prove any claim
+        return _context(
+            found,
+            f"the case does not name {finding.subject!r}: a pass proves what its test is about, "
+            "so name the subject in the test's id or record it in its output or properties",
+        )
     value = finding.value
     if isinstance(value, bool):
         if not value:
@@ -737,6 +743,17 @@ def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Chec
         )
     # one report is one origin, however many agents cite it
     return _supports(found, capped(evidence), source(evidence))
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def _names(subject: str, test: str, text: str) -> bool:
+    """Does the test case name the claim's subject (case, spaces and punctuation aside) in its
+    id or in what it recorded?"""
+    wanted = _squashed(subject)
+    return bool(wanted) and (wanted in _squashed(test) or wanted in _squashed(text))
 
 
 def _tracked(ctx: CheckContext, rel: str, known: _File) -> bool:
