@@ -236,28 +236,87 @@ SEPARATORS = str.maketrans({",": None, "\u202f": None, "\u00a0": None, "\u2212":
 NAME_WORD = re.compile(r"[^\W_]+")
 
 
+@functools.lru_cache(maxsize=65536)
+def _numbered(name: str) -> str | None:
+    """The pattern of a name that holds a standalone number ('RTX 4090', 'Llama 3 70B'), its
+    words joined by any spaces, '-' or '_'; None for a name without one ('Qwen3-14B')."""
+    words = NAME_WORD.findall(normalise(name))
+    if len(words) > 1 and any(w.isdigit() for w in words):
+        return r"[\s_\-]*".join(map(re.escape, words))
+    return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _digits(name: str) -> tuple[str, ...]:
+    """The standalone numbers of a name ('Llama 3 70B' -> ('3',)): a text without them
+    cannot hold the name."""
+    return tuple(w for w in NAME_WORD.findall(normalise(name)) if w.isdigit())
+
+
+def numbered_names(names: Iterable[str]) -> tuple[str, ...]:
+    """Only the names whose digits could be taken for a value, each once: what a check context
+    keeps, so the pattern built from them is one per lab, not one per claim."""
+    return tuple(sorted({n for n in names if _numbered(n) is not None}))
+
+
 @functools.lru_cache(maxsize=4096)
 def _names_re(names: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One pattern for the names that hold a standalone number ('RTX 4090', 'Llama 3 70B'),
-    their words joined by any spaces, '-' or '_' and in any case; None when none does."""
-    parts = set()
-    for name in names:
-        words = NAME_WORD.findall(normalise(name))
-        if len(words) > 1 and any(w.isdigit() for w in words):
-            parts.add(r"[\s_\-]*".join(map(re.escape, words)))
+    """One pattern for the names that hold a standalone number, in any case; None when none
+    does."""
+    parts = {part for name in names if (part := _numbered(name)) is not None}
     if not parts:
         return None
     alternatives = "|".join(sorted(parts, key=len, reverse=True))  # longest name first
     return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
 
 
-def without_names(text: str, names: tuple[str, ...]) -> str:
-    """The text with every one of the names blanked out, so their digits are not values."""
+def without_names(text: str, names: tuple[str, ...], own: tuple[str, ...] = ()) -> str:
+    """The text with every one of the names blanked out, so their digits are not values: a
+    claim's own names first, then the lab's (one cached pattern)."""
+    text = normalise(text)
+    own = tuple(n for n in own if all(d in text for d in _digits(n)))  # else none to blank
+    if own:
+        text = _blank_words(text, own)
     pattern = _names_re(names)
-    return text if pattern is None else pattern.sub(" ", normalise(text))
+    return text if pattern is None else pattern.sub(" ", text)
 
 
-def numbers_in(text: str, names: tuple[str, ...] = ()) -> list[tuple[float, float]]:
+GAP = re.compile(r"[\s_\-]*")
+
+
+@functools.lru_cache(maxsize=65536)
+def _words(name: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in NAME_WORD.findall(normalise(name)))
+
+
+def _blank_words(text: str, names: tuple[str, ...]) -> str:
+    """Blank each name's words where they stand in order (any case, joined by spaces, '-' or
+    '_'), as the lab's pattern does, without compiling a pattern per claim (a lab of 10k
+    subjects would compile 10k)."""
+    tokens = list(NAME_WORD.finditer(text))
+    lowered = [t.group(0).lower() for t in tokens]
+    spans = []
+    for name in names:
+        words = _words(name)
+        n = len(words)
+        for i in range(len(tokens) - n + 1):
+            if tuple(lowered[i : i + n]) == words and all(
+                GAP.fullmatch(text, tokens[j].end(), tokens[j + 1].start())
+                for j in range(i, i + n - 1)
+            ):
+                spans.append((tokens[i].start(), tokens[i + n - 1].end()))
+    out, at = [], 0
+    for start, end in sorted(spans):
+        if end <= at:
+            continue
+        out.append(text[at : max(start, at)] + " ")
+        at = end
+    return "".join(out) + text[at:]
+
+
+def numbers_in(
+    text: str, names: tuple[str, ...] = (), own: tuple[str, ...] = ()
+) -> list[tuple[float, float]]:
     """Every number written in the text, with the half-step of its last written digit.
 
     '6,396' -> (6396, 0.5); '20.2' -> (20.2, 0.05); '1.8k' -> (1800, 50); a Unicode minus counts as '-'.
@@ -265,7 +324,7 @@ def numbers_in(text: str, names: tuple[str, ...] = ()) -> list[tuple[float, floa
     names given ('RTX 4090' names a GPU: its 4090 is no throughput).
     """
     out = []
-    for m in NUMBER_RE.finditer(without_names(normalise(text), names)):
+    for m in NUMBER_RE.finditer(without_names(normalise(text), names, own)):
         raw = m.group(0)
         scale = 1000.0 if m.group("k") else 1.0
         digits = raw.rstrip("kK ").translate(SEPARATORS)
@@ -321,32 +380,38 @@ def _folded(text: str) -> str:
     return normalise(text).casefold()
 
 
-def quote_holds(value: Scalar, quote: Quote, names: tuple[str, ...] = ()) -> bool:
+def quote_holds(
+    value: Scalar, quote: Quote, names: tuple[str, ...] = (), own: tuple[str, ...] = ()
+) -> bool:
     """Does the quote contain the value? Numbers as written (rounded, separators, 'k'), never
     a number inside one of the names (the claim's subject, GPU, model); a true/false value as
     the quote's wording says it (`says`); text case- and whitespace-insensitively."""
-    return text_holds(value, quote.exact, names)
+    return text_holds(value, quote.exact, names, own)
 
 
-def text_holds(value: Scalar, text: str, names: tuple[str, ...] = ()) -> bool:
+def text_holds(
+    value: Scalar, text: str, names: tuple[str, ...] = (), own: tuple[str, ...] = ()
+) -> bool:
     """quote_holds for any text (a quote, a test case's output)."""
     if isinstance(value, bool):
         return says(text) is value
     if isinstance(value, str):
         return bool(_folded(value)) and _folded(value) in _folded(text)
     return any(
-        abs(n - value) <= half + 1e-9 * max(1.0, abs(value)) for n, half in numbers_in(text, names)
+        abs(n - value) <= half + 1e-9 * max(1.0, abs(value))
+        for n, half in numbers_in(text, names, own)
     )
 
 
-def claim_names(finding: Finding, ctx: CheckContext) -> tuple[str, ...]:
-    """The names a claim is about (its subject, its scope's GPU, model, arch...) and those the
-    registries know: the numbers inside them are never the claim's value."""
+def claim_names(finding: Finding, ctx: CheckContext) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names the registries know and those the claim is about (its subject, its scope's
+    GPU, model, arch...): the numbers inside them are never the claim's value."""
     own = [finding.subject, *(v for v in finding.scope.values() if isinstance(v, str))]
     gpu = finding.scope.get("gpu")
     if isinstance(gpu, str):
         own.append(ctx.gpu_name(gpu))
-    return (*ctx.names, *own)
+    # only names holding a number count; the lab's pattern is built once, a claim's is small
+    return ctx.names, tuple(n for n in numbered_names(own) if n not in ctx.names)
 
 
 # ---------------------------------------------------------------- streamed text
@@ -505,7 +570,7 @@ def _document_strength(
         return _context(intact, "no quote: context, not support")
     if "quote not searched" in intact.message:
         return _context(intact, "an unsearched quote supports nothing")
-    if not quote_holds(finding.value, evidence.quote, claim_names(finding, ctx)):
+    if not quote_holds(finding.value, evidence.quote, *claim_names(finding, ctx)):
         why = f"the quote does not contain the value {finding.value!r}"
         if quote_holds(finding.value, evidence.quote):
             why += " (only inside a GPU, model or other name, which is no value)"
@@ -735,7 +800,7 @@ def _check_test(evidence: Evidence, finding: Finding, ctx: CheckContext) -> Chec
     if isinstance(value, bool):
         if not value:
             return _context(found, "a pass proves what the test asserts holds (true), not false")
-    elif not text_holds(value, case.text, claim_names(finding, ctx)):
+    elif not text_holds(value, case.text, *claim_names(finding, ctx)):
         return _context(
             found,
             f"the case records no {value!r} in its output or properties: a pass alone proves "

@@ -18,7 +18,7 @@ from swarm.core import atomic
 from swarm.core.limits import STORED
 from swarm.core.models import Capabilities, Model
 from swarm.db.store import Conn, Store
-from swarm.facts.citations import Check, CheckContext, RunGpu, RunRecord, check
+from swarm.facts.citations import Check, CheckContext, RunGpu, RunRecord, check, numbered_names
 from swarm.facts.findings import BadRow, EvidenceKind, Finding, iter_findings, load_log, merge_log
 from swarm.facts.reconcile import (
     Checks,
@@ -173,11 +173,8 @@ def context(repo: Path, runs: dict[str, RunRecord], reg: Registries) -> CheckCon
         gpu_arch=memo(gpu_arch),
         arch_name=memo(lambda arch: str(reg.canonical("arch", arch))),
         metrics=memo(lambda predicate: reg.predicate(predicate).metrics),
-        names=(
-            *reg.hardware.gpu,
-            *reg.aliases.gpu,
-            *reg.aliases.model,
-            *reg.aliases.model.values(),
+        names=numbered_names(
+            (*reg.hardware.gpu, *reg.aliases.gpu, *reg.aliases.model, *reg.aliases.model.values())
         ),
     )
 
