@@ -324,7 +324,7 @@ def numbers_in(
     names given ('RTX 4090' names a GPU: its 4090 is no throughput).
     """
     out = []
-    for m in NUMBER_RE.finditer(without_names(normalise(text), names, own)):
+    for m in NUMBER_RE.finditer(without_names(text, names, own)):  # it normalises the text
         raw = m.group(0)
         scale = 1000.0 if m.group("k") else 1.0
         digits = raw.rstrip("kK ").translate(SEPARATORS)
@@ -396,7 +396,8 @@ def text_holds(
     if isinstance(value, bool):
         return says(text) is value
     if isinstance(value, str):
-        return bool(_folded(value)) and _folded(value) in _folded(text)
+        wanted = _folded(value)
+        return bool(wanted) and wanted in _folded(text)
     return any(
         abs(n - value) <= half + 1e-9 * max(1.0, abs(value))
         for n, half in numbers_in(text, names, own)
@@ -410,8 +411,8 @@ def claim_names(finding: Finding, ctx: CheckContext) -> tuple[tuple[str, ...], t
     gpu = finding.scope.get("gpu")
     if isinstance(gpu, str):
         own.append(ctx.gpu_name(gpu))
-    # only names holding a number count; the lab's pattern is built once, a claim's is small
-    return ctx.names, tuple(n for n in numbered_names(own) if n not in ctx.names)
+    # only names holding a number count: the lab's pattern is built once, a claim's is small
+    return ctx.names, numbered_names(own)
 
 
 # ---------------------------------------------------------------- streamed text

@@ -94,15 +94,6 @@ class Case(NamedTuple):
     text: str  # its system-out/system-err and "name: value" of its properties
 
 
-def case_outcome(path: Path, test_id: str) -> CaseOutcome | None:
-    """The outcome the report at path gives the test, or None when it holds no such case.
-
-    Raises NotAReport when the file is not a JUnit report (says why).
-    """
-    found = read_case(path, test_id)
-    return None if found is None else found.outcome
-
-
 def read_case(path: Path, test_id: str) -> Case | None:
     """The outcome the report at path gives the test and what the case recorded, or None when
     it holds no such case.
