@@ -79,6 +79,19 @@ def test_a_failed_deploy_or_one_without_an_endpoint_holds_nothing(store: Store) 
     assert board(store, T0).gpu_holds == ()
 
 
+def test_a_deploy_that_leased_no_gpu_logs_no_hold(store: Store) -> None:
+    """A server elsewhere (an external endpoint, a task that needs no GPU) holds nothing here,
+    and its log must not say it does."""
+    register(store, "w", gpu(gb=96))
+    spec = {"gpu": "RTX Pro 6000", "model": "remote", "platform": "vllm"}
+    dep = queue.add_task(store, NewTask(kind="deploy", title="deploy remote", spec=spec), T0).id
+    lease = claim(store, "w").lease
+    assert lease.gpu is None
+    queue.report(store, dep, lease.epoch, "done", T0, payload=SERVER)
+    assert board(store, T0).gpu_holds == ()
+    assert "gpu held" not in [e.action for e in queue.task_events(store, dep)]
+
+
 def test_a_kept_server_holds_its_gpu_past_its_benchmark_until_it_is_stopped(
     store: Store, db: str
 ) -> None:

@@ -895,10 +895,11 @@ def report(
             "note = coalesce(?, note), updated_at = ? WHERE id = ?",
             (status, note, iso(now), task_id),
         )
-        if gpu_holds.leaves_server(live[2], status, payload):
-            _event(conn, task_id, now, holder, "gpu held", epoch, "its server runs until teardown")
-        else:  # a deploy that left a server running keeps its GPU (swarm/queue/gpu_holds.py)
+        # a deploy that left a server running keeps its GPU lease as a hold (gpu_holds.py)
+        if not gpu_holds.leaves_server(live[2], status, payload):
             conn.execute("DELETE FROM gpu_leases WHERE task_id = ?", (task_id,))
+        elif conn.execute("SELECT 1 FROM gpu_leases WHERE task_id = ?", (task_id,)).fetchone():
+            _event(conn, task_id, now, holder, "gpu held", epoch, "its server runs until teardown")
         gpu_holds.after_report(conn, task_id, live[2], now, holder, _event)
         _event(conn, task_id, now, holder, f"reported {status}", epoch, note)
         return result
