@@ -50,7 +50,7 @@ _ARCH_RE = re.compile(r"sm_?(\d{2,3})([a-z]?)")
 def _refuse(rule: str, path: str = "", got: Any = None) -> NoReturn:
     """Fail pydantic validation with our wording; `describe` adds the field and the value
     (path and got: where inside a JSON value, and what was there)."""
-    ctx = {"path": path, "got": _got(got)} if path else None
+    ctx = {"path": path, "got": shown(got)} if path else None
     raise PydanticCustomError("invalid_input", rule, ctx)
 
 
@@ -233,7 +233,7 @@ def check_text(value: str, field: str) -> str:
     try:
         _text_ok(value)
     except PydanticCustomError as exc:
-        raise InvalidInput(f"{field} {exc.message()} (got {_got(value)})") from exc
+        raise InvalidInput(f"{field} {exc.message()} (got {shown(value)})") from exc
     return value
 
 
@@ -263,7 +263,7 @@ def check_numbers(flags: dict[str, Any]) -> None:
             big = isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX
             if big and not isinstance(item, bool):
                 raise InvalidInput(
-                    f"{flag} must be an integer from {INT64_MIN} to {INT64_MAX} (got {_got(item)})"
+                    f"{flag} must be an integer from {INT64_MIN} to {INT64_MAX} (got {shown(item)})"
                 )
 
 
@@ -300,11 +300,20 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number; send a finite number or null")
 
 
-def _got(value: Any) -> str:
+SHOWN = 60  # characters of a rejected value quoted back in an error
+
+
+def clip(text: str) -> str:
+    """At most SHOWN characters of text, cut with '...'."""
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def shown(value: Any) -> str:
+    """A rejected value as an error quotes it back: short, ASCII, a long container by size."""
     text = ascii(value) if isinstance(value, str) else repr(value)
     if isinstance(value, dict | list | tuple):
-        text = type(value).__name__ + (f" of {len(value)}" if len(text) > 60 else f" {text}")
-    return text if len(text) <= 60 else text[:57] + "..."
+        text = type(value).__name__ + (f" of {len(value)}" if len(text) > SHOWN else f" {text}")
+    return clip(text)
 
 
 _WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -353,7 +362,7 @@ def _describe_one(err: Any, prefix: str) -> str:
         rule = "is invalid: " + err["msg"][:1].lower() + err["msg"][1:]
     if kind == "missing" or "(got " in rule:  # a lab limit's own words may already quote it
         return f"{field} {rule}"
-    return f"{field} {rule} (got {_got(err.get('input'))})"
+    return f"{field} {rule} (got {shown(err.get('input'))})"
 
 
 def _is_union_branch(part: Any) -> bool:

@@ -10,12 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-SHOWN = 60  # characters of a rejected value quoted back
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+from swarm.core import limits
 
 
 def unknown_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
@@ -35,7 +30,6 @@ def refuse(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | Non
     the SDK converts anything, or None: an unknown name; a value of the wrong JSON type (the
     SDK and pydantic would quietly read `true`, `"1"` or `1.0` as the integer 1, and `"60"` as a
     number); a NUL byte or unpaired surrogate in any text, whatever the argument's type."""
-    from swarm.core import limits
     from swarm.core.errors import InvalidInput
 
     unknown = unknown_arguments(schema, arguments)
@@ -140,7 +134,7 @@ def _json_got(value: Any) -> str:
     else:
         kind = "null" if value is None else type(value).__name__
     text = json.dumps(value, ensure_ascii=True, default=str)
-    text = text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+    text = limits.clip(text)
     return text if value is None else f"{text}, {kind}"
 
 
@@ -191,7 +185,6 @@ def invalid_arguments(schema: Mapping[str, Any], exc: ValidationError) -> str:
     """`INVALID_INPUT: epoch must be an integer ≥ 1 (got 'one')`, one clause per wrong field:
     a top-level argument is described from its schema (type and every bound at once), a nested
     field or a lab limit (swarm/core/limits.py) in that limit's own words."""
-    from swarm.core import limits
 
     props: Mapping[str, Any] = schema.get("properties", {})
     clauses: list[str] = []
@@ -203,7 +196,7 @@ def invalid_arguments(schema: Mapping[str, Any], exc: ValidationError) -> str:
         if top and err["type"] == "missing":
             clause = f"{loc[0]} is required ({_kind(props[loc[0]])})"
         elif top:
-            clause = f"{loc[0]} must be {_kind(props[loc[0]])} (got {_got(err['input'])})"
+            clause = f"{loc[0]} must be {_kind(props[loc[0]])} (got {limits.shown(err['input'])})"
         else:
             clause = limits._describe_one(err, "")  # the one wording of the lab's limits
         if clause not in clauses:
