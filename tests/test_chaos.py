@@ -27,7 +27,7 @@ import pytest
 
 from swarm.db.store import Conn, open_store
 from tests.conftest import REPO
-from tests.test_concurrency import read_logs, seed, spawn
+from tests.test_concurrency import read_logs, seed, spawn, thaw_due
 
 pytestmark = pytest.mark.slow
 
@@ -77,10 +77,7 @@ def run_chaos(
     thaw_at: dict[str, float] = {}
     start = time.monotonic()
     for step in itertools.count():
-        for name, when in list(thaw_at.items()):
-            if time.monotonic() >= when:
-                workers[name].send_signal(signal.SIGCONT)
-                del thaw_at[name]
+        thaw_due(workers, thaw_at)
         if all(w.poll() is not None for w in workers.values()):
             break
         assert time.monotonic() - start < deadline_s, "chaos run did not finish"

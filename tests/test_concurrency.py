@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ def seed(db: str, n: int, **fields: Any) -> list[str]:
     ids = [queue.add_task(store, task, T0).id for task in new]
     store.close()
     return ids
+
+
+def thaw_due(workers: Mapping[str, subprocess.Popen[bytes]], thaw_at: dict[str, float]) -> None:
+    """Resume (SIGCONT) each frozen worker whose thaw time has come."""
+    for name, when in list(thaw_at.items()):
+        if time.monotonic() >= when:
+            workers[name].send_signal(signal.SIGCONT)
+            del thaw_at[name]
 
 
 def spawn(
@@ -159,10 +168,7 @@ def test_chaos_killed_and_frozen_workers_still_finish_every_task_exactly_once(
     killed = frozen = 0
     deadline = time.monotonic() + 120
     for step in itertools.count():
-        for name, when in list(thaw_at.items()):
-            if time.monotonic() >= when:
-                workers[name].send_signal(signal.SIGCONT)
-                del thaw_at[name]
+        thaw_due(workers, thaw_at)
         if all(w.poll() is not None for w in workers.values()):
             break
         assert time.monotonic() < deadline, "chaos run did not finish"

@@ -222,19 +222,24 @@ def test_a_scope_given_on_the_command_line_keeps_its_text(lab: Path) -> None:
     assert finding["scope"] == {"cuda": "12.10", "tp": "2"} and finding["value"] == 12
 
 
-def test_a_stored_value_of_another_type_is_a_question_for_a_person_not_a_crash(
-    lab: Path, db: str
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("fast", "'fast' is not a number"), (-5.0, "must be above 0 tokens/s")],
+)
+def test_a_stored_value_of_another_type_or_out_of_range_is_a_question_for_a_person(
+    lab: Path, db: str, value: Any, says: str
 ) -> None:
+    """Written before the type check and the ranges existed (or merged from another clone's
+    log): a conflict explaining it, never a crash of reconcile or triage."""
     store = open_store(db)
     good = _claim("Qwen3-8B", 16.0, {"kind": "file", "locator": "README.md",
                   "quote": {"exact": "16.0 tokens/s"}})  # fmt: skip
     (stored,) = add_findings(store, [good], "someone", T0)
-    # written before the type check existed (or by another clone's log): merged as it is
-    odd = stored.model_copy(update={"id": "fd_0123456789ab", "value": "fast", "agent": "old"})
+    odd = stored.model_copy(update={"id": "fd_0123456789ab", "value": value, "agent": "old"})
     merge_log(store, [odd])
     out = facts.run(store, lab).facts
     (conflict,) = [c for c in out.conflicts if "fd_0123456789ab" in str(c.sides)]
-    assert "'fast' is not a number" in conflict.explanation
+    assert says in conflict.explanation
     assert run_swarm(lab, "triage", "list").returncode == 0
 
 
@@ -261,21 +266,6 @@ def test_a_value_outside_its_predicates_range_is_refused_at_input_naming_the_ran
     zero = run_swarm(lab, "finding", "add", "--subject", "Qwen3-8B", "--predicate",
                      "scaling_efficiency_pct", "--value=0", "--statement", "s")  # fmt: skip
     assert zero.returncode == 0, zero.stdout  # no scaling at all is a measurement
-
-
-def test_a_stored_value_outside_its_range_is_a_question_for_a_person_not_a_crash(
-    lab: Path, db: str
-) -> None:
-    store = open_store(db)
-    good = _claim("Qwen3-8B", 16.0, {"kind": "file", "locator": "README.md",
-                  "quote": {"exact": "16.0 tokens/s"}})  # fmt: skip
-    (stored,) = add_findings(store, [good], "someone", T0)
-    odd = stored.model_copy(update={"id": "fd_0123456789ac", "value": -5.0, "agent": "old"})
-    merge_log(store, [odd])  # written before the range existed, or by another clone's log
-    out = facts.run(store, lab).facts
-    (conflict,) = [c for c in out.conflicts if "fd_0123456789ac" in str(c.sides)]
-    assert "must be above 0 tokens/s" in conflict.explanation
-    assert run_swarm(lab, "triage", "list").returncode == 0
 
 
 @pytest.mark.parametrize("spelt", ["tps_decode_single_stream", "single_stream_decode_tps"])
