@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 
-from swarm.core.models import Capabilities
+from swarm.core.models import Capabilities, Requires
 from swarm.db.store import Conn
-from swarm.facts.registry import project
+from swarm.queue.routing import gpu_matches
 
 
 def refusal(conn: Conn, task_id: str, agent_id: str, caps: Capabilities) -> str | None:
@@ -54,11 +54,8 @@ def _deployed_host(conn: Conn, deploy_task: str) -> str | None:
 
 
 def runs_on(caps: Capabilities, gpu: str | None, arch: str | None) -> bool:
-    """The agent has the GPU (canonical name), or failing a name one of the arch."""
-    reg = project()
-    for g in caps.gpus:
-        if gpu is not None and reg.gpu_name(g.name) == gpu:
-            return True
-        if gpu is None and arch is not None and (g.arch or "").rstrip("af") == arch.rstrip("af"):
-            return True
-    return False
+    """The agent has the GPU, or failing a name one of the arch: matched as claims match them."""
+    if gpu is None and arch is None:
+        return False
+    wanted = Requires(gpu=gpu, arch=None if gpu else arch)
+    return any(gpu_matches(g, wanted) for g in caps.gpus)

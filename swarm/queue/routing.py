@@ -80,7 +80,8 @@ def known_gpu(name: str) -> bool:
     return project().known("gpu", name)
 
 
-def _gpu_matches(gpu: GpuInfo, requires: Requires) -> bool:
+def gpu_matches(gpu: GpuInfo, requires: Requires) -> bool:
+    """Is this GPU what the task requires (arch, product through the one alias table, memory)?"""
     if requires.arch and (gpu.arch or "").rstrip("af") != requires.arch.rstrip("af"):
         return False
     # Equal products, never substrings: 'H100' is neither 'H100 NVL' nor 'H1000'.
@@ -95,7 +96,7 @@ def _static_unmet(requires: Requires, caps: Capabilities) -> str | None:
     missing = [tool for tool in requires.tools if tool not in caps.tools]
     if missing:
         return "tools: " + ", ".join(missing)
-    if requires.needs_gpu and not any(_gpu_matches(g, requires) for g in caps.gpus):
+    if requires.needs_gpu and not any(gpu_matches(g, requires) for g in caps.gpus):
         return describe_gpu_need(requires)
     return None
 
@@ -121,7 +122,7 @@ def pick_gpu(requires: Requires, caps: Capabilities, usage: GpuUsage) -> GpuInfo
     server gets that server's GPU first."""
     ordered = sorted(caps.gpus, key=lambda g: g.uuid not in usage.own)
     for gpu in ordered:
-        if _gpu_matches(gpu, requires) and usage.fits(gpu, requires):
+        if gpu_matches(gpu, requires) and usage.fits(gpu, requires):
             return gpu
     return None
 
@@ -136,7 +137,7 @@ def unmet(requires: Requires, caps: Capabilities, usage: GpuUsage) -> str | None
     if static or not requires.needs_gpu:
         return static
     if pick_gpu(requires, caps, usage) is None:
-        matching = {g.uuid for g in caps.gpus if _gpu_matches(g, requires)}
+        matching = {g.uuid for g in caps.gpus if gpu_matches(g, requires)}
         usage.reserved.update(matching)
         held = sorted(task for task, uuid in usage.servers.items() if uuid in matching)
         if held:  # say whose server, and what ends the hold
